@@ -1,0 +1,27 @@
+// Two projects: `unit` (pure functions, no sockets) and `e2e` (real loopback sockets on port 0).
+// TypeScript is transformed by @swc/jest; the sources are ESM with explicit `.ts` imports,
+// which Node 24 also runs directly (type stripping), so tests and `npm start` run the same files.
+const transform = {
+  '^.+\\.ts$': ['@swc/jest', {
+    jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
+    module: { type: 'commonjs' },
+  }],
+};
+
+export default {
+  projects: [
+    {
+      displayName: 'unit',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/unit/**/*.test.ts'],
+    },
+    {
+      displayName: 'e2e',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
+      slowTestThreshold: 20,
+    },
+  ],
+};

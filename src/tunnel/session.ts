@@ -1,0 +1,472 @@
+/**
+ * A multiplexed tunnel session over one message transport (a WebSocket in production).
+ *
+ * Sending: control frames (WINDOW, RESET, PING, ...) are queued ahead of DATA; DATA is taken
+ * round-robin, one frame (≤ 64 KiB) per stream per turn, and frames are batched into messages of
+ * up to `maxMessageBytes`. Nothing more is framed while `maxBufferedBytes` sit unsent in the
+ * transport, so memory never follows the speed of the slowest peer.
+ *
+ * Receiving: every frame is checked against the protocol and the credit granted; a violation
+ * ends the session (GOAWAY + close), never the process.
+ */
+import { EventEmitter } from 'node:events';
+import { WebgwError, describeError } from '../common/errors.ts';
+import { systemClock, type Clock, type Timer } from '../common/clock.ts';
+import { silentLogger, type Logger } from '../common/log.ts';
+import {
+  FLAG_ACK, FLAG_BLOCKED, FrameType, HEADER_BYTES, MAX_STREAM_ID, ResetCode,
+  decodeCodeReason, decodeFrames, decodeU32, encodeCodeReason, encodeFrame, encodeHeader, encodeU32,
+  type Frame,
+} from './frame.ts';
+import { decodeOpen, encodeOpen, type OpenRequest } from './open.ts';
+import { TunnelStream, type StreamHost } from './stream.ts';
+import type { MessageTransport } from './transport.ts';
+
+export interface SessionOptions {
+  /** The gateway is `server` and opens odd stream ids; the agent is `client` (even ids). */
+  role: 'client' | 'server';
+  initialWindow?: number;
+  maxWindow?: number;
+  /** Cap on the sum of all streams' receive windows (the per-session memory bound). */
+  receiveBudget?: number;
+  maxStreams?: number;
+  maxMessageBytes?: number;
+  maxBufferedBytes?: number;
+  pingIntervalMs?: number;
+  maxMissedPongs?: number;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export const sessionDefaults = {
+  initialWindow: 256 * 1024,
+  maxWindow: 4 * 1024 * 1024,
+  minWindow: 16 * 1024,
+  receiveBudget: 64 * 1024 * 1024,
+  maxStreams: 10_000,
+  maxMessageBytes: 256 * 1024,
+  maxBufferedBytes: 2 * 1024 * 1024,
+  maxControlBytes: 1024 * 1024,
+  pingIntervalMs: 10_000,
+  maxMissedPongs: 3,
+} as const;
+
+export interface SessionEvents {
+  stream: [stream: TunnelStream];
+  goaway: [code: number, reason: string];
+  rtt: [ms: number];
+  close: [err?: Error];
+}
+
+export class TunnelSession extends EventEmitter<SessionEvents> implements StreamHost {
+  private readonly transport: MessageTransport;
+  private readonly opts: Required<Omit<SessionOptions, 'clock' | 'logger'>>;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly streams = new Map<number, TunnelStream>();
+  /** Streams with something to send, in round-robin order (Set keeps insertion order). */
+  private readonly ready = new Set<TunnelStream>();
+  private control: Buffer[] = [];
+  private controlBytes = 0;
+  private nextStreamId: number;
+  private lastPeerStreamId = 0;
+  private budgetUsed = 0;
+  private buffered = 0;
+  private flushScheduled = false;
+  private closed = false;
+  private sentGoAway = false;
+  private receivedGoAway = false;
+  private drainTimer: Timer | undefined;
+  private pingTimer: Timer | undefined;
+  private pingSeq = 0;
+  private pingsOutstanding = 0;
+  private pingSentAt = 0;
+  private lastRtt: number | undefined;
+  private closeWaiters: Array<() => void> = [];
+  private closeError: Error | undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  constructor(transport: MessageTransport, options: SessionOptions) {
+    super();
+    this.transport = transport;
+    this.clock = options.clock ?? systemClock;
+    this.log = options.logger ?? silentLogger;
+    this.opts = {
+      role: options.role,
+      initialWindow: options.initialWindow ?? sessionDefaults.initialWindow,
+      maxWindow: options.maxWindow ?? sessionDefaults.maxWindow,
+      receiveBudget: options.receiveBudget ?? sessionDefaults.receiveBudget,
+      maxStreams: options.maxStreams ?? sessionDefaults.maxStreams,
+      maxMessageBytes: options.maxMessageBytes ?? sessionDefaults.maxMessageBytes,
+      maxBufferedBytes: options.maxBufferedBytes ?? sessionDefaults.maxBufferedBytes,
+      pingIntervalMs: options.pingIntervalMs ?? sessionDefaults.pingIntervalMs,
+      maxMissedPongs: options.maxMissedPongs ?? sessionDefaults.maxMissedPongs,
+    };
+    this.nextStreamId = options.role === 'server' ? 1 : 2;
+    transport.onMessage((m) => this.onMessage(m));
+    transport.onClose((err) => this.finish(err ?? this.closeError));
+    this.schedulePing();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** True once either side said GOAWAY: no new streams may be opened on this session. */
+  get isDraining(): boolean {
+    return this.sentGoAway || this.receivedGoAway;
+  }
+
+  get activeStreams(): number {
+    return this.streams.size;
+  }
+
+  get rttMs(): number | undefined {
+    return this.lastRtt;
+  }
+
+  /** Opens a stream towards the peer; await `stream.accepted()` before relying on it. */
+  open(request: OpenRequest): TunnelStream {
+    if (this.closed || this.isDraining) {
+      throw new WebgwError('WEBGW_ERR_SESSION_CLOSED', this.closed ? 'session is closed' : 'session is draining');
+    }
+    if (this.streams.size >= this.opts.maxStreams) {
+      throw new WebgwError('WEBGW_ERR_STREAM_LIMIT', `session already has ${this.streams.size} streams`);
+    }
+    if (this.nextStreamId > MAX_STREAM_ID) {
+      this.goAway(ResetCode.SHUTDOWN, 'stream ids exhausted');
+      throw new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'stream ids exhausted');
+    }
+    const id = this.nextStreamId;
+    this.nextStreamId += 2;
+    const window = this.reserveInitialWindow();
+    const stream = new TunnelStream(this, id, request, true, this.opts, window);
+    this.streams.set(id, stream);
+    this.queueControl(encodeFrame(FrameType.OPEN, 0, id, encodeOpen({ ...request, initialWindow: window })));
+    return stream;
+  }
+
+  /** Sends a PING now; the RTT arrives as an `rtt` event. */
+  ping(): void {
+    if (this.closed) return;
+    this.pingSeq = (this.pingSeq + 1) >>> 0;
+    this.pingsOutstanding += 1;
+    this.pingSentAt = this.clock.now();
+    const payload = Buffer.alloc(8);
+    payload.writeUInt32BE(this.pingSeq, 0);
+    this.queueControl(encodeFrame(FrameType.PING, 0, 0, payload));
+  }
+
+  /** Tells the peer to open no new streams; existing streams continue. Idempotent. */
+  goAway(code: number = ResetCode.SHUTDOWN, reason = 'shutting down'): void {
+    if (this.sentGoAway || this.closed) return;
+    this.sentGoAway = true;
+    this.queueControl(encodeFrame(FrameType.GOAWAY, 0, 0, encodeCodeReason(code, reason)));
+  }
+
+  /**
+   * Drains: GOAWAY, wait for the open streams to finish (at most `timeoutMs`), then close the
+   * transport. Idempotent; resolves when the session is closed.
+   */
+  close(timeoutMs = 30_000): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    this.goAway();
+    if (!this.drainTimer) {
+      this.drainTimer = this.clock.setTimeout(() => this.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', 'drain timed out')), timeoutMs);
+    }
+    this.maybeFinishDrain();
+    return this.closedPromise();
+  }
+
+  /** Closes now: every stream fails with `err`. Idempotent. */
+  destroy(err?: Error): void {
+    if (this.closed) return;
+    this.closeError = err;
+    this.transport.terminate();
+    this.finish(err);
+  }
+
+  closedPromise(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.closeWaiters.push(resolve));
+  }
+
+  // ---- StreamHost -------------------------------------------------------------------------
+
+  markReady(stream: TunnelStream): void {
+    if (this.closed) return;
+    this.ready.add(stream);
+    this.scheduleFlush();
+  }
+
+  sendWindow(streamId: number, increment: number, ack: boolean): void {
+    this.queueControl(encodeFrame(FrameType.WINDOW, ack ? FLAG_ACK : 0, streamId, encodeU32(increment)));
+  }
+
+  sendReset(streamId: number, code: ResetCode, reason: string): void {
+    this.queueControl(encodeFrame(FrameType.RESET, 0, streamId, encodeCodeReason(code, reason)));
+  }
+
+  reserveWindow(bytes: number): number {
+    const granted = Math.max(0, Math.min(bytes, this.opts.receiveBudget - this.budgetUsed));
+    this.budgetUsed += granted;
+    return granted;
+  }
+
+  releaseWindow(bytes: number): void {
+    this.budgetUsed -= bytes;
+  }
+
+  streamClosed(stream: TunnelStream): void {
+    if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
+    this.ready.delete(stream);
+    this.maybeFinishDrain();
+  }
+
+  // ---- receiving --------------------------------------------------------------------------
+
+  private onMessage(message: Buffer): void {
+    if (this.closed) return;
+    this.bytesIn += message.length;
+    try {
+      decodeFrames(message, (frame) => this.onFrame(frame));
+    } catch (err) {
+      this.failProtocol(err);
+    }
+  }
+
+  private onFrame(frame: Frame): void {
+    switch (frame.type) {
+      case FrameType.OPEN:
+        this.onOpen(frame);
+        return;
+      case FrameType.DATA: {
+        const stream = this.streams.get(frame.streamId);
+        if (stream) this.guardStream(stream, () => stream.handleData(frame.payload, (frame.flags & FLAG_BLOCKED) !== 0));
+        return;
+      }
+      case FrameType.WINDOW: {
+        const increment = decodeU32(frame.payload, 'WINDOW');
+        const stream = this.streams.get(frame.streamId);
+        if (!stream) return;
+        if (frame.flags & FLAG_ACK) stream.handleAccept(increment);
+        else stream.handleWindow(increment);
+        return;
+      }
+      case FrameType.FIN: {
+        const stream = this.streams.get(frame.streamId);
+        if (stream) stream.handleFin();
+        return;
+      }
+      case FrameType.RESET: {
+        const { code, reason } = decodeCodeReason(frame.payload);
+        this.streams.get(frame.streamId)?.handleReset(code, reason);
+        return;
+      }
+      case FrameType.PING:
+        this.queueControl(encodeFrame(FrameType.PONG, 0, 0, frame.payload));
+        return;
+      case FrameType.PONG:
+        this.onPong(frame.payload);
+        return;
+      case FrameType.GOAWAY: {
+        const { code, reason } = decodeCodeReason(frame.payload);
+        if (!this.receivedGoAway) {
+          this.receivedGoAway = true;
+          this.emit('goaway', code, reason);
+          this.maybeFinishDrain();
+        }
+        return;
+      }
+    }
+  }
+
+  private onOpen(frame: Frame): void {
+    const id = frame.streamId;
+    const peerParity = this.opts.role === 'server' ? 0 : 1;
+    if (id % 2 !== peerParity || id <= this.lastPeerStreamId) {
+      throw new WebgwError('WEBGW_ERR_PROTOCOL', `OPEN with invalid stream id ${id}`);
+    }
+    this.lastPeerStreamId = id;
+    const open = decodeOpen(frame.payload);
+    if (this.sentGoAway) {
+      this.sendReset(id, ResetCode.REFUSED, 'session is draining');
+      return;
+    }
+    if (this.streams.size >= this.opts.maxStreams) {
+      this.sendReset(id, ResetCode.STREAM_LIMIT, `limit of ${this.opts.maxStreams} streams reached`);
+      return;
+    }
+    const window = this.reserveInitialWindow();
+    const { initialWindow, ...request } = open;
+    if (initialWindow > 0x7fffffff) throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `initial window too large on stream ${id}`);
+    const stream = new TunnelStream(this, id, request, false, this.opts, window, initialWindow);
+    this.streams.set(id, stream);
+    if (this.listenerCount('stream') === 0) {
+      stream.refuse(ResetCode.NO_ROUTE, 'peer accepts no streams');
+      return;
+    }
+    this.emit('stream', stream);
+  }
+
+  private guardStream(stream: TunnelStream, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof WebgwError && err.code === 'WEBGW_ERR_FLOW_CONTROL') {
+        // A peer that ignores credit is broken or hostile: the whole session goes.
+        throw err;
+      }
+      this.log.warn('stream error', { stream: stream.id, err: describeError(err) });
+      stream.destroy(err as Error);
+    }
+  }
+
+  private onPong(payload: Buffer): void {
+    if (payload.length !== 8) throw new WebgwError('WEBGW_ERR_PROTOCOL', 'PONG payload must be 8 bytes');
+    if (payload.readUInt32BE(0) !== this.pingSeq) return; // a stale pong
+    this.pingsOutstanding = 0;
+    this.lastRtt = this.clock.now() - this.pingSentAt;
+    this.emit('rtt', this.lastRtt);
+  }
+
+  private schedulePing(): void {
+    if (this.opts.pingIntervalMs <= 0) return;
+    this.pingTimer = this.clock.setTimeout(() => {
+      if (this.closed) return;
+      if (this.pingsOutstanding >= this.opts.maxMissedPongs) {
+        this.log.warn('tunnel peer missed its pongs', { missed: this.pingsOutstanding });
+        this.destroy(new WebgwError('WEBGW_ERR_PEER_DEAD', `no pong for ${this.pingsOutstanding} pings`));
+        return;
+      }
+      this.ping();
+      this.schedulePing();
+    }, this.opts.pingIntervalMs);
+  }
+
+  private failProtocol(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.log.warn('tunnel protocol error; closing session', { err: describeError(error) });
+    if (!this.sentGoAway) {
+      this.sentGoAway = true;
+      const code = error instanceof WebgwError && error.code === 'WEBGW_ERR_FLOW_CONTROL' ? ResetCode.FLOW_CONTROL : ResetCode.PROTOCOL;
+      const goaway = encodeFrame(FrameType.GOAWAY, 0, 0, encodeCodeReason(code, error.message));
+      this.transport.send(goaway, () => {});
+    }
+    this.closeError = error;
+    this.transport.close();
+    // Streams fail now; the transport's close event finishes the session.
+    for (const stream of [...this.streams.values()]) stream.abort(error);
+    this.clock.setTimeout(() => this.destroy(error), 1000);
+  }
+
+  // ---- sending ----------------------------------------------------------------------------
+
+  private reserveInitialWindow(): number {
+    const want = this.opts.initialWindow;
+    const granted = this.reserveWindow(want);
+    if (granted === want) return want;
+    // Over budget: every stream still gets a small window so it can make progress.
+    this.releaseWindow(granted);
+    this.budgetUsed += sessionDefaults.minWindow;
+    return sessionDefaults.minWindow;
+  }
+
+  private queueControl(frame: Buffer): void {
+    if (this.closed) return;
+    this.control.push(frame);
+    this.controlBytes += frame.length;
+    if (this.controlBytes > sessionDefaults.maxControlBytes) {
+      // The peer makes us answer faster than it reads (e.g. a PING flood).
+      this.destroy(new WebgwError('WEBGW_ERR_PROTOCOL', 'control queue overflow: peer is not reading'));
+      return;
+    }
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.closed) return;
+    this.flushScheduled = true;
+    setImmediate(this.flush);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    while (!this.closed && this.buffered < this.opts.maxBufferedBytes) {
+      const message = this.buildMessage();
+      if (!message) return;
+      this.buffered += message.length;
+      this.bytesOut += message.length;
+      this.transport.send(message, this.onSent(message.length));
+    }
+  };
+
+  private onSent(length: number): (err?: Error) => void {
+    return (err) => {
+      this.buffered -= length;
+      if (err) {
+        this.destroy(err);
+        return;
+      }
+      if (this.control.length > 0 || this.ready.size > 0) this.scheduleFlush();
+    };
+  }
+
+  private buildMessage(): Buffer | undefined {
+    const parts: Buffer[] = [];
+    let size = 0;
+    if (this.control.length > 0) {
+      for (const frame of this.control) {
+        parts.push(frame);
+        size += frame.length;
+      }
+      this.control = [];
+      this.controlBytes = 0;
+    }
+    const limit = this.opts.maxMessageBytes;
+    while (size < limit && this.ready.size > 0) {
+      const stream = this.ready.values().next().value as TunnelStream;
+      this.ready.delete(stream);
+      if (stream.destroyed && !stream.hasSendable) continue;
+      const data = stream.takeData();
+      if (data === undefined) continue;
+      if (data === 'fin') {
+        const fin = encodeHeader(FrameType.FIN, 0, stream.id, 0);
+        parts.push(fin);
+        size += fin.length;
+      } else {
+        parts.push(encodeHeader(FrameType.DATA, stream.lastTakeBlocked ? FLAG_BLOCKED : 0, stream.id, data.length), data);
+        size += HEADER_BYTES + data.length;
+      }
+      // Back of the queue: one frame per stream per turn (fairness).
+      if (stream.hasSendable) this.ready.add(stream);
+    }
+    if (parts.length === 0) return undefined;
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+  }
+
+  private maybeFinishDrain(): void {
+    if (this.closed || this.streams.size > 0) return;
+    // Close once we asked to drain and nothing is left; the peer will see the transport close.
+    if (this.drainTimer) {
+      this.flush();
+      this.drainTimer.cancel();
+      this.transport.close();
+    }
+  }
+
+  private finish(err?: Error): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.pingTimer?.cancel();
+    this.drainTimer?.cancel();
+    const streamError = new WebgwError('WEBGW_ERR_SESSION_CLOSED', err ? `tunnel session closed: ${err.message}` : 'tunnel session closed', { cause: err });
+    for (const stream of [...this.streams.values()]) stream.abort(streamError);
+    this.streams.clear();
+    this.ready.clear();
+    this.control = [];
+    this.emit('close', err);
+    for (const w of this.closeWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,68 @@
+import { FrameType, FLAG_ACK, HEADER_BYTES, MAX_DATA_PAYLOAD, decodeFrames, encodeFrame, encodeHeader, type Frame } from '../../src/tunnel/frame.ts';
+import { decodeOpen, encodeOpen, type OpenPayload } from '../../src/tunnel/open.ts';
+
+function decodeAll(buf: Buffer): Frame[] {
+  const out: Frame[] = [];
+  decodeFrames(buf, (f) => out.push({ ...f, payload: Buffer.from(f.payload) }));
+  return out;
+}
+
+describe('frame codec', () => {
+  it('round-trips several frames in one message', () => {
+    const msg = Buffer.concat([
+      encodeFrame(FrameType.DATA, 0, 3, Buffer.from('hello')),
+      encodeFrame(FrameType.WINDOW, FLAG_ACK, 3, Buffer.from([0, 4, 0, 0])),
+      encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8)),
+      encodeHeader(FrameType.FIN, 0, 3, 0),
+    ]);
+    const frames = decodeAll(msg);
+    expect(frames.map((f) => [f.type, f.flags, f.streamId, f.payload.length])).toEqual([
+      [FrameType.DATA, 0, 3, 5],
+      [FrameType.WINDOW, FLAG_ACK, 3, 4],
+      [FrameType.PING, 0, 0, 8],
+      [FrameType.FIN, 0, 3, 0],
+    ]);
+    expect(frames[0]!.payload.toString()).toBe('hello');
+  });
+
+  const bad: Array<[string, Buffer, RegExp]> = [
+    ['a truncated header', Buffer.from([2, 0, 0]), /truncated frame header/],
+    ['an unknown type', encodeFrame(99 as FrameType, 0, 1), /unknown frame type 99/],
+    ['type zero', encodeFrame(0 as FrameType, 0, 1), /unknown frame type 0/],
+    ['a payload longer than the message', Buffer.concat([encodeHeader(FrameType.DATA, 0, 1, 100), Buffer.alloc(10)]), /truncated/],
+    ['an oversized DATA frame', encodeHeader(FrameType.DATA, 0, 1, MAX_DATA_PAYLOAD + 1), /exceeds/],
+    ['an oversized control frame', encodeHeader(FrameType.OPEN, 0, 1, 5000), /exceeds/],
+    ['DATA on stream 0', encodeFrame(FrameType.DATA, 0, 0, Buffer.from('x')), /on stream 0/],
+    ['PING on a stream', encodeFrame(FrameType.PING, 0, 5, Buffer.alloc(8)), /on stream 5/],
+    ['WINDOW on stream 0', encodeFrame(FrameType.WINDOW, 0, 0, Buffer.alloc(4)), /on stream 0/],
+  ];
+  it.each(bad)('rejects %s', (_name, msg, pattern) => {
+    expect(() => decodeAll(msg)).toThrow(pattern);
+  });
+
+  it('has a 10 byte header', () => {
+    expect(encodeHeader(FrameType.DATA, 0, 1, 0)).toHaveLength(HEADER_BYTES);
+  });
+});
+
+describe('OPEN payload', () => {
+  const open: OpenPayload = {
+    protocol: 'tls', hostname: 'db.example.com', port: 443, initialWindow: 262144,
+    client: { address: '2001:db8::1', port: 51234 }, local: { address: '127.0.0.1', port: 443 },
+  };
+  it('round-trips', () => {
+    expect(decodeOpen(encodeOpen(open))).toEqual(open);
+  });
+  const mutations: Array<[string, (b: Buffer) => Buffer, RegExp]> = [
+    ['too short', (b) => b.subarray(0, 5), /too short/],
+    ['unknown protocol', (b) => { b[0] = 9; return b; }, /unknown protocol/],
+    ['trailing bytes', (b) => Buffer.concat([b, Buffer.from([1])]), /trailing/],
+    ['string overrun', (b) => { b[11] = 200; return b; }, /overruns/],
+  ];
+  it.each(mutations)('rejects %s', (_n, mutate, pattern) => {
+    expect(() => decodeOpen(mutate(encodeOpen(open)))).toThrow(pattern);
+  });
+  it('rejects a client address that is not an IP', () => {
+    expect(() => decodeOpen(encodeOpen({ ...open, client: { address: 'evil', port: 1 } }))).toThrow(/not an IP/);
+  });
+});
