@@ -32,6 +32,8 @@ export interface StreamWindows {
 
 type State = 'opening' | 'pending' | 'open';
 
+const ignoreError = (): void => {};
+
 interface PendingWrite {
   chunk: Buffer;
   offset: number;
@@ -80,6 +82,9 @@ export class TunnelStream extends Duplex {
     this.granted = receiveWindow;
     this.sendCredit = sendCredit;
     this.state = outbound ? 'opening' : 'pending';
+    // A stream's failure is reported through accepted(), pipeline callbacks and 'close'; an
+    // 'error' nobody listens to must never take the whole gateway or agent down.
+    this.on('error', ignoreError);
   }
 
   /** Bytes written by the local side and framed so far; zero means a retry elsewhere is safe. */
@@ -214,6 +219,29 @@ export class TunnelStream extends Duplex {
   abort(err: Error): void {
     this.resetReceived = true;
     this.destroy(err);
+  }
+
+  // ---- net.Socket surface that node:http uses on pooled connections ------------------------
+  // The tunnel has its own liveness (PING) and no Nagle, so these are deliberate no-ops.
+
+  setKeepAlive(): this {
+    return this;
+  }
+
+  setNoDelay(): this {
+    return this;
+  }
+
+  setTimeout(): this {
+    return this;
+  }
+
+  ref(): this {
+    return this;
+  }
+
+  unref(): this {
+    return this;
   }
 
   // ---- Duplex implementation -------------------------------------------------------------

@@ -4,6 +4,9 @@
  */
 import type { WebSocket } from 'ws';
 
+/** The WebSocket path of the tunnel endpoint; an endpoint URL without a path gets this one. */
+export const TUNNEL_PATH = '/v1/tunnel';
+
 export interface MessageTransport {
   /** Sends one binary message; `cb` runs once it was handed to the kernel (or failed). */
   send(message: Buffer, cb: (err?: Error) => void): void;

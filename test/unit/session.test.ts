@@ -17,7 +17,7 @@ function pair(opts: Partial<ConstructorParameters<typeof TunnelSession>[1]> = {}
   return { server, client };
 }
 
-async function readAll(s: NodeJS.ReadableStream): Promise<Buffer> {
+async function readAll(s: AsyncIterable<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const c of s) chunks.push(c as Buffer);
   return Buffer.concat(chunks);

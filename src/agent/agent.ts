@@ -1,0 +1,138 @@
+/**
+ * The agent process: for every gateway, credentials (reloaded when their files change) and one
+ * EndpointConnection per tunnel endpoint; every stream goes to its route's local backend.
+ */
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { AdminServer } from '../common/admin-server.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { WebgwError, describeError } from '../common/errors.ts';
+import { FileWatcher } from '../common/file-watcher.ts';
+import type { Logger } from '../common/log.ts';
+import type { AgentConfig, GatewayEndpointConfig } from './config.ts';
+import { EndpointConnection, type TlsCredentials } from './endpoint-connection.ts';
+import { serveStream } from './forward.ts';
+import { createAgentMetrics, type AgentMetrics } from './metrics.ts';
+import { compileRoutes } from './routes.ts';
+
+export interface AgentDeps {
+  logger: Logger;
+  clock?: Clock;
+  registry?: Registry;
+  credentialPollMs?: number;
+}
+
+interface GatewayState {
+  config: GatewayEndpointConfig;
+  credentials: TlsCredentials;
+  connections: EndpointConnection[];
+  watcher: FileWatcher;
+}
+
+export class Agent {
+  readonly registry: Registry;
+  private readonly config: AgentConfig;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly metrics: AgentMetrics;
+  private readonly gateways: GatewayState[] = [];
+  private readonly admin?: AdminServer;
+  private readonly pollMs: number;
+  private closing: Promise<void> | undefined;
+
+  constructor(config: AgentConfig, deps: AgentDeps) {
+    this.config = config;
+    this.log = deps.logger.child({ agent: config.name });
+    this.clock = deps.clock ?? systemClock;
+    this.registry = deps.registry ?? new Registry();
+    this.metrics = createAgentMetrics(this.registry);
+    this.pollMs = deps.credentialPollMs ?? 10_000;
+    if (config.admin) {
+      this.admin = new AdminServer({ ...config.admin, registry: this.registry, notReadyReason: () => this.notReadyReason() });
+    }
+    if (!deps.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_agent_' });
+  }
+
+  /** Loads credentials and starts dialing; resolves with the admin address if there is one. */
+  async start(): Promise<{ admin?: AddressInfo }> {
+    const routes = compileRoutes(this.config.routes, this.config.proxyProtocol);
+    const forward = { routes, connectTimeoutMs: this.config.limits.connectTimeoutMs, logger: this.log, metrics: this.metrics };
+    for (const gw of this.config.gateways) {
+      const state: GatewayState = {
+        config: gw,
+        credentials: this.loadCredentials(gw),
+        connections: [],
+        watcher: new FileWatcher({ files: [gw.caFile, gw.certFile, gw.keyFile], pollMs: this.pollMs, clock: this.clock, onChange: () => this.reload(state) }),
+      };
+      state.connections = gw.endpoints.map((url) => new EndpointConnection({
+        gateway: gw.name, url, ...(gw.serverName ? { serverName: gw.serverName } : {}),
+        credentials: () => state.credentials,
+        onStream: (stream) => serveStream(stream, forward),
+        backoff: this.config.reconnect,
+        maxStreams: this.config.limits.maxStreams,
+        clock: this.clock, logger: this.log, metrics: this.metrics,
+      }));
+      this.gateways.push(state);
+      await state.watcher.start();
+      for (const c of state.connections) c.start();
+    }
+    const admin = await this.admin?.start();
+    return admin ? { admin } : {};
+  }
+
+  /** Sessions connected now, across all gateways. */
+  get connectedSessions(): number {
+    return this.gateways.reduce((n, g) => n + g.connections.filter((c) => c.connected).length, 0);
+  }
+
+  close(timeoutMs = 10_000): Promise<void> {
+    this.closing ??= (async () => {
+      for (const g of this.gateways) g.watcher.stop();
+      await Promise.all(this.gateways.flatMap((g) => g.connections.map((c) => c.close(timeoutMs))));
+      await this.admin?.close();
+    })();
+    return this.closing;
+  }
+
+  destroy(): void {
+    for (const g of this.gateways) {
+      g.watcher.stop();
+      for (const c of g.connections) c.destroy();
+    }
+    void this.admin?.close();
+  }
+
+  private notReadyReason(): string | undefined {
+    if (this.closing) return 'shutting down';
+    const missing = this.gateways.filter((g) => !g.connections.some((c) => c.connected)).map((g) => g.config.name);
+    return missing.length > 0 ? `no tunnel to ${missing.join(', ')}` : undefined;
+  }
+
+  private reload(state: GatewayState): void {
+    try {
+      state.credentials = this.loadCredentials(state.config);
+    } catch (err) {
+      this.log.error('cannot reload credentials; keeping the old ones', { gateway: state.config.name, err: describeError(err) });
+      return;
+    }
+    this.log.info('credentials changed; rotating tunnel sessions', { gateway: state.config.name });
+    for (const c of state.connections) c.rotate();
+  }
+
+  private loadCredentials(gw: GatewayEndpointConfig): TlsCredentials {
+    try {
+      const creds = { ca: readFileSync(gw.caFile, 'utf8'), cert: readFileSync(gw.certFile, 'utf8'), key: readFileSync(gw.keyFile, 'utf8') };
+      const cert = new X509Certificate(creds.cert);
+      const notAfter = new Date(cert.validTo);
+      this.metrics.certificateExpiry.set({ gateway: gw.name }, notAfter.getTime() / 1000);
+      if (notAfter.getTime() < this.clock.date().getTime()) {
+        this.log.warn('agent certificate has expired; the gateway will refuse it', { gateway: gw.name, notAfter: notAfter.toISOString() });
+      }
+      return creds;
+    } catch (err) {
+      throw new WebgwError('WEBGW_ERR_CREDENTIALS', `gateway ${gw.name}: cannot load credentials: ${(err as Error).message}`, { cause: err });
+    }
+  }
+}

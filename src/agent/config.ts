@@ -1,0 +1,52 @@
+/** The agent's config file (`webgw agent --config FILE`), YAML or JSON. */
+import { z } from 'zod';
+import { loadConfigFile, resolveFrom } from '../common/config-file.ts';
+
+const proxyProtocol = z.enum(['none', 'v1', 'v2']);
+const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/, 'expected host:port, e.g. 127.0.0.1:8080');
+
+const route = z.discriminatedUnion('protocol', [
+  z.strictObject({ protocol: z.literal('http'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
+  z.strictObject({ protocol: z.literal('tls'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
+  z.strictObject({ protocol: z.literal('tcp'), port: z.number().int().min(1).max(65535), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
+]);
+
+export const agentConfigSchema = z.strictObject({
+  name: z.string().min(1).max(253).default('agent'),
+  gateways: z.array(z.strictObject({
+    name: z.string().min(1),
+    /** One session is held to every endpoint (each gateway replica). */
+    endpoints: z.array(z.string().regex(/^wss:\/\//, 'tunnel endpoints are wss:// URLs')).min(1).max(64),
+    /** This gateway's CA: pinned, so nobody else can pose as the gateway. */
+    caFile: z.string().min(1),
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+    /** Name to verify in the gateway's certificate instead of the endpoint's host. */
+    serverName: z.string().min(1).optional(),
+  })).min(1).max(32),
+  routes: z.array(route).min(1).max(1024),
+  /** PROXY protocol header towards the backend for TLS and TCP routes (HTTP has X-Forwarded-For). */
+  proxyProtocol: proxyProtocol.default('none'),
+  admin: z.strictObject({ address: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535) }).optional(),
+  reconnect: z.strictObject({
+    initialMs: z.number().int().min(10).max(60_000).default(250),
+    maxMs: z.number().int().min(100).max(600_000).default(15_000),
+  }).prefault({}),
+  limits: z.strictObject({
+    connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    maxStreams: z.number().int().min(1).max(100_000).default(10_000),
+  }).prefault({}),
+});
+
+export type AgentConfig = z.output<typeof agentConfigSchema>;
+export type AgentRoute = AgentConfig['routes'][number];
+export type GatewayEndpointConfig = AgentConfig['gateways'][number];
+export type ProxyProtocolVersion = z.output<typeof proxyProtocol>;
+
+export async function loadAgentConfig(file: string): Promise<AgentConfig> {
+  const config = await loadConfigFile(file, agentConfigSchema);
+  return {
+    ...config,
+    gateways: config.gateways.map((g) => ({ ...g, caFile: resolveFrom(file, g.caFile), certFile: resolveFrom(file, g.certFile), keyFile: resolveFrom(file, g.keyFile) })),
+  };
+}

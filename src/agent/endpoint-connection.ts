@@ -1,0 +1,183 @@
+/**
+ * Holds one tunnel session to one gateway endpoint: dial, serve streams, and redial with
+ * jittered exponential backoff whenever the session is lost. On GOAWAY (gateway shutdown) or new
+ * credentials it dials a replacement first and lets the old session drain.
+ */
+import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
+import { WebSocket, type ClientOptions } from 'ws';
+import type { Clock, Timer } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import { TunnelSession } from '../tunnel/session.ts';
+import { TUNNEL_PATH, webSocketTransport } from '../tunnel/transport.ts';
+import type { TunnelStream } from '../tunnel/stream.ts';
+import { Backoff } from './backoff.ts';
+import type { AgentMetrics } from './metrics.ts';
+
+export interface TlsCredentials {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface EndpointConnectionOptions {
+  gateway: string;
+  url: string;
+  serverName?: string;
+  credentials: () => TlsCredentials;
+  onStream: (stream: TunnelStream) => void;
+  backoff: { initialMs: number; maxMs: number };
+  maxStreams: number;
+  clock: Clock;
+  logger: Logger;
+  metrics: AgentMetrics;
+}
+
+/** A session that lived this long counts as healthy: the next loss starts backoff afresh. */
+const HEALTHY_AFTER_MS = 10_000;
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Our messages are ≤ 256 KiB plus headers; anything larger is refused by ws. */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+const zeroMask = (mask: Buffer): void => {
+  // Masking protects HTTP caches from cleartext WebSocket payloads (RFC 6455 §10.3); inside TLS
+  // it only costs CPU, and ws skips the XOR for an all-zero key.
+  mask.fill(0);
+};
+
+export class EndpointConnection {
+  private readonly opts: EndpointConnectionOptions;
+  private readonly log: Logger;
+  private readonly backoff: Backoff;
+  private readonly sessions = new Set<TunnelSession>();
+  private current: TunnelSession | undefined;
+  private dialing: WebSocket | undefined;
+  private retryTimer: Timer | undefined;
+  private stopped = false;
+
+  constructor(opts: EndpointConnectionOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ gateway: opts.gateway, endpoint: opts.url });
+    this.backoff = new Backoff(opts.backoff);
+  }
+
+  get connected(): boolean {
+    return this.current !== undefined && !this.current.isClosed && !this.current.isDraining;
+  }
+
+  get session(): TunnelSession | undefined {
+    return this.current;
+  }
+
+  start(): void {
+    this.dial();
+  }
+
+  /** New credentials: dial with them, then drain the session that used the old ones. */
+  rotate(): void {
+    if (this.stopped) return;
+    this.retryTimer?.cancel();
+    this.retryTimer = undefined;
+    if (!this.dialing) this.dial();
+  }
+
+  async close(timeoutMs = 10_000): Promise<void> {
+    this.stopped = true;
+    this.retryTimer?.cancel();
+    this.dialing?.terminate();
+    await Promise.all([...this.sessions].map((s) => s.close(timeoutMs)));
+  }
+
+  destroy(): void {
+    this.stopped = true;
+    this.retryTimer?.cancel();
+    this.dialing?.terminate();
+    for (const s of this.sessions) s.destroy();
+  }
+
+  private dial(): void {
+    if (this.stopped) return;
+    const { ca, cert, key } = this.opts.credentials();
+    const serverName = this.opts.serverName;
+    const tlsOptions: ConnectionOptions = {
+      ca, cert, key,
+      rejectUnauthorized: true,
+      ...(serverName ? { servername: serverName, checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(serverName, peer) } : {}),
+    };
+    const ws = new WebSocket(tunnelUrl(this.opts.url), {
+      // @types/ws narrows checkServerIdentity wrongly; these are plain tls.connect options.
+      ...(tlsOptions as ClientOptions),
+      perMessageDeflate: false,
+      maxPayload: MAX_MESSAGE_BYTES,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      skipUTF8Validation: true,
+      generateMask: zeroMask,
+    });
+    this.dialing = ws;
+    let opened = false;
+    let refused = false;
+    ws.once('open', () => {
+      opened = true;
+      this.dialing = undefined;
+      this.onOpen(ws);
+    });
+    ws.once('unexpected-response', (_req, res) => {
+      refused = true;
+      this.log.warn('gateway refused the tunnel', { status: res.statusCode });
+      ws.terminate();
+    });
+    ws.on('error', (err) => {
+      if (!opened && !refused) this.log.warn('tunnel dial failed', { err: describeError(err) });
+    });
+    ws.once('close', (code, reason) => {
+      if (opened) return;
+      if (this.dialing === ws) this.dialing = undefined;
+      if (code === 1008 || code === 1013) this.log.warn('gateway closed the tunnel', { code, reason: reason.toString() });
+      this.scheduleRetry();
+    });
+  }
+
+  private onOpen(ws: WebSocket): void {
+    const openedAt = this.opts.clock.now();
+    const session = new TunnelSession(webSocketTransport(ws), { role: 'client', maxStreams: this.opts.maxStreams, clock: this.opts.clock, logger: this.log });
+    const previous = this.current;
+    this.current = session;
+    this.sessions.add(session);
+    this.opts.metrics.sessions.inc({ gateway: this.opts.gateway });
+    this.log.info('tunnel connected');
+    session.on('stream', (stream) => this.opts.onStream(stream));
+    session.on('rtt', (ms) => this.opts.metrics.tunnelRtt.observe({ gateway: this.opts.gateway }, ms / 1000));
+    session.on('goaway', (code, reason) => {
+      this.log.info('gateway is draining this session; dialing a replacement', { code, reason });
+      if (this.current === session) this.current = undefined;
+      this.rotate();
+    });
+    session.on('close', (err) => {
+      this.sessions.delete(session);
+      this.opts.metrics.sessions.dec({ gateway: this.opts.gateway });
+      if (this.current === session) this.current = undefined;
+      if (this.opts.clock.now() - openedAt >= HEALTHY_AFTER_MS) this.backoff.reset();
+      this.log.info('tunnel closed', err ? { err: describeError(err) } : {});
+      if (!this.current && !this.dialing) this.scheduleRetry();
+    });
+    // The replaced session finishes its streams, then closes.
+    if (previous && previous !== session) void previous.close();
+  }
+
+  private scheduleRetry(): void {
+    if (this.stopped || this.retryTimer || this.dialing || this.connected) return;
+    const delay = this.backoff.next();
+    this.opts.metrics.reconnects.inc({ gateway: this.opts.gateway });
+    this.log.info('reconnecting', { inMs: delay, attempt: this.backoff.attempts });
+    this.retryTimer = this.opts.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      this.dial();
+    }, delay);
+  }
+}
+
+/** `wss://host:port` means the standard tunnel path. */
+export function tunnelUrl(endpoint: string): string {
+  const url = new URL(endpoint);
+  if (url.pathname === '/' || url.pathname === '') url.pathname = TUNNEL_PATH;
+  return url.toString();
+}

@@ -1,0 +1,109 @@
+#!/usr/bin/env node
+/**
+ * The `webgw` command: argument parsing and wiring only (design: Components).
+ */
+import { parseArgs } from 'node:util';
+import { loadAgentConfig } from '../agent/config.ts';
+import { Agent } from '../agent/agent.ts';
+import { WebgwError, describeError } from '../common/errors.ts';
+import { createLogger } from '../common/log.ts';
+import { startDemo } from '../demo/demo.ts';
+import { loadGatewayConfig } from '../proxy/config.ts';
+import { Gateway } from '../proxy/gateway.ts';
+import { runUntilSignal } from './lifecycle.ts';
+import { pkiCommand, pkiUsage } from './pki-commands.ts';
+
+const usage = `webgw — publish workloads that accept no inbound connection
+
+Usage:
+  webgw demo [--port 8080]        a gateway, an agent and a private app on loopback
+  webgw gateway --config FILE     run a gateway (YAML or JSON config)
+  webgw agent --config FILE       run an agent (YAML or JSON config)
+  webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
+  webgw help
+
+Logs are JSON lines on stderr; WEBGW_LOG_LEVEL=debug|info|warn|error.
+
+${pkiUsage}`;
+
+const out = (line: string): void => {
+  process.stdout.write(line + '\n');
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  switch (command) {
+    case 'gateway':
+      return runGateway(args);
+    case 'agent':
+      return runAgent(args);
+    case 'demo':
+      return runDemo(args);
+    case 'pki':
+      await pkiCommand(args, out);
+      return 0;
+    case 'help':
+    case '--help':
+    case '-h':
+      out(usage);
+      return 0;
+    default:
+      throw new WebgwError('WEBGW_ERR_USAGE', command ? `unknown command ${JSON.stringify(command)}\n\n${usage}` : usage);
+  }
+}
+
+function configArg(args: string[]): string {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } } });
+  if (!values.config) throw new WebgwError('WEBGW_ERR_USAGE', '--config FILE is required');
+  return values.config;
+}
+
+async function runGateway(args: string[]): Promise<number> {
+  const config = await loadGatewayConfig(configArg(args));
+  const log = createLogger({ component: 'gateway' });
+  const gateway = new Gateway(config, { logger: log });
+  await gateway.start();
+  await runUntilSignal(gateway, log);
+  return 0;
+}
+
+async function runAgent(args: string[]): Promise<number> {
+  const config = await loadAgentConfig(configArg(args));
+  const log = createLogger({ component: 'agent' });
+  const agent = new Agent(config, { logger: log });
+  await agent.start();
+  await runUntilSignal(agent, log);
+  return 0;
+}
+
+async function runDemo(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { port: { type: 'string', default: '8080' } } });
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new WebgwError('WEBGW_ERR_USAGE', `--port must be 0..65535, got ${values.port}`);
+  // The demo talks to a person: only warnings and errors as logs unless asked for more.
+  const log = createLogger({ component: 'demo' }, { level: process.env.WEBGW_LOG_LEVEL ? undefined : 'warn' });
+  const demo = await startDemo({ httpPort: port, logger: log });
+  out(`WebGW demo: a private app on 127.0.0.1:${demo.appPort} with no inbound path, served by an agent that dialed out to a local gateway.
+
+  open     ${demo.httpUrl}
+  curl     curl -H 'Host: hello.localhost' http://127.0.0.1:${demo.httpPort}/
+  tcp      nc 127.0.0.1 ${demo.tcpPort}     (an echo service, also through the tunnel)
+  metrics  ${demo.adminUrl}
+
+Ctrl-C stops it.`);
+  await runUntilSignal(demo, log, 5000);
+  out('demo stopped');
+  return 0;
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, (err: unknown) => {
+  if (err instanceof WebgwError && err.code === 'WEBGW_ERR_USAGE') {
+    process.stderr.write(`${err.message}\n`);
+    process.exitCode = 2;
+    return;
+  }
+  process.stderr.write(`webgw: ${describeError(err)}\n`);
+  process.exitCode = 1;
+});

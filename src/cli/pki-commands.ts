@@ -1,0 +1,65 @@
+/** `webgw pki init` and `webgw pki issue`: credentials for standalone gateways and agents. */
+import { copyFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { WebgwError } from '../common/errors.ts';
+import { checkPort } from '../pki/grants.ts';
+import { createCA, issueAgentCertificate, issueServerCertificate } from '../pki/issue.ts';
+import { readKeyPair, writeKeyPair } from '../pki/files.ts';
+
+const HOUR = 3600_000;
+
+export const pkiUsage = `Usage:
+  webgw pki init  --dir DIR [--name NAME] [--host NAME_OR_IP]... [--days 3650] [--server-hours 2160]
+      Creates DIR/ca.{crt,key} and the tunnel server certificate DIR/gateway.{crt,key}
+      (for every --host; default: localhost and 127.0.0.1).
+  webgw pki issue --dir DIR --out OUT [--http HOST]... [--tls HOST]... [--tcp PORT]...
+                  [--identity ID] [--hours 24]
+      Issues OUT/agent.{crt,key} with those grants from the CA in DIR, and copies DIR/ca.crt to OUT.`;
+
+export async function pkiCommand(args: string[], out: (line: string) => void): Promise<void> {
+  const [sub, ...rest] = args;
+  if (sub === 'init') return pkiInit(rest, out);
+  if (sub === 'issue') return pkiIssue(rest, out);
+  throw new WebgwError('WEBGW_ERR_USAGE', pkiUsage);
+}
+
+function positiveNumber(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new WebgwError('WEBGW_ERR_USAGE', `--${name} must be a positive number, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+async function pkiInit(args: string[], out: (line: string) => void): Promise<void> {
+  const { values } = parseArgs({ args, options: {
+    dir: { type: 'string' }, name: { type: 'string' }, host: { type: 'string', multiple: true },
+    days: { type: 'string' }, 'server-hours': { type: 'string' },
+  } });
+  if (!values.dir) throw new WebgwError('WEBGW_ERR_USAGE', `--dir is required\n${pkiUsage}`);
+  const days = positiveNumber(values.days, 3650, 'days');
+  const serverHours = positiveNumber(values['server-hours'], 90 * 24, 'server-hours');
+  const ca = createCA(`${values.name ?? 'webgw'} CA`, { notAfter: new Date(Date.now() + days * 24 * HOUR) });
+  const hosts = values.host && values.host.length > 0 ? values.host : ['localhost', '127.0.0.1'];
+  const server = issueServerCertificate(ca, hosts, { notAfter: new Date(Date.now() + serverHours * HOUR) });
+  await writeKeyPair(values.dir, 'ca', ca);
+  await writeKeyPair(values.dir, 'gateway', server);
+  out(`wrote ${join(values.dir, 'ca.crt')}, ca.key, gateway.crt, gateway.key (server names: ${hosts.join(', ')})`);
+}
+
+async function pkiIssue(args: string[], out: (line: string) => void): Promise<void> {
+  const { values } = parseArgs({ args, options: {
+    dir: { type: 'string' }, out: { type: 'string' }, http: { type: 'string', multiple: true }, tls: { type: 'string', multiple: true },
+    tcp: { type: 'string', multiple: true }, identity: { type: 'string' }, hours: { type: 'string' },
+  } });
+  if (!values.dir || !values.out) throw new WebgwError('WEBGW_ERR_USAGE', `--dir and --out are required\n${pkiUsage}`);
+  const hours = positiveNumber(values.hours, 24, 'hours');
+  const tcp = (values.tcp ?? []).map((p) => checkPort(Number(p)));
+  const grants = { http: values.http ?? [], tls: values.tls ?? [], tcp, identity: values.identity ?? '' };
+  if (grants.http.length + grants.tls.length + tcp.length === 0) throw new WebgwError('WEBGW_ERR_USAGE', 'give at least one --http, --tls or --tcp grant');
+  const ca = await readKeyPair(values.dir, 'ca');
+  const agent = issueAgentCertificate(ca, grants, { notAfter: new Date(Date.now() + hours * HOUR) });
+  await writeKeyPair(values.out, 'agent', agent);
+  await copyFile(join(values.dir, 'ca.crt'), join(values.out, 'ca.crt'));
+  out(`wrote ${join(values.out, 'agent.crt')}, agent.key, ca.crt (valid ${hours} h)`);
+}

@@ -1,0 +1,124 @@
+/**
+ * Grants: what an agent certificate allows its holder to serve, encoded as SAN URIs
+ * (design: Trust model):
+ *
+ *   webgw:http:shop.example.com    HTTP Host
+ *   webgw:tls:db.example.com       TLS SNI (passthrough)
+ *   webgw:tcp:20001                a public TCP port
+ *   webgw:id:namespace/name/uid    the ExposedService (or any identity) it was issued for
+ *
+ * A hostname may be a wildcard of one leftmost label (`*.example.com`), as in RFC 6125 §6.4.3.
+ */
+import { WebgwError } from '../common/errors.ts';
+
+export interface Grants {
+  http: string[];
+  tls: string[];
+  tcp: number[];
+}
+
+export interface GrantSet extends Grants {
+  /** `namespace/name/uid` or any label the issuer chose; empty when none. */
+  identity: string;
+}
+
+export const emptyGrants = (): GrantSet => ({ http: [], tls: [], tcp: [], identity: '' });
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+const IDENTITY = /^[A-Za-z0-9._:/-]{1,253}$/;
+
+/** Lower-cases and checks a DNS hostname (optionally `*.` wildcard); throws on anything else. */
+export function normalizeHostname(input: string): string {
+  const host = input.trim().toLowerCase().replace(/\.$/, '');
+  const labels = host.split('.');
+  const ok = host.length > 0 && host.length <= 253 && labels.every((label, i) => (i === 0 && label === '*' && labels.length > 2) || LABEL.test(label));
+  if (!ok) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid hostname ${JSON.stringify(input)}`);
+  return host;
+}
+
+export function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid TCP port ${port}`);
+  }
+  return port;
+}
+
+export function grantsToUris(grants: GrantSet): string[] {
+  const uris = [
+    ...grants.http.map((h) => `webgw:http:${normalizeHostname(h)}`),
+    ...grants.tls.map((h) => `webgw:tls:${normalizeHostname(h)}`),
+    ...grants.tcp.map((p) => `webgw:tcp:${checkPort(p)}`),
+  ];
+  if (grants.identity) {
+    if (!IDENTITY.test(grants.identity)) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid identity ${JSON.stringify(grants.identity)}`);
+    uris.push(`webgw:id:${grants.identity}`);
+  }
+  return uris;
+}
+
+/** Reads the grants back from SAN URIs; URIs of other schemes are ignored, malformed ones throw. */
+export function grantsFromUris(uris: readonly string[]): GrantSet {
+  const out = emptyGrants();
+  for (const uri of uris) {
+    if (!uri.startsWith('webgw:')) continue;
+    const [, kind, ...rest] = uri.split(':');
+    const value = rest.join(':');
+    switch (kind) {
+      case 'http':
+        out.http.push(normalizeHostname(value));
+        break;
+      case 'tls':
+        out.tls.push(normalizeHostname(value));
+        break;
+      case 'tcp':
+        if (!/^\d{1,5}$/.test(value)) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid TCP grant ${JSON.stringify(uri)}`);
+        out.tcp.push(checkPort(Number(value)));
+        break;
+      case 'id':
+        if (!IDENTITY.test(value) || out.identity) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid identity grant ${JSON.stringify(uri)}`);
+        out.identity = value;
+        break;
+      default:
+        throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `unknown grant kind in ${JSON.stringify(uri)}`);
+    }
+  }
+  return out;
+}
+
+/** True when `pattern` (a granted name, maybe `*.x.y`) covers `hostname`. */
+export function hostnameMatches(pattern: string, hostname: string): boolean {
+  if (pattern === hostname) return true;
+  if (!pattern.startsWith('*.')) return false;
+  const suffix = pattern.slice(1); // ".x.y"
+  return hostname.endsWith(suffix) && hostname.indexOf('.') === hostname.length - suffix.length;
+}
+
+/**
+ * Parses Node's `X509Certificate.subjectAltName` text ("DNS:a, URI:b, ..."), where values with
+ * special characters are JSON-quoted (Node ≥ 17.3.1, CVE-2021-44532).
+ */
+export function parseSubjectAltName(text: string | undefined): Array<{ type: string; value: string }> {
+  const out: Array<{ type: string; value: string }> = [];
+  if (!text) return out;
+  let i = 0;
+  while (i < text.length) {
+    const colon = text.indexOf(':', i);
+    if (colon < 0) break;
+    const type = text.slice(i, colon).trim();
+    let value: string;
+    let next: number;
+    if (text[colon + 1] === '"') {
+      let j = colon + 2;
+      while (j < text.length && text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      value = JSON.parse(text.slice(colon + 1, j + 1)) as string;
+      next = text.indexOf(', ', j + 1);
+    } else {
+      next = text.indexOf(', ', colon + 1);
+      value = text.slice(colon + 1, next < 0 ? text.length : next);
+    }
+    out.push({ type, value });
+    if (next < 0) break;
+    i = next + 2;
+  }
+  return out;
+}

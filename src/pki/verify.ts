@@ -1,0 +1,38 @@
+/**
+ * Verifies an agent certificate as the gateway sees it after the TLS handshake: issued by this
+ * gateway's CA, valid now, meant for client authentication, with well-formed grants. The
+ * handshake already checked chain and dates (OpenSSL); checking again here keeps the rule in one
+ * testable place and covers certificates that expire while their session is open.
+ */
+import { X509Certificate } from 'node:crypto';
+import { WebgwError } from '../common/errors.ts';
+import { grantsFromUris, parseSubjectAltName, type GrantSet } from './grants.ts';
+
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+
+export interface VerifiedAgent {
+  grants: GrantSet;
+  notAfter: Date;
+  serial: string;
+  fingerprint: string;
+}
+
+export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): VerifiedAgent {
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
+    throw new WebgwError('WEBGW_ERR_CERT_UNTRUSTED', `certificate ${cert.serialNumber} was not issued by ${ca.subject.replace(/\n/g, ', ')}`);
+  }
+  const notBefore = new Date(cert.validFrom);
+  const notAfter = new Date(cert.validTo);
+  if (now < notBefore || now > notAfter) {
+    throw new WebgwError('WEBGW_ERR_CERT_EXPIRED', `certificate ${cert.serialNumber} is valid from ${notBefore.toISOString()} to ${notAfter.toISOString()}`);
+  }
+  if (cert.ca) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'a CA certificate cannot authenticate an agent');
+  const usages = cert.keyUsage ?? [];
+  if (!usages.includes(CLIENT_AUTH)) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate is not valid for client authentication');
+  const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
+  const grants = grantsFromUris(uris);
+  if (grants.http.length + grants.tls.length + grants.tcp.length === 0) {
+    throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate carries no webgw grants');
+  }
+  return { grants, notAfter, serial: cert.serialNumber, fingerprint: cert.fingerprint256 };
+}

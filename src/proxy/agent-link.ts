@@ -1,0 +1,24 @@
+/** One authenticated agent as the gateway sees it: its tunnel session and its grants. */
+import type { GrantSet } from '../pki/grants.ts';
+import type { TunnelSession } from '../tunnel/session.ts';
+import type { RouteAgent } from './route-table.ts';
+
+export class AgentLink implements RouteAgent {
+  readonly id: string;
+  readonly session: TunnelSession;
+  readonly grants: GrantSet;
+  readonly remote: string;
+  readonly notAfter: Date;
+
+  constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date) {
+    this.id = id;
+    this.session = session;
+    this.grants = grants;
+    this.remote = remote;
+    this.notAfter = notAfter;
+  }
+
+  get draining(): boolean {
+    return this.session.isDraining || this.session.isClosed;
+  }
+}

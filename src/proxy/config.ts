@@ -1,0 +1,49 @@
+/** The gateway's config file (`webgw gateway --config FILE`), YAML or JSON. */
+import { z } from 'zod';
+import { loadConfigFile, resolveFrom } from '../common/config-file.ts';
+
+const port = z.number().int().min(0).max(65535);
+const address = z.string().min(1).default('0.0.0.0');
+
+const listener = z.strictObject({ address, port });
+
+export const gatewayConfigSchema = z.strictObject({
+  /** Used in logs and metrics; the Gateway object's name on Kubernetes. */
+  name: z.string().min(1).max(253).default('gateway'),
+  tunnel: z.strictObject({
+    address,
+    port: port.default(8443),
+    /** The CA that issues agent certificates (only agents holding one may connect). */
+    caFile: z.string().min(1),
+    certFile: z.string().min(1),
+    keyFile: z.string().min(1),
+  }),
+  listeners: z.strictObject({
+    http: listener.optional(),
+    tls: listener.optional(),
+    tcp: z.strictObject({
+      address,
+      portRange: z.strictObject({ from: port, to: port }).refine((r) => r.from <= r.to, 'from must be <= to'),
+    }).optional(),
+  }).prefault({}),
+  admin: listener.extend({ address: z.string().min(1).default('127.0.0.1') }).optional(),
+  limits: z.strictObject({
+    maxAgents: z.number().int().min(1).max(100_000).default(1000),
+    maxStreamsPerAgent: z.number().int().min(1).max(100_000).default(10_000),
+    maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+    headerTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+    clientHelloTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+    openTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    responseTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+    keepAliveTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
+  }).prefault({}),
+});
+
+export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
+export type GatewayLimits = GatewayConfig['limits'];
+
+export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
+  const config = await loadConfigFile(file, gatewayConfigSchema);
+  const t = config.tunnel;
+  return { ...config, tunnel: { ...t, caFile: resolveFrom(file, t.caFile), certFile: resolveFrom(file, t.certFile), keyFile: resolveFrom(file, t.keyFile) } };
+}

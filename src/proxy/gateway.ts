@@ -1,0 +1,134 @@
+/**
+ * The gateway process: tunnel endpoint, public listeners (HTTP, TLS, TCP) and the admin
+ * listener, wired around one route table that only authenticated agents' grants fill.
+ */
+import type { AddressInfo } from 'node:net';
+import { Registry, collectDefaultMetrics } from 'prom-client';
+import { AdminServer } from '../common/admin-server.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
+import { FileWatcher } from '../common/file-watcher.ts';
+import type { Logger } from '../common/log.ts';
+import type { AgentLink } from './agent-link.ts';
+import type { GatewayConfig } from './config.ts';
+import { Connector } from './connector.ts';
+import { HttpListener } from './http-listener.ts';
+import { createGatewayMetrics } from './metrics.ts';
+import { RouteTable } from './route-table.ts';
+import { TcpListeners } from './tcp-listeners.ts';
+import { TlsListener } from './tls-listener.ts';
+import { TunnelServer } from './tunnel-server.ts';
+
+export interface GatewayDeps {
+  logger: Logger;
+  clock?: Clock;
+  registry?: Registry;
+  /** How often to re-check the credential files (fs.watch usually notices sooner). */
+  credentialPollMs?: number;
+}
+
+export interface GatewayAddresses {
+  tunnel: AddressInfo;
+  http?: AddressInfo;
+  tls?: AddressInfo;
+  admin?: AddressInfo;
+}
+
+export class Gateway {
+  readonly registry: Registry;
+  readonly routes = new RouteTable<AgentLink>();
+  private readonly config: GatewayConfig;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly tunnel: TunnelServer;
+  private readonly http?: HttpListener;
+  private readonly tls?: TlsListener;
+  private readonly tcp?: TcpListeners;
+  private readonly admin?: AdminServer;
+  private readonly watcher: FileWatcher;
+  private started = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(config: GatewayConfig, deps: GatewayDeps) {
+    this.config = config;
+    this.log = deps.logger.child({ gateway: config.name });
+    this.clock = deps.clock ?? systemClock;
+    this.registry = deps.registry ?? new Registry();
+    const metrics = createGatewayMetrics(this.registry);
+    const limits = config.limits;
+    const connector = new Connector({ routes: this.routes, clock: this.clock, openTimeoutMs: limits.openTimeoutMs });
+    const range = config.listeners.tcp?.portRange;
+    const common = { connector, clock: this.clock, logger: this.log, metrics };
+    this.tunnel = new TunnelServer({
+      ...config.tunnel,
+      maxAgents: limits.maxAgents,
+      maxStreamsPerAgent: limits.maxStreamsPerAgent,
+      tcpPortAllowed: (p) => range !== undefined && p >= range.from && p <= range.to,
+      clock: this.clock, logger: this.log, metrics,
+    });
+    if (config.listeners.http) this.http = new HttpListener({ ...config.listeners.http, limits, ...common });
+    if (config.listeners.tls) this.tls = new TlsListener({ ...config.listeners.tls, helloTimeoutMs: limits.clientHelloTimeoutMs, ...common });
+    if (config.listeners.tcp) this.tcp = new TcpListeners({ address: config.listeners.tcp.address, ...common });
+    if (config.admin) {
+      this.admin = new AdminServer({ ...config.admin, registry: this.registry, notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting') });
+    }
+    this.tunnel.on('agent', (link) => {
+      this.routes.add(link, link.grants);
+      void this.tcp?.sync(this.routes.tcpPorts());
+    });
+    this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link));
+    this.tunnel.on('agentGone', (link) => {
+      this.routes.remove(link, this.clock.now());
+      this.http?.dropAgent(link);
+      void this.tcp?.sync(this.routes.tcpPorts());
+    });
+    this.watcher = new FileWatcher({
+      files: [config.tunnel.caFile, config.tunnel.certFile, config.tunnel.keyFile],
+      pollMs: deps.credentialPollMs ?? 10_000,
+      clock: this.clock,
+      onChange: () => {
+        this.tunnel.reloadCredentials().catch((err) => this.log.error('cannot reload tunnel credentials; keeping the old ones', { err: describeError(err) }));
+      },
+    });
+    if (!deps.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_gateway_' });
+  }
+
+  async start(): Promise<GatewayAddresses> {
+    const tunnel = await this.tunnel.start();
+    const http = await this.http?.start();
+    const tls = await this.tls?.start();
+    const admin = await this.admin?.start();
+    await this.watcher.start();
+    this.started = true;
+    return { tunnel, ...(http && { http }), ...(tls && { tls }), ...(admin && { admin }) };
+  }
+
+  get agentCount(): number {
+    return this.tunnel.agents.size;
+  }
+
+  get tcpPorts(): number[] {
+    return this.tcp?.ports ?? [];
+  }
+
+  /** Drain: GOAWAY to agents, stop accepting, let open connections finish (bounded). */
+  close(timeoutMs = 10_000): Promise<void> {
+    this.closing ??= (async () => {
+      this.watcher.stop();
+      await Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
+      await this.tunnel.close(timeoutMs);
+      await this.admin?.close();
+    })();
+    return this.closing;
+  }
+
+  /** Stop now. */
+  destroy(): void {
+    this.watcher.stop();
+    this.http?.destroy();
+    this.tls?.destroy();
+    this.tcp?.destroy();
+    this.tunnel.destroy();
+    void this.admin?.close();
+  }
+}

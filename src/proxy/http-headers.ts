@@ -1,0 +1,83 @@
+/**
+ * Pure header rules of the HTTP reverse proxy: Host parsing, hop-by-hop removal
+ * (RFC 9110 §7.6.1) and the X-Forwarded-* headers the backend sees.
+ */
+import { normalizeHostname } from '../pki/grants.ts';
+
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+
+/** `Shop.Example.com:8080` → `shop.example.com`; undefined when absent or not a DNS name. */
+export function hostFromHeader(host: string | undefined): string | undefined {
+  if (!host) return undefined;
+  const withoutPort = host.startsWith('[') ? host : host.replace(/:\d{1,5}$/, '');
+  try {
+    const name = normalizeHostname(withoutPort);
+    return name.includes('*') ? undefined : name;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ForwardContext {
+  clientAddress: string;
+  proto: 'http' | 'https';
+  /** Keep Connection/Upgrade: the request is an Upgrade relayed as raw bytes. */
+  upgrade: boolean;
+}
+
+/**
+ * Request headers for the backend, in raw `[name, value, ...]` form: hop-by-hop headers removed
+ * (unless upgrading), X-Forwarded-For appended to, X-Forwarded-Proto/-Host set by the gateway.
+ */
+export function forwardRequestHeaders(rawHeaders: readonly string[], ctx: ForwardContext): string[] {
+  const dropped = ctx.upgrade ? new Set<string>() : connectionTokens(rawHeaders);
+  const out: string[] = [];
+  let priorFor = '';
+  let host = '';
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string;
+    const value = rawHeaders[i + 1] as string;
+    const lower = name.toLowerCase();
+    if (lower === 'host') host = value;
+    if (lower === 'x-forwarded-for') {
+      priorFor = priorFor ? `${priorFor}, ${value}` : value;
+      continue;
+    }
+    if (FORWARDED.has(lower)) continue;
+    if (!ctx.upgrade && (HOP_BY_HOP.has(lower) || dropped.has(lower))) continue;
+    out.push(name, value);
+  }
+  out.push('X-Forwarded-For', priorFor ? `${priorFor}, ${ctx.clientAddress}` : ctx.clientAddress);
+  out.push('X-Forwarded-Proto', ctx.proto);
+  if (host) out.push('X-Forwarded-Host', host);
+  return out;
+}
+
+/** Response headers for the client: hop-by-hop removed, the rest as the backend sent them. */
+export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] {
+  const dropped = connectionTokens(rawHeaders);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const lower = (rawHeaders[i] as string).toLowerCase();
+    if (HOP_BY_HOP.has(lower) || dropped.has(lower)) continue;
+    out.push(rawHeaders[i] as string, rawHeaders[i + 1] as string);
+  }
+  return out;
+}
+
+/** The raw request head written to the tunnel for an Upgrade (WebSocket) request. */
+export function serializeRequestHead(method: string, url: string, httpVersion: string, rawHeaders: readonly string[]): Buffer {
+  let head = `${method} ${url} HTTP/${httpVersion}\r\n`;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  return Buffer.from(head + '\r\n', 'latin1');
+}
+
+function connectionTokens(rawHeaders: readonly string[]): Set<string> {
+  const tokens = new Set<string>();
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    if ((rawHeaders[i] as string).toLowerCase() !== 'connection') continue;
+    for (const t of (rawHeaders[i + 1] as string).split(',')) tokens.add(t.trim().toLowerCase());
+  }
+  return tokens;
+}

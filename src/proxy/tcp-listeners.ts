@@ -1,0 +1,86 @@
+/**
+ * Raw TCP: one listener per granted port inside the gateway's range, opened when the first agent
+ * granted that port connects and closed when the last one leaves (open connections continue).
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { describeError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
+import type { Connector } from './connector.ts';
+import { forwardConnection } from './forward-connection.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+export interface TcpListenersOptions {
+  address: string;
+  connector: Connector;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
+export class TcpListeners {
+  private readonly opts: TcpListenersOptions;
+  private readonly log: Logger;
+  private readonly servers = new Map<number, Server>();
+  private readonly sockets = new Set<Socket>();
+  private syncing: Promise<void> = Promise.resolve();
+
+  constructor(opts: TcpListenersOptions) {
+    this.opts = opts;
+    this.log = opts.logger.child({ listener: 'tcp' });
+  }
+
+  get ports(): number[] {
+    return [...this.servers.keys()].sort((a, b) => a - b);
+  }
+
+  /** Makes the open listeners match `wanted`; calls are serialized. */
+  sync(wanted: ReadonlySet<number>): Promise<void> {
+    this.syncing = this.syncing.then(() => this.apply(wanted));
+    return this.syncing;
+  }
+
+  async close(): Promise<void> {
+    await this.syncing;
+    await Promise.all([...this.servers.values()].map((s) => closeServer(s)));
+    this.servers.clear();
+  }
+
+  destroy(): void {
+    for (const s of this.sockets) s.destroy();
+    for (const server of this.servers.values()) server.close();
+    this.servers.clear();
+  }
+
+  private async apply(wanted: ReadonlySet<number>): Promise<void> {
+    for (const [port, server] of this.servers) {
+      if (wanted.has(port)) continue;
+      this.servers.delete(port);
+      await closeServer(server);
+      this.log.info('TCP listener closed', { port });
+    }
+    for (const port of wanted) {
+      if (this.servers.has(port)) continue;
+      const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket, port));
+      try {
+        const info = await listen(server, port, this.opts.address);
+        this.servers.set(port, server);
+        this.log.info('TCP listener ready', { address: formatHostPort(info.address, info.port) });
+      } catch (err) {
+        this.log.error('cannot listen on granted TCP port', { port, err: describeError(err) });
+      }
+    }
+  }
+
+  private onConnection(socket: Socket, port: number): void {
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => {});
+    socket.pause();
+    const request = {
+      protocol: 'tcp' as const, hostname: '', port,
+      client: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
+      local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
+    };
+    void forwardConnection(socket, request, undefined, this.opts, () => socket.destroy());
+  }
+}

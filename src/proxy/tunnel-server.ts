@@ -1,0 +1,199 @@
+/**
+ * The gateway's tunnel endpoint: WebSocket over mutual TLS. The client certificate is required
+ * and verified in the handshake (OpenSSL: chain to this gateway's CA, dates, clientAuth); the
+ * agent's routes then come only from the grants in that certificate.
+ */
+import { X509Certificate } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Clock, Timer } from '../common/clock.ts';
+import { WebgwError, describeError } from '../common/errors.ts';
+import type { Logger } from '../common/log.ts';
+import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
+import { verifyAgentCertificate } from '../pki/verify.ts';
+import { TunnelSession } from '../tunnel/session.ts';
+import { TUNNEL_PATH, webSocketTransport } from '../tunnel/transport.ts';
+import { AgentLink } from './agent-link.ts';
+import type { GatewayMetrics } from './metrics.ts';
+
+/** Our messages are ≤ 256 KiB plus headers; anything larger is refused by ws (close 1009). */
+const MAX_MESSAGE_BYTES = 1024 * 1024;
+
+export interface TunnelServerOptions {
+  address: string;
+  port: number;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  maxAgents: number;
+  maxStreamsPerAgent: number;
+  /** TCP ports the gateway may serve; grants outside are ignored. */
+  tcpPortAllowed: (port: number) => boolean;
+  clock: Clock;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
+export interface TunnelServerEvents {
+  agent: [link: AgentLink];
+  /** The agent said GOAWAY: it takes no new streams (its idle pooled streams can go). */
+  agentDraining: [link: AgentLink];
+  agentGone: [link: AgentLink];
+}
+
+interface Credentials {
+  ca: string;
+  cert: string;
+  key: string;
+  caCert: X509Certificate;
+}
+
+export class TunnelServer extends EventEmitter<TunnelServerEvents> {
+  private readonly opts: TunnelServerOptions;
+  private readonly log: Logger;
+  private server: Server | undefined;
+  private wss: WebSocketServer | undefined;
+  private credentials: Credentials | undefined;
+  private readonly links = new Set<AgentLink>();
+  private readonly expiryTimers = new Map<AgentLink, Timer>();
+  private nextId = 1;
+
+  constructor(opts: TunnelServerOptions) {
+    super();
+    this.opts = opts;
+    this.log = opts.logger.child({ listener: 'tunnel' });
+  }
+
+  get agents(): ReadonlySet<AgentLink> {
+    return this.links;
+  }
+
+  async start(): Promise<AddressInfo> {
+    this.credentials = await this.readCredentials();
+    const { ca, cert, key } = this.credentials;
+    this.server = createServer({ ca, cert, key, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' });
+    this.server.on('request', (_req, res) => {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}\n`);
+    });
+    this.server.on('tlsClientError', (err, socket) => {
+      // Expired, foreign-CA and missing client certificates all end here, in the handshake.
+      this.opts.metrics.handshakeFailures.inc({ reason: handshakeReason(err) });
+      this.log.warn('agent refused at TLS handshake', { remote: plainAddress(socket.remoteAddress), reason: handshakeReason(err), err: describeError(err) });
+    });
+    this.wss = new WebSocketServer({
+      server: this.server,
+      path: TUNNEL_PATH,
+      maxPayload: MAX_MESSAGE_BYTES,
+      perMessageDeflate: false,
+      clientTracking: false,
+      skipUTF8Validation: true,
+    });
+    this.wss.on('connection', (ws, req) => this.onConnection(ws, req.socket as TLSSocket));
+    this.wss.on('error', (err) => this.log.error('tunnel server error', { err: describeError(err) }));
+    const info = await listen(this.server, this.opts.port, this.opts.address);
+    this.log.info('tunnel endpoint listening', { address: formatHostPort(info.address, info.port), path: TUNNEL_PATH });
+    return info;
+  }
+
+  /** Re-reads CA, certificate and key (renewed by the controller); new handshakes use them. */
+  async reloadCredentials(): Promise<void> {
+    const next = await this.readCredentials();
+    this.server?.setSecureContext({ ca: next.ca, cert: next.cert, key: next.key });
+    this.credentials = next;
+    this.log.info('tunnel credentials reloaded', { notAfter: new X509Certificate(next.cert).validTo });
+  }
+
+  /** GOAWAY to every agent, stop accepting, wait for the sessions to drain. */
+  async close(timeoutMs = 10_000): Promise<void> {
+    const closing = [...this.links].map((l) => l.session.close(timeoutMs));
+    this.wss?.close();
+    await Promise.all([...closing, this.server ? closeServer(this.server) : Promise.resolve()]);
+  }
+
+  destroy(): void {
+    for (const link of this.links) link.session.destroy(new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'gateway stopped'));
+    this.wss?.close();
+    this.server?.closeAllConnections();
+    this.server?.close();
+  }
+
+  private async readCredentials(): Promise<Credentials> {
+    const { caFile, certFile, keyFile } = this.opts;
+    try {
+      const [ca, cert, key] = await Promise.all([readFile(caFile, 'utf8'), readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+      return { ca, cert, key, caCert: new X509Certificate(ca) };
+    } catch (err) {
+      throw new WebgwError('WEBGW_ERR_CREDENTIALS', `cannot load tunnel credentials: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private onConnection(ws: WebSocket, socket: TLSSocket): void {
+    const remote = formatHostPort(plainAddress(socket.remoteAddress), socket.remotePort ?? 0);
+    const credentials = this.credentials as Credentials;
+    let verified;
+    try {
+      const peer = socket.getPeerX509Certificate();
+      if (!peer) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'no client certificate');
+      verified = verifyAgentCertificate(peer, credentials.caCert, this.opts.clock.date());
+    } catch (err) {
+      this.opts.metrics.handshakeFailures.inc({ reason: 'grants' });
+      this.log.warn('agent refused: certificate not acceptable', { remote, err: describeError(err) });
+      ws.close(1008, 'certificate not acceptable');
+      return;
+    }
+    if (this.links.size >= this.opts.maxAgents) {
+      this.log.warn('agent refused: too many agents', { remote, limit: this.opts.maxAgents });
+      ws.close(1013, 'too many agents');
+      return;
+    }
+    const grants = verified.grants;
+    const refusedPorts = grants.tcp.filter((p) => !this.opts.tcpPortAllowed(p));
+    if (refusedPorts.length > 0) {
+      this.log.warn('ignoring TCP grants outside this gateway\'s port range', { remote, ports: refusedPorts });
+      grants.tcp = grants.tcp.filter((p) => this.opts.tcpPortAllowed(p));
+    }
+    const id = `${grants.identity || 'agent'}#${this.nextId++}`;
+    const log = this.log.child({ agent: id, remote });
+    const session = new TunnelSession(webSocketTransport(ws), {
+      role: 'server',
+      maxStreams: this.opts.maxStreamsPerAgent,
+      clock: this.opts.clock,
+      logger: log,
+    });
+    const link = new AgentLink(id, session, grants, remote, verified.notAfter);
+    this.links.add(link);
+    this.opts.metrics.agentSessions.inc();
+    session.on('rtt', (ms) => this.opts.metrics.tunnelRtt.observe(ms / 1000));
+    session.on('close', (err) => {
+      this.links.delete(link);
+      this.expiryTimers.get(link)?.cancel();
+      this.expiryTimers.delete(link);
+      this.opts.metrics.agentSessions.dec();
+      log.info('agent disconnected', err ? { err: describeError(err) } : {});
+      this.emit('agentGone', link);
+    });
+    session.on('goaway', () => {
+      log.info('agent draining');
+      this.emit('agentDraining', link);
+    });
+    const ttl = verified.notAfter.getTime() - this.opts.clock.date().getTime();
+    this.expiryTimers.set(link, this.opts.clock.setTimeout(() => {
+      log.warn('agent certificate expired; closing its session');
+      session.destroy(new WebgwError('WEBGW_ERR_CERT_EXPIRED', 'agent certificate expired'));
+    }, ttl));
+    log.info('agent connected', { http: grants.http, tls: grants.tls, tcp: grants.tcp, notAfter: verified.notAfter.toISOString() });
+    this.emit('agent', link);
+  }
+}
+
+function handshakeReason(err: Error): string {
+  const text = `${(err as { code?: string }).code ?? ''} ${err.message}`.toLowerCase();
+  if (text.includes('expired')) return 'expired';
+  if (text.includes('peer did not return a certificate') || text.includes('no certificate')) return 'no-certificate';
+  if (text.includes('unknown ca') || text.includes('unable to get') || text.includes('verify failed') || text.includes('certificate verify')) return 'untrusted';
+  return 'tls-error';
+}
