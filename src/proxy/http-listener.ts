@@ -166,7 +166,8 @@ export class HttpListener {
       res.removeListener('close', onClientGone);
       // A keep-alive stream can be closed by the backend just as we reuse it (RFC 9112 §9.3.1):
       // retry requests that are safe to repeat and whose body we have not consumed.
-      if (upstream.reusedSocket && !hasBody && IDEMPOTENT.has(req.method ?? '') && attempt < MAX_ATTEMPTS && !res.destroyed) {
+      const stale = upstream.reusedSocket && !isWebgwError(err, 'WEBGW_ERR_TIMEOUT');
+      if (stale && !hasBody && IDEMPOTENT.has(req.method ?? '') && attempt < MAX_ATTEMPTS && !res.destroyed) {
         this.forward(req, res, hostname, attempt + 1);
         return;
       }

@@ -1,0 +1,42 @@
+/** Minimal HTTP helpers for tests: raw sockets when the point is the bytes on the wire. */
+import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
+import { connect, type Socket } from 'node:net';
+
+export interface SimpleResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export function get(port: number, host: string, path = '/', agent?: Agent, headers: Record<string, string> = {}): Promise<SimpleResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host, ...headers }, agent: agent ?? false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Sends raw bytes and collects everything until the server closes (or `timeoutMs`). */
+export function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000): Promise<{ text: string; closed: boolean; elapsedMs: number }> {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const socket: Socket = connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: false, elapsedMs: Date.now() - started });
+    }, timeoutMs);
+    socket.on('data', (c) => chunks.push(c));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve({ text: Buffer.concat(chunks).toString('latin1'), closed: true, elapsedMs: Date.now() - started });
+    });
+    socket.write(data);
+  });
+}
