@@ -76,10 +76,10 @@ export class Gateway {
       this.routes.add(link, link.grants);
       void this.tcp?.sync(this.routes.tcpPorts());
     });
-    this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link));
+    this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link, false));
     this.tunnel.on('agentGone', (link) => {
       this.routes.remove(link, this.clock.now());
-      this.http?.dropAgent(link);
+      this.http?.dropAgent(link, true);
       void this.tcp?.sync(this.routes.tcpPorts());
     });
     this.watcher = new FileWatcher({

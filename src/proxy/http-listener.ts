@@ -71,7 +71,8 @@ export class HttpListener {
   private readonly opts: HttpListenerOptions;
   private readonly log: Logger;
   private readonly server: Server;
-  private readonly pools = new Map<string, TunnelPool>();
+  /** One pool per route and agent, so requests are balanced per request, not per stream. */
+  private readonly pools = new Map<string, { pool: TunnelPool; link: AgentLink }>();
   private localPort = 0;
 
   constructor(opts: HttpListenerOptions) {
@@ -99,20 +100,29 @@ export class HttpListener {
     return info;
   }
 
-  /** The agent drains or left: its idle keep-alive streams go now, busy ones after their response. */
-  dropAgent(link: AgentLink): void {
-    for (const pool of this.pools.values()) pool.dropIdle(link);
+  /**
+   * The agent drains: its idle keep-alive streams go now, busy ones after their response. Once
+   * it is gone, its pools go too.
+   */
+  dropAgent(link: AgentLink, gone: boolean): void {
+    for (const [key, entry] of this.pools) {
+      entry.pool.dropIdle(link);
+      if (gone && entry.link === link) {
+        entry.pool.destroy();
+        this.pools.delete(key);
+      }
+    }
   }
 
   async close(): Promise<void> {
     await closeServer(this.server);
-    for (const pool of this.pools.values()) pool.destroy();
+    for (const { pool } of this.pools.values()) pool.destroy();
   }
 
   destroy(): void {
     this.server.closeAllConnections();
     this.server.close();
-    for (const pool of this.pools.values()) pool.destroy();
+    for (const { pool } of this.pools.values()) pool.destroy();
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -143,7 +153,12 @@ export class HttpListener {
   private forward(req: IncomingMessage, res: ServerResponse, hostname: string, attempt: number): void {
     const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: plainAddress(req.socket.remoteAddress), proto: 'http', upgrade: false });
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const upstream = httpRequest({ agent: this.poolFor(hostname), method: req.method, path: req.url, headers, setHost: false });
+    const link = this.opts.connector.pick('http', hostname);
+    if (!link) {
+      this.answer(res, 503, messageForStatus(503, hostname));
+      return;
+    }
+    const upstream = httpRequest({ agent: this.poolFor(hostname, link), method: req.method, path: req.url, headers, setHost: false });
     let responded = false;
     const timer = this.opts.clock.setTimeout(() => {
       upstream.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${this.opts.limits.responseTimeoutMs} ms`));
@@ -222,17 +237,19 @@ export class HttpListener {
     endRaw(socket, status, STATUS_CODES[status] ?? 'bad request');
   }
 
-  private poolFor(hostname: string): TunnelPool {
-    let pool = this.pools.get(hostname);
-    if (!pool) {
-      pool = new TunnelPool(() => this.opts.connector.open({
+  private poolFor(hostname: string, link: AgentLink): TunnelPool {
+    const key = `${hostname} ${link.id}`;
+    let entry = this.pools.get(key);
+    if (!entry) {
+      const pool = new TunnelPool(() => this.opts.connector.open({
         protocol: 'http', hostname, port: this.localPort,
         // A pooled stream serves many clients: the client is in X-Forwarded-For, not in OPEN.
         client: { address: '', port: 0 }, local: { address: '', port: this.localPort },
-      }));
-      this.pools.set(hostname, pool);
+      }, link));
+      entry = { pool, link };
+      this.pools.set(key, entry);
     }
-    return pool;
+    return entry.pool;
   }
 
   private answer(res: ServerResponse, status: number, message: string): void {
