@@ -355,7 +355,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       this.transport.send(goaway, () => {});
     }
     this.closeError = error;
-    this.transport.close();
+    this.transport.close(true);
     // Streams fail now; the transport's close event finishes the session.
     for (const stream of [...this.streams.values()]) stream.abort(error);
     this.clock.setTimeout(() => this.destroy(error), 1000);

@@ -10,8 +10,8 @@ export const TUNNEL_PATH = '/v1/tunnel';
 export interface MessageTransport {
   /** Sends one binary message; `cb` runs once it was handed to the kernel (or failed). */
   send(message: Buffer, cb: (err?: Error) => void): void;
-  /** Graceful close after queued messages. */
-  close(): void;
+  /** Graceful close after queued messages; `protocolError` uses close code 1002 (RFC 6455 §7.4.1). */
+  close(protocolError?: boolean): void;
   /** Immediate close. */
   terminate(): void;
   onMessage(handler: (message: Buffer) => void): void;
@@ -42,8 +42,8 @@ export function webSocketTransport(ws: WebSocket): MessageTransport {
       }
       ws.send(message, sendOptions, cb);
     },
-    close() {
-      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(1000, 'bye');
+    close(protocolError) {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.close(protocolError ? 1002 : 1000, protocolError ? 'protocol error' : 'bye');
     },
     terminate() {
       ws.terminate();
