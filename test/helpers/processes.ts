@@ -1,0 +1,63 @@
+/** Runs the real `webgw` CLI as child processes, for tests that measure a process (memory). */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const repoRoot = join(__dirname, '..', '..');
+
+export interface WebgwProcess {
+  proc: ChildProcess;
+  logs: Array<Record<string, unknown>>;
+  waitForLog(predicate: (l: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
+  rssBytes(): number;
+  stop(): Promise<number | null>;
+}
+
+export function spawnWebgw(args: string[]): WebgwProcess {
+  const proc = spawn(process.execPath, [join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const logs: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  createInterface({ input: proc.stderr! }).on('line', (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      logs.push({ msg: line });
+    }
+    for (const w of waiters.splice(0)) w();
+  });
+  proc.stdout!.resume();
+  return {
+    proc,
+    logs,
+    waitForLog(predicate, timeoutMs = 10_000) {
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no matching log line; got: ${JSON.stringify(logs.slice(-5))}`)), timeoutMs);
+        const check = (): void => {
+          const hit = logs.find(predicate);
+          if (hit) {
+            clearTimeout(timer);
+            resolve(hit);
+          } else {
+            waiters.push(check);
+          }
+        };
+        check();
+      });
+    },
+    rssBytes() {
+      const status = readFileSync(`/proc/${proc.pid}/status`, 'utf8');
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    },
+    stop() {
+      return new Promise((resolve) => {
+        if (proc.exitCode !== null) {
+          resolve(proc.exitCode);
+          return;
+        }
+        proc.once('exit', (code) => resolve(code));
+        proc.kill('SIGTERM');
+      });
+    },
+  };
+}
