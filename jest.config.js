@@ -22,6 +22,7 @@ export default {
       transform,
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       slowTestThreshold: 20,
+      testTimeout: 30_000,
     },
   ],
 };

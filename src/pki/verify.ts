@@ -4,7 +4,7 @@
  * handshake already checked chain and dates (OpenSSL); checking again here keeps the rule in one
  * testable place and covers certificates that expire while their session is open.
  */
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import { WebgwError } from '../common/errors.ts';
 import { grantsFromUris, parseSubjectAltName, type GrantSet } from './grants.ts';
 

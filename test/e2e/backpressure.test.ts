@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../../src/pki/issue.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
@@ -12,7 +12,7 @@ const GiB = 1024 * MiB;
 /** The bound asserted below, stated in the README as the memory promise. */
 const MAX_GROWTH = 64 * MiB;
 
-function drainOrClose(res: import('node:http').ServerResponse): Promise<void> {
+function drainOrClose(res: ServerResponse): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       res.off('drain', done);

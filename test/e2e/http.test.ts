@@ -1,5 +1,6 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { Agent as HttpAgent, createServer, type Server } from 'node:http';
+import { Agent as HttpAgent, createServer, request as httpRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { get, rawExchange } from '../helpers/http-client.ts';
@@ -18,8 +19,16 @@ describe('HTTP through the tunnel', () => {
     backend = createServer((req, res) => {
       seen.push(req.headers);
       if (req.url === '/slow') return; // never answers
-      const body = JSON.stringify({ path: req.url, method: req.method, xff: req.headers['x-forwarded-for'], proto: req.headers['x-forwarded-proto'], xhost: req.headers['x-forwarded-host'] });
-      res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end(body);
+      const hash = createHash('sha256');
+      let bytes = 0;
+      req.on('data', (c: Buffer) => {
+        hash.update(c);
+        bytes += c.length;
+      });
+      req.on('end', () => {
+        const body = JSON.stringify({ path: req.url, method: req.method, xff: req.headers['x-forwarded-for'], proto: req.headers['x-forwarded-proto'], xhost: req.headers['x-forwarded-host'], ...(bytes > 0 ? { bytes, sha256: hash.digest('hex') } : {}) });
+        res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end(body);
+      });
     });
     backend.on('connection', () => backendConnections++);
     const wss = new WebSocketServer({ server: backend });
@@ -69,15 +78,17 @@ describe('HTTP through the tunnel', () => {
 
   it('passes a POST body both ways', async () => {
     const body = 'x'.repeat(300_000);
-    const res = await new Promise<{ status: number }>((resolve, reject) => {
-      const req = require('node:http').request({ host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost', 'content-length': body.length } }, (r: import('node:http').IncomingMessage) => {
-        r.resume();
-        r.on('end', () => resolve({ status: r.statusCode ?? 0 }));
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost', 'content-length': body.length } }, (r) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString()));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
       });
       req.on('error', reject);
       req.end(body);
     });
     expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ method: 'POST', bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
   });
 
   it('relays a WebSocket echo', async () => {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { createCA, issueAgentCertificate } from '../../src/pki/issue.ts';
@@ -100,7 +100,7 @@ describe('trust: certificates and grants', () => {
     for (let i = 0; i < 5; i++) {
       const socket = tlsConnect({ host: '127.0.0.1', port: gw.addresses.tunnel.port, rejectUnauthorized: false });
       socket.on('error', () => {});
-      const raw = require('node:net').connect(gw.addresses.tunnel.port, '127.0.0.1');
+      const raw = netConnect(gw.addresses.tunnel.port, '127.0.0.1');
       raw.on('error', () => {});
       raw.write(randomBytes(4096));
       raw.end();
