@@ -90,9 +90,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.server.on('request', (_req, res) => {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}\n`);
     });
-    this.server.on('tlsClientError', (err, socket) => {
+    this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       this.opts.metrics.handshakeFailures.inc({ reason: 'tls-error' });
-      this.log.warn('TLS handshake failed on the tunnel port', { remote: plainAddress(socket.remoteAddress), err: describeError(err) });
+      // A bare TCP connect-and-close (port probes, load balancer checks) is not worth a warning.
+      const level = err.code === 'ECONNRESET' ? 'debug' : 'warn';
+      this.log[level]('TLS handshake failed on the tunnel port', { remote: plainAddress(socket.remoteAddress), err: describeError(err) });
     });
     this.wss = new WebSocketServer({
       server: this.server,
