@@ -1,37 +1,92 @@
 /**
- * Relays bytes both ways between two duplex streams with backpressure (stream.pipeline honours
- * write()'s return value) and half-close: the end of one side's reading becomes the end of the
- * other's writing. One idempotent teardown destroys both sides (design: code conventions 4).
+ * Byte relays with explicit backpressure: pause the source when write() returns false, resume on
+ * 'drain' (design: code conventions 4). Hand-written instead of stream.pipeline because pipeline
+ * allocates an AbortController per call and aborts it at the end (a DOMException plus an Event
+ * dispatch): about 15% of the gateway's CPU per HTTP request in the profile of the keep-alive
+ * benchmark.
  */
-import { pipeline } from 'node:stream';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
+
+const prematureClose = (): Error => Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+
+/**
+ * Copies `src` into `dst` until `src` ends, then ends `dst`. `done` runs once: without an error
+ * after `dst` finished, or with the first error or premature close of either side.
+ */
+export function pump(src: Readable, dst: Writable, done: (err?: Error) => void): void {
+  let finished = false;
+  const onData = (chunk: Buffer): void => {
+    if (!dst.write(chunk)) src.pause();
+  };
+  const onDrain = (): void => {
+    src.resume();
+  };
+  const onEnd = (): void => {
+    dst.end();
+  };
+  const onFinish = (): void => finish();
+  const onSrcClose = (): void => {
+    if (!src.readableEnded) finish(prematureClose());
+  };
+  const onDstClose = (): void => {
+    if (!dst.writableFinished) finish(prematureClose());
+  };
+  // Stays attached: an error after the copy is over must not become an uncaught exception.
+  const onError = (err: Error): void => finish(err);
+  const finish = (err?: Error): void => {
+    if (finished) return;
+    finished = true;
+    src.removeListener('data', onData);
+    dst.removeListener('drain', onDrain);
+    src.removeListener('end', onEnd);
+    dst.removeListener('finish', onFinish);
+    src.removeListener('close', onSrcClose);
+    dst.removeListener('close', onDstClose);
+    done(err);
+  };
+  src.on('error', onError);
+  dst.on('error', onError);
+  src.on('close', onSrcClose);
+  dst.on('close', onDstClose);
+  src.on('end', onEnd);
+  dst.on('finish', onFinish);
+  dst.on('drain', onDrain);
+  src.on('data', onData);
+  // A 'data' listener does not restart a source that was paused explicitly (listeners that
+  // held a connection until its stream was open do that).
+  src.resume();
+  if (src.readableEnded) onEnd();
+}
 
 export interface RelayResult {
   error?: Error;
 }
 
+/**
+ * Relays both ways with half-close: the end of one side's reading becomes the end of the other's
+ * writing. One idempotent teardown destroys both sides once both directions are done or either
+ * failed.
+ */
 export function relay(a: Duplex, b: Duplex, done?: (result: RelayResult) => void): () => void {
-  let finished = 0;
+  let directionsDone = 0;
   let tornDown = false;
-  let firstError: Error | undefined;
   const teardown = (err?: Error): void => {
     if (tornDown) return;
     tornDown = true;
     a.destroy();
     b.destroy();
-    done?.(firstError ?? err ? { error: firstError ?? err } : {});
+    done?.(err && !isBenignClose(err) ? { error: err } : {});
   };
-  const onPipeDone = (err?: Error | null): void => {
-    if (err && !firstError && !isBenignClose(err)) firstError = err;
+  const onDirectionDone = (err?: Error): void => {
     if (err) {
       teardown(err);
       return;
     }
-    finished += 1;
-    if (finished === 2) teardown();
+    directionsDone += 1;
+    if (directionsDone === 2) teardown();
   };
-  pipeline(a, b, onPipeDone);
-  pipeline(b, a, onPipeDone);
+  pump(a, b, onDirectionDone);
+  pump(b, a, onDirectionDone);
   return () => teardown();
 }
 

@@ -6,13 +6,12 @@
  */
 import { Agent, STATUS_CODES, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import type { Duplex } from 'node:stream';
 import type { Clock } from '../common/clock.ts';
 import { WebgwError, describeError, isWebgwError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
-import { relay } from '../common/relay.ts';
+import { pump, relay } from '../common/relay.ts';
 import type { TunnelStream } from '../tunnel/stream.ts';
 import type { AgentLink } from './agent-link.ts';
 import type { GatewayLimits } from './config.ts';
@@ -171,7 +170,7 @@ export class HttpListener {
       responded = true;
       timer.cancel();
       res.writeHead(ures.statusCode ?? 502, ures.statusMessage, forwardResponseHeaders(ures.rawHeaders));
-      pipeline(ures, res, (err) => {
+      pump(ures, res, (err) => {
         if (err) res.destroy();
       });
     });
@@ -192,7 +191,7 @@ export class HttpListener {
       else this.answer(res, status, messageForStatus(status, hostname));
     });
     if (hasBody) {
-      pipeline(req, upstream, () => {});
+      pump(req, upstream, () => {});
     } else {
       upstream.end();
     }
