@@ -24,5 +24,16 @@ export default {
       slowTestThreshold: 20,
       testTimeout: 30_000,
     },
+    {
+      // A real control plane (test/cluster/plane.ts), started once per run.
+      displayName: 'cluster',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/cluster/global-setup.ts',
+      globalTeardown: '<rootDir>/test/cluster/global-teardown.ts',
+      testTimeout: 180_000,
+      slowTestThreshold: 60,
+    },
   ],
 };

@@ -82,11 +82,34 @@ function loadIssuer(ca: KeyPairPem): Issuer {
   return { cert: forge.pki.certificateFromPem(ca.certPem), keyPem: ca.keyPem };
 }
 
-function issueLeaf(ca: KeyPairPem, commonName: string, validity: Validity, usage: 'server' | 'client', altNames: object[]): KeyPairPem {
+export interface LeafSpec {
+  commonName: string;
+  /** Subject O= values (Kubernetes reads them as groups of a client certificate). */
+  organizations?: readonly string[];
+  usage: 'server' | 'client';
+  /** DNS names and IP addresses. */
+  hosts?: readonly string[];
+  uris?: readonly string[];
+}
+
+/** A leaf certificate for one purpose (serverAuth or clientAuth), never a CA. */
+export function issueCertificate(ca: KeyPairPem, spec: LeafSpec, validity: Validity): KeyPairPem {
+  const altNames = [
+    ...(spec.hosts ?? []).map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h })),
+    ...(spec.uris ?? []).map((value) => ({ type: 6, value })),
+  ];
+  const subject = [
+    { name: 'commonName', value: spec.commonName.slice(0, 64) },
+    ...(spec.organizations ?? []).map((value) => ({ name: 'organizationName', value })),
+  ];
+  return issueLeaf(ca, subject, validity, spec.usage, altNames);
+}
+
+function issueLeaf(ca: KeyPairPem, subject: forge.pki.CertificateField[], validity: Validity, usage: 'server' | 'client', altNames: object[]): KeyPairPem {
   const issuer = loadIssuer(ca);
   const { publicKey, keyPem } = newKeyPair();
   const cert = newCertificate(publicKey, validity);
-  cert.setSubject([{ name: 'commonName', value: commonName.slice(0, 64) }]);
+  cert.setSubject(subject);
   cert.setIssuer(issuer.cert.subject.attributes);
   // Same key id as forge's subjectKeyIdentifier on the CA (SHA-1 of the RSAPublicKey), so chains link.
   const caKeyId = issuer.cert.generateSubjectKeyIdentifier().getBytes();
@@ -103,13 +126,10 @@ function issueLeaf(ca: KeyPairPem, commonName: string, validity: Validity, usage
 
 /** The gateway's tunnel server certificate: serverAuth only, for the given names and IPs. */
 export function issueServerCertificate(ca: KeyPairPem, hosts: readonly string[], validity: Validity): KeyPairPem {
-  const altNames = hosts.map((h) => (isIP(h) ? { type: 7, ip: h } : { type: 2, value: h }));
-  return issueLeaf(ca, hosts[0] ?? 'webgw-gateway', validity, 'server', altNames);
+  return issueCertificate(ca, { commonName: hosts[0] ?? 'webgw-gateway', usage: 'server', hosts }, validity);
 }
 
 /** An agent certificate: clientAuth only, carrying its grants as SAN URIs. */
 export function issueAgentCertificate(ca: KeyPairPem, grants: GrantSet, validity: Validity): KeyPairPem {
-  const uris = grantsToUris(grants);
-  const altNames = uris.map((value) => ({ type: 6, value }));
-  return issueLeaf(ca, grants.identity || 'webgw-agent', validity, 'client', altNames);
+  return issueCertificate(ca, { commonName: grants.identity || 'webgw-agent', usage: 'client', uris: grantsToUris(grants) }, validity);
 }

@@ -9,6 +9,7 @@ describe('npm start (the local demo)', () => {
     const npm = spawn('npm', ['start', '--silent', '--', '--port', '0'], { cwd: repoRoot, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
+    try {
     npm.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
     npm.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const deadline = Date.now() + 30_000;
@@ -37,5 +38,9 @@ describe('npm start (the local demo)', () => {
     expect(stdout).toContain('demo stopped');
     expect(code === 0 || signal === 'SIGINT').toBe(true);
     expect(stderr).not.toMatch(/"level":"error"|Error:/);
+    } finally {
+      // Never leave a demo running behind a failed test.
+      if (npm.exitCode === null && npm.signalCode === null) process.kill(-npm.pid!, 'SIGKILL');
+    }
   }, 60_000);
 });

@@ -1,0 +1,39 @@
+/**
+ * `npm run cluster:up` starts a control plane that outlives the command (for poking at it with
+ * kubectl); `npm run cluster:down` stops it. State lives in ~/.cache/webgw/cluster.
+ */
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ControlPlane, binDir, missingBinaries, type PlaneState } from './plane.ts';
+
+const dir = join(homedir(), '.cache', 'webgw', 'cluster');
+
+async function main(command: string | undefined): Promise<void> {
+  if (command === 'up') {
+    if (existsSync(join(dir, 'state.json'))) throw new Error(`a plane is already up (${dir}); run npm run cluster:down first`);
+    const missing = missingBinaries();
+    if (missing.length > 0) throw new Error(`missing in ${binDir()}: ${missing.join(', ')}; run bash test/cluster/build.sh`);
+    const plane = new ControlPlane(dir, { detached: true });
+    await plane.start((line) => process.stdout.write(`${line}\n`));
+    process.stdout.write(`control plane up; export KUBECONFIG=${plane.kubeconfig}\n`);
+    return;
+  }
+  if (command === 'down') {
+    if (!existsSync(join(dir, 'state.json'))) {
+      process.stdout.write('no control plane is up\n');
+      return;
+    }
+    const state = JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')) as PlaneState;
+    await ControlPlane.load(state.dir).stop();
+    rmSync(dir, { recursive: true, force: true });
+    process.stdout.write('control plane stopped\n');
+    return;
+  }
+  throw new Error('usage: node test/cluster/cluster-cli.ts up|down');
+}
+
+main(process.argv[2]).catch((err: Error) => {
+  process.stderr.write(`${err.message}\n`);
+  process.exitCode = 1;
+});

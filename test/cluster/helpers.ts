@@ -1,0 +1,98 @@
+/** Helpers for cluster tests: kubectl against the test plane, and webhooks served by the test. */
+import { execFile } from 'node:child_process';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { createCA, issueCertificate } from '../../src/pki/issue.ts';
+import { ControlPlane } from './plane.ts';
+
+export function plane(): ControlPlane {
+  const dir = process.env.WEBGW_TEST_CLUSTER_DIR;
+  if (!dir) throw new Error('no test control plane: run the cluster tests through Jest (npm run test:cluster)');
+  return ControlPlane.load(dir);
+}
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function kubectl(args: string[], input?: string): Promise<KubectlResult> {
+  return new Promise((resolve) => {
+    const child = execFile('kubectl', ['--kubeconfig', plane().kubeconfig, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr });
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+/** kubectl that must succeed; returns stdout. */
+export async function kubectlOk(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+  return r.stdout;
+}
+
+export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+export interface AdmissionReview {
+  apiVersion: string;
+  kind: string;
+  request: { uid: string; object: Record<string, unknown>; namespace?: string; operation: string };
+}
+
+export interface TestWebhook {
+  url: string;
+  caBundle: string;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves an admission webhook from the test process over HTTPS with its own CA; the API server
+ * reaches it by URL (`clientConfig.url`) on loopback.
+ */
+export async function serveWebhook(handler: (review: AdmissionReview) => { allowed: boolean; patch?: unknown[]; message?: string }): Promise<TestWebhook> {
+  const validity = { notAfter: new Date(Date.now() + 3600_000) };
+  const ca = createCA('test webhook CA', validity);
+  const serving = issueCertificate(ca, { commonName: '127.0.0.1', usage: 'server', hosts: ['127.0.0.1'] }, validity);
+  const server = createServer({ cert: serving.certPem, key: serving.keyPem }, (req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const review = JSON.parse(Buffer.concat(chunks).toString()) as AdmissionReview;
+      const answer = handler(review);
+      const response: Record<string, unknown> = { uid: review.request.uid, allowed: answer.allowed };
+      if (answer.patch) {
+        response.patchType = 'JSONPatch';
+        response.patch = Buffer.from(JSON.stringify(answer.patch)).toString('base64');
+      }
+      if (answer.message) response.status = { message: answer.message };
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: review.apiVersion, kind: review.kind, response }));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `https://127.0.0.1:${port}`,
+    caBundle: Buffer.from(ca.certPem).toString('base64'),
+    server,
+    close: () => new Promise<void>((r) => {
+      server.closeAllConnections();
+      server.close(() => r());
+    }),
+  };
+}
