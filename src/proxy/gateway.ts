@@ -12,7 +12,7 @@ import type { Logger } from '../common/log.ts';
 import type { AgentLink } from './agent-link.ts';
 import type { GatewayConfig } from './config.ts';
 import { Connector } from './connector.ts';
-import { HttpListener } from './http-listener.ts';
+import { HttpListener } from './http/listener.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { RouteTable } from './route-table.ts';
 import { TcpListeners } from './tcp-listeners.ts';
@@ -76,10 +76,10 @@ export class Gateway {
       this.routes.add(link, link.grants);
       void this.tcp?.sync(this.routes.tcpPorts());
     });
-    this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link, false));
+    this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link));
     this.tunnel.on('agentGone', (link) => {
       this.routes.remove(link, this.clock.now());
-      this.http?.dropAgent(link, true);
+      this.http?.dropAgent(link);
       void this.tcp?.sync(this.routes.tcpPorts());
     });
     this.watcher = new FileWatcher({

@@ -19,6 +19,16 @@ describe('HTTP through the tunnel', () => {
     backend = createServer((req, res) => {
       seen.push(req.headers);
       if (req.url === '/slow') return; // never answers
+      if (req.url === '/chunked') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('part one, ');
+        setTimeout(() => res.end('part two'), 10);
+        return;
+      }
+      if (req.url === '/not-modified') {
+        res.writeHead(304, { etag: '"v1"' }).end();
+        return;
+      }
       const hash = createHash('sha256');
       let bytes = 0;
       req.on('data', (c: Buffer) => {
@@ -89,6 +99,51 @@ describe('HTTP through the tunnel', () => {
     });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ method: 'POST', bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+  });
+
+  it('streams a chunked upload and a chunked response', async () => {
+    const sent = Array.from({ length: 50 }, (_v, i) => `piece-${i};`).join('');
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost' } }, (r) => {
+        let text = '';
+        r.on('data', (c: Buffer) => (text += c.toString()));
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
+      });
+      req.on('error', reject);
+      for (let i = 0; i < 50; i++) req.write(`piece-${i};`); // no Content-Length: chunked
+      req.end();
+    });
+    expect(JSON.parse(res.body)).toMatchObject({ bytes: sent.length, sha256: createHash('sha256').update(sent).digest('hex') });
+    const chunked = await get(gw.httpPort, 'app.localhost', '/chunked');
+    expect(chunked.headers['transfer-encoding']).toBe('chunked');
+    expect(chunked.body).toBe('part one, part two');
+  });
+
+  it('passes HEAD, 304 and Expect: 100-continue', async () => {
+    const head = await new Promise<number>((resolve, reject) => {
+      httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'HEAD', path: '/', headers: { host: 'app.localhost' } }, (r) => {
+        r.resume();
+        r.on('end', () => resolve(r.statusCode ?? 0));
+      }).on('error', reject).end();
+    });
+    expect(head).toBe(200);
+    const notModified = await get(gw.httpPort, 'app.localhost', '/not-modified');
+    expect([notModified.status, notModified.headers.etag, notModified.body]).toEqual([304, '"v1"', '']);
+    const cont = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+      let continued = false;
+      const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'PUT', path: '/upload', headers: { host: 'app.localhost', expect: '100-continue', 'content-length': 4 } }, (r) => {
+        r.resume();
+        r.on('end', () => resolve({ status: r.statusCode ?? 0, continued }));
+      });
+      req.on('continue', () => {
+        continued = true;
+        req.end('data');
+      });
+      req.on('error', reject);
+    });
+    expect(cont).toEqual({ status: 200, continued: true });
+    // The keep-alive pool still works after all of these.
+    expect((await get(gw.httpPort, 'app.localhost', '/after')).status).toBe(200);
   });
 
   it('relays a WebSocket echo', async () => {

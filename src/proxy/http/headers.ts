@@ -2,7 +2,7 @@
  * Pure header rules of the HTTP reverse proxy: Host parsing, hop-by-hop removal
  * (RFC 9110 §7.6.1) and the X-Forwarded-* headers the backend sees.
  */
-import { normalizeHostname } from '../pki/grants.ts';
+import { normalizeHostname } from '../../pki/grants.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
 const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);

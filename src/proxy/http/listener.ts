@@ -1,23 +1,25 @@
 /**
- * The public HTTP listener: a reverse proxy per request, routed by Host. Each route has a pool
- * of keep-alive tunnel streams (an http.Agent whose "sockets" are tunnel streams), so requests
- * reuse streams and the agent's backend connections. Upgrade requests (WebSocket) are relayed as
- * raw bytes after their head. Answers: 400, 404, 431, 502, 503, 504 (design: Routing).
+ * The public HTTP listener: a reverse proxy per request, routed by Host. node:http parses the
+ * client side (limits, timeouts, 400/431); each request goes to the next agent of its route
+ * over a keep-alive tunnel stream (idle-streams.ts), written and parsed by exchange.ts, so
+ * requests reuse streams and the agent's backend connections. Upgrade requests (WebSocket) are
+ * relayed as raw bytes after their head. Answers: 400, 404, 431, 502, 503, 504 (design: Routing).
  */
-import { Agent, STATUS_CODES, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { Clock } from '../common/clock.ts';
-import { WebgwError, describeError, isWebgwError } from '../common/errors.ts';
-import type { Logger } from '../common/log.ts';
-import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
-import { pump, relay } from '../common/relay.ts';
-import type { TunnelStream } from '../tunnel/stream.ts';
-import type { AgentLink } from './agent-link.ts';
-import type { GatewayLimits } from './config.ts';
-import type { Connector } from './connector.ts';
-import { forwardRequestHeaders, forwardResponseHeaders, hostFromHeader, serializeRequestHead } from './http-headers.ts';
-import type { GatewayMetrics } from './metrics.ts';
+import type { Clock } from '../../common/clock.ts';
+import { describeError, isWebgwError } from '../../common/errors.ts';
+import type { Logger } from '../../common/log.ts';
+import { closeServer, formatHostPort, listen, plainAddress } from '../../common/net.ts';
+import { relay } from '../../common/relay.ts';
+import type { AgentLink } from '../agent-link.ts';
+import type { GatewayLimits } from '../config.ts';
+import type { Connector } from '../connector.ts';
+import { exchange } from './exchange.ts';
+import { forwardRequestHeaders, hostFromHeader, serializeRequestHead } from './headers.ts';
+import { IdleStreams } from './idle-streams.ts';
+import type { GatewayMetrics } from '../metrics.ts';
 
 export interface HttpListenerOptions {
   address: string;
@@ -33,45 +35,12 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
 const MAX_ATTEMPTS = 3;
 const MAX_IDLE_STREAMS_PER_ROUTE = 256;
 
-/** An http.Agent whose connections are tunnel streams to the agents of one route. */
-class TunnelPool extends Agent {
-  readonly linkOf = new WeakMap<Duplex, AgentLink>();
-  private readonly openStream: () => Promise<{ stream: TunnelStream; agent: AgentLink }>;
-
-  constructor(openStream: () => Promise<{ stream: TunnelStream; agent: AgentLink }>) {
-    super({ keepAlive: true, maxFreeSockets: MAX_IDLE_STREAMS_PER_ROUTE, scheduling: 'lifo' });
-    this.openStream = openStream;
-  }
-
-  override createConnection(_options: unknown, callback: (err: Error | null, stream?: Duplex) => void): undefined {
-    this.openStream().then(({ stream, agent }) => {
-      this.linkOf.set(stream, agent);
-      callback(null, stream);
-    }, (err: Error) => callback(err));
-    return undefined;
-  }
-
-  override keepSocketAlive(socket: Duplex): boolean {
-    // Do not pool a stream whose agent is draining; the next request opens one elsewhere.
-    if (this.linkOf.get(socket)?.draining) return false;
-    // Node returns false when the server's Keep-Alive hint is too short (typed as void).
-    return (super.keepSocketAlive(socket as Socket) as unknown as boolean | undefined) !== false;
-  }
-
-  /** Destroys idle pooled streams of one agent (it said GOAWAY or left). */
-  dropIdle(link: AgentLink): void {
-    for (const list of Object.values(this.freeSockets)) {
-      for (const socket of [...(list ?? [])]) if (this.linkOf.get(socket) === link) socket.destroy();
-    }
-  }
-}
-
 export class HttpListener {
   private readonly opts: HttpListenerOptions;
   private readonly log: Logger;
   private readonly server: Server;
-  /** One pool per route and agent, so requests are balanced per request, not per stream. */
-  private readonly pools = new Map<string, { pool: TunnelPool; link: AgentLink }>();
+  /** Keep-alive streams per route and agent, so requests are balanced per request, not per stream. */
+  private readonly idle = new IdleStreams(MAX_IDLE_STREAMS_PER_ROUTE);
   private localPort = 0;
 
   constructor(opts: HttpListenerOptions) {
@@ -103,25 +72,19 @@ export class HttpListener {
    * The agent drains: its idle keep-alive streams go now, busy ones after their response. Once
    * it is gone, its pools go too.
    */
-  dropAgent(link: AgentLink, gone: boolean): void {
-    for (const [key, entry] of this.pools) {
-      entry.pool.dropIdle(link);
-      if (gone && entry.link === link) {
-        entry.pool.destroy();
-        this.pools.delete(key);
-      }
-    }
+  dropAgent(link: AgentLink): void {
+    this.idle.dropAgent(link);
   }
 
   async close(): Promise<void> {
     await closeServer(this.server);
-    for (const { pool } of this.pools.values()) pool.destroy();
+    this.idle.destroyAll();
   }
 
   destroy(): void {
     this.server.closeAllConnections();
     this.server.close();
-    for (const { pool } of this.pools.values()) pool.destroy();
+    this.idle.destroyAll();
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
@@ -150,51 +113,53 @@ export class HttpListener {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, hostname: string, attempt: number): void {
-    const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: plainAddress(req.socket.remoteAddress), proto: 'http', upgrade: false });
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
     const link = this.opts.connector.pick('http', hostname);
     if (!link) {
       this.answer(res, 503, messageForStatus(503, hostname));
       return;
     }
-    const upstream = httpRequest({ agent: this.poolFor(hostname, link), method: req.method, path: req.url, headers, setHost: false });
-    let responded = false;
-    const timer = this.opts.clock.setTimeout(() => {
-      upstream.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${this.opts.limits.responseTimeoutMs} ms`));
-    }, this.opts.limits.responseTimeoutMs);
-    const onClientGone = (): void => {
-      if (!res.writableFinished) upstream.destroy();
-    };
-    res.once('close', onClientGone);
-    upstream.on('response', (ures) => {
-      responded = true;
-      timer.cancel();
-      res.writeHead(ures.statusCode ?? 502, ures.statusMessage, forwardResponseHeaders(ures.rawHeaders));
-      pump(ures, res, (err) => {
-        if (err) res.destroy();
-      });
-    });
-    upstream.on('error', (err) => {
-      timer.cancel();
-      if (responded) return;
-      res.removeListener('close', onClientGone);
+    const key = `${hostname} ${link.id}`;
+    const idle = this.idle.take(key);
+    const streamReady = idle
+      ? Promise.resolve({ stream: idle, agent: link, reused: true })
+      : this.opts.connector.open({
+        protocol: 'http', hostname, port: this.localPort,
+        // A pooled stream serves many clients: the client is in X-Forwarded-For, not in OPEN.
+        client: { address: '', port: 0 }, local: { address: '', port: this.localPort },
+      }, link).then((opened) => ({ ...opened, reused: false }));
+    streamReady.then(async ({ stream, agent, reused }) => {
+      if (res.destroyed) {
+        this.idle.put(`${hostname} ${agent.id}`, agent, stream);
+        return;
+      }
+      const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: plainAddress(req.socket.remoteAddress), proto: 'http', upgrade: false });
+      const outcome = await exchange({ req, res, stream, headers, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+      if (outcome.kind === 'done') {
+        if (outcome.reusable) this.idle.put(`${hostname} ${agent.id}`, agent, stream);
+        else stream.destroy();
+        return;
+      }
+      if (outcome.responseStarted) {
+        res.destroy();
+        return;
+      }
       // A keep-alive stream can be closed by the backend just as we reuse it (RFC 9112 §9.3.1):
       // retry requests that are safe to repeat and whose body we have not consumed.
-      const stale = upstream.reusedSocket && !isWebgwError(err, 'WEBGW_ERR_TIMEOUT');
+      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+      const stale = reused && !isWebgwError(outcome.error, 'WEBGW_ERR_TIMEOUT');
       if (stale && !hasBody && IDEMPOTENT.has(req.method ?? '') && attempt < MAX_ATTEMPTS && !res.destroyed) {
         this.forward(req, res, hostname, attempt + 1);
         return;
       }
-      const status = statusForError(err);
-      if (status >= 502 && status !== 503) this.log.warn('upstream request failed', { host: hostname, status, err: describeError(err) });
-      if (res.headersSent) res.destroy();
-      else this.answer(res, status, messageForStatus(status, hostname));
-    });
-    if (hasBody) {
-      pump(req, upstream, () => {});
-    } else {
-      upstream.end();
-    }
+      this.fail(res, hostname, outcome.error);
+    }, (err: Error) => this.fail(res, hostname, err));
+  }
+
+  private fail(res: ServerResponse, hostname: string, err: Error): void {
+    const status = statusForError(err);
+    if (status >= 502 && status !== 503) this.log.warn('upstream request failed', { host: hostname, status, err: describeError(err) });
+    if (res.headersSent) res.destroy();
+    else if (!res.destroyed) this.answer(res, status, messageForStatus(status, hostname));
   }
 
   private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
@@ -234,21 +199,6 @@ export class HttpListener {
       return;
     }
     endRaw(socket, status, STATUS_CODES[status] ?? 'bad request');
-  }
-
-  private poolFor(hostname: string, link: AgentLink): TunnelPool {
-    const key = `${hostname} ${link.id}`;
-    let entry = this.pools.get(key);
-    if (!entry) {
-      const pool = new TunnelPool(() => this.opts.connector.open({
-        protocol: 'http', hostname, port: this.localPort,
-        // A pooled stream serves many clients: the client is in X-Forwarded-For, not in OPEN.
-        client: { address: '', port: 0 }, local: { address: '', port: this.localPort },
-      }, link));
-      entry = { pool, link };
-      this.pools.set(key, entry);
-    }
-    return entry.pool;
   }
 
   private answer(res: ServerResponse, status: number, message: string): void {
