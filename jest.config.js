@@ -22,7 +22,7 @@ export default {
       transform,
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       slowTestThreshold: 20,
-      testTimeout: 30_000,
+      setupFilesAfterEnv: ['<rootDir>/test/e2e/jest-setup.ts'],
     },
     {
       // A real control plane (test/cluster/plane.ts), started once per run.
@@ -32,7 +32,7 @@ export default {
       testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
       globalSetup: '<rootDir>/test/cluster/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/global-teardown.ts',
-      testTimeout: 180_000,
+      setupFilesAfterEnv: ['<rootDir>/test/cluster/jest-setup.ts'],
       slowTestThreshold: 60,
     },
   ],

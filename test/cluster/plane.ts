@@ -226,6 +226,7 @@ export class ControlPlane {
     this.spawnComponent('kube-scheduler', [`--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--v=1']);
     this.spawnComponent('kwok', [
       `--kubeconfig=${this.kubeconfig}`,
+      `--config=${join(repoRoot(), 'test/cluster/kwok-stages.yaml')}`,
       // Only nodes created with this annotation are faked (the tests create them).
       '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
       // Pod IPs come from loopback: nothing ever connects to them.
@@ -241,7 +242,8 @@ export class ControlPlane {
       ? spawn(binary, args, { stdio: ['ignore', logFile, logFile], detached: true })
       : spawn('setpriv', ['--pdeathsig', 'TERM', '--', binary, ...args], { stdio: ['ignore', logFile, logFile] });
     closeSync(logFile);
-    if (this.detached) child.unref();
+    // Tracked by pid; a running component must not keep the starting process alive.
+    child.unref();
     this.children.set(name, child);
     this.pids.set(name, child.pid!);
     this.saveState();
