@@ -5,7 +5,8 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
+import { freeLoopbackPort } from '../../src/common/net.ts';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { writeKeyPair } from '../../src/pki/files.ts';
@@ -21,14 +22,6 @@ export interface Service {
   host?: string;
   pids: number[];
   stop(): void;
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
@@ -67,7 +60,7 @@ export async function startNginx(dir: string): Promise<Service> {
   mkdirSync(join(dir, 'nginx-tmp'), { recursive: true });
   writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
   writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const tmp = join(dir, 'nginx-tmp');
   writeFileSync(join(dir, 'nginx.conf'), `
 worker_processes 1;
@@ -94,7 +87,7 @@ export async function startWebgw(dir: string, backendPort: number, tcpPort?: num
   await writeKeyPair(dir, 'ca', ca);
   await writeKeyPair(dir, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], { notAfter: new Date(Date.now() + 24 * HOUR) }));
   await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], tls: [], tcp: tcpPort ? [tcpPort] : [], identity: 'bench' }, { notAfter: new Date(Date.now() + 24 * HOUR) }));
-  const [tunnelPort, httpPort] = [await freePort(), await freePort()];
+  const [tunnelPort, httpPort] = [await freeLoopbackPort(), await freeLoopbackPort()];
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify({
     tunnel: { address: '127.0.0.1', port: tunnelPort, caFile: 'ca.crt', certFile: 'gateway.crt', keyFile: 'gateway.key' },
     listeners: { http: { address: '127.0.0.1', port: httpPort }, ...(tcpPort ? { tcp: { address: '127.0.0.1', portRange: { from: tcpPort, to: tcpPort } } } : {}) },
@@ -142,8 +135,8 @@ export async function startSshReverse(dir: string, backendPort: number): Promise
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', hostKey]);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', userKey]);
   execFileSync('cp', [`${userKey}.pub`, join(dir, 'authorized_keys')]);
-  const sshdPort = await freePort();
-  const publicPort = await freePort();
+  const sshdPort = await freeLoopbackPort();
+  const publicPort = await freeLoopbackPort();
   writeFileSync(join(dir, 'sshd_config'), [
     `ListenAddress 127.0.0.1:${sshdPort}`, `HostKey ${hostKey}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
     'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'AllowTcpForwarding yes', 'GatewayPorts no',

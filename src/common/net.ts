@@ -1,6 +1,5 @@
 /** Small socket helpers shared by listeners. */
-import type { AddressInfo } from 'node:net';
-import type { Server as NetServer } from 'node:net';
+import { createServer, type AddressInfo, type Server as NetServer } from 'node:net';
 
 /** `::ffff:1.2.3.4` → `1.2.3.4`, so logs, headers and PROXY headers show plain IPv4. */
 export function plainAddress(address: string | undefined): string {
@@ -34,4 +33,19 @@ export function closeServer(server: NetServer): Promise<void> {
 
 export function formatHostPort(address: string, port: number): string {
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/**
+ * A loopback port that is free right now: `preferred` if it can be bound, else one the kernel
+ * picks. Racy by nature (someone may take it before the caller binds it); for demos and tests.
+ */
+export async function freeLoopbackPort(preferred = 0): Promise<number> {
+  const probe = createServer();
+  try {
+    return (await listen(probe, preferred, '127.0.0.1')).port;
+  } catch {
+    return (await listen(probe, 0, '127.0.0.1')).port;
+  } finally {
+    probe.close();
+  }
 }

@@ -3,14 +3,13 @@
  * as a real deployment is (mutual TLS tunnel, grants in the agent certificate).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentConfigSchema } from '../agent/config.ts';
 import { Agent } from '../agent/agent.ts';
 import { parseConfig } from '../common/config-file.ts';
 import type { Logger } from '../common/log.ts';
-import { listen } from '../common/net.ts';
+import { freeLoopbackPort } from '../common/net.ts';
 import { writeKeyPair } from '../pki/files.ts';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../pki/issue.ts';
 import { gatewayConfigSchema } from '../proxy/config.ts';
@@ -36,24 +35,13 @@ export interface Demo {
   destroy(): void;
 }
 
-async function freePort(preferred: number): Promise<number> {
-  const probe = createServer();
-  try {
-    return (await listen(probe, preferred, '127.0.0.1')).port;
-  } catch {
-    return (await listen(probe, 0, '127.0.0.1')).port;
-  } finally {
-    probe.close();
-  }
-}
-
 export async function startDemo(opts: DemoOptions): Promise<Demo> {
   const dir = await mkdtemp(join(tmpdir(), 'webgw-demo-'));
   let app: PrivateApp | undefined;
   try {
     const ca = createCA('webgw demo CA', { notAfter: new Date(Date.now() + 24 * HOUR) });
-    const tcpPort = await freePort(0);
-    const httpPort = await freePort(opts.httpPort);
+    const tcpPort = await freeLoopbackPort();
+    const httpPort = await freeLoopbackPort(opts.httpPort);
     await writeKeyPair(dir, 'ca', ca);
     await writeKeyPair(dir, 'gateway', issueServerCertificate(ca, ['127.0.0.1', 'localhost'], { notAfter: new Date(Date.now() + 24 * HOUR) }));
     await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: [DEMO_HOSTNAME], tls: [], tcp: [tcpPort], identity: 'demo/hello' }, { notAfter: new Date(Date.now() + 12 * HOUR) }));

@@ -9,7 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { createServer } from 'node:net';
+import { freeLoopbackPort } from '../../src/common/net.ts';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/issue.ts';
@@ -42,14 +42,6 @@ export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 
 
 export function missingBinaries(): string[] {
   return components.filter((c) => !existsSync(join(binDir(), c)));
-}
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 export interface PlaneState {
@@ -124,7 +116,7 @@ export class ControlPlane {
   async start(log: (line: string) => void = () => {}): Promise<void> {
     const started = Date.now();
     mkdirSync(this.dir, { recursive: true });
-    this.ports = { etcd: await freePort(), etcdPeer: await freePort(), apiserver: await freePort() };
+    this.ports = { etcd: await freeLoopbackPort(), etcdPeer: await freeLoopbackPort(), apiserver: await freeLoopbackPort() };
     this.pki = this.writePki();
     this.writeKubeconfig();
     this.saveState();

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
+import { freeLoopbackPort } from '../../src/common/net.ts';
 import { createCA, issueServerCertificate } from '../../src/pki/issue.ts';
 import { rawExchange } from '../helpers/http-client.ts';
 import { hours, startAgent, startGateway, waitFor, type GatewayFixture } from '../helpers/fixture.ts';
@@ -32,13 +33,6 @@ async function writeBulk(socket: Socket, salt: number): Promise<string> {
     if (!socket.write(block)) await once(socket, 'drain');
   }
   return hash.digest('hex');
-}
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  const port = await listenOn(s);
-  s.close();
-  return port;
 }
 
 describe('TLS passthrough and raw TCP', () => {
@@ -82,9 +76,9 @@ describe('TLS passthrough and raw TCP', () => {
       });
     });
     const [tlsPort, tcpBackendPort, proxyBackendPort] = await Promise.all([listenOn(tlsBackend), listenOn(tcpBackend), listenOn(proxyBackend)]);
-    tcpPort = await freePort();
-    proxyPortV1 = await freePort();
-    proxyPortV2 = await freePort();
+    tcpPort = await freeLoopbackPort();
+    proxyPortV1 = await freeLoopbackPort();
+    proxyPortV2 = await freeLoopbackPort();
     const ports = [tcpPort, proxyPortV1, proxyPortV2].sort((a, b) => a - b);
     gw = await startGateway({ tcpRange: { from: ports[0]!, to: ports[2]! }, limits: { clientHelloTimeoutMs: 500 } });
     const creds = await gw.issueAgent('db', { tls: ['db.localhost'], tcp: [tcpPort, proxyPortV1, proxyPortV2] });
