@@ -7,6 +7,7 @@ import { loadAgentConfig } from '../agent/config.ts';
 import { Agent } from '../agent/agent.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
+import { renderAllCrds } from '../crds/render.ts';
 import { startDemo } from '../demo/demo.ts';
 import { loadGatewayConfig } from '../proxy/config.ts';
 import { Gateway } from '../proxy/gateway.ts';
@@ -20,6 +21,7 @@ Usage:
   webgw gateway --config FILE     run a gateway (YAML or JSON config)
   webgw agent --config FILE       run an agent (YAML or JSON config)
   webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
+  webgw crds                      print the CustomResourceDefinitions (kubectl apply -f -)
   webgw help
 
 Logs are JSON lines on stderr; WEBGW_LOG_LEVEL=debug|info|warn|error.
@@ -41,6 +43,9 @@ async function main(argv: string[]): Promise<number> {
       return runDemo(args);
     case 'pki':
       await pkiCommand(args, out);
+      return 0;
+    case 'crds':
+      process.stdout.write(renderAllCrds());
       return 0;
     case 'help':
     case '--help':

@@ -1,0 +1,58 @@
+/**
+ * Condition types and reasons of the WebGW custom resources (metav1.Condition shape). One place,
+ * typed, so reconcilers, tests and docs use the same words.
+ */
+export const GatewayCondition = {
+  /** The spec is valid and the controller will act on it. */
+  Accepted: 'Accepted',
+  /** The proxy workload, its certificates and config are applied. */
+  Programmed: 'Programmed',
+  /** Proxy pods run and serve. */
+  Ready: 'Ready',
+} as const;
+
+export const ExposedServiceCondition = {
+  Accepted: 'Accepted',
+  /** Every named gateway exists and admits this namespace. */
+  ResolvedRefs: 'ResolvedRefs',
+  Ready: 'Ready',
+  /** A hostname is already held by an older ExposedService on that gateway. */
+  HostnameConflict: 'HostnameConflict',
+} as const;
+
+export const ConditionReason = {
+  Accepted: 'Accepted',
+  Invalid: 'Invalid',
+  Programmed: 'Programmed',
+  ApplyFailed: 'ApplyFailed',
+  PodsReady: 'PodsReady',
+  PodsNotReady: 'PodsNotReady',
+  NoMatchingNodes: 'NoMatchingNodes',
+  GatewayNotFound: 'GatewayNotFound',
+  NamespaceNotAllowed: 'NamespaceNotAllowed',
+  HostnameConflict: 'HostnameConflict',
+  NoConflicts: 'NoConflicts',
+  PortsExhausted: 'PortsExhausted',
+} as const;
+
+export type ConditionStatus = 'True' | 'False' | 'Unknown';
+
+export interface Condition {
+  type: string;
+  status: ConditionStatus;
+  reason: string;
+  message: string;
+  observedGeneration?: number;
+  lastTransitionTime: string;
+}
+
+/**
+ * Sets a condition the way apimachinery's meta.SetStatusCondition does: lastTransitionTime
+ * changes only when the status flips, so an unchanged status writes nothing new.
+ */
+export function setCondition(conditions: readonly Condition[], next: Omit<Condition, 'lastTransitionTime'>, now: Date): Condition[] {
+  const existing = conditions.find((c) => c.type === next.type);
+  const lastTransitionTime = existing && existing.status === next.status ? existing.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const updated: Condition = { ...next, lastTransitionTime };
+  return existing ? conditions.map((c) => (c.type === next.type ? updated : c)) : [...conditions, updated];
+}

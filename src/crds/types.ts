@@ -1,0 +1,95 @@
+/** TypeScript shapes of the webgw.io/v1alpha1 resources (the schemas in schemas.ts are the contract). */
+import type { Condition } from './conditions.ts';
+
+export const GROUP = 'webgw.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
+}
+
+export interface Toleration {
+  key?: string;
+  operator?: 'Equal' | 'Exists';
+  value?: string;
+  effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute';
+  tolerationSeconds?: number;
+}
+
+export interface GatewaySpec {
+  domain?: string;
+  placement: { nodeSelector?: Record<string, string>; tolerations?: Toleration[]; replicas?: number };
+  listeners: {
+    http?: { port: number };
+    https?: { port: number };
+    tcp?: { portRange: { from: number; to: number } };
+    tunnel: { port: number };
+  };
+  tls?: { certificateRef: { name: string; namespace: string } };
+  allowedNamespaces?: { selector?: LabelSelector };
+  limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number };
+}
+
+export interface GatewayStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  addresses?: Array<{ type: 'IPAddress' | 'Hostname'; value: string }>;
+  tunnelEndpoints?: string[];
+  replicas?: { desired: number; ready: number };
+  attachedServices?: number;
+}
+
+export interface Gateway {
+  apiVersion: typeof API_VERSION;
+  kind: 'Gateway';
+  metadata: ObjectMeta;
+  spec: GatewaySpec;
+  status?: GatewayStatus;
+}
+
+export type RouteProtocolName = 'HTTP' | 'TLS' | 'TCP';
+
+export interface ExposedServiceRoute {
+  protocol: RouteProtocolName;
+  hostnames?: string[];
+  subdomain?: string;
+  termination?: 'Passthrough' | 'Terminate';
+  backend?: { port: number };
+}
+
+export interface ExposedServiceSpec {
+  gateways?: Array<{ name: string }>;
+  gatewaySelector?: LabelSelector;
+  mode: 'Sidecar' | 'Connector';
+  selector?: Record<string, string>;
+  backend: { port: number; service?: string };
+  routes: ExposedServiceRoute[];
+  proxyProtocol: 'None' | 'V1' | 'V2';
+}
+
+export interface ExposedServiceStatus {
+  observedGeneration?: number;
+  conditions?: Condition[];
+  endpoints?: Array<{ gateway: string; urls?: string[]; tcp?: Array<{ address: string; port: number; backendPort: number }> }>;
+}
+
+export interface ExposedService {
+  apiVersion: typeof API_VERSION;
+  kind: 'ExposedService';
+  metadata: ObjectMeta;
+  spec: ExposedServiceSpec;
+  status?: ExposedServiceStatus;
+}
