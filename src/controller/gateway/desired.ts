@@ -1,0 +1,221 @@
+/**
+ * What a Gateway should look like in the cluster: a pure function from the Gateway, its
+ * credentials and the observed pods/nodes to plain Kubernetes objects and a status
+ * (design: Controller). No I/O, no clocks, no randomness: the reconciler gathers the inputs and
+ * applies the outputs, and tests call it with tables.
+ */
+import { createHash } from 'node:crypto';
+import { stringify } from 'yaml';
+import { ConditionReason, GatewayCondition, setCondition, type Condition } from '../../crds/conditions.ts';
+import { API_VERSION, type Gateway, type GatewayStatus } from '../../crds/types.ts';
+
+export const GATEWAY_LABEL = 'webgw.io/gateway';
+export const COMPONENT_LABEL = 'app.kubernetes.io/component';
+export const ADMIN_PORT = 9901;
+const CONFIG_DIR = '/etc/webgw';
+const TLS_DIR = '/etc/webgw/tls';
+
+/** The DNS name in every gateway's tunnel certificate; agents verify it (serverName). */
+export function tunnelServerName(gateway: string): string {
+  return `${gateway}.gateway.webgw.io`;
+}
+
+export function gatewayObjectNames(gateway: string): { workload: string; config: string; caSecret: string; tunnelSecret: string } {
+  const base = `webgw-gw-${gateway}`;
+  return { workload: base, config: `${base}-config`, caSecret: `${base}-ca`, tunnelSecret: `${base}-tunnel` };
+}
+
+export interface TunnelCredentials {
+  caPem: string;
+  certPem: string;
+  keyPem: string;
+}
+
+export interface ObservedPod {
+  name: string;
+  nodeName?: string;
+  ready: boolean;
+}
+
+export interface ObservedNode {
+  name: string;
+  addresses: Array<{ type: string; address: string }>;
+}
+
+export interface GatewayInputs {
+  gateway: Gateway;
+  namespace: string;
+  image: string;
+  credentials: TunnelCredentials;
+  pods: readonly ObservedPod[];
+  nodes: readonly ObservedNode[];
+  /** Desired replica count as the workload reports it (DaemonSet: nodes it schedules to). */
+  desiredReplicas: number;
+  /** Result of the last apply, for Programmed. */
+  applyError?: string;
+  now: Date;
+}
+
+type K8sObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: Record<string, unknown> };
+
+export interface GatewayDesired {
+  /** Problems only the controller can see; non-empty means Accepted=False and nothing applied. */
+  invalid: string[];
+  objects: K8sObject[];
+  status: GatewayStatus;
+}
+
+export function validateGateway(gw: Gateway): string[] {
+  const problems: string[] = [];
+  if (gw.metadata.name.length > 52) problems.push('metadata.name must be at most 52 characters (it names the proxy workload and its labels)');
+  return problems;
+}
+
+/** The gateway's own config file, as the proxy pods read it. */
+export function gatewayConfig(gw: Gateway): Record<string, unknown> {
+  const l = gw.spec.listeners;
+  return {
+    name: gw.metadata.name,
+    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: `${TLS_DIR}/ca.crt`, certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` },
+    listeners: {
+      ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
+      ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port } } : {}),
+      ...(l.tcp ? { tcp: { address: '0.0.0.0', portRange: l.tcp.portRange } } : {}),
+    },
+    // Bound to loopback: with host networking anything else would publish metrics on the edge.
+    admin: { address: '127.0.0.1', port: ADMIN_PORT },
+    limits: {
+      ...(gw.spec.limits?.maxStreamsPerAgent ? { maxStreamsPerAgent: gw.spec.limits.maxStreamsPerAgent } : {}),
+      ...(gw.spec.limits?.maxHeaderBytes ? { maxHeaderBytes: gw.spec.limits.maxHeaderBytes } : {}),
+    },
+  };
+}
+
+function ownerReference(gw: Gateway): Record<string, unknown> {
+  return { apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid, controller: true, blockOwnerDeletion: true };
+}
+
+function hash(...parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\0');
+  return h.digest('hex').slice(0, 16);
+}
+
+function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Record<string, unknown> {
+  const names = gatewayObjectNames(gw.metadata.name);
+  const labels = { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway', 'app.kubernetes.io/name': 'webgw' };
+  const probe = (path: string, periodSeconds: number): Record<string, unknown> => ({
+    httpGet: { host: '127.0.0.1', port: ADMIN_PORT, path }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3,
+  });
+  const replicas = gw.spec.placement.replicas;
+  return {
+    metadata: {
+      labels,
+      // A new config or certificate rolls the pods (the proxy also reloads certificates itself).
+      annotations: { 'webgw.io/config-hash': hash(configYaml, inputs.credentials.certPem, inputs.credentials.caPem) },
+    },
+    spec: {
+      hostNetwork: true,
+      dnsPolicy: 'ClusterFirstWithHostNet',
+      // The edge holds no Kubernetes credentials at all (design: Trust model).
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      ...(gw.spec.placement.nodeSelector ? { nodeSelector: gw.spec.placement.nodeSelector } : {}),
+      ...(gw.spec.placement.tolerations ? { tolerations: gw.spec.placement.tolerations } : {}),
+      ...(replicas !== undefined ? {
+        // Host ports: two replicas can never share a node.
+        affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name } }, topologyKey: 'kubernetes.io/hostname' }] } },
+      } : {}),
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+      terminationGracePeriodSeconds: 30,
+      containers: [{
+        name: 'gateway',
+        image: inputs.image,
+        args: ['gateway', '--config', `${CONFIG_DIR}/gateway.yaml`],
+        securityContext: {
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          // Ports below 1024 (80, 443) without root; the image grants the binary this capability.
+          capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+        },
+        readinessProbe: probe('/readyz', 5),
+        livenessProbe: probe('/healthz', 10),
+        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+        volumeMounts: [
+          { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+          { name: 'tunnel-tls', mountPath: TLS_DIR, readOnly: true },
+        ],
+      }],
+      volumes: [
+        { name: 'config', configMap: { name: names.config } },
+        { name: 'tunnel-tls', secret: { secretName: names.tunnelSecret, defaultMode: 0o440 } },
+      ],
+    },
+  };
+}
+
+export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
+  const gw = inputs.gateway;
+  const names = gatewayObjectNames(gw.metadata.name);
+  const generation = gw.metadata.generation ?? 0;
+  const invalid = validateGateway(gw);
+  let conditions: Condition[] = gw.status?.conditions ?? [];
+  const set = (type: string, ok: boolean, reason: string, message: string): void => {
+    conditions = setCondition(conditions, { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: generation }, inputs.now);
+  };
+  if (invalid.length > 0) {
+    set(GatewayCondition.Accepted, false, ConditionReason.Invalid, invalid.join('; '));
+    set(GatewayCondition.Programmed, false, ConditionReason.Invalid, 'not programmed: the Gateway is invalid');
+    set(GatewayCondition.Ready, false, ConditionReason.Invalid, 'not programmed: the Gateway is invalid');
+    return { invalid, objects: [], status: { ...gw.status, observedGeneration: generation, conditions } };
+  }
+
+  const configYaml = stringify(gatewayConfig(gw));
+  const meta = (name: string): Record<string, unknown> => ({
+    name, namespace: inputs.namespace, labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw' }, ownerReferences: [ownerReference(gw)],
+  });
+  const selector = { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway' } };
+  const template = podTemplate(gw, inputs, configYaml);
+  const replicas = gw.spec.placement.replicas;
+  const workload: K8sObject = replicas === undefined
+    ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(names.workload), spec: { selector, template, updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } } } }
+    : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(names.workload), spec: { replicas, selector, template, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } } } };
+  const objects: K8sObject[] = [
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml } },
+    // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
+    { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
+    workload,
+  ];
+
+  // Status from the pods that actually run, and the nodes they run on.
+  const ready = inputs.pods.filter((p) => p.ready && p.nodeName);
+  const nodeByName = new Map(inputs.nodes.map((n) => [n.name, n]));
+  const addresses: string[] = [];
+  for (const pod of ready) {
+    const node = nodeByName.get(pod.nodeName as string);
+    const address = node?.addresses.find((a) => a.type === 'ExternalIP')?.address ?? node?.addresses.find((a) => a.type === 'InternalIP')?.address;
+    if (address && !addresses.includes(address)) addresses.push(address);
+  }
+  addresses.sort();
+  const tunnelPort = gw.spec.listeners.tunnel.port;
+  set(GatewayCondition.Accepted, true, ConditionReason.Accepted, 'the Gateway is valid');
+  if (inputs.applyError) set(GatewayCondition.Programmed, false, ConditionReason.ApplyFailed, inputs.applyError);
+  else set(GatewayCondition.Programmed, true, ConditionReason.Programmed, `proxy ${workload.kind} ${names.workload} in ${inputs.namespace}`);
+  const desired = inputs.desiredReplicas;
+  if (desired === 0) set(GatewayCondition.Ready, false, ConditionReason.NoMatchingNodes, 'no node matches spec.placement');
+  else if (ready.length >= desired) set(GatewayCondition.Ready, true, ConditionReason.PodsReady, `${ready.length}/${desired} proxy pods ready`);
+  else set(GatewayCondition.Ready, false, ConditionReason.PodsNotReady, `${ready.length}/${desired} proxy pods ready`);
+
+  return {
+    invalid,
+    objects,
+    status: {
+      ...gw.status,
+      observedGeneration: generation,
+      conditions,
+      addresses: addresses.map((value) => ({ type: 'IPAddress' as const, value })),
+      tunnelEndpoints: addresses.map((a) => `wss://${a.includes(':') ? `[${a}]` : a}:${tunnelPort}`),
+      replicas: { desired, ready: ready.length },
+    },
+  };
+}
