@@ -20,6 +20,9 @@ Usage:
   webgw demo [--port 8080]        a gateway, an agent and a private app on loopback
   webgw gateway --config FILE     run a gateway (YAML or JSON config)
   webgw agent --config FILE       run an agent (YAML or JSON config)
+  webgw controller [--kubeconfig FILE] [--namespace webgw-system] [--image IMAGE]
+                   [--leader-elect] [--admin 127.0.0.1:9902]
+                                  run the operator (in-cluster config when no kubeconfig)
   webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
   webgw crds                      print the CustomResourceDefinitions (kubectl apply -f -)
   webgw help
@@ -41,6 +44,8 @@ async function main(argv: string[]): Promise<number> {
       return runAgent(args);
     case 'demo':
       return runDemo(args);
+    case 'controller':
+      return runController(args);
     case 'pki':
       await pkiCommand(args, out);
       return 0;
@@ -79,6 +84,34 @@ async function runAgent(args: string[]): Promise<number> {
   await agent.start();
   await runUntilSignal(agent, log);
   return 0;
+}
+
+async function runController(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: {
+    kubeconfig: { type: 'string' }, namespace: { type: 'string', default: process.env.WEBGW_NAMESPACE ?? 'webgw-system' },
+    image: { type: 'string', default: process.env.WEBGW_IMAGE ?? 'ghcr.io/webgw/webgw:latest' },
+    'leader-elect': { type: 'boolean', default: false }, admin: { type: 'string' }, 'lease-duration-ms': { type: 'string' },
+  } });
+  const admin = values.admin ? parseHostPort(values.admin) : undefined;
+  const log = createLogger({ component: 'controller' });
+  const { loadKubeConfig } = await import('../controller/runtime/kube.ts');
+  const { Manager } = await import('../controller/manager.ts');
+  const manager = new Manager({
+    kc: loadKubeConfig(values.kubeconfig), namespace: values.namespace, image: values.image, leaderElection: values['leader-elect'],
+    ...(admin ? { admin } : {}), ...(values['lease-duration-ms'] ? { leaseDurationMs: Number(values['lease-duration-ms']) } : {}),
+    logger: log,
+  });
+  await manager.start();
+  log.info('controller started', { namespace: values.namespace, leaderElection: values['leader-elect'] });
+  await runUntilSignal(manager, log);
+  return 0;
+}
+
+function parseHostPort(value: string): { address: string; port: number } {
+  const idx = value.lastIndexOf(':');
+  const port = Number(value.slice(idx + 1));
+  if (idx <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new WebgwError('WEBGW_ERR_USAGE', `expected host:port, got ${JSON.stringify(value)}`);
+  return { address: value.slice(0, idx), port };
 }
 
 async function runDemo(args: string[]): Promise<number> {

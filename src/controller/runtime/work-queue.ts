@@ -36,6 +36,10 @@ export class WorkQueue {
     this.clock = opts.clock ?? systemClock;
   }
 
+  get isShutDown(): boolean {
+    return this.shuttingDown;
+  }
+
   /** Keys waiting (not counting those being processed or delayed). */
   get depth(): number {
     return this.queue.length;

@@ -1,0 +1,37 @@
+/**
+ * The Gateway's CA (created once, never regenerated: agents pin it) and its tunnel server
+ * certificate (renewed at two thirds of its lifetime, or when the CA changed).
+ */
+import { X509Certificate } from 'node:crypto';
+import { createCA, issueCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { tunnelServerName, type TunnelCredentials } from './desired.ts';
+
+const DAY = 24 * 3600_000;
+export const CA_VALIDITY_MS = 10 * 365 * DAY;
+export const TUNNEL_CERT_VALIDITY_MS = 90 * DAY;
+
+export function newGatewayCA(gateway: string, now: Date): KeyPairPem {
+  return createCA(`webgw gateway ${gateway}`, { notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + CA_VALIDITY_MS) });
+}
+
+export function issueTunnelCertificate(gateway: string, ca: KeyPairPem, now: Date): TunnelCredentials {
+  const pair = issueCertificate(ca, { commonName: tunnelServerName(gateway), usage: 'server', hosts: [tunnelServerName(gateway)] }, {
+    notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + TUNNEL_CERT_VALIDITY_MS),
+  });
+  return { caPem: ca.certPem, certPem: pair.certPem, keyPem: pair.keyPem };
+}
+
+/** When the current tunnel certificate should be replaced; undefined means now. */
+export function tunnelRenewalTime(current: TunnelCredentials | undefined, ca: KeyPairPem): Date | undefined {
+  if (!current) return undefined;
+  try {
+    const cert = new X509Certificate(current.certPem);
+    const caCert = new X509Certificate(ca.certPem);
+    if (current.caPem !== ca.certPem || !cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) return undefined;
+    const from = new Date(cert.validFrom).getTime();
+    const to = new Date(cert.validTo).getTime();
+    return new Date(from + ((to - from) * 2) / 3);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * The Gateway reconciler: gather (cache reads) → desiredGateway() (pure) → apply (server-side
+ * apply, skipped when the object already carries the hash of what we would write) → one status
+ * write when the status changed. A steady cluster produces zero writes.
+ */
+import { createHash } from 'node:crypto';
+import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { Clock } from '../../common/clock.ts';
+import { describeError } from '../../common/errors.ts';
+import type { Logger } from '../../common/log.ts';
+import { API_VERSION, type Gateway } from '../../crds/types.ts';
+import type { KeyPairPem } from '../../pki/issue.ts';
+import type { KubeClient } from '../runtime/kube.ts';
+import { statusCode } from '../runtime/kube.ts';
+import type { ReconcileResult } from '../runtime/controller.ts';
+import type { Watched } from '../runtime/informer.ts';
+import { GATEWAY_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
+import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
+
+export const APPLIED_HASH = 'webgw.io/applied-hash';
+
+export interface GatewayCaches {
+  gateways: Watched<Gateway & KubernetesObject>;
+  secrets: Watched<V1Secret>;
+  configMaps: Watched<KubernetesObject>;
+  pods: Watched<V1Pod>;
+  daemonSets: Watched<V1DaemonSet>;
+  deployments: Watched<V1Deployment>;
+  nodes: Watched<V1Node>;
+}
+
+export interface GatewayReconcilerOptions {
+  client: KubeClient;
+  caches: GatewayCaches;
+  namespace: string;
+  image: string;
+  clock: Clock;
+  logger: Logger;
+}
+
+const decode = (s: V1Secret | undefined, key: string): string | undefined => {
+  const v = s?.data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+};
+
+/** JSON with sorted keys: equal objects give equal strings whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v));
+}
+
+export class GatewayReconciler {
+  private readonly opts: GatewayReconcilerOptions;
+
+  constructor(opts: GatewayReconcilerOptions) {
+    this.opts = opts;
+  }
+
+  /** Which Gateway an event on a watched object concerns. */
+  static keysFor(obj: KubernetesObject): string[] {
+    const name = obj.metadata?.labels?.[GATEWAY_LABEL];
+    return name ? [name] : [];
+  }
+
+  async reconcile(name: string): Promise<ReconcileResult> {
+    const { caches, namespace, clock } = this.opts;
+    const gw = caches.gateways.get(name);
+    if (!gw) return {}; // deleted: owner references let the garbage collector remove the rest
+    const now = clock.date();
+    const names = gatewayObjectNames(name);
+
+    const ca = await this.ensureCA(gw, now);
+    const cachedTunnel = caches.secrets.get(names.tunnelSecret, namespace);
+    const current: TunnelCredentials | undefined = cachedTunnel
+      ? { caPem: decode(cachedTunnel, 'ca.crt') ?? '', certPem: decode(cachedTunnel, 'tls.crt') ?? '', keyPem: decode(cachedTunnel, 'tls.key') ?? '' }
+      : undefined;
+    const renewAt = tunnelRenewalTime(current, ca);
+    const credentials = current && renewAt && renewAt > now ? current : issueTunnelCertificate(name, ca, now);
+    const nextRenewal = tunnelRenewalTime(credentials, ca) as Date;
+
+    const selector = (o: KubernetesObject): boolean => o.metadata?.labels?.[GATEWAY_LABEL] === name;
+    const pods = caches.pods.list(namespace).filter(selector).map((p) => ({
+      name: p.metadata?.name ?? '',
+      ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
+      ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && !p.metadata?.deletionTimestamp,
+    }));
+    const nodes = caches.nodes.list().map((n) => ({ name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }));
+    const ds = caches.daemonSets.get(names.workload, namespace);
+    const deploy = caches.deployments.get(names.workload, namespace);
+    const desiredReplicas = gw.spec.placement.replicas ?? ds?.status?.desiredNumberScheduled ?? 0;
+
+    let applyError: string | undefined;
+    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, now });
+    for (const obj of first.objects) {
+      try {
+        await this.applyIfChanged(obj);
+      } catch (err) {
+        applyError = `${obj.kind} ${(obj.metadata as { name: string }).name}: ${describeError(err)}`;
+        this.opts.logger.warn('apply failed', { gateway: name, err: applyError });
+        break;
+      }
+    }
+    // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
+    if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
+    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, applyError, now }) : first;
+    if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
+      await this.opts.client.patchClusterStatus('gateways', name, final.status);
+    }
+    if (applyError) throw new Error(applyError);
+    return { requeueAfterMs: Math.max(1000, nextRenewal.getTime() - now.getTime()) };
+  }
+
+  /** The CA Secret is created once; an existing one is used as it is, forever. */
+  private async ensureCA(gw: Gateway, now: Date): Promise<KeyPairPem> {
+    const { caches, namespace } = this.opts;
+    const secretName = gatewayObjectNames(gw.metadata.name).caSecret;
+    const cached = caches.secrets.get(secretName, namespace);
+    const certPem = decode(cached, 'ca.crt');
+    const keyPem = decode(cached, 'ca.key');
+    if (certPem && keyPem) return { certPem, keyPem };
+    const ca = newGatewayCA(gw.metadata.name, now);
+    try {
+      await this.opts.client.create({
+        apiVersion: 'v1', kind: 'Secret',
+        metadata: {
+          name: secretName, namespace,
+          labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/managed-by': 'webgw', 'app.kubernetes.io/name': 'webgw' },
+          ownerReferences: [{ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid as string, controller: true, blockOwnerDeletion: true }],
+        },
+        type: 'Opaque',
+        stringData: { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem },
+      } as KubernetesObject);
+    } catch (err) {
+      // Created meanwhile (our cache is behind): retry with the one that exists.
+      if (statusCode(err) === 409) throw new Error(`CA Secret ${secretName} exists but is not in the cache yet`, { cause: err });
+      throw err;
+    }
+    this.opts.logger.info('created the gateway CA', { gateway: gw.metadata.name, secret: `${namespace}/${secretName}` });
+    return ca;
+  }
+
+  private async applyIfChanged(obj: Record<string, unknown>): Promise<void> {
+    const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
+    const hash = createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);
+    const cache = this.cacheFor(obj.kind as string);
+    if (cache?.get(meta.name, meta.namespace)?.metadata?.annotations?.[APPLIED_HASH] === hash) return;
+    await this.opts.client.apply({ ...obj, metadata: { ...meta, annotations: { ...meta.annotations, [APPLIED_HASH]: hash } } } as KubernetesObject);
+  }
+
+  private cacheFor(kind: string): Watched<KubernetesObject> | undefined {
+    const c = this.opts.caches;
+    return ({ ConfigMap: c.configMaps, Secret: c.secrets, DaemonSet: c.daemonSets, Deployment: c.deployments } as Record<string, Watched<KubernetesObject>>)[kind];
+  }
+
+  private async deleteOtherWorkload(gw: Gateway, ds: V1DaemonSet | undefined, deploy: V1Deployment | undefined): Promise<void> {
+    const names = gatewayObjectNames(gw.metadata.name);
+    const stale = gw.spec.placement.replicas === undefined ? deploy : ds;
+    if (!stale) return;
+    const api = gw.spec.placement.replicas === undefined ? this.opts.client.apps.deleteNamespacedDeployment.bind(this.opts.client.apps) : this.opts.client.apps.deleteNamespacedDaemonSet.bind(this.opts.client.apps);
+    try {
+      this.opts.client.writes.apply += 1;
+      await api({ name: names.workload, namespace: this.opts.namespace });
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+    }
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * `webgw controller`: watches (always, so a standby has a warm cache), leader election, and the
+ * reconcilers' workers (only while leading). Events enqueue keys; reconcilers read caches.
+ */
+import { hostname } from 'node:os';
+import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { AdminServer } from '../common/admin-server.ts';
+import { systemClock, type Clock } from '../common/clock.ts';
+import type { Logger } from '../common/log.ts';
+import { GROUP, VERSION, type Gateway } from '../crds/types.ts';
+import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
+import { GATEWAY_LABEL } from './gateway/desired.ts';
+import { Controller, createControllerMetrics } from './runtime/controller.ts';
+import { Watched } from './runtime/informer.ts';
+import { KubeClient } from './runtime/kube.ts';
+import { LeaderElector } from './runtime/leader-election.ts';
+
+export interface ManagerOptions {
+  kc: KubeConfig;
+  /** Where proxy workloads, their Secrets and the leader Lease live. */
+  namespace: string;
+  image: string;
+  leaderElection: boolean;
+  identity?: string;
+  admin?: { address: string; port: number };
+  workers?: number;
+  leaseDurationMs?: number;
+  clock?: Clock;
+  registry?: Registry;
+  logger: Logger;
+}
+
+export class Manager {
+  readonly client: KubeClient;
+  readonly registry: Registry;
+  private readonly opts: ManagerOptions;
+  private readonly watches: Array<Watched<KubernetesObject>> = [];
+  private readonly gatewayController: Controller;
+  private readonly elector: LeaderElector | undefined;
+  private readonly admin: AdminServer | undefined;
+  private readonly leaderGauge: Gauge;
+  private readonly gateways: Watched<Gateway & KubernetesObject>;
+  private leading = false;
+  private closing: Promise<void> | undefined;
+
+  constructor(opts: ManagerOptions) {
+    this.opts = opts;
+    const clock = opts.clock ?? systemClock;
+    const log = opts.logger;
+    this.client = new KubeClient(opts.kc);
+    this.registry = opts.registry ?? new Registry();
+    if (!opts.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_controller_' });
+    const metrics = createControllerMetrics(this.registry);
+    this.leaderGauge = new Gauge({ name: 'webgw_controller_leader', help: '1 while this process leads', registers: [this.registry] });
+    const { core, apps, custom } = this.client;
+    const ns = opts.namespace;
+    const managed = `${GATEWAY_LABEL}`;
+    this.gatewayController = new Controller({
+      name: 'gateway', workers: opts.workers ?? 2, metrics, logger: log,
+      reconcile: (key) => reconciler.reconcile(key),
+    });
+    const enqueueOwner = (obj: KubernetesObject): void => {
+      for (const key of GatewayReconciler.keysFor(obj)) this.gatewayController.enqueue(key);
+    };
+    const enqueueAll = (): void => {
+      for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+    };
+    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, onEvent: (o: T) => void, labelSelector?: string): Watched<T> => {
+      const w = new Watched<T>({ kc: opts.kc, path, list: list as never, onEvent, logger: log, clock, ...(labelSelector ? { labelSelector } : {}) });
+      this.watches.push(w as unknown as Watched<KubernetesObject>);
+      return w;
+    };
+    const caches: GatewayCaches = {
+      gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => this.gatewayController.enqueue(gw.metadata!.name!)),
+      secrets: watch<V1Secret>(`/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
+      configMaps: watch<KubernetesObject>(`/api/v1/namespaces/${ns}/configmaps`, () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
+      pods: watch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
+      daemonSets: watch<V1DaemonSet>(`/apis/apps/v1/namespaces/${ns}/daemonsets`, () => apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
+      deployments: watch<V1Deployment>(`/apis/apps/v1/namespaces/${ns}/deployments`, () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
+      // Node addresses become Gateway addresses.
+      nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => enqueueAll()),
+    };
+    this.gateways = caches.gateways;
+    const reconciler = new GatewayReconciler({ client: this.client, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }) });
+    if (opts.leaderElection) {
+      this.elector = new LeaderElector({
+        client: this.client, namespace: ns, name: 'webgw-controller',
+        identity: opts.identity ?? `${hostname()}_${process.pid}`,
+        ...(opts.leaseDurationMs ? { leaseDurationMs: opts.leaseDurationMs, renewDeadlineMs: Math.floor(opts.leaseDurationMs * 2 / 3), retryPeriodMs: Math.max(200, Math.floor(opts.leaseDurationMs / 7)) } : {}),
+        clock, logger: log,
+        onStartedLeading: () => this.lead(),
+        onStoppedLeading: () => this.follow(),
+      });
+    }
+    if (opts.admin) {
+      this.admin = new AdminServer({
+        ...opts.admin, registry: this.registry,
+        notReadyReason: () => (this.watches.every((w) => w.hasSynced) ? undefined : 'caches not synced'),
+      });
+    }
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  async start(): Promise<void> {
+    await Promise.all(this.watches.map((w) => w.start()));
+    await this.admin?.start();
+    if (this.elector) this.elector.start();
+    else this.lead();
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.elector?.stop();
+      await this.gatewayController.stop();
+      await Promise.all(this.watches.map((w) => w.stop()));
+      await this.admin?.close();
+    })();
+    return this.closing;
+  }
+
+  destroy(): void {
+    void this.close();
+  }
+
+  private lead(): void {
+    if (this.leading) return;
+    this.leading = true;
+    this.leaderGauge.set(1);
+    this.gatewayController.run();
+    for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+  }
+
+  private follow(): void {
+    if (!this.leading) return;
+    // Like controller-runtime: a process that lost its lease stops acting; its workers end.
+    this.leading = false;
+    this.leaderGauge.set(0);
+    void this.gatewayController.stop();
+    this.opts.logger.warn('lost leadership: stopped reconciling');
+  }
+}

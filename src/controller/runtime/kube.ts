@@ -1,0 +1,74 @@
+/**
+ * The controller's Kubernetes client: @kubernetes/client-node underneath, a few verbs on top,
+ * every write counted (the steady-state test asserts that nothing is written). Server-side apply
+ * with field manager `webgw`; status through the status subresource.
+ */
+import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { GROUP, VERSION } from '../../crds/types.ts';
+
+export const FIELD_MANAGER = 'webgw';
+
+export function loadKubeConfig(file?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return kc;
+}
+
+export class KubeClient {
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly apps: AppsV1Api;
+  readonly custom: CustomObjectsApi;
+  readonly coordination: CoordinationV1Api;
+  private readonly objects: KubernetesObjectApi;
+  /** Writes sent to the API server, by verb: the steady-state check reads this. */
+  readonly writes = { apply: 0, create: 0, status: 0, lease: 0 };
+  onWrite: ((verb: string) => void) | undefined;
+
+  constructor(kc: KubeConfig) {
+    this.kc = kc;
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.apps = kc.makeApiClient(AppsV1Api);
+    this.custom = kc.makeApiClient(CustomObjectsApi);
+    this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.objects = KubernetesObjectApi.makeApiClient(kc);
+  }
+
+  /** Server-side apply, forcing ownership of the fields we set (we are their only manager). */
+  async apply<T extends KubernetesObject>(obj: T): Promise<T> {
+    this.count('apply');
+    return this.objects.patch(obj, undefined, undefined, FIELD_MANAGER, true, PatchStrategy.ServerSideApply);
+  }
+
+  async create<T extends KubernetesObject>(obj: T): Promise<T> {
+    this.count('create');
+    return this.objects.create(obj, undefined, undefined, FIELD_MANAGER);
+  }
+
+  /** Replaces the status of a cluster-scoped webgw.io object (merge patch on /status). */
+  async patchClusterStatus(plural: string, name: string, status: unknown): Promise<void> {
+    this.count('status');
+    await this.custom.patchClusterCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural, name, body: { status } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  countLeaseWrite(): void {
+    this.count('lease');
+  }
+
+  private count(verb: keyof KubeClient['writes']): void {
+    this.writes[verb] += 1;
+    this.onWrite?.(verb);
+  }
+}
+
+/** HTTP status of a client-node error, if it has one. */
+export function statusCode(err: unknown): number | undefined {
+  const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
+  for (const v of [e.code, e.statusCode, e.response?.statusCode]) if (typeof v === 'number') return v;
+  return undefined;
+}
