@@ -15,6 +15,7 @@ import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
+import { EventRecorder } from './runtime/events.ts';
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -82,7 +83,8 @@ export class Manager {
       nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => enqueueAll()),
     };
     this.gateways = caches.gateways;
-    const reconciler = new GatewayReconciler({ client: this.client, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }) });
+    const events = new EventRecorder(this.client, clock, log);
+    const reconciler = new GatewayReconciler({ client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }) });
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
         client: this.client, namespace: ns, name: 'webgw-controller',

@@ -34,9 +34,9 @@ kind: Node
 metadata:
   name: ${name}
   annotations: {kwok.x-k8s.io/node: fake}
-  labels: {type: kwok, kubernetes.io/hostname: ${name}${farmer ? ', webgw.io/network-farmer: "true"' : ''}}
+  labels: {type: kwok, kubernetes.io/hostname: ${name}${farmer ? ', plane-test.webgw.io/farmer: "true"' : ''}}
 spec:
-  ${farmer ? 'taints: [{key: webgw.io/network-farmer, value: "true", effect: NoSchedule}]' : 'taints: []'}
+  ${farmer ? 'taints: [{key: plane-test.webgw.io/farmer, value: "true", effect: NoSchedule}]' : 'taints: []'}
 status:
   allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
   capacity: {cpu: "32", memory: 256Gi, pods: "110"}
@@ -71,8 +71,9 @@ spec:
   template:
     metadata: {labels: {app: edge}}
     spec:
-      nodeSelector: {webgw.io/network-farmer: "true"}
-      tolerations: [{key: webgw.io/network-farmer, operator: Equal, value: "true", effect: NoSchedule}]
+      # A label of this test's own: other test files add farmer nodes to the same cluster.
+      nodeSelector: {plane-test.webgw.io/farmer: "true"}
+      tolerations: [{key: plane-test.webgw.io/farmer, operator: Equal, value: "true", effect: NoSchedule}]
       containers: [{name: edge, image: registry.invalid/edge:1}]
 `);
     const pods = await eventually(async () => {

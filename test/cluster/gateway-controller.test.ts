@@ -84,6 +84,9 @@ describe('Gateway controller', () => {
     // The CA key stays in the CA Secret; the edge Secret has only the CA certificate.
     const tunnel = JSON.parse(await kubectlOk(['get', 'secret', '-n', NS, 'webgw-gw-edge-tunnel', '-o', 'json'])) as { data: Record<string, string> };
     expect(Object.keys(tunnel.data).sort()).toEqual(['ca.crt', 'tls.crt', 'tls.key']);
+    // What happened is in Events (cluster-scoped objects: the default namespace).
+    const events = await kubectlOk(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.kind=Gateway,involvedObject.name=edge', '-o', 'jsonpath={.items[*].reason}']);
+    expect(events.split(' ')).toEqual(expect.arrayContaining(['CreatedCA', 'PodsReady']));
   });
 
   it('makes zero writes while nothing changes', async () => {

@@ -8,12 +8,14 @@ import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secr
 import type { Clock } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
+import type { Condition } from '../../crds/conditions.ts';
 import { API_VERSION, type Gateway } from '../../crds/types.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
+import type { EventRecorder } from '../runtime/events.ts';
 import { GATEWAY_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
 
@@ -31,12 +33,15 @@ export interface GatewayCaches {
 
 export interface GatewayReconcilerOptions {
   client: KubeClient;
+  events: EventRecorder;
   caches: GatewayCaches;
   namespace: string;
   image: string;
   clock: Clock;
   logger: Logger;
 }
+
+const involved = (gw: Gateway) => ({ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}) });
 
 const decode = (s: V1Secret | undefined, key: string): string | undefined => {
   const v = s?.data?.[key];
@@ -104,6 +109,7 @@ export class GatewayReconciler {
     const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status);
+      await this.recordFlips(gw, final.status.conditions ?? []);
     }
     if (applyError) throw new Error(applyError);
     return { requeueAfterMs: Math.max(1000, nextRenewal.getTime() - now.getTime()) };
@@ -135,7 +141,17 @@ export class GatewayReconciler {
       throw err;
     }
     this.opts.logger.info('created the gateway CA', { gateway: gw.metadata.name, secret: `${namespace}/${secretName}` });
+    await this.opts.events.emit(involved(gw), 'Normal', 'CreatedCA', `created the gateway CA in Secret ${namespace}/${secretName}`);
     return ca;
+  }
+
+  /** One Event per condition whose status flipped (or appeared). */
+  private async recordFlips(gw: Gateway, next: readonly Condition[]): Promise<void> {
+    for (const c of next) {
+      const before = gw.status?.conditions?.find((p) => p.type === c.type);
+      if (before?.status === c.status) continue;
+      await this.opts.events.emit(involved(gw), c.status === 'True' ? 'Normal' : 'Warning', c.reason, `${c.type}=${c.status}: ${c.message}`);
+    }
   }
 
   private async applyIfChanged(obj: Record<string, unknown>): Promise<void> {

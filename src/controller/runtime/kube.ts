@@ -24,7 +24,7 @@ export class KubeClient {
   readonly coordination: CoordinationV1Api;
   private readonly objects: KubernetesObjectApi;
   /** Writes sent to the API server, by verb: the steady-state check reads this. */
-  readonly writes = { apply: 0, create: 0, status: 0, lease: 0 };
+  readonly writes = { apply: 0, create: 0, status: 0, lease: 0, event: 0 };
   onWrite: ((verb: string) => void) | undefined;
 
   constructor(kc: KubeConfig) {
@@ -58,6 +58,10 @@ export class KubeClient {
 
   countLeaseWrite(): void {
     this.count('lease');
+  }
+
+  countEventWrite(): void {
+    this.count('event');
   }
 
   private count(verb: keyof KubeClient['writes']): void {
