@@ -142,6 +142,6 @@ export class Manager {
     this.leading = false;
     this.leaderGauge.set(0);
     void this.gatewayController.stop();
-    this.opts.logger.warn('lost leadership: stopped reconciling');
+    if (!this.closing) this.opts.logger.warn('lost leadership: stopped reconciling');
   }
 }
