@@ -50,13 +50,18 @@ function startManager(extra: Partial<ConstructorParameters<typeof Manager>[0]> =
   return new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:test', leaderElection: false, logger: log, ...extra });
 }
 
+/** CRDs and the controller namespace; every describe below may run alone (jest -t). */
+async function installCrdsAndNamespace(): Promise<void> {
+  await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
+  await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', '--timeout=60s']);
+  await kubectl(['create', 'namespace', NS]);
+}
+
 describe('Gateway controller', () => {
   let manager: Manager;
 
   beforeAll(async () => {
-    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
-    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', '--timeout=60s']);
-    await kubectl(['create', 'namespace', NS]);
+    await installCrdsAndNamespace();
     await kubectlOk(['apply', '-f', '-'], [node('gw-farmer-a', true, '127.0.10.1'), node('gw-farmer-b', true, '127.0.10.2'), node('gw-compute', false, '127.0.10.9')].join('---'));
     await kubectlOk(['wait', '--for=condition=Ready', 'node/gw-farmer-a', 'node/gw-farmer-b', 'node/gw-compute', '--timeout=60s']);
     manager = startManager();
@@ -138,6 +143,8 @@ describe('Gateway controller', () => {
 });
 
 describe('leader election', () => {
+  beforeAll(installCrdsAndNamespace);
+
   it('only the leader reconciles; a standby takes over within the lease duration', async () => {
     const leaseDurationMs = 3000;
     const a = startManager({ leaderElection: true, identity: 'a', leaseDurationMs });
@@ -158,5 +165,44 @@ describe('leader election', () => {
     await eventually(async () => /port: 8082/.test(await kubectlOk(['get', 'cm', 'webgw-gw-led-config', '-n', NS, '-o', 'jsonpath={.data.gateway\\.yaml}'])), 60_000, 'b to reconcile');
     await b.close();
     await kubectlOk(['delete', 'wgw', 'led']);
+  });
+});
+
+describe('two controller processes', () => {
+  beforeAll(installCrdsAndNamespace);
+
+  it('one leads; kill it and the other takes over within the lease duration', async () => {
+    const { spawnWebgw } = await import('../helpers/processes.ts');
+    const { freeLoopbackPort } = await import('../../src/common/net.ts');
+    const leaseDurationMs = 4000;
+    const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+    const procs = ports.map((port) => spawnWebgw(['controller', '--kubeconfig', plane().kubeconfig, '--namespace', NS, '--image', 'webgw:test', '--leader-elect', '--lease-duration-ms', String(leaseDurationMs), '--admin', `127.0.0.1:${port}`]));
+    const leaderMetric = async (port: number): Promise<number | undefined> => {
+      const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => undefined);
+      const m = text && /^webgw_controller_leader (\d)/m.exec(text);
+      return m ? Number(m[1]) : undefined;
+    };
+    try {
+      const leaders = await eventually(async () => {
+        const states = await Promise.all(ports.map(leaderMetric));
+        return states.every((s) => s !== undefined) && states.filter((s) => s === 1).length === 1 ? states : undefined;
+      }, 30_000, 'exactly one leader');
+      const leaderIndex = leaders.indexOf(1);
+      const standby = 1 - leaderIndex;
+      await kubectlOk(['apply', '-f', '-'], gatewayYaml('procs'));
+      await eventually(async () => condition(await getGateway('procs'), 'Accepted') === 'True', 60_000, 'procs reconciled');
+      // A crash: no chance to release the lease; the standby must wait it out.
+      const killedAt = Date.now();
+      procs[leaderIndex]!.proc.kill('SIGKILL');
+      await eventually(async () => (await leaderMetric(ports[standby]!)) === 1, 30_000, 'the standby to lead');
+      const takeover = Date.now() - killedAt;
+      expect(takeover).toBeLessThan(leaseDurationMs + 2000);
+      process.stdout.write(`leader failover after a crash took ${takeover} ms (lease ${leaseDurationMs} ms)\n`);
+      await kubectlOk(['patch', 'wgw', 'procs', '--type=merge', '-p', '{"spec":{"listeners":{"http":{"port":8083}}}}']);
+      await eventually(async () => /port: 8083/.test(await kubectlOk(['get', 'cm', 'webgw-gw-procs-config', '-n', NS, '-o', 'jsonpath={.data.gateway\\.yaml}'])), 60_000, 'the new leader to reconcile');
+    } finally {
+      await Promise.all(procs.map((p) => p.stop()));
+      await kubectl(['delete', 'wgw', 'procs']);
+    }
   });
 });

@@ -51,7 +51,7 @@ export function spawnWebgw(args: string[]): WebgwProcess {
     },
     stop() {
       return new Promise((resolve) => {
-        if (proc.exitCode !== null) {
+        if (proc.exitCode !== null || proc.signalCode !== null) {
           resolve(proc.exitCode);
           return;
         }
