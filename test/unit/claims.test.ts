@@ -1,0 +1,119 @@
+import { planClaims, selectorMatches, type NamespaceInfo } from '../../src/controller/exposedservice/claims.ts';
+import type { ExposedService, Gateway } from '../../src/crds/types.ts';
+
+function gw(name: string, spec: Partial<Gateway['spec']> = {}, labels: Record<string, string> = {}): Gateway {
+  return {
+    apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name, labels },
+    spec: { placement: {}, listeners: { http: { port: 80 }, tcp: { portRange: { from: 20000, to: 20002 } }, tunnel: { port: 8443 } }, ...spec },
+  };
+}
+
+function xsvc(ns: string, name: string, created: string, spec: Partial<ExposedService['spec']>, status?: ExposedService['status']): ExposedService {
+  return {
+    apiVersion: 'webgw.io/v1alpha1', kind: 'ExposedService',
+    metadata: { name, namespace: ns, creationTimestamp: created },
+    spec: { gateways: [{ name: 'eu' }], mode: 'Sidecar', selector: { app: name }, backend: { port: 8080 }, routes: [], proxyProtocol: 'None', ...spec },
+    ...(status ? { status } : {}),
+  };
+}
+
+const namespaces: NamespaceInfo[] = [{ name: 'a', labels: { tenant: 'yes' } }, { name: 'b', labels: { tenant: 'yes' } }, { name: 'c', labels: {} }];
+
+describe('hostname claims', () => {
+  it('the oldest claimant keeps a hostname; the later one gets a conflict and keeps its other names', () => {
+    const plans = planClaims([gw('eu')], [
+      xsvc('b', 'late', '2026-01-02T00:00:00Z', { routes: [{ protocol: 'HTTP', hostnames: ['shop.example.com', 'late.example.com'] }] }),
+      xsvc('a', 'early', '2026-01-01T00:00:00Z', { routes: [{ protocol: 'HTTP', hostnames: ['shop.example.com'] }] }),
+    ], namespaces);
+    expect(plans.get('a/early')!.gateways[0]).toMatchObject({ http: ['shop.example.com'], conflicts: [] });
+    expect(plans.get('b/late')!.gateways[0]).toMatchObject({ http: ['late.example.com'], conflicts: [{ protocol: 'HTTP', hostname: 'shop.example.com', holder: 'a/early' }] });
+  });
+
+  it('decides ties by namespace/name, the same way every time', () => {
+    const t = '2026-01-01T00:00:00Z';
+    const route = { routes: [{ protocol: 'HTTP' as const, hostnames: ['x.example.com'] }] };
+    const one = planClaims([gw('eu')], [xsvc('b', 's', t, route), xsvc('a', 's', t, route)], namespaces);
+    const two = planClaims([gw('eu')], [xsvc('a', 's', t, route), xsvc('b', 's', t, route)], namespaces);
+    expect(one.get('a/s')!.gateways[0]!.http).toEqual(['x.example.com']);
+    expect(two.get('a/s')!.gateways[0]!.http).toEqual(['x.example.com']);
+  });
+
+  it('keeps HTTP and TLS claims apart, and adds subdomain.domain on gateways with a domain', () => {
+    const plans = planClaims([gw('eu', { domain: 'eu1.gw.example.net' }), gw('us')], [
+      xsvc('a', 'web', '2026-01-01T00:00:00Z', { gateways: [{ name: 'eu' }, { name: 'us' }], routes: [{ protocol: 'HTTP', hostnames: ['Shop.Example.com'], subdomain: 'shop' }] }),
+      xsvc('b', 'db', '2026-01-02T00:00:00Z', { gateways: [{ name: 'eu' }], routes: [{ protocol: 'TLS', hostnames: ['shop.example.com'] }] }),
+    ], namespaces);
+    const web = plans.get('a/web')!;
+    expect(web.gateways.map((g) => [g.gateway, g.http])).toEqual([['eu', ['shop.example.com', 'shop.eu1.gw.example.net']], ['us', ['shop.example.com']]]);
+    expect(plans.get('b/db')!.gateways[0]).toMatchObject({ tls: ['shop.example.com'], conflicts: [] });
+  });
+});
+
+describe('gateway resolution and admission', () => {
+  it('reports gateways that do not exist', () => {
+    const plans = planClaims([gw('eu')], [xsvc('a', 's', 't', { gateways: [{ name: 'eu' }, { name: 'nowhere' }], routes: [{ protocol: 'TCP' }] })], namespaces);
+    expect(plans.get('a/s')!.missingGateways).toEqual(['nowhere']);
+  });
+
+  it('selects gateways by label', () => {
+    const { gateways: _g, ...rest } = xsvc('a', 's', 't', { routes: [{ protocol: 'TCP' }] }).spec;
+    const service = xsvc('a', 's', 't', {});
+    service.spec = { ...rest, gatewaySelector: { matchLabels: { region: 'eu' } } };
+    const plans = planClaims([gw('eu1', {}, { region: 'eu' }), gw('us1', {}, { region: 'us' })], [service], namespaces);
+    expect(plans.get('a/s')!.gateways.map((g) => g.gateway)).toEqual(['eu1']);
+  });
+
+  it('refuses a namespace outside allowedNamespaces', () => {
+    const plans = planClaims([gw('eu', { allowedNamespaces: { selector: { matchLabels: { tenant: 'yes' } } } })], [
+      xsvc('c', 'outsider', 't', { routes: [{ protocol: 'HTTP', hostnames: ['o.example.com'] }] }),
+    ], namespaces);
+    expect(plans.get('c/outsider')!.gateways[0]).toMatchObject({ accepted: false, reason: 'NamespaceNotAllowed', http: [] });
+  });
+
+  it.each([
+    [{ matchLabels: { a: '1' } }, { a: '1', b: '2' }, true],
+    [{ matchLabels: { a: '1' } }, { a: '2' }, false],
+    [{ matchExpressions: [{ key: 'a', operator: 'In' as const, values: ['1', '2'] }] }, { a: '2' }, true],
+    [{ matchExpressions: [{ key: 'a', operator: 'NotIn' as const, values: ['1'] }] }, {}, true],
+    [{ matchExpressions: [{ key: 'a', operator: 'Exists' as const }] }, {}, false],
+    [{ matchExpressions: [{ key: 'a', operator: 'DoesNotExist' as const }] }, {}, true],
+    [{}, { any: 'thing' }, true],
+  ])('selector %j matches %j: %s', (selector, labels, expected) => {
+    expect(selectorMatches(selector, labels)).toBe(expected);
+  });
+});
+
+describe('TCP port allocation', () => {
+  it('takes the lowest free ports in the range, oldest service first', () => {
+    const plans = planClaims([gw('eu')], [
+      xsvc('b', 'second', '2026-01-02T00:00:00Z', { routes: [{ protocol: 'TCP', backend: { port: 5432 } }] }),
+      xsvc('a', 'first', '2026-01-01T00:00:00Z', { routes: [{ protocol: 'TCP', backend: { port: 6379 } }, { protocol: 'TCP' }] }),
+    ], namespaces);
+    expect(plans.get('a/first')!.gateways[0]!.tcp).toEqual([{ route: 0, port: 20000, backendPort: 6379 }, { route: 1, port: 20001, backendPort: 8080 }]);
+    expect(plans.get('b/second')!.gateways[0]!.tcp).toEqual([{ route: 0, port: 20002, backendPort: 5432 }]);
+  });
+
+  it('keeps ports recorded in status across restarts, even when an older service arrives later', () => {
+    const recorded = { endpoints: [{ gateway: 'eu', tcp: [{ address: '127.0.10.1', port: 20000, backendPort: 6379 }] }] };
+    const plans = planClaims([gw('eu')], [
+      xsvc('b', 'existing', '2026-01-02T00:00:00Z', { routes: [{ protocol: 'TCP', backend: { port: 6379 } }] }, recorded),
+      xsvc('a', 'newcomer', '2026-01-01T00:00:00Z', { routes: [{ protocol: 'TCP', backend: { port: 5432 } }] }),
+    ], namespaces);
+    expect(plans.get('b/existing')!.gateways[0]!.tcp).toEqual([{ route: 0, port: 20000, backendPort: 6379 }]);
+    expect(plans.get('a/newcomer')!.gateways[0]!.tcp).toEqual([{ route: 0, port: 20001, backendPort: 5432 }]);
+  });
+
+  it('reports an exhausted range', () => {
+    const small = gw('eu', { listeners: { tcp: { portRange: { from: 20000, to: 20000 } }, tunnel: { port: 8443 } } });
+    const plans = planClaims([small], [
+      xsvc('a', 'one', '2026-01-01T00:00:00Z', { routes: [{ protocol: 'TCP' }] }),
+      xsvc('a', 'two', '2026-01-02T00:00:00Z', { routes: [{ protocol: 'TCP' }] }),
+    ], namespaces);
+    expect(plans.get('a/two')!.gateways[0]).toMatchObject({ accepted: false, reason: 'PortsExhausted', tcp: [] });
+  });
+
+  it('cannot serve TCP on a gateway without a tcp listener', () => {
+    const plans = planClaims([gw('eu', { listeners: { http: { port: 80 }, tunnel: { port: 8443 } } })], [xsvc('a', 's', 't', { routes: [{ protocol: 'TCP' }] })], namespaces);
+    expect(plans.get('a/s')!.gateways[0]).toMatchObject({ accepted: false, reason: 'PortsExhausted' });
+  });
+});
