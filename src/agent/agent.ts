@@ -69,7 +69,7 @@ export class Agent {
       state.connections = gw.endpoints.map((url) => new EndpointConnection({
         gateway: gw.name, url, ...(gw.serverName ? { serverName: gw.serverName } : {}),
         credentials: () => state.credentials,
-        onStream: (stream) => serveStream(stream, forward),
+        onStream: (stream) => serveStream(stream, gw.name, forward),
         backoff: this.config.reconnect,
         maxStreams: this.config.limits.maxStreams,
         clock: this.clock, logger: this.log, metrics: this.metrics,

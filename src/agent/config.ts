@@ -8,7 +8,11 @@ const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$
 const route = z.discriminatedUnion('protocol', [
   z.strictObject({ protocol: z.literal('http'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
   z.strictObject({ protocol: z.literal('tls'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
-  z.strictObject({ protocol: z.literal('tcp'), port: z.number().int().min(1).max(65535), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
+  z.strictObject({
+    protocol: z.literal('tcp'), port: z.number().int().min(1).max(65535), backend: hostPort, proxyProtocol: proxyProtocol.optional(),
+    /** Only for streams from this gateway (each gateway allocates its own public ports). */
+    gateway: z.string().min(1).optional(),
+  }),
 ]);
 
 export const agentConfigSchema = z.strictObject({

@@ -20,9 +20,10 @@ export interface ForwardOptions {
   metrics: AgentMetrics;
 }
 
-export function serveStream(stream: TunnelStream, opts: ForwardOptions): void {
+/** `gateway`: the configured name of the gateway the stream came from. */
+export function serveStream(stream: TunnelStream, gateway: string, opts: ForwardOptions): void {
   const open = stream.request;
-  const route = matchRoute(opts.routes, open);
+  const route = matchRoute(opts.routes, open, gateway);
   const protocol = open.protocol;
   if (!route) {
     opts.metrics.streams.inc({ protocol, result: 'no-route' });

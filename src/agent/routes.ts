@@ -13,6 +13,8 @@ export interface CompiledRoute {
   protocol: AgentRoute['protocol'];
   hostname: string;
   port: number;
+  /** TCP routes may be scoped to one gateway; undefined serves every gateway. */
+  gateway?: string;
   backend: Backend;
 }
 
@@ -22,14 +24,14 @@ export function compileRoutes(routes: readonly AgentRoute[], defaultProxyProtoco
     const host = r.backend.slice(0, idx).replace(/^\[(.*)\]$/, '$1');
     const backend = { host, port: Number(r.backend.slice(idx + 1)), proxyProtocol: r.proxyProtocol ?? defaultProxyProtocol };
     return r.protocol === 'tcp'
-      ? { protocol: 'tcp', hostname: '', port: r.port, backend }
+      ? { protocol: 'tcp', hostname: '', port: r.port, backend, ...(r.gateway ? { gateway: r.gateway } : {}) }
       : { protocol: r.protocol, hostname: normalizeHostname(r.hostname), port: 0, backend };
   });
 }
 
 /** Exact names first, then wildcards; undefined when the agent has no backend for it. */
-export function matchRoute(routes: readonly CompiledRoute[], open: Pick<OpenRequest, 'protocol' | 'hostname' | 'port'>): CompiledRoute | undefined {
-  if (open.protocol === 'tcp') return routes.find((r) => r.protocol === 'tcp' && r.port === open.port);
+export function matchRoute(routes: readonly CompiledRoute[], open: Pick<OpenRequest, 'protocol' | 'hostname' | 'port'>, gateway?: string): CompiledRoute | undefined {
+  if (open.protocol === 'tcp') return routes.find((r) => r.protocol === 'tcp' && r.port === open.port && (r.gateway === undefined || r.gateway === gateway));
   return routes.find((r) => r.protocol === open.protocol && r.hostname === open.hostname)
     ?? routes.find((r) => r.protocol === open.protocol && hostnameMatches(r.hostname, open.hostname));
 }

@@ -142,7 +142,8 @@ export const exposedServiceSchema: Schema = obj({
     endpoints: arr(obj({
       gateway: str(),
       urls: arr(str({ maxLength: 2048 }), 64),
-      tcp: arr(obj({ address: str(), port: port(), backendPort: port() }, { required: ['address', 'port', 'backendPort'] }), 64),
+      // address is absent until the gateway reports one; the port is allocated (and kept) anyway.
+      tcp: arr(obj({ address: str(), port: port(), backendPort: port() }, { required: ['port', 'backendPort'] }), 64),
     }, { required: ['gateway'] }), 16),
   }),
 }, { required: ['spec'] });

@@ -83,7 +83,7 @@ export interface ExposedServiceSpec {
 export interface ExposedServiceStatus {
   observedGeneration?: number;
   conditions?: Condition[];
-  endpoints?: Array<{ gateway: string; urls?: string[]; tcp?: Array<{ address: string; port: number; backendPort: number }> }>;
+  endpoints?: Array<{ gateway: string; urls?: string[]; tcp?: Array<{ address?: string; port: number; backendPort: number }> }>;
 }
 
 export interface ExposedService {

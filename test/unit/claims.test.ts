@@ -117,3 +117,19 @@ describe('TCP port allocation', () => {
     expect(plans.get('a/s')!.gateways[0]).toMatchObject({ accepted: false, reason: 'PortsExhausted' });
   });
 });
+
+describe('agent route matching', () => {
+  it('scopes TCP routes to their gateway', async () => {
+    const { compileRoutes, matchRoute } = await import('../../src/agent/routes.ts');
+    const routes = compileRoutes([
+      { protocol: 'tcp', port: 20000, backend: '127.0.0.1:6379', gateway: 'eu' },
+      { protocol: 'tcp', port: 20000, backend: '127.0.0.1:5432', gateway: 'us' },
+      { protocol: 'http', hostname: '*.example.com', backend: '127.0.0.1:8080' },
+    ], 'none');
+    const open = { protocol: 'tcp' as const, hostname: '', port: 20000 };
+    expect(matchRoute(routes, open, 'eu')?.backend.port).toBe(6379);
+    expect(matchRoute(routes, open, 'us')?.backend.port).toBe(5432);
+    expect(matchRoute(routes, open, 'asia')).toBeUndefined();
+    expect(matchRoute(routes, { protocol: 'http', hostname: 'a.example.com', port: 80 }, 'eu')?.backend.port).toBe(8080);
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * What an ExposedService should produce, as a pure function of its claims plan (claims.ts), the
+ * Gateways it resolved and the agent credentials issued for them: the credential Secret (agent
+ * config, and per gateway a certificate whose grants are exactly what was accepted, its key and
+ * the gateway's CA) and the status with the URLs and TCP addresses that were granted.
+ */
+import { stringify } from 'yaml';
+import { ConditionReason, ExposedServiceCondition, setCondition, type Condition } from '../../crds/conditions.ts';
+import { API_VERSION, type ExposedService, type ExposedServiceStatus, type Gateway } from '../../crds/types.ts';
+import { tunnelServerName } from '../gateway/desired.ts';
+import type { GatewayPlan, ServicePlan } from './claims.ts';
+
+export const AGENT_DIR = '/etc/webgw-agent';
+export const AGENT_ADMIN_PORT = 9903;
+
+export interface AgentCredential {
+  certPem: string;
+  keyPem: string;
+  caPem: string;
+}
+
+export interface ExposedServiceInputs {
+  service: ExposedService;
+  plan: ServicePlan;
+  gateways: ReadonlyMap<string, Gateway>;
+  /** Per gateway name, for accepted gateway plans. */
+  credentials: ReadonlyMap<string, AgentCredential>;
+  now: Date;
+}
+
+export function credentialSecretName(service: string): string {
+  return `webgw-agent-${service}`;
+}
+
+/** The agent's backend for a route: loopback beside the workload, or the Service (Connector). */
+function backendAddress(service: ExposedService, port: number): string {
+  return service.spec.mode === 'Connector'
+    ? `${service.spec.backend.service}.${service.metadata.namespace}.svc:${port}`
+    : `127.0.0.1:${port}`;
+}
+
+function servedPlans(inputs: ExposedServiceInputs): GatewayPlan[] {
+  return inputs.plan.gateways.filter((g) => g.accepted && inputs.credentials.has(g.gateway) && (inputs.gateways.get(g.gateway)?.status?.tunnelEndpoints?.length ?? 0) > 0);
+}
+
+/** The config file the agent sidecar (or connector) runs with. */
+export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknown> {
+  const { service } = inputs;
+  const served = servedPlans(inputs);
+  const portFor = (routeIndex: number): number => service.spec.routes[routeIndex]?.backend?.port ?? service.spec.backend.port;
+  const routes: Array<Record<string, unknown>> = [];
+  const seen = new Set<string>();
+  for (const gp of served) {
+    service.spec.routes.forEach((route, index) => {
+      if (route.protocol === 'TCP') return;
+      const names = route.protocol === 'HTTP' ? gp.http : gp.tls;
+      for (const hostname of names) {
+        const key = `${route.protocol} ${hostname}`;
+        if (seen.has(key)) continue;
+        // A name in this gateway's grants that this route asked for.
+        const asked = (route.hostnames ?? []).map((h) => h.toLowerCase()).includes(hostname) || (route.subdomain !== undefined && hostname.startsWith(`${route.subdomain}.`));
+        if (!asked) continue;
+        seen.add(key);
+        routes.push({ protocol: route.protocol.toLowerCase(), hostname, backend: backendAddress(service, portFor(index)) });
+      }
+    });
+    for (const alloc of gp.tcp) routes.push({ protocol: 'tcp', port: alloc.port, gateway: gp.gateway, backend: backendAddress(service, alloc.backendPort) });
+  }
+  return {
+    name: `${service.metadata.namespace}/${service.metadata.name}`,
+    gateways: served.map((gp) => ({
+      name: gp.gateway,
+      endpoints: inputs.gateways.get(gp.gateway)?.status?.tunnelEndpoints ?? [],
+      serverName: tunnelServerName(gp.gateway),
+      caFile: `${AGENT_DIR}/${gp.gateway}-ca.crt`,
+      certFile: `${AGENT_DIR}/${gp.gateway}.crt`,
+      keyFile: `${AGENT_DIR}/${gp.gateway}.key`,
+    })),
+    routes,
+    proxyProtocol: service.spec.proxyProtocol.toLowerCase(),
+    admin: { address: '127.0.0.1', port: AGENT_ADMIN_PORT },
+  };
+}
+
+function urlsFor(gp: GatewayPlan, gateway: Gateway | undefined): string[] {
+  const port = (p: number | undefined, def: number): string => (p === undefined || p === def ? '' : `:${p}`);
+  const http = gateway?.spec.listeners.http ? gp.http.map((h) => `http://${h}${port(gateway.spec.listeners.http?.port, 80)}`) : [];
+  const tls = gateway?.spec.listeners.https ? gp.tls.map((h) => `https://${h}${port(gateway.spec.listeners.https?.port, 443)}`) : [];
+  return [...http, ...tls];
+}
+
+export function desiredExposedService(inputs: ExposedServiceInputs): { secret: Record<string, unknown>; status: ExposedServiceStatus } {
+  const { service, plan, now } = inputs;
+  const generation = service.metadata.generation ?? 0;
+  const stringData: Record<string, string> = { 'agent.yaml': stringify(agentConfig(inputs)) };
+  for (const [gw, cred] of [...inputs.credentials].sort(([a], [b]) => a.localeCompare(b))) {
+    stringData[`${gw}.crt`] = cred.certPem;
+    stringData[`${gw}.key`] = cred.keyPem;
+    stringData[`${gw}-ca.crt`] = cred.caPem;
+  }
+  const secret = {
+    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    metadata: {
+      name: credentialSecretName(service.metadata.name), namespace: service.metadata.namespace,
+      labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw', 'webgw.io/exposed-service': service.metadata.name },
+      ownerReferences: [{ apiVersion: API_VERSION, kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid, controller: true, blockOwnerDeletion: true }],
+    },
+    stringData,
+  };
+
+  let conditions: Condition[] = service.status?.conditions ?? [];
+  const set = (type: string, status: boolean, reason: string, message: string): void => {
+    conditions = setCondition(conditions, { type, status: status ? 'True' : 'False', reason, message, observedGeneration: generation }, now);
+  };
+  const refused = plan.gateways.filter((g) => !g.accepted);
+  const conflicts = plan.gateways.flatMap((g) => g.conflicts.map((c) => `${c.protocol} ${c.hostname} on ${g.gateway} is held by ${c.holder}`));
+  set(ExposedServiceCondition.ResolvedRefs, plan.missingGateways.length === 0, plan.missingGateways.length === 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound,
+    plan.missingGateways.length === 0 ? `${plan.gateways.length} gateway(s) resolved` : `Gateway(s) not found: ${plan.missingGateways.join(', ')}`);
+  set(ExposedServiceCondition.Accepted, refused.length === 0 && plan.gateways.length > 0, refused[0]?.reason ?? (plan.gateways.length > 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound),
+    refused.length > 0 ? refused.map((g) => g.message).join('; ') : plan.gateways.length > 0 ? 'accepted' : 'no gateway selected');
+  set(ExposedServiceCondition.HostnameConflict, conflicts.length > 0, conflicts.length > 0 ? ConditionReason.HostnameConflict : ConditionReason.NoConflicts, conflicts.length > 0 ? conflicts.join('; ') : 'no conflicts');
+  const served = servedPlans(inputs);
+  set(ExposedServiceCondition.Ready, served.length > 0, served.length > 0 ? ConditionReason.Programmed : ConditionReason.PodsNotReady,
+    served.length > 0 ? `credentials issued for ${served.map((g) => g.gateway).join(', ')}` : 'no accepted gateway has a tunnel endpoint yet');
+
+  const endpoints = plan.gateways.filter((g) => g.accepted).map((gp) => {
+    const gateway = inputs.gateways.get(gp.gateway);
+    const addresses = gateway?.status?.addresses?.map((a) => a.value) ?? [];
+    const urls = urlsFor(gp, gateway);
+    const tcp = gp.tcp.flatMap((a) => (addresses.length > 0 ? addresses : [undefined]).map((address) => ({ ...(address ? { address } : {}), port: a.port, backendPort: a.backendPort })));
+    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}) };
+  });
+  return { secret, status: { ...service.status, observedGeneration: generation, conditions, endpoints } };
+}
