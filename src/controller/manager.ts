@@ -3,19 +3,22 @@
  * reconcilers' workers (only while leading). Events enqueue keys; reconcilers read caches.
  */
 import { hostname } from 'node:os';
-import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import type { Logger } from '../common/log.ts';
-import { GROUP, VERSION, type Gateway } from '../crds/types.ts';
+import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
+import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedservice/reconciler.ts';
 import { GATEWAY_LABEL } from './gateway/desired.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { EventRecorder } from './runtime/events.ts';
+
+const SERVICE_LABEL = 'webgw.io/exposed-service';
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -38,6 +41,8 @@ export class Manager {
   private readonly opts: ManagerOptions;
   private readonly watches: Array<Watched<KubernetesObject>> = [];
   private readonly gatewayController: Controller;
+  private readonly serviceController: Controller;
+  private readonly services: Watched<ExposedService & KubernetesObject>;
   private readonly elector: LeaderElector | undefined;
   private readonly admin: AdminServer | undefined;
   private readonly leaderGauge: Gauge;
@@ -61,8 +66,20 @@ export class Manager {
       name: 'gateway', workers: opts.workers ?? 2, metrics, logger: log,
       reconcile: (key) => reconciler.reconcile(key),
     });
+    this.serviceController = new Controller({
+      name: 'exposedservice', workers: opts.workers ?? 2, metrics, logger: log,
+      reconcile: (key) => serviceReconciler.reconcile(key),
+    });
+    // Claims are global (first come per hostname and gateway): any change may move another
+    // service's outcome, so every ExposedService is reconsidered. Reconciles without a change
+    // write nothing.
+    const enqueueAllServices = (): void => {
+      for (const s of this.services.list()) this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
+    };
     const enqueueOwner = (obj: KubernetesObject): void => {
       for (const key of GatewayReconciler.keysFor(obj)) this.gatewayController.enqueue(key);
+      // A gateway's CA Secret is what the agents' certificates are issued from.
+      if ((obj as V1Secret).data?.['ca.key'] !== undefined) enqueueAllServices();
     };
     const enqueueAll = (): void => {
       for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
@@ -73,7 +90,10 @@ export class Manager {
       return w;
     };
     const caches: GatewayCaches = {
-      gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => this.gatewayController.enqueue(gw.metadata!.name!)),
+      gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => {
+        this.gatewayController.enqueue(gw.metadata!.name!);
+        enqueueAllServices();
+      }),
       secrets: watch<V1Secret>(`/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
       configMaps: watch<KubernetesObject>(`/api/v1/namespaces/${ns}/configmaps`, () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
       pods: watch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
@@ -83,6 +103,18 @@ export class Manager {
       nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => enqueueAll()),
     };
     this.gateways = caches.gateways;
+    this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, () => enqueueAllServices());
+    const serviceCaches: ExposedServiceCaches = {
+      services: this.services,
+      gateways: caches.gateways,
+      namespaces: watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), () => enqueueAllServices()),
+      credentialSecrets: watch<V1Secret>('/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: SERVICE_LABEL }), (s) => {
+        const name = s.metadata?.labels?.[SERVICE_LABEL];
+        if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
+      }, SERVICE_LABEL),
+      gatewaySecrets: caches.secrets,
+    };
+    const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, clock });
     const events = new EventRecorder(this.client, clock, log);
     const reconciler = new GatewayReconciler({ client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }) });
     if (opts.leaderElection) {
@@ -118,6 +150,7 @@ export class Manager {
     this.closing ??= (async () => {
       await this.elector?.stop();
       await this.gatewayController.stop();
+      await this.serviceController.stop();
       await Promise.all(this.watches.map((w) => w.stop()));
       await this.admin?.close();
     })();
@@ -133,7 +166,9 @@ export class Manager {
     this.leading = true;
     this.leaderGauge.set(1);
     this.gatewayController.run();
+    this.serviceController.run();
     for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+    for (const s of this.services.list()) this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
   }
 
   private follow(): void {
@@ -142,6 +177,7 @@ export class Manager {
     this.leading = false;
     this.leaderGauge.set(0);
     void this.gatewayController.stop();
+    void this.serviceController.stop();
     if (!this.closing) this.opts.logger.warn('lost leadership: stopped reconciling');
   }
 }

@@ -56,6 +56,15 @@ export class KubeClient {
     );
   }
 
+  /** Replaces the status of a namespaced webgw.io object (merge patch on /status). */
+  async patchNamespacedStatus(plural: string, namespace: string, name: string, status: unknown): Promise<void> {
+    this.count('status');
+    await this.custom.patchNamespacedCustomObjectStatus(
+      { group: GROUP, version: VERSION, plural, namespace, name, body: { status } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
   countLeaseWrite(): void {
     this.count('lease');
   }

@@ -1,0 +1,125 @@
+/**
+ * The ExposedService reconciler: plan claims over every Gateway and ExposedService (claims.ts),
+ * issue or keep one agent certificate per accepted gateway (grants exactly as planned, renewed
+ * at two thirds of its lifetime), apply the credential Secret, write the status when it changed.
+ */
+import { X509Certificate, createHash } from 'node:crypto';
+import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { Clock } from '../../common/clock.ts';
+import type { ExposedService, Gateway } from '../../crds/types.ts';
+import { grantsFromUris, parseSubjectAltName, type GrantSet } from '../../pki/grants.ts';
+import { issueAgentCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import type { ReconcileResult } from '../runtime/controller.ts';
+import type { Watched } from '../runtime/informer.ts';
+import type { KubeClient } from '../runtime/kube.ts';
+import { APPLIED_HASH, canonicalJson } from '../gateway/reconciler.ts';
+import { gatewayObjectNames } from '../gateway/desired.ts';
+import { planClaims, serviceKey, type GatewayPlan } from './claims.ts';
+import { credentialSecretName, desiredExposedService, type AgentCredential } from './desired.ts';
+
+export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
+
+export interface ExposedServiceCaches {
+  services: Watched<ExposedService & KubernetesObject>;
+  gateways: Watched<Gateway & KubernetesObject>;
+  namespaces: Watched<V1Namespace>;
+  /** Credential Secrets in tenant namespaces. */
+  credentialSecrets: Watched<V1Secret>;
+  /** Gateway CA Secrets in the controller's namespace. */
+  gatewaySecrets: Watched<V1Secret>;
+}
+
+export interface ExposedServiceReconcilerOptions {
+  client: KubeClient;
+  caches: ExposedServiceCaches;
+  namespace: string;
+  clock: Clock;
+}
+
+const decode = (s: V1Secret | undefined, key: string): string | undefined => {
+  const v = s?.data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+};
+
+const sameGrants = (a: GrantSet, b: GrantSet): boolean => canonicalJson({ ...a, http: [...a.http].sort(), tls: [...a.tls].sort(), tcp: [...a.tcp].sort() }) === canonicalJson({ ...b, http: [...b.http].sort(), tls: [...b.tls].sort(), tcp: [...b.tcp].sort() });
+
+export class ExposedServiceReconciler {
+  private readonly opts: ExposedServiceReconcilerOptions;
+
+  constructor(opts: ExposedServiceReconcilerOptions) {
+    this.opts = opts;
+  }
+
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const [namespace, name] = key.split('/') as [string, string];
+    const { caches, clock } = this.opts;
+    const service = caches.services.get(name, namespace);
+    if (!service) return {}; // deleted: its Secret goes with it (owner reference)
+    const now = clock.date();
+    const gateways = caches.gateways.list();
+    const plans = planClaims(gateways, caches.services.list(), caches.namespaces.list().map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} })));
+    const plan = plans.get(serviceKey(service));
+    if (!plan) return {};
+
+    const current = caches.credentialSecrets.get(credentialSecretName(name), namespace);
+    const credentials = new Map<string, AgentCredential>();
+    let nextRenewal = Infinity;
+    for (const gp of plan.gateways.filter((g) => g.accepted && g.http.length + g.tls.length + g.tcp.length > 0)) {
+      const ca = this.gatewayCA(gp.gateway);
+      if (!ca) continue; // the Gateway reconciler has not created it yet; its event requeues us
+      const grants: GrantSet = { http: gp.http, tls: gp.tls, tcp: gp.tcp.map((t) => t.port), identity: `${namespace}/${name}/${service.metadata.uid}` };
+      const kept = this.keepable(current, gp, ca, grants, now);
+      const cred = kept ?? this.issue(ca, grants, now);
+      credentials.set(gp.gateway, cred);
+      nextRenewal = Math.min(nextRenewal, renewalTime(cred.certPem));
+    }
+
+    const desired = desiredExposedService({ service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, now });
+    const secret = desired.secret as unknown as KubernetesObject & { metadata: { annotations?: Record<string, string> } };
+    const hash = createHash('sha256').update(canonicalJson(secret)).digest('hex').slice(0, 32);
+    if (current?.metadata?.annotations?.[APPLIED_HASH] !== hash) {
+      await this.opts.client.apply({ ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata.annotations, [APPLIED_HASH]: hash } } });
+    }
+    if (canonicalJson(desired.status) !== canonicalJson(service.status ?? {})) {
+      await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, desired.status);
+    }
+    return Number.isFinite(nextRenewal) ? { requeueAfterMs: Math.max(1000, nextRenewal - now.getTime()) } : {};
+  }
+
+  private gatewayCA(gateway: string): KeyPairPem | undefined {
+    const s = this.opts.caches.gatewaySecrets.get(gatewayObjectNames(gateway).caSecret, this.opts.namespace);
+    const certPem = decode(s, 'ca.crt');
+    const keyPem = decode(s, 'ca.key');
+    return certPem && keyPem ? { certPem, keyPem } : undefined;
+  }
+
+  /** The certificate in the Secret, if it still fits: same CA, same grants, before 2/3 of its life. */
+  private keepable(current: V1Secret | undefined, gp: GatewayPlan, ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential | undefined {
+    const certPem = decode(current, `${gp.gateway}.crt`);
+    const keyPem = decode(current, `${gp.gateway}.key`);
+    if (!certPem || !keyPem) return undefined;
+    try {
+      const cert = new X509Certificate(certPem);
+      const caCert = new X509Certificate(ca.certPem);
+      if (!cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) return undefined;
+      if (renewalTime(certPem) <= now.getTime()) return undefined;
+      const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
+      if (!sameGrants(grantsFromUris(uris), grants)) return undefined;
+      return { certPem, keyPem, caPem: ca.certPem };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private issue(ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential {
+    const pair = issueAgentCertificate(ca, grants, { notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + AGENT_CERT_VALIDITY_MS) });
+    return { certPem: pair.certPem, keyPem: pair.keyPem, caPem: ca.certPem };
+  }
+}
+
+function renewalTime(certPem: string): number {
+  const cert = new X509Certificate(certPem);
+  const from = new Date(cert.validFrom).getTime();
+  const to = new Date(cert.validTo).getTime();
+  return from + ((to - from) * 2) / 3;
+}

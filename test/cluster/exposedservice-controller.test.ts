@@ -1,0 +1,127 @@
+/** The ExposedService reconciler on the real control plane: credentials, claims, tenancy. */
+import { X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { agentConfigSchema } from '../../src/agent/config.ts';
+import { createLogger } from '../../src/common/log.ts';
+import { Manager } from '../../src/controller/manager.ts';
+import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
+import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+
+const NS = 'webgw-system';
+const log = createLogger({ test: 'xsvc-controller' }, { level: 'error' });
+
+interface Xsvc { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }>; endpoints?: Array<{ gateway: string; urls?: string[]; tcp?: Array<{ address?: string; port: number; backendPort: number }> }> } }
+const getXsvc = async (ns: string, name: string): Promise<Xsvc> => JSON.parse(await kubectlOk(['get', 'xsvc', name, '-n', ns, '-o', 'json'])) as Xsvc;
+const cond = (x: Xsvc, type: string) => x.status?.conditions?.find((c) => c.type === type);
+
+async function secretData(ns: string, name: string): Promise<Record<string, string> | undefined> {
+  const r = await kubectl(['get', 'secret', name, '-n', ns, '-o', 'jsonpath={.data}']);
+  if (r.code !== 0 || !r.stdout) return undefined;
+  return Object.fromEntries(Object.entries(JSON.parse(r.stdout) as Record<string, string>).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]));
+}
+
+const xsvc = (ns: string, name: string, routes: string): string => `
+apiVersion: webgw.io/v1alpha1
+kind: ExposedService
+metadata: {name: ${name}, namespace: ${ns}}
+spec:
+  gateways: [{name: xs-eu}]
+  selector: {app: ${name}}
+  backend: {port: 8080}
+  routes: ${routes}
+`;
+
+describe('ExposedService controller', () => {
+  let manager: Manager;
+
+  beforeAll(async () => {
+    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
+    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+    await kubectl(['create', 'namespace', NS]);
+    for (const [ns, labels] of [['tenant-a', 'tenant=yes'], ['tenant-b', 'tenant=yes'], ['outsider', 'tenant=no']] as const) {
+      await kubectl(['create', 'namespace', ns]);
+      await kubectlOk(['label', 'namespace', ns, labels, '--overwrite']);
+    }
+    await kubectlOk(['apply', '-f', '-'], `
+apiVersion: v1
+kind: Node
+metadata: {name: xs-farmer, annotations: {kwok.x-k8s.io/node: fake}, labels: {type: kwok, xs-farmer: "true"}}
+spec: {}
+status:
+  addresses: [{type: ExternalIP, address: "127.0.20.1"}]
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+---
+apiVersion: webgw.io/v1alpha1
+kind: Gateway
+metadata: {name: xs-eu}
+spec:
+  domain: eu1.gw.example.net
+  placement: {nodeSelector: {xs-farmer: "true"}}
+  listeners: {http: {port: 80}, https: {port: 443}, tcp: {portRange: {from: 21000, to: 21009}}}
+  allowedNamespaces: {selector: {matchLabels: {tenant: "yes"}}}
+`);
+    manager = new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:test', leaderElection: false, logger: log });
+    await manager.start();
+    await eventually(async () => (await kubectlOk(['get', 'wgw', 'xs-eu', '-o', 'jsonpath={.status.tunnelEndpoints}'])).includes('127.0.20.1'), 90_000, 'gateway endpoints');
+  });
+
+  afterAll(async () => {
+    await manager.close();
+  });
+
+  it('issues credentials whose grants are exactly what was accepted, and reports the URLs', async () => {
+    await kubectlOk(['apply', '-f', '-'], xsvc('tenant-a', 'shop', '[{protocol: HTTP, hostnames: [shop.example.com], subdomain: shop}, {protocol: TCP, backend: {port: 6379}}]'));
+    const status = await eventually(async () => {
+      const x = await getXsvc('tenant-a', 'shop');
+      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
+    }, 60_000, 'shop Ready');
+    expect(status.status?.endpoints).toEqual([{
+      gateway: 'xs-eu',
+      urls: ['http://shop.example.com', 'http://shop.eu1.gw.example.net'],
+      tcp: [{ address: '127.0.20.1', port: 21000, backendPort: 6379 }],
+    }]);
+    const data = (await secretData('tenant-a', 'webgw-agent-shop'))!;
+    const cert = new X509Certificate(data['xs-eu.crt']!);
+    expect(cert.subjectAltName).toMatch(/^URI:webgw:http:shop\.example\.com, URI:webgw:http:shop\.eu1\.gw\.example\.net, URI:webgw:tcp:21000, URI:webgw:id:tenant-a\/shop\/[0-9a-f-]+$/);
+    const gatewayCa = await kubectlOk(['get', 'secret', 'webgw-gw-xs-eu-ca', '-n', NS, '-o', 'jsonpath={.data.ca\\.crt}']);
+    expect(cert.checkIssued(new X509Certificate(Buffer.from(gatewayCa, 'base64')))).toBe(true);
+    const config = agentConfigSchema.parse(parse(data['agent.yaml']!));
+    expect(config.gateways[0]).toMatchObject({ name: 'xs-eu', endpoints: ['wss://127.0.20.1:8443'], serverName: 'xs-eu.gateway.webgw.io' });
+  });
+
+  it('a later claimant from another namespace gets HostnameConflict; the holder keeps serving', async () => {
+    await kubectlOk(['apply', '-f', '-'], xsvc('tenant-b', 'copy', '[{protocol: HTTP, hostnames: [shop.example.com, copy.example.com]}]'));
+    const copy = await eventually(async () => {
+      const x = await getXsvc('tenant-b', 'copy');
+      return cond(x, 'HostnameConflict')?.status === 'True' ? x : undefined;
+    }, 60_000, 'conflict');
+    expect(cond(copy, 'HostnameConflict')?.message).toMatch(/HTTP shop\.example\.com on xs-eu is held by tenant-a\/shop/);
+    expect(copy.status?.endpoints?.[0]?.urls).toEqual(['http://copy.example.com']);
+    expect(cond(await getXsvc('tenant-a', 'shop'), 'HostnameConflict')?.status).toBe('False');
+  });
+
+  it('refuses a namespace outside the gateway\'s allowedNamespaces', async () => {
+    await kubectlOk(['apply', '-f', '-'], xsvc('outsider', 'sneaky', '[{protocol: HTTP, hostnames: [sneaky.example.com]}]'));
+    const x = await eventually(async () => {
+      const s = await getXsvc('outsider', 'sneaky');
+      return cond(s, 'Accepted')?.status === 'False' ? s : undefined;
+    }, 60_000, 'Accepted=False');
+    expect(cond(x, 'Accepted')).toMatchObject({ reason: 'NamespaceNotAllowed' });
+    const data = await secretData('outsider', 'webgw-agent-sneaky');
+    expect(Object.keys(data ?? {}).filter((k) => k.endsWith('.crt'))).toEqual([]);
+  });
+
+  it('deleting the holder removes its Secret and hands the hostname to the next claimant', async () => {
+    await kubectlOk(['delete', 'xsvc', 'shop', '-n', 'tenant-a', '--wait=true']);
+    await eventually(async () => (await secretData('tenant-a', 'webgw-agent-shop')) === undefined, 60_000, 'the Secret to go');
+    const copy = await eventually(async () => {
+      const x = await getXsvc('tenant-b', 'copy');
+      return cond(x, 'HostnameConflict')?.status === 'False' ? x : undefined;
+    }, 60_000, 'the conflict to clear');
+    expect(copy.status?.endpoints?.[0]?.urls).toEqual(['http://shop.example.com', 'http://copy.example.com']);
+    const cert = new X509Certificate((await secretData('tenant-b', 'webgw-agent-copy'))!['xs-eu.crt']!);
+    expect(cert.subjectAltName).toContain('URI:webgw:http:shop.example.com');
+  });
+});
