@@ -135,6 +135,11 @@ export class Manager {
     }
   }
 
+  /** ExposedServices of a namespace from the cache (the webhook reads these). */
+  exposedServicesIn(namespace: string): readonly ExposedService[] {
+    return this.services.list(namespace);
+  }
+
   get isLeader(): boolean {
     return this.leading;
   }

@@ -62,3 +62,18 @@ describe('sidecar injector', () => {
     expect(injectAgent(patched, services, 'webgw:1')).toBeUndefined();
   });
 });
+
+describe('admission', () => {
+  it.each([
+    ['no request', { apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview' }, false],
+    ['an UPDATE', { apiVersion: 'v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { kind: 'Pod' }, operation: 'UPDATE', namespace: 'shop', object: pod({ app: 'shop' }) } }, false],
+    ['not a Pod', { apiVersion: 'v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { kind: 'Secret' }, operation: 'CREATE', namespace: 'shop', object: pod({ app: 'shop' }) } }, false],
+    ['a selected Pod CREATE', { apiVersion: 'v1', kind: 'AdmissionReview', request: { uid: 'u', kind: { kind: 'Pod' }, operation: 'CREATE', namespace: 'shop', object: pod({ app: 'shop' }) } }, true],
+  ])('%s: always allowed, patched: %s', async (_name, review, patched) => {
+    const { admit } = await import('../../src/controller/webhook/server.ts');
+    const res = admit(review as never, () => [svc('shop', { app: 'shop' })], 'webgw:1');
+    expect(res.allowed).toBe(true);
+    expect(res.patch !== undefined).toBe(patched);
+    if (patched) expect(JSON.parse(Buffer.from(res.patch!, 'base64').toString())).toEqual(expect.arrayContaining([expect.objectContaining({ path: '/spec/initContainers' })]));
+  });
+});
