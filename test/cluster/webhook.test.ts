@@ -63,6 +63,8 @@ webhooks:
     expect(sidecar.restartPolicy).toBe('Always');
     expect(sidecar.securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true, allowPrivilegeEscalation: false });
     expect(sidecar.volumeMounts[0]!.readOnly).toBe(true);
+    // The agent holds no Kubernetes credentials even though the pod's service account has some.
+    expect(JSON.stringify(sidecar.volumeMounts)).not.toMatch(/kube-api-access/);
   });
 
   it('leaves other pods and other namespaces alone', async () => {

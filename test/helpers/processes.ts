@@ -14,8 +14,8 @@ export interface WebgwProcess {
   stop(): Promise<number | null>;
 }
 
-export function spawnWebgw(args: string[]): WebgwProcess {
-  const proc = spawn(process.execPath, [join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnWebgw(args: string[], env: Record<string, string> = {}): WebgwProcess {
+  const proc = spawn(process.execPath, [join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: proc.stderr! }).on('line', (line) => {

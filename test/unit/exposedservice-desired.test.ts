@@ -42,8 +42,8 @@ describe('ExposedService desired()', () => {
     const data = (secret as { stringData: Record<string, string> }).stringData;
     const config = agentConfigSchema.parse(parse(data['agent.yaml']!));
     expect(config.gateways.map((g) => [g.name, g.endpoints, g.serverName, g.certFile])).toEqual([
-      ['eu', ['wss://127.0.10.1:8443'], 'eu.gateway.webgw.io', '/etc/webgw-agent/eu.crt'],
-      ['us', ['wss://127.0.10.1:8443'], 'us.gateway.webgw.io', '/etc/webgw-agent/us.crt'],
+      ['eu', ['wss://127.0.10.1:8443'], 'eu.gateway.webgw.io', 'eu.crt'],
+      ['us', ['wss://127.0.10.1:8443'], 'us.gateway.webgw.io', 'us.crt'],
     ]);
     expect(config.routes).toEqual([
       { protocol: 'http', hostname: 'shop.example.com', backend: '127.0.0.1:8080' },

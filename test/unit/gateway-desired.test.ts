@@ -57,7 +57,7 @@ describe('Gateway desired()', () => {
       http: { address: '0.0.0.0', port: 80 }, tls: { address: '0.0.0.0', port: 443 },
       tcp: { address: '0.0.0.0', portRange: { from: 20000, to: 20999 } },
     });
-    expect(config.tunnel).toMatchObject({ port: 8443, caFile: '/etc/webgw/tls/ca.crt' });
+    expect(config.tunnel).toMatchObject({ port: 8443, caFile: 'tls/ca.crt' });
     expect(config.admin).toEqual({ address: '127.0.0.1', port: 9901 });
   });
 

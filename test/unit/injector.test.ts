@@ -40,9 +40,17 @@ describe('sidecar injector', () => {
     const sidecar = out.spec!.initContainers![0]!;
     expect(sidecar).toMatchObject({ name: 'webgw-agent', image: 'webgw:1', restartPolicy: 'Always', args: ['agent', '--config', '/etc/webgw-agent/agent.yaml'] });
     expect(sidecar.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
-    expect(sidecar.volumeMounts).toEqual([{ name: 'webgw-agent-credentials', mountPath: '/etc/webgw-agent', readOnly: true }]);
+    expect(sidecar.volumeMounts).toEqual([
+      { name: 'webgw-agent-credentials', mountPath: '/etc/webgw-agent', readOnly: true },
+      // Shadows the API token the ServiceAccount plugin would mount: the agent needs none.
+      { name: 'webgw-agent-no-api-token', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
+    ]);
     expect(out.spec!.initContainers!.map((c) => c.name)).toEqual(['webgw-agent', 'migrate']);
-    expect(out.spec!.volumes).toEqual([{ name: 'data', emptyDir: {} }, { name: 'webgw-agent-credentials', secret: { secretName: 'webgw-agent-shop', defaultMode: 0o440 } }]);
+    expect(out.spec!.volumes).toEqual([
+      { name: 'data', emptyDir: {} },
+      { name: 'webgw-agent-credentials', secret: { secretName: 'webgw-agent-shop', defaultMode: 0o440 } },
+      { name: 'webgw-agent-no-api-token', emptyDir: { sizeLimit: '1Ki' } },
+    ]);
     expect(out.metadata!.annotations).toEqual({ 'webgw.io/injected-for': 'shop' });
   });
 

@@ -72,9 +72,10 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
       name: gp.gateway,
       endpoints: inputs.gateways.get(gp.gateway)?.status?.tunnelEndpoints ?? [],
       serverName: tunnelServerName(gp.gateway),
-      caFile: `${AGENT_DIR}/${gp.gateway}-ca.crt`,
-      certFile: `${AGENT_DIR}/${gp.gateway}.crt`,
-      keyFile: `${AGENT_DIR}/${gp.gateway}.key`,
+      // Relative to agent.yaml: the whole Secret is mounted at AGENT_DIR.
+      caFile: `${gp.gateway}-ca.crt`,
+      certFile: `${gp.gateway}.crt`,
+      keyFile: `${gp.gateway}.key`,
     })),
     routes,
     proxyProtocol: service.spec.proxyProtocol.toLowerCase(),

@@ -76,7 +76,8 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
   const l = gw.spec.listeners;
   return {
     name: gw.metadata.name,
-    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: `${TLS_DIR}/ca.crt`, certFile: `${TLS_DIR}/tls.crt`, keyFile: `${TLS_DIR}/tls.key` },
+    // Relative to the config file's folder (CONFIG_DIR), where the Secret is mounted as tls/.
+    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key' },
     listeners: {
       ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
       ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port } } : {}),

@@ -10,6 +10,13 @@ import { AGENT_ADMIN_PORT, AGENT_DIR, credentialSecretName } from '../exposedser
 
 export const AGENT_CONTAINER = 'webgw-agent';
 export const AGENT_VOLUME = 'webgw-agent-credentials';
+/**
+ * An empty folder over the service-account token path: the ServiceAccount admission plugin
+ * mounts the pod's API token into every container that has nothing there, and the agent needs
+ * no Kubernetes credentials (least privilege; design: Trust model).
+ */
+export const NO_TOKEN_VOLUME = 'webgw-agent-no-api-token';
+const TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
 export const INJECTED_ANNOTATION = 'webgw.io/injected-for';
 
 type Json = Record<string, unknown>;
@@ -42,7 +49,10 @@ export function agentSidecar(image: string): Json {
     },
     readinessProbe: { httpGet: { host: '127.0.0.1', port: AGENT_ADMIN_PORT, path: '/readyz' }, periodSeconds: 5 },
     resources: { requests: { cpu: '20m', memory: '48Mi' }, limits: { memory: '256Mi' } },
-    volumeMounts: [{ name: AGENT_VOLUME, mountPath: AGENT_DIR, readOnly: true }],
+    volumeMounts: [
+      { name: AGENT_VOLUME, mountPath: AGENT_DIR, readOnly: true },
+      { name: NO_TOKEN_VOLUME, mountPath: TOKEN_PATH, readOnly: true },
+    ],
   };
 }
 
@@ -53,7 +63,10 @@ export function injectAgent(pod: PodLike, services: readonly ExposedService[], i
   const spec = pod.spec ?? {};
   const already = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
   if (already) return undefined;
-  const volume = { name: AGENT_VOLUME, secret: { secretName: credentialSecretName(service.metadata.name), defaultMode: 0o440 } };
+  const ours = [
+    { name: AGENT_VOLUME, secret: { secretName: credentialSecretName(service.metadata.name), defaultMode: 0o440 } },
+    { name: NO_TOKEN_VOLUME, emptyDir: { sizeLimit: '1Ki' } },
+  ];
   return {
     ...pod,
     metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [INJECTED_ANNOTATION]: service.metadata.name } },
@@ -61,7 +74,7 @@ export function injectAgent(pod: PodLike, services: readonly ExposedService[], i
       ...spec,
       // First, so the tunnel is up before the app's own init containers and containers start.
       initContainers: [agentSidecar(image), ...(spec.initContainers ?? [])],
-      volumes: [...(spec.volumes ?? []).filter((v) => v.name !== AGENT_VOLUME), volume],
+      volumes: [...(spec.volumes ?? []).filter((v) => v.name !== AGENT_VOLUME && v.name !== NO_TOKEN_VOLUME), ...ours],
     },
   };
 }

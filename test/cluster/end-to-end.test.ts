@@ -1,0 +1,154 @@
+/**
+ * The product end to end: a Gateway and an ExposedService applied to the real API server; the
+ * controller issues credentials, the webhook renders the sidecar; then the gateway and the
+ * agent run as local processes from exactly the pod specs and mounted contents the controller
+ * and the webhook produced, and HTTP, TLS passthrough and TCP reach the private app.
+ */
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
+import { connect as netConnect, createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
+import { createLogger } from '../../src/common/log.ts';
+import { freeLoopbackPort } from '../../src/common/net.ts';
+import { Manager } from '../../src/controller/manager.ts';
+import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
+import { INJECT_PATH, WebhookServer } from '../../src/controller/webhook/server.ts';
+import { createCA, issueCertificate } from '../../src/pki/issue.ts';
+import { get } from '../helpers/http-client.ts';
+import type { WebgwProcess } from '../helpers/processes.ts';
+import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+import { runContainerLocally } from './run-container.ts';
+
+const log = createLogger({ test: 'e2e' }, { level: 'error' });
+const NS = 'webgw-system';
+const TENANT = 'e2e-shop';
+const hour = { notAfter: new Date(Date.now() + 3600_000) };
+
+async function listenLoopback(server: Server): Promise<number> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return (server.address() as AddressInfo).port;
+}
+
+describe('end to end: applied objects → controller + webhook → real gateway and agent processes', () => {
+  const root = mkdtempSync(join(tmpdir(), 'webgw-e2e-'));
+  const servers: Server[] = [];
+  const processes: WebgwProcess[] = [];
+  let manager: Manager;
+  let webhook: WebhookServer;
+  const serviceCa = createCA('e2e service CA', hour);
+  const ports = { http: 0, https: 0, tunnel: 0, tcpFrom: 0, app: 0, tlsApp: 0, echo: 0 };
+
+  beforeAll(async () => {
+    // The private workload: HTTP, TLS with its own certificate, and a TCP echo, loopback only.
+    servers.push(createHttpServer((req, res) => res.end(`hello ${req.headers.host} from ${req.headers['x-forwarded-for']}`)));
+    const tlsCert = issueCertificate(serviceCa, { commonName: 'db.e2e.example', usage: 'server', hosts: ['db.e2e.example'] }, hour);
+    servers.push(createTlsServer({ cert: tlsCert.certPem, key: tlsCert.keyPem }, (s) => s.end('tls ok')));
+    servers.push(createTcpServer((s) => { s.on('error', () => {}); s.on('data', (d) => s.write(d)); s.on('end', () => s.end()); }));
+    const [app, tlsApp, echo] = await Promise.all(servers.map(listenLoopback));
+    Object.assign(ports, { app, tlsApp, echo });
+    ports.http = await freeLoopbackPort();
+    ports.https = await freeLoopbackPort();
+    ports.tunnel = await freeLoopbackPort();
+    ports.tcpFrom = 29100;
+
+    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
+    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+    await kubectl(['create', 'namespace', NS]);
+    await kubectl(['create', 'namespace', TENANT]);
+    await kubectlOk(['label', 'namespace', TENANT, 'webgw.io/injection=enabled', '--overwrite']);
+    manager = new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:e2e', leaderElection: false, logger: log });
+    await manager.start();
+    const webhookCa = createCA('e2e webhook CA', hour);
+    const serving = issueCertificate(webhookCa, { commonName: '127.0.0.1', usage: 'server', hosts: ['127.0.0.1'] }, hour);
+    webhook = new WebhookServer({ address: '127.0.0.1', port: 0, certPem: serving.certPem, keyPem: serving.keyPem, image: 'webgw:e2e', servicesIn: (ns) => manager.exposedServicesIn(ns), logger: log });
+    const { port: webhookPort } = await webhook.start();
+    await kubectlOk(['apply', '-f', '-'], `
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: webgw-e2e-injector}
+webhooks:
+  - name: inject.webgw.io
+    clientConfig: {url: "https://127.0.0.1:${webhookPort}${INJECT_PATH}", caBundle: ${Buffer.from(webhookCa.certPem).toString('base64')}}
+    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
+    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${TENANT}}}
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    failurePolicy: Fail
+    timeoutSeconds: 5
+---
+apiVersion: v1
+kind: Node
+metadata: {name: e2e-farmer, annotations: {kwok.x-k8s.io/node: fake}, labels: {type: kwok, e2e-farmer: "true"}}
+spec: {}
+status:
+  addresses: [{type: ExternalIP, address: "127.0.30.1"}]
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+---
+apiVersion: webgw.io/v1alpha1
+kind: Gateway
+metadata: {name: e2e}
+spec:
+  placement: {nodeSelector: {e2e-farmer: "true"}}
+  listeners: {http: {port: ${ports.http}}, https: {port: ${ports.https}}, tcp: {portRange: {from: ${ports.tcpFrom}, to: ${ports.tcpFrom + 9}}}, tunnel: {port: ${ports.tunnel}}}
+---
+apiVersion: webgw.io/v1alpha1
+kind: ExposedService
+metadata: {name: shop, namespace: ${TENANT}}
+spec:
+  gateways: [{name: e2e}]
+  selector: {app: shop}
+  backend: {port: ${ports.app}}
+  routes:
+    - {protocol: HTTP, hostnames: [shop.e2e.example]}
+    - {protocol: TLS, hostnames: [db.e2e.example], backend: {port: ${ports.tlsApp}}}
+    - {protocol: TCP, backend: {port: ${ports.echo}}}
+`);
+    await eventually(async () => (await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).trim() === 'True', 90_000, 'the ExposedService Ready');
+  });
+
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await kubectl(['delete', 'mutatingwebhookconfiguration', 'webgw-e2e-injector']);
+    await webhook?.close();
+    await manager?.close();
+    for (const s of servers) s.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('serves HTTP, TLS passthrough and TCP through processes run from the rendered pod specs', async () => {
+    // The workload pod, as a tenant's Deployment would create it; the webhook adds the agent.
+    await eventually(async () => (await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: shop-0, namespace: ${TENANT}, labels: {app: shop}}\nspec:\n  containers: [{name: app, image: registry.invalid/shop:1}]\n`)).code === 0, 30_000, 'pod creation');
+    const pod = JSON.parse(await kubectlOk(['get', 'pod', 'shop-0', '-n', TENANT, '-o', 'json'])) as { spec: { initContainers: never[]; volumes: never[] } };
+    const gatewayTemplate = JSON.parse(await kubectlOk(['get', 'ds', 'webgw-gw-e2e', '-n', NS, '-o', 'jsonpath={.spec.template.spec}'])) as { containers: never[]; volumes: never[] };
+
+    const gateway = await runContainerLocally(gatewayTemplate.containers[0]!, gatewayTemplate.volumes, NS, join(root, 'gateway'));
+    processes.push(gateway);
+    await gateway.waitForLog((l) => l.msg === 'tunnel endpoint listening');
+    const agent = await runContainerLocally(pod.spec.initContainers[0]!, pod.spec.volumes, TENANT, join(root, 'agent'));
+    processes.push(agent);
+    await agent.waitForLog((l) => l.msg === 'tunnel connected', 20_000);
+
+    const res = await get(ports.http, 'shop.e2e.example');
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('hello shop.e2e.example from 127.0.0.1');
+
+    const tls = tlsConnect({ host: '127.0.0.1', port: ports.https, servername: 'db.e2e.example', ca: serviceCa.certPem });
+    await once(tls, 'secureConnect');
+    const tlsChunks: Buffer[] = [];
+    for await (const c of tls) tlsChunks.push(c as Buffer);
+    expect(Buffer.concat(tlsChunks).toString()).toBe('tls ok');
+
+    const tcpPort = Number(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].tcp[0].port}']));
+    await eventually(async () => gateway.logs.some((l) => l.msg === 'TCP listener ready'), 10_000, 'the TCP listener');
+    const socket = netConnect(tcpPort, '127.0.0.1');
+    socket.end('echo through the operator');
+    const chunks: Buffer[] = [];
+    for await (const c of socket) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('echo through the operator');
+  });
+});
