@@ -89,7 +89,14 @@ export class Manager {
       this.watches.push(w as unknown as Watched<KubernetesObject>);
       return w;
     };
+    const credentialSecrets = watch<V1Secret>('/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: SERVICE_LABEL }), (s) => {
+      const name = s.metadata?.labels?.[SERVICE_LABEL];
+      if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
+      // A new or withdrawn certificate changes whom the gateways admit.
+      enqueueAll();
+    }, SERVICE_LABEL);
     const caches: GatewayCaches = {
+      credentialSecrets,
       gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => {
         this.gatewayController.enqueue(gw.metadata!.name!);
         enqueueAllServices();
@@ -108,10 +115,7 @@ export class Manager {
       services: this.services,
       gateways: caches.gateways,
       namespaces: watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), () => enqueueAllServices()),
-      credentialSecrets: watch<V1Secret>('/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: SERVICE_LABEL }), (s) => {
-        const name = s.metadata?.labels?.[SERVICE_LABEL];
-        if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
-      }, SERVICE_LABEL),
+      credentialSecrets,
       gatewaySecrets: caches.secrets,
     };
     const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, clock });

@@ -9,13 +9,15 @@ export class AgentLink implements RouteAgent {
   readonly grants: GrantSet;
   readonly remote: string;
   readonly notAfter: Date;
+  readonly serial: string;
 
-  constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date) {
+  constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date, serial: string) {
     this.id = id;
     this.session = session;
     this.grants = grants;
     this.remote = remote;
     this.notAfter = notAfter;
+    this.serial = serial;
   }
 
   get draining(): boolean {

@@ -17,6 +17,8 @@ export const gatewayConfigSchema = z.strictObject({
     caFile: z.string().min(1),
     certFile: z.string().min(1),
     keyFile: z.string().min(1),
+    /** Optional list of admitted agent certificates (identity + serial); see authorized-agents.ts. */
+    authorizedAgentsFile: z.string().min(1).optional(),
   }),
   listeners: z.strictObject({
     http: listener.optional(),
@@ -45,5 +47,11 @@ export type GatewayLimits = GatewayConfig['limits'];
 export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
   const config = await loadConfigFile(file, gatewayConfigSchema);
   const t = config.tunnel;
-  return { ...config, tunnel: { ...t, caFile: resolveFrom(file, t.caFile), certFile: resolveFrom(file, t.certFile), keyFile: resolveFrom(file, t.keyFile) } };
+  return {
+    ...config,
+    tunnel: {
+      ...t, caFile: resolveFrom(file, t.caFile), certFile: resolveFrom(file, t.certFile), keyFile: resolveFrom(file, t.keyFile),
+      ...(t.authorizedAgentsFile ? { authorizedAgentsFile: resolveFrom(file, t.authorizedAgentsFile) } : {}),
+    },
+  };
 }

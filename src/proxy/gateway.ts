@@ -18,6 +18,7 @@ import { RouteTable } from './route-table.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { TlsListener } from './tls-listener.ts';
 import { TunnelServer } from './tunnel-server.ts';
+import { loadAuthorizedAgents } from './authorized-agents.ts';
 
 export interface GatewayDeps {
   logger: Logger;
@@ -46,6 +47,8 @@ export class Gateway {
   private readonly tcp?: TcpListeners;
   private readonly admin?: AdminServer;
   private readonly watcher: FileWatcher;
+  private agentsWatcher: FileWatcher | undefined;
+  private readonly pollMs: number;
   private started = false;
   private closing: Promise<void> | undefined;
 
@@ -82,9 +85,10 @@ export class Gateway {
       this.http?.dropAgent(link);
       void this.tcp?.sync(this.routes.tcpPorts());
     });
+    this.pollMs = deps.credentialPollMs ?? 10_000;
     this.watcher = new FileWatcher({
       files: [config.tunnel.caFile, config.tunnel.certFile, config.tunnel.keyFile],
-      pollMs: deps.credentialPollMs ?? 10_000,
+      pollMs: this.pollMs,
       clock: this.clock,
       onChange: () => {
         this.tunnel.reloadCredentials().catch((err) => this.log.error('cannot reload tunnel credentials; keeping the old ones', { err: describeError(err) }));
@@ -94,6 +98,20 @@ export class Gateway {
   }
 
   async start(): Promise<GatewayAddresses> {
+    const authorizedFile = this.config.tunnel.authorizedAgentsFile;
+    if (authorizedFile) {
+      this.tunnel.setAuthorizedAgents(await loadAuthorizedAgents(authorizedFile));
+      this.agentsWatcher = new FileWatcher({
+        files: [authorizedFile], pollMs: this.pollMs, clock: this.clock,
+        onChange: () => {
+          loadAuthorizedAgents(authorizedFile).then((list) => {
+            this.log.info('admitted agents reloaded', { count: list.size });
+            this.tunnel.setAuthorizedAgents(list);
+          }, (err) => this.log.error('cannot reload the admitted agents; keeping the old list', { err: describeError(err) }));
+        },
+      });
+      await this.agentsWatcher.start();
+    }
     const tunnel = await this.tunnel.start();
     const http = await this.http?.start();
     const tls = await this.tls?.start();
@@ -115,6 +133,7 @@ export class Gateway {
   close(timeoutMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
       this.watcher.stop();
+      this.agentsWatcher?.stop();
       await Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
       await this.tunnel.close(timeoutMs);
       await this.admin?.close();
@@ -125,6 +144,7 @@ export class Gateway {
   /** Stop now. */
   destroy(): void {
     this.watcher.stop();
+    this.agentsWatcher?.stop();
     this.http?.destroy();
     this.tls?.destroy();
     this.tcp?.destroy();

@@ -18,6 +18,7 @@ import { verifyAgentCertificate } from '../pki/verify.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { TUNNEL_PATH, webSocketTransport } from '../tunnel/transport.ts';
 import { AgentLink } from './agent-link.ts';
+import { authorizationKey, type AuthorizedAgents } from './authorized-agents.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 /** Our messages are ≤ 256 KiB plus headers; anything larger is refused by ws (close 1009). */
@@ -61,6 +62,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly links = new Set<AgentLink>();
   private readonly expiryTimers = new Map<AgentLink, Timer>();
   private nextId = 1;
+  private authorized: AuthorizedAgents | undefined;
 
   constructor(opts: TunnelServerOptions) {
     super();
@@ -119,6 +121,21 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.log.info('tunnel credentials reloaded', { notAfter: new X509Certificate(next.cert).validTo });
   }
 
+  /**
+   * Admits only these agent certificates from now on, and closes the sessions of those no longer
+   * in the list (their grants were withdrawn). `undefined` admits every certificate of the CA.
+   */
+  setAuthorizedAgents(authorized: AuthorizedAgents | undefined): void {
+    this.authorized = authorized;
+    if (!authorized) return;
+    for (const link of this.links) {
+      if (authorized.has(authorizationKey(link.grants.identity, link.serial))) continue;
+      this.log.warn('agent credential withdrawn; closing its session', { agent: link.id, serial: link.serial });
+      this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
+      link.session.destroy(new WebgwError('WEBGW_ERR_CERT_INVALID', 'agent credential withdrawn'));
+    }
+  }
+
   /** GOAWAY to every agent, stop accepting, wait for the sessions to drain. */
   async close(timeoutMs = 10_000): Promise<void> {
     const closing = [...this.links].map((l) => l.session.close(timeoutMs));
@@ -157,6 +174,12 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       ws.close(1008, 'certificate not acceptable');
       return;
     }
+    if (this.authorized && !this.authorized.has(authorizationKey(verified.grants.identity, verified.serial))) {
+      this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
+      this.log.warn('agent refused: credential not admitted (withdrawn or not yet listed)', { remote, identity: verified.grants.identity, serial: verified.serial });
+      ws.close(1008, 'credential not admitted');
+      return;
+    }
     if (this.links.size >= this.opts.maxAgents) {
       this.log.warn('agent refused: too many agents', { remote, limit: this.opts.maxAgents });
       ws.close(1013, 'too many agents');
@@ -176,7 +199,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       clock: this.opts.clock,
       logger: log,
     });
-    const link = new AgentLink(id, session, grants, remote, verified.notAfter);
+    const link = new AgentLink(id, session, grants, remote, verified.notAfter, verified.serial);
     this.links.add(link);
     this.opts.metrics.agentSessions.inc();
     session.on('rtt', (ms) => this.opts.metrics.tunnelRtt.observe(ms / 1000));

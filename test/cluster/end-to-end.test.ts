@@ -4,6 +4,7 @@
  * agent run as local processes from exactly the pod specs and mounted contents the controller
  * and the webhook produced, and HTTP, TLS passthrough and TCP reach the private app.
  */
+import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { connect as netConnect, createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
@@ -20,7 +21,7 @@ import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
 import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
-import { runContainerLocally } from './run-container.ts';
+import { runContainerLocally, writeMounts } from './run-container.ts';
 
 const log = createLogger({ test: 'e2e' }, { level: 'error' });
 const NS = 'webgw-system';
@@ -126,6 +127,9 @@ spec:
     const pod = JSON.parse(await kubectlOk(['get', 'pod', 'shop-0', '-n', TENANT, '-o', 'json'])) as { spec: { initContainers: never[]; volumes: never[] } };
     const gatewayTemplate = JSON.parse(await kubectlOk(['get', 'ds', 'webgw-gw-e2e', '-n', NS, '-o', 'jsonpath={.spec.template.spec}'])) as { containers: never[]; volumes: never[] };
 
+    // The controller lists the agent's certificate among the gateway's admitted agents.
+    const agentCert = new X509Certificate(Buffer.from(await kubectlOk(['get', 'secret', 'webgw-agent-shop', '-n', TENANT, '-o', 'jsonpath={.data.e2e\\.crt}']), 'base64'));
+    await eventually(async () => (await kubectlOk(['get', 'cm', 'webgw-gw-e2e-config', '-n', NS, '-o', 'jsonpath={.data.agents\\.yaml}'])).includes(agentCert.serialNumber), 60_000, 'the agent to be admitted');
     const gateway = await runContainerLocally(gatewayTemplate.containers[0]!, gatewayTemplate.volumes, NS, join(root, 'gateway'));
     processes.push(gateway);
     await gateway.waitForLog((l) => l.msg === 'tunnel endpoint listening');
@@ -150,5 +154,14 @@ spec:
     const chunks: Buffer[] = [];
     for await (const c of socket) chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).toString()).toBe('echo through the operator');
+
+    // Deleting the ExposedService withdraws its grants at the gateway: the controller drops its
+    // certificate from the gateway's admitted agents; the proxy reloads that file (here we
+    // project the ConfigMap again, as the kubelet does) and closes the agent's session.
+    await kubectlOk(['delete', 'xsvc', 'shop', '-n', TENANT, '--wait=true']);
+    await eventually(async () => /agents: \[\]/.test(await kubectlOk(['get', 'cm', 'webgw-gw-e2e-config', '-n', NS, '-o', 'jsonpath={.data.agents\\.yaml}'])), 60_000, 'the credential to leave the admitted list');
+    await writeMounts(gatewayTemplate.containers[0]!, gatewayTemplate.volumes, NS, join(root, 'gateway'));
+    await gateway.waitForLog((l) => l.msg === 'agent credential withdrawn; closing its session', 20_000);
+    await eventually(async () => (await get(ports.http, 'shop.e2e.example')).status === 503, 10_000, 'the route to stop working');
   });
 });

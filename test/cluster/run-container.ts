@@ -25,6 +25,20 @@ interface Volume {
 }
 
 export async function runContainerLocally(container: Container, volumes: readonly Volume[], namespace: string, root: string): Promise<WebgwProcess> {
+  await writeMounts(container, volumes, namespace, root);
+  const mounts = container.volumeMounts ?? [];
+  // Longest mount first, so /etc/webgw/tls is rebased before /etc/webgw.
+  const prefixes = mounts.map((m) => m.mountPath).sort((a, b) => b.length - a.length);
+  const args = (container.args ?? []).map((arg) => {
+    const prefix = prefixes.find((p) => arg === p || arg.startsWith(`${p}/`));
+    return prefix ? join(root, arg) : arg;
+  });
+  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
+  return spawnWebgw(args, env);
+}
+
+/** Writes (again) what the kubelet would project into the container's volumes. */
+export async function writeMounts(container: Container, volumes: readonly Volume[], namespace: string, root: string): Promise<void> {
   const mounts = container.volumeMounts ?? [];
   for (const mount of mounts) {
     const volume = volumes.find((v) => v.name === mount.name);
@@ -39,12 +53,4 @@ export async function runContainerLocally(container: Container, volumes: readonl
     mkdirSync(dir, { recursive: true });
     for (const [key, value] of Object.entries(data)) writeFileSync(join(dir, key), kind === 'secret' ? Buffer.from(value, 'base64') : value);
   }
-  // Longest mount first, so /etc/webgw/tls is rebased before /etc/webgw.
-  const prefixes = mounts.map((m) => m.mountPath).sort((a, b) => b.length - a.length);
-  const args = (container.args ?? []).map((arg) => {
-    const prefix = prefixes.find((p) => arg === p || arg.startsWith(`${p}/`));
-    return prefix ? join(root, arg) : arg;
-  });
-  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
-  return spawnWebgw(args, env);
 }

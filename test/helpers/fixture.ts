@@ -66,6 +66,8 @@ export interface GatewayFixtureOptions {
   ports?: { tunnel: number; http: number; tls: number };
   ca?: KeyPairPem;
   dir?: TempDir;
+  /** Admit only the agents listed in this file (see src/proxy/authorized-agents.ts). */
+  authorizedAgentsFile?: string;
 }
 
 export async function startGateway(options: GatewayFixtureOptions = {}): Promise<GatewayFixture> {
@@ -76,7 +78,10 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
   const log = new LogCapture();
   const build = (ports: { tunnel: number; http: number; tls: number }): Gateway => new Gateway(parseConfig({
     name: 'test',
-    tunnel: { address: '127.0.0.1', port: ports.tunnel, caFile: dir.file('ca.crt'), certFile: dir.file('gateway.crt'), keyFile: dir.file('gateway.key') },
+    tunnel: {
+      address: '127.0.0.1', port: ports.tunnel, caFile: dir.file('ca.crt'), certFile: dir.file('gateway.crt'), keyFile: dir.file('gateway.key'),
+      ...(options.authorizedAgentsFile ? { authorizedAgentsFile: options.authorizedAgentsFile } : {}),
+    },
     listeners: {
       http: { address: '127.0.0.1', port: ports.http },
       tls: { address: '127.0.0.1', port: ports.tls },

@@ -19,7 +19,7 @@ function gateway(spec: Partial<Gateway['spec']> = {}, name = 'farmer-eu-1'): Gat
 }
 
 function inputs(over: Partial<GatewayInputs> = {}): GatewayInputs {
-  return { gateway: gateway(), namespace: 'webgw-system', image: 'webgw:test', credentials, pods: [], nodes: [], desiredReplicas: 0, now, ...over };
+  return { gateway: gateway(), namespace: 'webgw-system', image: 'webgw:test', credentials, pods: [], nodes: [], desiredReplicas: 0, authorizedAgents: [], now, ...over };
 }
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -59,6 +59,8 @@ describe('Gateway desired()', () => {
     });
     expect(config.tunnel).toMatchObject({ port: 8443, caFile: 'tls/ca.crt' });
     expect(config.admin).toEqual({ address: '127.0.0.1', port: 9901 });
+    expect(config.tunnel.authorizedAgentsFile).toBe('agents.yaml');
+    expect(cm.data['agents.yaml']).toMatch(/agents: \[\]/);
   });
 
   it('puts no CA key on the edge', () => {
@@ -72,6 +74,7 @@ describe('Gateway desired()', () => {
     ['a listener change', { gateway: gateway({ listeners: { ...gateway().spec.listeners, http: { port: 8080 } } }) }, true],
     ['a renewed certificate', { credentials: { ...credentials, certPem: 'RENEWED' } }, true],
     ['observed pods only', { pods: [{ name: 'p', nodeName: 'n', ready: true }] }, false],
+    ['a new tenant credential (reloaded, not rolled)', { authorizedAgents: [{ identity: 'a/b/c', serial: 'AB' }] }, false],
   ])('rolls the pods on %s: %s', (_name, change, rolls) => {
     const hashOf = (i: GatewayInputs): string => find(desiredGateway(i).objects, 'DaemonSet').spec.template.metadata.annotations['webgw.io/config-hash'];
     expect(hashOf(inputs(change as Partial<GatewayInputs>)) !== hashOf(inputs())).toBe(rolls);

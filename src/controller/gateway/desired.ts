@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { ConditionReason, GatewayCondition, setCondition, type Condition } from '../../crds/conditions.ts';
 import { API_VERSION, type Gateway, type GatewayStatus } from '../../crds/types.ts';
+import { renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
@@ -51,6 +52,8 @@ export interface GatewayInputs {
   nodes: readonly ObservedNode[];
   /** Desired replica count as the workload reports it (DaemonSet: nodes it schedules to). */
   desiredReplicas: number;
+  /** Agent certificates currently issued from this gateway's CA: the only ones it admits. */
+  authorizedAgents: ReadonlyArray<{ identity: string; serial: string }>;
   /** Result of the last apply, for Programmed. */
   applyError?: string;
   now: Date;
@@ -77,7 +80,7 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
   return {
     name: gw.metadata.name,
     // Relative to the config file's folder (CONFIG_DIR), where the Secret is mounted as tls/.
-    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key' },
+    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key', authorizedAgentsFile: 'agents.yaml' },
     listeners: {
       ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
       ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port } } : {}),
@@ -182,7 +185,9 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
     ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(names.workload), spec: { selector, template, updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } } } }
     : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(names.workload), spec: { replicas, selector, template, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } } } };
   const objects: K8sObject[] = [
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml } },
+    // agents.yaml changes whenever a tenant's credential does; the proxy reloads it without a
+    // rollout (it is not part of the pod template hash).
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml, 'agents.yaml': renderAuthorizedAgents(inputs.authorizedAgents) } },
     // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
     { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
     workload,

@@ -3,7 +3,7 @@
  * apply, skipped when the object already carries the hash of what we would write) → one status
  * write when the status changed. A steady cluster produces zero writes.
  */
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
@@ -11,6 +11,7 @@ import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
 import { API_VERSION, type Gateway } from '../../crds/types.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
+import { parseSubjectAltName } from '../../pki/grants.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
@@ -23,6 +24,8 @@ export const APPLIED_HASH = 'webgw.io/applied-hash';
 
 export interface GatewayCaches {
   gateways: Watched<Gateway & KubernetesObject>;
+  /** Tenants' agent credential Secrets: their certificates are the agents a gateway admits. */
+  credentialSecrets: Watched<V1Secret>;
   secrets: Watched<V1Secret>;
   configMaps: Watched<KubernetesObject>;
   pods: Watched<V1Pod>;
@@ -93,8 +96,9 @@ export class GatewayReconciler {
     const deploy = caches.deployments.get(names.workload, namespace);
     const desiredReplicas = gw.spec.placement.replicas ?? ds?.status?.desiredNumberScheduled ?? 0;
 
+    const authorizedAgents = this.issuedAgents(ca);
     let applyError: string | undefined;
-    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, now });
+    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, authorizedAgents, now });
     for (const obj of first.objects) {
       try {
         await this.applyIfChanged(obj);
@@ -106,7 +110,7 @@ export class GatewayReconciler {
     }
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
-    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, applyError, now }) : first;
+    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, authorizedAgents, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status);
       await this.recordFlips(gw, final.status.conditions ?? []);
@@ -143,6 +147,26 @@ export class GatewayReconciler {
     this.opts.logger.info('created the gateway CA', { gateway: gw.metadata.name, secret: `${namespace}/${secretName}` });
     await this.opts.events.emit(involved(gw), 'Normal', 'CreatedCA', `created the gateway CA in Secret ${namespace}/${secretName}`);
     return ca;
+  }
+
+  /** Identity and serial of every agent certificate in a credential Secret issued by this CA. */
+  private issuedAgents(ca: KeyPairPem): Array<{ identity: string; serial: string }> {
+    const caCert = new X509Certificate(ca.certPem);
+    const out: Array<{ identity: string; serial: string }> = [];
+    for (const secret of this.opts.caches.credentialSecrets.list()) {
+      for (const [key, value] of Object.entries(secret.data ?? {})) {
+        if (!key.endsWith('.crt') || key.endsWith('-ca.crt')) continue;
+        try {
+          const cert = new X509Certificate(Buffer.from(value, 'base64'));
+          if (cert.ca || !cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) continue;
+          const id = parseSubjectAltName(cert.subjectAltName).find((e) => e.type === 'URI' && e.value.startsWith('webgw:id:'));
+          out.push({ identity: id ? id.value.slice('webgw:id:'.length) : '', serial: cert.serialNumber });
+        } catch {
+          // Not a certificate we can read: it admits nobody.
+        }
+      }
+    }
+    return out;
   }
 
   /** One Event per condition whose status flipped (or appeared). */

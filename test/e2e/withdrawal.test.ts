@@ -1,0 +1,54 @@
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { renderAuthorizedAgents, parseAuthorizedAgents } from '../../src/proxy/authorized-agents.ts';
+import { get } from '../helpers/http-client.ts';
+import { TempDir, startAgent, startGateway, waitFor } from '../helpers/fixture.ts';
+
+describe('withdrawn credentials', () => {
+  let backend: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    backend = createServer((_req, res) => res.end('ok'));
+    backend.listen(0, '127.0.0.1');
+    await once(backend, 'listening');
+    port = (backend.address() as AddressInfo).port;
+  });
+  afterAll(() => backend.close());
+
+  it('a gateway admits only listed certificates and closes a session whose certificate leaves the list', async () => {
+    const dir = new TempDir();
+    const listFile = dir.file('agents.yaml');
+    writeFileSync(listFile, renderAuthorizedAgents([]));
+    const gw = await startGateway({ dir, authorizedAgentsFile: listFile });
+    const creds = await gw.issueAgent('web', { http: ['web.localhost'] });
+    const cert = new X509Certificate(readFileSync(creds.certFile));
+    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'web.localhost', backend: `127.0.0.1:${port}` }]);
+    // Not listed yet: refused, with a log line saying why.
+    await waitFor(() => gw.log.lines.some((l) => String(l.msg).startsWith('agent refused: credential not admitted')), 5000, 'refusal');
+    expect(gw.gateway.agentCount).toBe(0);
+    // Listed: admitted (the agent retries on its own).
+    writeFileSync(listFile, renderAuthorizedAgents([{ identity: 'test/web', serial: cert.serialNumber }]));
+    await waitFor(() => gw.gateway.agentCount === 1, 10_000, 'admission');
+    expect((await get(gw.httpPort, 'web.localhost')).status).toBe(200);
+    // Withdrawn (the ExposedService was deleted): the session goes at once, the route with it.
+    writeFileSync(listFile, renderAuthorizedAgents([]));
+    await waitFor(() => gw.log.lines.some((l) => l.msg === 'agent credential withdrawn; closing its session'), 10_000, 'withdrawal');
+    await waitFor(() => gw.gateway.agentCount === 0, 5000, 'session closed');
+    expect((await get(gw.httpPort, 'web.localhost')).status).toBe(503);
+    await agent.close(500);
+    await gw.stop();
+    dir.remove();
+  });
+
+  it.each([
+    ['not YAML', 'agents: [', /not|YAML|Flow|sequence|end/i],
+    ['a bad serial', 'agents: [{identity: a, serial: "xyz"}]', /serial/],
+    ['an unknown field', 'agents: [{identity: a, serial: "AB", extra: 1}]', /unrecognized|extra/i],
+  ])('rejects a list with %s', (_name, text, pattern) => {
+    expect(() => parseAuthorizedAgents(text, 'agents.yaml')).toThrow(pattern);
+  });
+});
