@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
-import { systemClock, type Clock } from '../common/clock.ts';
+import { systemClock, type Clock, type Timer } from '../common/clock.ts';
+import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
@@ -17,6 +18,8 @@ import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { EventRecorder } from './runtime/events.ts';
+import { WebhookServer } from './webhook/server.ts';
+import { ensureCaBundle, ensureWebhookTls } from './webhook/serving-cert.ts';
 
 const SERVICE_LABEL = 'webgw.io/exposed-service';
 
@@ -30,6 +33,8 @@ export interface ManagerOptions {
   admin?: { address: string; port: number };
   workers?: number;
   leaseDurationMs?: number;
+  /** Serve the injection webhook (every replica does; the Service balances over them). */
+  webhook?: { address: string; port: number; hosts: string[]; configurationName: string };
   clock?: Clock;
   registry?: Registry;
   logger: Logger;
@@ -49,10 +54,14 @@ export class Manager {
   private readonly gateways: Watched<Gateway & KubernetesObject>;
   private leading = false;
   private closing: Promise<void> | undefined;
+  private webhookServer: WebhookServer | undefined;
+  private webhookTimer: Timer | undefined;
+  private readonly clock: Clock;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
     const clock = opts.clock ?? systemClock;
+    this.clock = clock;
     const log = opts.logger;
     this.client = new KubeClient(opts.kc);
     this.registry = opts.registry ?? new Registry();
@@ -148,11 +157,40 @@ export class Manager {
     return this.leading;
   }
 
-  async start(): Promise<void> {
+  async start(): Promise<{ webhookPort?: number }> {
     await Promise.all(this.watches.map((w) => w.start()));
     await this.admin?.start();
+    const webhookPort = await this.startWebhook();
     if (this.elector) this.elector.start();
     else this.lead();
+    return webhookPort === undefined ? {} : { webhookPort };
+  }
+
+  /** Webhook TLS from its Secret, the server, and the caBundle kept in the configuration. */
+  private async startWebhook(): Promise<number | undefined> {
+    const w = this.opts.webhook;
+    if (!w) return undefined;
+    const tls = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date());
+    this.webhookServer = new WebhookServer({
+      address: w.address, port: w.port, certPem: tls.serving.certPem, keyPem: tls.serving.keyPem,
+      image: this.opts.image, servicesIn: (ns) => this.exposedServicesIn(ns), logger: this.opts.logger.child({ component: 'webhook' }),
+    });
+    const { port } = await this.webhookServer.start();
+    // The configuration may be installed after us, and the serving certificate renews: recheck.
+    const keep = async (): Promise<void> => {
+      try {
+        const current = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date());
+        this.webhookServer?.setCertificate(current.serving.certPem, current.serving.keyPem);
+        if (await ensureCaBundle(this.client, w.configurationName, current.ca.certPem)) {
+          this.opts.logger.info('webhook caBundle written', { configuration: w.configurationName });
+        }
+      } catch (err) {
+        this.opts.logger.warn('cannot maintain the webhook certificate', { err: describeError(err) });
+      }
+      if (!this.closing) this.webhookTimer = this.clock.setTimeout(() => void keep(), 30_000);
+    };
+    await keep();
+    return port;
   }
 
   close(): Promise<void> {
@@ -161,6 +199,8 @@ export class Manager {
       await this.gatewayController.stop();
       await this.serviceController.stop();
       await Promise.all(this.watches.map((w) => w.stop()));
+      this.webhookTimer?.cancel();
+      await this.webhookServer?.close();
       await this.admin?.close();
     })();
     return this.closing;

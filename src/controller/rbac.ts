@@ -6,8 +6,10 @@
  * namespace (a Role there).
  */
 export const CONTROLLER_NAME = 'webgw-controller';
+/** The MutatingWebhookConfiguration whose caBundle the controller maintains. */
+export const WEBHOOK_CONFIGURATION = 'webgw-injector';
 
-type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+type Rule = { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] };
 
 export const clusterRules: Rule[] = [
   { apiGroups: ['webgw.io'], resources: ['gateways', 'exposedservices'], verbs: ['get', 'list', 'watch'] },
@@ -18,6 +20,8 @@ export const clusterRules: Rule[] = [
   // label-filtered (webgw.io/exposed-service), but RBAC cannot express label selectors.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  // Only its own webhook configuration, and only to keep the caBundle current.
+  { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [WEBHOOK_CONFIGURATION], verbs: ['get', 'patch'] },
 ];
 
 /** In the controller's own namespace only: proxy workloads, their config, the leader Lease. */

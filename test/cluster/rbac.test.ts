@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../src/common/log.ts';
+import { freeLoopbackPort } from '../../src/common/net.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
 
@@ -26,12 +27,37 @@ describe('controller RBAC', () => {
       contexts: [{ name: 'controller', cluster: 'test', user: 'controller' }],
       currentContext: 'controller',
     });
-    manager = new Manager({ kc, namespace: NS, image: 'webgw:test', leaderElection: true, identity: 'rbac-test', logger: createLogger({ test: 'rbac' }, { level: 'error' }) });
+    // The shipped webhook configuration's name; it selects no namespace here, so it changes no pod.
+    const webhookPort = await freeLoopbackPort();
+    await kubectlOk(['apply', '-f', '-'], `
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: webgw-injector}
+webhooks:
+  - name: inject.webgw.io
+    clientConfig: {url: "https://127.0.0.1:${webhookPort}/inject"}
+    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
+    namespaceSelector: {matchLabels: {rbac-test-never: "true"}}
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    failurePolicy: Ignore
+`);
+    manager = new Manager({
+      kc, namespace: NS, image: 'webgw:test', leaderElection: true, identity: 'rbac-test', logger: createLogger({ test: 'rbac' }, { level: 'error' }),
+      webhook: { address: '127.0.0.1', port: webhookPort, hosts: ['127.0.0.1'], configurationName: 'webgw-injector' },
+    });
     await manager.start();
   });
 
   afterAll(async () => {
     await manager.close();
+    await kubectl(['delete', 'mutatingwebhookconfiguration', 'webgw-injector']);
+  });
+
+  it('keeps its webhook TLS Secret and the caBundle of its own configuration', async () => {
+    const bundle = await kubectlOk(['get', 'mutatingwebhookconfiguration', 'webgw-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
+    expect(bundle.trim()).toBe((await kubectlOk(['get', 'secret', 'webgw-webhook-tls', '-n', NS, '-o', 'jsonpath={.data.ca\\.crt}'])).trim());
+    expect((await kubectl(['auth', 'can-i', 'patch', 'mutatingwebhookconfigurations/someone-else', '--as', SA])).stdout.trim()).toBe('no');
   });
 
   it('reconciles a Gateway and an ExposedService with only the shipped permissions', async () => {

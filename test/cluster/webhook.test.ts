@@ -1,17 +1,16 @@
-/** Sidecar injection through the real API server, served by the controller's webhook code. */
+/** Sidecar injection through the real API server, served by the controller with its own TLS and caBundle. */
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
-import { INJECT_PATH, WebhookServer } from '../../src/controller/webhook/server.ts';
-import { createCA, issueCertificate } from '../../src/pki/issue.ts';
+import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
+import { freeLoopbackPort } from '../../src/common/net.ts';
 import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const log = createLogger({ test: 'webhook' }, { level: 'error' });
 
 describe('agent injection webhook', () => {
   let manager: Manager;
-  let webhook: WebhookServer;
 
   beforeAll(async () => {
     await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
@@ -19,20 +18,15 @@ describe('agent injection webhook', () => {
     await kubectl(['create', 'namespace', 'webgw-system']);
     for (const ns of ['inject-on', 'inject-off']) await kubectl(['create', 'namespace', ns]);
     await kubectlOk(['label', 'namespace', 'inject-on', 'webgw.io/injection=enabled', '--overwrite']);
-    manager = new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: 'webgw-system', image: 'webgw:test', leaderElection: false, logger: log });
-    await manager.start();
-    const validity = { notAfter: new Date(Date.now() + 3600_000) };
-    const ca = createCA('webhook test CA', validity);
-    const serving = issueCertificate(ca, { commonName: '127.0.0.1', usage: 'server', hosts: ['127.0.0.1'] }, validity);
-    webhook = new WebhookServer({ address: '127.0.0.1', port: 0, certPem: serving.certPem, keyPem: serving.keyPem, image: 'webgw:test', servicesIn: (ns) => manager.exposedServicesIn(ns), logger: log });
-    const { port } = await webhook.start();
+    // The configuration as an installer ships it: no caBundle; the controller writes it.
+    const port = await freeLoopbackPort();
     await kubectlOk(['apply', '-f', '-'], `
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
 metadata: {name: webgw-test-injector}
 webhooks:
   - name: inject.webgw.io
-    clientConfig: {url: "https://127.0.0.1:${port}${INJECT_PATH}", caBundle: ${Buffer.from(ca.certPem).toString('base64')}}
+    clientConfig: {url: "https://127.0.0.1:${port}${INJECT_PATH}"}
     rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
     namespaceSelector: {matchLabels: {webgw.io/injection: enabled}}
     sideEffects: None
@@ -41,6 +35,14 @@ webhooks:
     reinvocationPolicy: IfNeeded
     timeoutSeconds: 5
 `);
+    manager = new Manager({
+      kc: loadKubeConfig(plane().kubeconfig), namespace: 'webgw-system', image: 'webgw:test', leaderElection: false, logger: log,
+      webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: 'webgw-test-injector' },
+    });
+    await manager.start();
+    const bundle = await kubectlOk(['get', 'mutatingwebhookconfiguration', 'webgw-test-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
+    const tls = await kubectlOk(['get', 'secret', 'webgw-webhook-tls', '-n', 'webgw-system', '-o', 'jsonpath={.data.ca\\.crt}']);
+    expect(bundle.trim()).toBe(tls.trim());
     for (const ns of ['inject-on', 'inject-off']) {
       await kubectlOk(['apply', '-f', '-'], `apiVersion: webgw.io/v1alpha1\nkind: ExposedService\nmetadata: {name: shop, namespace: ${ns}}\nspec:\n  gateways: [{name: none}]\n  selector: {app: shop}\n  backend: {port: 8080}\n  routes: [{protocol: TCP}]\n`);
     }
@@ -49,7 +51,6 @@ webhooks:
 
   afterAll(async () => {
     await kubectl(['delete', 'mutatingwebhookconfiguration', 'webgw-test-injector']);
-    await webhook.close();
     await manager.close();
   });
 

@@ -3,7 +3,7 @@
  * every write counted (the steady-state test asserts that nothing is written). Server-side apply
  * with field manager `webgw`; status through the status subresource.
  */
-import { AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../crds/types.ts';
 
 export const FIELD_MANAGER = 'webgw';
@@ -22,9 +22,10 @@ export class KubeClient {
   readonly apps: AppsV1Api;
   readonly custom: CustomObjectsApi;
   readonly coordination: CoordinationV1Api;
+  readonly admission: AdmissionregistrationV1Api;
   private readonly objects: KubernetesObjectApi;
   /** Writes sent to the API server, by verb: the steady-state check reads this. */
-  readonly writes = { apply: 0, create: 0, status: 0, lease: 0, event: 0 };
+  readonly writes = { apply: 0, create: 0, status: 0, lease: 0, event: 0, webhook: 0 };
   onWrite: ((verb: string) => void) | undefined;
 
   constructor(kc: KubeConfig) {
@@ -33,6 +34,7 @@ export class KubeClient {
     this.apps = kc.makeApiClient(AppsV1Api);
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
+    this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
   }
 
@@ -63,6 +65,13 @@ export class KubeClient {
       { group: GROUP, version: VERSION, plural, namespace, name, body: { status } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
+  }
+
+  /** Sets clientConfig.caBundle of the given webhooks (JSON patch, nothing else touched). */
+  async patchWebhookCaBundles(name: string, webhooks: Array<{ index: number; add: boolean }>, caBundle: string): Promise<void> {
+    this.count('webhook');
+    const ops = webhooks.map((w) => ({ op: w.add ? 'add' : 'replace', path: `/webhooks/${w.index}/clientConfig/caBundle`, value: caBundle }));
+    await this.admission.patchMutatingWebhookConfiguration({ name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
   }
 
   countLeaseWrite(): void {

@@ -1,0 +1,83 @@
+/**
+ * The webhook's own TLS: a CA and a serving certificate kept in a Secret of the controller's
+ * namespace (created once by whichever replica gets there first; the serving certificate is
+ * renewed at two thirds of its life), and the CA written into the MutatingWebhookConfiguration's
+ * `caBundle` so the API server trusts the webhook. No cert-manager needed.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import { createCA, issueCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { statusCode, type KubeClient } from '../runtime/kube.ts';
+
+const DAY = 24 * 3600_000;
+export const WEBHOOK_SECRET = 'webgw-webhook-tls';
+
+export interface WebhookTls {
+  ca: KeyPairPem;
+  serving: KeyPairPem;
+}
+
+function renewalDue(certPem: string, now: Date): boolean {
+  const cert = new X509Certificate(certPem);
+  const from = new Date(cert.validFrom).getTime();
+  const to = new Date(cert.validTo).getTime();
+  return now.getTime() >= from + ((to - from) * 2) / 3;
+}
+
+function decode(secret: V1Secret, key: string): string | undefined {
+  const v = secret.data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+}
+
+/** Reads, creates or renews the webhook TLS Secret; `hosts` are the names the API server dials. */
+export async function ensureWebhookTls(client: KubeClient, namespace: string, hosts: readonly string[], now: Date): Promise<WebhookTls> {
+  let secret: V1Secret | undefined;
+  try {
+    secret = await client.core.readNamespacedSecret({ name: WEBHOOK_SECRET, namespace });
+  } catch (err) {
+    if (statusCode(err) !== 404) throw err;
+  }
+  const caCert = secret && decode(secret, 'ca.crt');
+  const caKey = secret && decode(secret, 'ca.key');
+  const ca = caCert && caKey ? { certPem: caCert, keyPem: caKey } : createCA('webgw webhook CA', { notAfter: new Date(now.getTime() + 3650 * DAY) });
+  const tlsCert = secret && decode(secret, 'tls.crt');
+  const tlsKey = secret && decode(secret, 'tls.key');
+  const sameHosts = tlsCert ? hosts.every((h) => (new X509Certificate(tlsCert).subjectAltName ?? '').includes(h)) : false;
+  if (secret && caCert && tlsCert && tlsKey && sameHosts && !renewalDue(tlsCert, now)) return { ca, serving: { certPem: tlsCert, keyPem: tlsKey } };
+  const serving = issueCertificate(ca, { commonName: hosts[0] ?? 'webgw-webhook', usage: 'server', hosts }, { notAfter: new Date(now.getTime() + 365 * DAY) });
+  const body = {
+    apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+    metadata: { name: WEBHOOK_SECRET, namespace, labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'webhook' } },
+    stringData: { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem, 'tls.crt': serving.certPem, 'tls.key': serving.keyPem },
+  };
+  if (secret) {
+    await client.apply(body);
+  } else {
+    try {
+      await client.create(body);
+    } catch (err) {
+      // Another replica created it first: use theirs.
+      if (statusCode(err) === 409) return ensureWebhookTls(client, namespace, hosts, now);
+      throw err;
+    }
+  }
+  return { ca, serving };
+}
+
+/** Writes the CA into every webhook of the configuration, when it is not there yet. */
+export async function ensureCaBundle(client: KubeClient, configurationName: string, caPem: string): Promise<boolean> {
+  let config;
+  try {
+    config = await client.admission.readMutatingWebhookConfiguration({ name: configurationName });
+  } catch (err) {
+    if (statusCode(err) === 404) return false; // not installed (yet): nothing to do
+    throw err;
+  }
+  const bundle = Buffer.from(caPem).toString('base64');
+  const webhooks = config.webhooks ?? [];
+  if (webhooks.every((w) => w.clientConfig.caBundle === bundle)) return false;
+  // A JSON patch of the caBundle fields only: the rest of the configuration stays the installer's
+  // (Helm, GitOps), and we never become a manager of it.
+  await client.patchWebhookCaBundles(configurationName, webhooks.map((w, i) => ({ index: i, add: w.clientConfig.caBundle === undefined })), bundle);
+  return true;
+}
