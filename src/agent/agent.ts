@@ -106,6 +106,7 @@ export class Agent {
 
   private notReadyReason(): string | undefined {
     if (this.closing) return 'shutting down';
+    if (this.gateways.length === 0) return 'no gateway configured';
     const missing = this.gateways.filter((g) => !g.connections.some((c) => c.connected)).map((g) => g.config.name);
     return missing.length > 0 ? `no tunnel to ${missing.join(', ')}` : undefined;
   }

@@ -27,8 +27,10 @@ export const agentConfigSchema = z.strictObject({
     keyFile: z.string().min(1),
     /** Name to verify in the gateway's certificate instead of the endpoint's host. */
     serverName: z.string().min(1).optional(),
-  })).min(1).max(32),
-  routes: z.array(route).min(1).max(1024),
+  })).max(32),
+  // Both may be empty: the controller renders an agent with nothing to serve yet (namespace not
+  // admitted, gateway without endpoints); the agent then waits, not ready, for a new config.
+  routes: z.array(route).max(1024),
   /** PROXY protocol header towards the backend for TLS and TCP routes (HTTP has X-Forwarded-For). */
   proxyProtocol: proxyProtocol.default('none'),
   admin: z.strictObject({ address: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535) }).optional(),

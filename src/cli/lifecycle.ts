@@ -10,7 +10,10 @@ export interface Closable {
 }
 
 export function runUntilSignal(component: Closable, log: Logger, drainMs = 15_000): Promise<void> {
-  return new Promise((resolve) => {
+  // Components unref their timers (library-friendly), so an agent waiting out a reconnect
+  // backoff, or with nothing configured yet, would otherwise let the process exit.
+  const keepAlive = setInterval(() => {}, 1 << 30);
+  return new Promise<void>((resolve) => {
     let stopping = false;
     const onSignal = (signal: NodeJS.Signals): void => {
       if (stopping) {
@@ -36,5 +39,5 @@ export function runUntilSignal(component: Closable, log: Logger, drainMs = 15_00
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
-  });
+  }).finally(() => clearInterval(keepAlive));
 }

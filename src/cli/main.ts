@@ -3,8 +3,7 @@
  * The `webgw` command: argument parsing and wiring only (design: Components).
  */
 import { parseArgs } from 'node:util';
-import { loadAgentConfig } from '../agent/config.ts';
-import { Agent } from '../agent/agent.ts';
+import { ReloadingAgent } from '../agent/reloading-agent.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
 import { renderAllCrds } from '../crds/render.ts';
@@ -79,9 +78,8 @@ async function runGateway(args: string[]): Promise<number> {
 }
 
 async function runAgent(args: string[]): Promise<number> {
-  const config = await loadAgentConfig(configArg(args));
   const log = createLogger({ component: 'agent' });
-  const agent = new Agent(config, { logger: log });
+  const agent = new ReloadingAgent({ configFile: configArg(args), logger: log });
   await agent.start();
   await runUntilSignal(agent, log);
   return 0;

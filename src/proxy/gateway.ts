@@ -100,17 +100,19 @@ export class Gateway {
   async start(): Promise<GatewayAddresses> {
     const authorizedFile = this.config.tunnel.authorizedAgentsFile;
     if (authorizedFile) {
-      this.tunnel.setAuthorizedAgents(await loadAuthorizedAgents(authorizedFile));
+      const reload = (): Promise<void> => loadAuthorizedAgents(authorizedFile).then((list) => {
+        this.log.info('admitted agents loaded', { count: list.size });
+        this.tunnel.setAuthorizedAgents(list);
+      });
+      // Watch before the first load, so a change in between is not missed.
       this.agentsWatcher = new FileWatcher({
         files: [authorizedFile], pollMs: this.pollMs, clock: this.clock,
         onChange: () => {
-          loadAuthorizedAgents(authorizedFile).then((list) => {
-            this.log.info('admitted agents reloaded', { count: list.size });
-            this.tunnel.setAuthorizedAgents(list);
-          }, (err) => this.log.error('cannot reload the admitted agents; keeping the old list', { err: describeError(err) }));
+          reload().catch((err) => this.log.error('cannot reload the admitted agents; keeping the old list', { err: describeError(err) }));
         },
       });
       await this.agentsWatcher.start();
+      await reload();
     }
     const tunnel = await this.tunnel.start();
     const http = await this.http?.start();

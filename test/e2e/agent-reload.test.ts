@@ -1,0 +1,53 @@
+import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { get } from '../helpers/http-client.ts';
+import { startGateway, waitFor } from '../helpers/fixture.ts';
+import { spawnWebgw } from '../helpers/processes.ts';
+
+describe('webgw agent (the CLI) reloads its config file', () => {
+  let backend: Server;
+  let port: number;
+
+  beforeAll(async () => {
+    backend = createServer((req, res) => res.end(`served ${req.headers.host}`));
+    backend.listen(0, '127.0.0.1');
+    await once(backend, 'listening');
+    port = (backend.address() as AddressInfo).port;
+  });
+  afterAll(() => backend.close());
+
+  it('starts with nothing to serve, then serves what a new config adds, and survives a broken one', async () => {
+    const gw = await startGateway();
+    const creds = await gw.issueAgent('reload', { http: ['one.localhost', 'two.localhost'] });
+    const file = gw.dir.file('agent.json');
+    const config = (routes: unknown[], gateways = true): string => JSON.stringify({
+      gateways: gateways ? [{ name: 'gw', endpoints: [gw.tunnelUrl], ...creds }] : [],
+      routes,
+      reconnect: { initialMs: 50, maxMs: 500 },
+    });
+    writeFileSync(file, config([], false));
+    const agent = spawnWebgw(['agent', '--config', file]);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(agent.proc.exitCode).toBeNull(); // waiting for a config, neither crashed nor exited
+      writeFileSync(file, config([{ protocol: 'http', hostname: 'one.localhost', backend: `127.0.0.1:${port}` }]));
+      await waitFor(() => gw.gateway.agentCount === 1, 20_000, 'the first config');
+      expect((await get(gw.httpPort, 'one.localhost')).body).toBe('served one.localhost');
+      expect((await get(gw.httpPort, 'two.localhost')).status).toBe(502); // granted, not routed by the agent
+      writeFileSync(file, '{"gateways": [');
+      await agent.waitForLog((l) => l.msg === 'new agent config is invalid; keeping the running one', 20_000);
+      expect((await get(gw.httpPort, 'one.localhost')).status).toBe(200);
+      writeFileSync(file, config([
+        { protocol: 'http', hostname: 'one.localhost', backend: `127.0.0.1:${port}` },
+        { protocol: 'http', hostname: 'two.localhost', backend: `127.0.0.1:${port}` },
+      ]));
+      await waitFor(async () => (await get(gw.httpPort, 'two.localhost')).status === 200, 20_000, 'the second route');
+    } finally {
+      expect(await agent.stop()).toBe(0);
+      await gw.stop();
+      gw.dir.remove();
+    }
+  });
+});
