@@ -20,6 +20,8 @@ export const clusterRules: Rule[] = [
   // label-filtered (webgw.io/exposed-service), but RBAC cannot express label selectors.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  // Proxy pods (status) and tenants' selected pods (reporting those that run without an agent).
+  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   // Only its own webhook configuration, and only to keep the caBundle current.
   { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [WEBHOOK_CONFIGURATION], verbs: ['get', 'patch'] },
 ];
@@ -27,8 +29,6 @@ export const clusterRules: Rule[] = [
 /** In the controller's own namespace only: proxy workloads, their config, the leader Lease. */
 export const namespaceRules: Rule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
-  // Proxy pods: their readiness and nodes make the Gateway status.
-  { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   { apiGroups: ['apps'], resources: ['daemonsets', 'deployments'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];

@@ -18,6 +18,8 @@ export const ExposedServiceCondition = {
   Ready: 'Ready',
   /** A hostname is already held by an older ExposedService on that gateway. */
   HostnameConflict: 'HostnameConflict',
+  /** Sidecar mode: every selected pod runs the agent (False lists those that do not). */
+  AgentInjected: 'AgentInjected',
 } as const;
 
 export const ConditionReason = {
@@ -33,6 +35,8 @@ export const ConditionReason = {
   HostnameConflict: 'HostnameConflict',
   NoConflicts: 'NoConflicts',
   PortsExhausted: 'PortsExhausted',
+  AllInjected: 'AllInjected',
+  PodsWithoutAgent: 'PodsWithoutAgent',
 } as const;
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';

@@ -74,4 +74,15 @@ webhooks:
     expect(await initNames('inject-on', 'other-1')).toBe('');
     expect(await initNames('inject-off', 'shop-1')).toBe('');
   });
+
+  it('reports selected pods that run without the agent', async () => {
+    const message = await eventually(async () => {
+      await kubectlOk(['annotate', 'xsvc', 'shop', '-n', 'inject-off', `poke=${Date.now()}`, '--overwrite']); // a reconcile now
+      const m = (await kubectlOk(['get', 'xsvc', 'shop', '-n', 'inject-off', '-o', 'jsonpath={.status.conditions[?(@.type=="AgentInjected")].message}'])).trim();
+      return /shop-1/.test(m) ? m : undefined;
+    }, 60_000, 'AgentInjected=False naming shop-1');
+    expect(message).toMatch(/1 selected pod\(s\) run without the agent/);
+    const injected = (await kubectlOk(['get', 'xsvc', 'shop', '-n', 'inject-on', '-o', 'jsonpath={.status.conditions[?(@.type=="AgentInjected")].status}'])).trim();
+    expect(injected).toBe('True');
+  });
 });

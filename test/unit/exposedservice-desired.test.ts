@@ -71,13 +71,23 @@ describe('ExposedService desired()', () => {
       { gateway: 'us', urls: ['http://shop.example.com:8080', 'http://shop.us.gw.example.net:8080'], tcp: [{ address: '127.0.10.1', port: 30000, backendPort: 6379 }] },
     ]);
     expect(status.observedGeneration).toBe(2);
-    expect(status.conditions!.map((c) => [c.type, c.status])).toEqual([['ResolvedRefs', 'True'], ['Accepted', 'True'], ['HostnameConflict', 'False'], ['Ready', 'True']]);
+    expect(status.conditions!.map((c) => [c.type, c.status])).toEqual([['ResolvedRefs', 'True'], ['Accepted', 'True'], ['HostnameConflict', 'False'], ['Ready', 'True'], ['AgentInjected', 'True']]);
   });
 
   it('records an allocated port before the gateway has an address', () => {
     const { status } = render(service(), [gateway('eu', {}, {}), gateway('us', {}, {})]);
     expect(status.endpoints![0]!.tcp).toEqual([{ port: 20000, backendPort: 6379 }]);
     expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False' });
+  });
+
+  it('names the selected pods that run without the agent', () => {
+    const gateways = [gateway('eu'), gateway('us')];
+    const svc = service();
+    const plan = planClaims(gateways, [svc], [{ name: 'tenant', labels: {} }]).get('tenant/shop')!;
+    const pods = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7'];
+    const { status } = desiredExposedService({ service: svc, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials: new Map([['eu', cred]]), podsWithoutAgent: pods, now });
+    expect(status.conditions!.find((c) => c.type === 'AgentInjected')).toMatchObject({ status: 'False', reason: 'PodsWithoutAgent' });
+    expect(status.conditions!.find((c) => c.type === 'AgentInjected')!.message).toMatch(/^7 selected pod\(s\) run without the agent .*restart them: p1, p2, p3, p4, p5, and 2 more$/);
   });
 
   it('says which gateways are missing', () => {

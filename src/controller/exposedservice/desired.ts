@@ -25,6 +25,8 @@ export interface ExposedServiceInputs {
   gateways: ReadonlyMap<string, Gateway>;
   /** Per gateway name, for accepted gateway plans. */
   credentials: ReadonlyMap<string, AgentCredential>;
+  /** Sidecar mode: selected pods that run without the agent (names). */
+  podsWithoutAgent?: readonly string[];
   now: Date;
 }
 
@@ -123,6 +125,13 @@ export function desiredExposedService(inputs: ExposedServiceInputs): { secret: R
   const served = servedPlans(inputs);
   set(ExposedServiceCondition.Ready, served.length > 0, served.length > 0 ? ConditionReason.Programmed : ConditionReason.PodsNotReady,
     served.length > 0 ? `credentials issued for ${served.map((g) => g.gateway).join(', ')}` : 'no accepted gateway has a tunnel endpoint yet');
+
+  if (service.spec.mode === 'Sidecar') {
+    const missing = inputs.podsWithoutAgent ?? [];
+    const names = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
+    set(ExposedServiceCondition.AgentInjected, missing.length === 0, missing.length === 0 ? ConditionReason.AllInjected : ConditionReason.PodsWithoutAgent,
+      missing.length === 0 ? 'every selected pod runs the agent' : `${missing.length} selected pod(s) run without the agent (created before this ExposedService, in a namespace without webgw.io/injection=enabled, or while the webhook was down); restart them: ${names}`);
+  }
 
   const endpoints = plan.gateways.filter((g) => g.accepted).map((gp) => {
     const gateway = inputs.gateways.get(gp.gateway);

@@ -16,8 +16,10 @@ import { APPLIED_HASH, canonicalJson } from '../gateway/reconciler.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
 import { planClaims, serviceKey, type GatewayPlan } from './claims.ts';
 import { credentialSecretName, desiredExposedService, type AgentCredential } from './desired.ts';
+import { AGENT_CONTAINER } from '../webhook/injector.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
+const POD_RECHECK_MS = 60_000;
 
 export interface ExposedServiceCaches {
   services: Watched<ExposedService & KubernetesObject>;
@@ -74,7 +76,8 @@ export class ExposedServiceReconciler {
       nextRenewal = Math.min(nextRenewal, renewalTime(cred.certPem));
     }
 
-    const desired = desiredExposedService({ service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, now });
+    const podsWithoutAgent = service.spec.mode === 'Sidecar' ? await this.podsWithoutAgent(service) : [];
+    const desired = desiredExposedService({ service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, podsWithoutAgent, now });
     const secret = desired.secret as unknown as KubernetesObject & { metadata: { annotations?: Record<string, string> } };
     const hash = createHash('sha256').update(canonicalJson(secret)).digest('hex').slice(0, 32);
     if (current?.metadata?.annotations?.[APPLIED_HASH] !== hash) {
@@ -83,7 +86,22 @@ export class ExposedServiceReconciler {
     if (canonicalJson(desired.status) !== canonicalJson(service.status ?? {})) {
       await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, desired.status);
     }
-    return Number.isFinite(nextRenewal) ? { requeueAfterMs: Math.max(1000, nextRenewal - now.getTime()) } : {};
+    // Pods are listed, not watched (only this service's, by its selector): look again regularly.
+    const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
+    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity);
+    return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
+  }
+
+  /** Running or pending pods the selector matches that have no agent container. */
+  private async podsWithoutAgent(service: ExposedService): Promise<string[]> {
+    const selector = Object.entries(service.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+    if (!selector) return [];
+    const list = await this.opts.client.core.listNamespacedPod({ namespace: service.metadata.namespace ?? '', labelSelector: selector });
+    return list.items
+      .filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase))
+      .filter((p) => ![...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER))
+      .map((p) => p.metadata?.name ?? '')
+      .sort();
   }
 
   private gatewayCA(gateway: string): KeyPairPem | undefined {
