@@ -2,7 +2,7 @@
  * The test control plane itself: real schema validation, scheduling, garbage collection,
  * admission webhooks and API server restarts, which the operator's tests rely on.
  */
-import { eventually, kubectl, kubectlOk, plane, serveWebhook } from './helpers.ts';
+import { eventually, fakeNode, kubectl, kubectlOk, plane, serveWebhook } from './helpers.ts';
 
 const widgetCrd = `
 apiVersion: apiextensions.k8s.io/v1
@@ -27,21 +27,11 @@ spec:
                 size: {type: integer, minimum: 1, maximum: 10}
 `;
 
-function node(name: string, farmer: boolean): string {
-  return `
-apiVersion: v1
-kind: Node
-metadata:
-  name: ${name}
-  annotations: {kwok.x-k8s.io/node: fake}
-  labels: {type: kwok, kubernetes.io/hostname: ${name}${farmer ? ', plane-test.webgw.io/farmer: "true"' : ''}}
-spec:
-  ${farmer ? 'taints: [{key: plane-test.webgw.io/farmer, value: "true", effect: NoSchedule}]' : 'taints: []'}
-status:
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
-`;
-}
+// A label and taint of this test's own: other test files add farmer nodes to the same cluster.
+const farmerLabel = 'plane-test.webgw.io/farmer';
+const node = (name: string, farmer: boolean): string => fakeNode({
+  name, ...(farmer ? { labels: { [farmerLabel]: 'true' }, taints: [{ key: farmerLabel, value: 'true', effect: 'NoSchedule' }] } : {}),
+});
 
 describe('test control plane', () => {
   it('serves the expected Kubernetes version', async () => {
@@ -71,7 +61,6 @@ spec:
   template:
     metadata: {labels: {app: edge}}
     spec:
-      # A label of this test's own: other test files add farmer nodes to the same cluster.
       nodeSelector: {plane-test.webgw.io/farmer: "true"}
       tolerations: [{key: plane-test.webgw.io/farmer, operator: Equal, value: "true", effect: NoSchedule}]
       containers: [{name: edge, image: registry.invalid/edge:1}]

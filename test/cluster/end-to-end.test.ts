@@ -20,7 +20,7 @@ import { INJECT_PATH, WebhookServer } from '../../src/controller/webhook/server.
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 import { runContainerLocally, writeMounts } from './run-container.ts';
 
 const log = createLogger({ test: 'e2e' }, { level: 'error' });
@@ -56,9 +56,7 @@ describe('end to end: applied objects → controller + webhook → real gateway 
     ports.tunnel = await freeLoopbackPort();
     ports.tcpFrom = 29100;
 
-    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
-    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
-    await kubectl(['create', 'namespace', NS]);
+    await installCrdsAndNamespace(NS);
     await kubectl(['create', 'namespace', TENANT]);
     await kubectlOk(['label', 'namespace', TENANT, 'webgw.io/injection=enabled', '--overwrite']);
     manager = new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:e2e', leaderElection: false, logger: log });
@@ -81,14 +79,7 @@ webhooks:
     failurePolicy: Fail
     timeoutSeconds: 5
 ---
-apiVersion: v1
-kind: Node
-metadata: {name: e2e-farmer, annotations: {kwok.x-k8s.io/node: fake}, labels: {type: kwok, e2e-farmer: "true"}}
-spec: {}
-status:
-  addresses: [{type: ExternalIP, address: "127.0.30.1"}]
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+${fakeNode({ name: 'e2e-farmer', labels: { 'e2e-farmer': 'true' }, externalIp: '127.0.30.1' })}
 ---
 apiVersion: webgw.io/v1alpha1
 kind: Gateway

@@ -1,12 +1,11 @@
 /** The ExposedService reconciler on the real control plane: credentials, claims, tenancy. */
 import { X509Certificate } from 'node:crypto';
-import { join } from 'node:path';
 import { parse } from 'yaml';
 import { agentConfigSchema } from '../../src/agent/config.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
-import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const NS = 'webgw-system';
 const log = createLogger({ test: 'xsvc-controller' }, { level: 'error' });
@@ -36,23 +35,12 @@ describe('ExposedService controller', () => {
   let manager: Manager;
 
   beforeAll(async () => {
-    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
-    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
-    await kubectl(['create', 'namespace', NS]);
+    await installCrdsAndNamespace(NS);
     for (const [ns, labels] of [['tenant-a', 'tenant=yes'], ['tenant-b', 'tenant=yes'], ['outsider', 'tenant=no']] as const) {
       await kubectl(['create', 'namespace', ns]);
       await kubectlOk(['label', 'namespace', ns, labels, '--overwrite']);
     }
-    await kubectlOk(['apply', '-f', '-'], `
-apiVersion: v1
-kind: Node
-metadata: {name: xs-farmer, annotations: {kwok.x-k8s.io/node: fake}, labels: {type: kwok, xs-farmer: "true"}}
-spec: {}
-status:
-  addresses: [{type: ExternalIP, address: "127.0.20.1"}]
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
----
+    await kubectlOk(['apply', '-f', '-'], fakeNode({ name: 'xs-farmer', labels: { 'xs-farmer': 'true' }, externalIp: '127.0.20.1' }) + `---
 apiVersion: webgw.io/v1alpha1
 kind: Gateway
 metadata: {name: xs-eu}

@@ -2,31 +2,17 @@
  * The Gateway reconciler against the real control plane, run in-process by the Manager that
  * `webgw controller` runs.
  */
-import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
-import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, installCrdsAndNamespace as installCrds, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const NS = 'webgw-system';
 const log = createLogger({ test: 'gateway-controller' }, { level: process.env.WEBGW_TEST_LOG ? 'debug' : 'error' });
 
-function node(name: string, farmer: boolean, externalIp: string): string {
-  return `
-apiVersion: v1
-kind: Node
-metadata:
-  name: ${name}
-  annotations: {kwok.x-k8s.io/node: fake}
-  labels: {type: kwok, kubernetes.io/hostname: ${name}${farmer ? ', webgw.io/network-farmer: "true"' : ''}}
-spec:
-  taints: [${farmer ? '{key: webgw.io/network-farmer, value: "true", effect: NoSchedule}' : ''}]
-status:
-  addresses: [{type: ExternalIP, address: "${externalIp}"}, {type: Hostname, address: ${name}}]
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
-`;
-}
+const node = (name: string, farmer: boolean, externalIp: string): string => fakeNode({
+  name, externalIp, ...(farmer ? { labels: { 'webgw.io/network-farmer': 'true' }, taints: [{ key: 'webgw.io/network-farmer', value: 'true', effect: 'NoSchedule' }] } : {}),
+});
 
 const gatewayYaml = (name: string, extra = ''): string => `
 apiVersion: webgw.io/v1alpha1
@@ -50,12 +36,8 @@ function startManager(extra: Partial<ConstructorParameters<typeof Manager>[0]> =
   return new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:test', leaderElection: false, logger: log, ...extra });
 }
 
-/** CRDs and the controller namespace; every describe below may run alone (jest -t). */
-async function installCrdsAndNamespace(): Promise<void> {
-  await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
-  await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', '--timeout=60s']);
-  await kubectl(['create', 'namespace', NS]);
-}
+// Every describe below may run alone (jest -t), so each installs what it needs.
+const installCrdsAndNamespace = (): Promise<void> => installCrds(NS);
 
 describe('Gateway controller', () => {
   let manager: Manager;

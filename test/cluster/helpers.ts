@@ -96,3 +96,29 @@ export async function serveWebhook(handler: (review: AdmissionReview) => { allow
     }),
   };
 }
+
+/** A kwok-managed fake node (see kwok-stages.yaml); `externalIp` should be a loopback address. */
+export function fakeNode(opts: { name: string; labels?: Record<string, string>; taints?: Array<{ key: string; value: string; effect: string }>; externalIp?: string }): string {
+  const labels = { type: 'kwok', 'kubernetes.io/hostname': opts.name, ...opts.labels };
+  return `
+apiVersion: v1
+kind: Node
+metadata:
+  name: ${opts.name}
+  annotations: {kwok.x-k8s.io/node: fake}
+  labels: ${JSON.stringify(labels)}
+spec:
+  taints: ${JSON.stringify(opts.taints ?? [])}
+status:
+${opts.externalIp ? `  addresses: [{type: ExternalIP, address: "${opts.externalIp}"}, {type: Hostname, address: ${opts.name}}]\n` : ''}  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
+`;
+}
+
+/** The webgw CRDs (Established) and the controller's namespace: what most cluster tests start from. */
+export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promise<void> {
+  const { join } = await import('node:path');
+  await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
+  await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+  await kubectl(['create', 'namespace', namespace]);
+}

@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../src/common/log.ts';
 import { freeLoopbackPort } from '../../src/common/net.ts';
 import { Manager } from '../../src/controller/manager.ts';
-import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const NS = 'webgw-system';
 const SA = `system:serviceaccount:${NS}:webgw-controller`;
@@ -14,9 +14,7 @@ describe('controller RBAC', () => {
   let manager: Manager;
 
   beforeAll(async () => {
-    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
-    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
-    await kubectl(['create', 'namespace', NS]);
+    await installCrdsAndNamespace(NS);
     await kubectl(['create', 'namespace', 'rbac-tenant']);
     await kubectlOk(['apply', '-f', join(__dirname, '../../deploy/controller/rbac.yaml')]);
     const token = (await kubectlOk(['create', 'token', 'webgw-controller', '-n', NS, '--duration=1h'])).trim();
@@ -61,16 +59,7 @@ webhooks:
   });
 
   it('reconciles a Gateway and an ExposedService with only the shipped permissions', async () => {
-    await kubectlOk(['apply', '-f', '-'], `
-apiVersion: v1
-kind: Node
-metadata: {name: rbac-farmer, annotations: {kwok.x-k8s.io/node: fake}, labels: {type: kwok, rbac-farmer: "true"}}
-spec: {}
-status:
-  addresses: [{type: ExternalIP, address: "127.0.40.1"}]
-  allocatable: {cpu: "32", memory: 256Gi, pods: "110"}
-  capacity: {cpu: "32", memory: 256Gi, pods: "110"}
----
+    await kubectlOk(['apply', '-f', '-'], fakeNode({ name: 'rbac-farmer', labels: { 'rbac-farmer': 'true' }, externalIp: '127.0.40.1' }) + `---
 apiVersion: webgw.io/v1alpha1
 kind: Gateway
 metadata: {name: rbac-gw}

@@ -1,11 +1,10 @@
 /** Sidecar injection through the real API server, served by the controller with its own TLS and caBundle. */
-import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
 import { freeLoopbackPort } from '../../src/common/net.ts';
-import { eventually, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const log = createLogger({ test: 'webhook' }, { level: 'error' });
 
@@ -13,9 +12,7 @@ describe('agent injection webhook', () => {
   let manager: Manager;
 
   beforeAll(async () => {
-    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
-    await kubectlOk(['wait', '--for=condition=Established', 'crd/exposedservices.webgw.io', '--timeout=60s']);
-    await kubectl(['create', 'namespace', 'webgw-system']);
+    await installCrdsAndNamespace();
     for (const ns of ['inject-on', 'inject-off']) await kubectl(['create', 'namespace', ns]);
     await kubectlOk(['label', 'namespace', 'inject-on', 'webgw.io/injection=enabled', '--overwrite']);
     // The configuration as an installer ships it: no caBundle; the controller writes it.
