@@ -13,14 +13,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { createLogger } from '../../src/common/log.ts';
-import { freeLoopbackPort } from '../../src/common/net.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { INJECT_PATH, WebhookServer } from '../../src/controller/webhook/server.ts';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { eventually, fakeNode, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, freeWildcardPort, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 import { runContainerLocally, writeMounts } from './run-container.ts';
 
 const log = createLogger({ test: 'e2e' }, { level: 'error' });
@@ -51,9 +50,9 @@ describe('end to end: applied objects → controller + webhook → real gateway 
     servers.push(createTcpServer((s) => { s.on('error', () => {}); s.on('data', (d) => s.write(d)); s.on('end', () => s.end()); }));
     const [app, tlsApp, echo] = await Promise.all(servers.map(listenLoopback));
     Object.assign(ports, { app, tlsApp, echo });
-    ports.http = await freeLoopbackPort();
-    ports.https = await freeLoopbackPort();
-    ports.tunnel = await freeLoopbackPort();
+    ports.http = await freeWildcardPort();
+    ports.https = await freeWildcardPort();
+    ports.tunnel = await freeWildcardPort();
     ports.tcpFrom = 29100;
 
     await installCrdsAndNamespace(NS);

@@ -155,9 +155,9 @@ describe('two controller processes', () => {
 
   it('one leads; kill it and the other takes over within the lease duration', async () => {
     const { spawnWebgw } = await import('../helpers/processes.ts');
-    const { freeLoopbackPort } = await import('../../src/common/net.ts');
+    const { freeWildcardPort } = await import('../helpers/ports.ts');
     const leaseDurationMs = 4000;
-    const ports = [await freeLoopbackPort(), await freeLoopbackPort()];
+    const ports = [await freeWildcardPort(), await freeWildcardPort()];
     const procs = ports.map((port) => spawnWebgw(['controller', '--kubeconfig', plane().kubeconfig, '--namespace', NS, '--image', 'webgw:test', '--leader-elect', '--lease-duration-ms', String(leaseDurationMs), '--admin', `127.0.0.1:${port}`]));
     const leaderMetric = async (port: number): Promise<number | undefined> => {
       const text = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => undefined);

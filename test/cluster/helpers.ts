@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { ControlPlane } from './plane.ts';
+export { freeWildcardPort } from '../helpers/ports.ts';
 
 export function plane(): ControlPlane {
   const dir = process.env.WEBGW_TEST_CLUSTER_DIR;
@@ -122,3 +123,4 @@ export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promi
   await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
   await kubectl(['create', 'namespace', namespace]);
 }
+

@@ -9,7 +9,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { freeLoopbackPort } from '../../src/common/net.ts';
+// Below the ephemeral range: the API server binds its port again after a restart, and no
+// client connection of a parallel test may have taken it meanwhile.
+import { freeWildcardPort } from '../helpers/ports.ts';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/issue.ts';
@@ -116,7 +118,7 @@ export class ControlPlane {
   async start(log: (line: string) => void = () => {}): Promise<void> {
     const started = Date.now();
     mkdirSync(this.dir, { recursive: true });
-    this.ports = { etcd: await freeLoopbackPort(), etcdPeer: await freeLoopbackPort(), apiserver: await freeLoopbackPort() };
+    this.ports = { etcd: await freeWildcardPort(), etcdPeer: await freeWildcardPort(), apiserver: await freeWildcardPort() };
     this.pki = this.writePki();
     this.writeKubeconfig();
     this.saveState();

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../src/common/log.ts';
-import { freeLoopbackPort } from '../../src/common/net.ts';
+import { freeWildcardPort } from '../helpers/ports.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { eventually, fakeNode, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
@@ -26,7 +26,7 @@ describe('controller RBAC', () => {
       currentContext: 'controller',
     });
     // The shipped webhook configuration's name; it selects no namespace here, so it changes no pod.
-    const webhookPort = await freeLoopbackPort();
+    const webhookPort = await freeWildcardPort();
     await kubectlOk(['apply', '-f', '-'], `
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration

@@ -3,7 +3,7 @@ import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
-import { freeLoopbackPort } from '../../src/common/net.ts';
+import { freeWildcardPort } from '../helpers/ports.ts';
 import { eventually, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const log = createLogger({ test: 'webhook' }, { level: 'error' });
@@ -16,7 +16,7 @@ describe('agent injection webhook', () => {
     for (const ns of ['inject-on', 'inject-off']) await kubectl(['create', 'namespace', ns]);
     await kubectlOk(['label', 'namespace', 'inject-on', 'webgw.io/injection=enabled', '--overwrite']);
     // The configuration as an installer ships it: no caBundle; the controller writes it.
-    const port = await freeLoopbackPort();
+    const port = await freeWildcardPort();
     await kubectlOk(['apply', '-f', '-'], `
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
