@@ -127,7 +127,7 @@ export class Manager {
       credentialSecrets,
       gatewaySecrets: caches.secrets,
     };
-    const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, clock });
+    const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock });
     const events = new EventRecorder(this.client, clock, log);
     const reconciler = new GatewayReconciler({ client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }) });
     if (opts.leaderElection) {

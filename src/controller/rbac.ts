@@ -20,6 +20,8 @@ export const clusterRules: Rule[] = [
   // label-filtered (webgw.io/exposed-service), but RBAC cannot express label selectors.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
   { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  // Connector mode: an agent Deployment beside the ExposedService, in the tenant's namespace.
+  { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'create', 'patch'] },
   // Proxy pods (status) and tenants' selected pods (reporting those that run without an agent).
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   // Only its own webhook configuration, and only to keep the caBundle current.

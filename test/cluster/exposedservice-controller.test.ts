@@ -113,3 +113,37 @@ spec:
     expect(cert.subjectAltName).toContain('URI:webgw:http:shop.example.com');
   });
 });
+
+describe('Connector mode', () => {
+  let manager: Manager;
+  beforeAll(async () => {
+    await installCrdsAndNamespace(NS);
+    manager = new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:test', leaderElection: false, logger: log });
+    await manager.start();
+  });
+  afterAll(async () => {
+    await manager.close();
+  });
+
+  it('runs an agent Deployment that forwards to the Service, and its pods run', async () => {
+    await kubectl(['create', 'namespace', 'connector-ns']);
+    await kubectlOk(['label', 'namespace', 'connector-ns', 'tenant=yes', '--overwrite']);
+    await kubectlOk(['apply', '-f', '-'], `
+apiVersion: webgw.io/v1alpha1
+kind: ExposedService
+metadata: {name: legacy, namespace: connector-ns}
+spec:
+  gateways: [{name: xs-eu}]
+  mode: Connector
+  backend: {service: legacy-svc, port: 80}
+  routes: [{protocol: HTTP, hostnames: [legacy.example.com]}]
+`);
+    await eventually(async () => (await kubectl(['get', 'deploy', 'webgw-connector-legacy', '-n', 'connector-ns'])).code === 0, 60_000, 'the connector Deployment');
+    await kubectlOk(['wait', '--for=condition=Available', 'deploy/webgw-connector-legacy', '-n', 'connector-ns', '--timeout=90s']);
+    const spec = JSON.parse(await kubectlOk(['get', 'deploy', 'webgw-connector-legacy', '-n', 'connector-ns', '-o', 'jsonpath={.spec.template.spec}'])) as { automountServiceAccountToken: boolean; volumes: Array<{ secret?: { secretName: string } }> };
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.volumes[0]!.secret!.secretName).toBe('webgw-agent-legacy');
+    const agentYaml = (await secretData('connector-ns', 'webgw-agent-legacy'))!['agent.yaml']!;
+    expect(agentYaml).toContain('backend: legacy-svc.connector-ns.svc:80');
+  });
+});

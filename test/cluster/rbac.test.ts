@@ -87,7 +87,7 @@ spec:
   it.each([
     ['delete', 'nodes', ''],
     ['create', 'pods', 'rbac-tenant'],
-    ['create', 'deployments.apps', 'rbac-tenant'],
+    ['delete', 'deployments.apps', 'rbac-tenant'],
     ['create', 'configmaps', 'rbac-tenant'],
     ['delete', 'secrets', 'rbac-tenant'],
     ['update', 'gateways.webgw.io', ''],

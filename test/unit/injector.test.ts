@@ -85,3 +85,19 @@ describe('admission', () => {
     if (patched) expect(JSON.parse(Buffer.from(res.patch!, 'base64').toString())).toEqual(expect.arrayContaining([expect.objectContaining({ path: '/spec/initContainers' })]));
   });
 });
+
+describe('connector Deployment', () => {
+  it('runs the agent as a plain container with the credential Secret and no API token', async () => {
+    const { connectorDeployment } = await import('../../src/controller/exposedservice/connector.ts');
+    const d = connectorDeployment({ ...svc('shop', {}, 'Connector'), metadata: { name: 'shop', namespace: 'shop', uid: 'u1' } }, 'webgw:1') as Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    expect(d.metadata).toMatchObject({ name: 'webgw-connector-shop', namespace: 'shop', ownerReferences: [{ kind: 'ExposedService', name: 'shop', uid: 'u1', controller: true }] });
+    expect(d.spec.replicas).toBe(2);
+    const pod = d.spec.template.spec;
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(pod.containers).toHaveLength(1);
+    expect(pod.containers[0]).toMatchObject({ name: 'webgw-agent', image: 'webgw:1', args: ['agent', '--config', '/etc/webgw-agent/agent.yaml'] });
+    expect(pod.containers[0].restartPolicy).toBeUndefined();
+    expect(pod.containers[0].volumeMounts).toEqual([{ name: 'webgw-agent-credentials', mountPath: '/etc/webgw-agent', readOnly: true }]);
+    expect(pod.volumes).toEqual([{ name: 'webgw-agent-credentials', secret: { secretName: 'webgw-agent-shop', defaultMode: 0o440 } }]);
+  });
+});

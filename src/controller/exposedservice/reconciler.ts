@@ -11,12 +11,13 @@ import { grantsFromUris, parseSubjectAltName, type GrantSet } from '../../pki/gr
 import { issueAgentCertificate, type KeyPairPem } from '../../pki/issue.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
-import type { KubeClient } from '../runtime/kube.ts';
+import { statusCode, type KubeClient } from '../runtime/kube.ts';
 import { APPLIED_HASH, canonicalJson } from '../gateway/reconciler.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
 import { planClaims, serviceKey, type GatewayPlan } from './claims.ts';
 import { credentialSecretName, desiredExposedService, type AgentCredential } from './desired.ts';
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
+import { connectorDeployment } from './connector.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
 const POD_RECHECK_MS = 60_000;
@@ -35,6 +36,8 @@ export interface ExposedServiceReconcilerOptions {
   client: KubeClient;
   caches: ExposedServiceCaches;
   namespace: string;
+  /** The webgw image, for connector Deployments. */
+  image: string;
   clock: Clock;
 }
 
@@ -83,6 +86,7 @@ export class ExposedServiceReconciler {
     if (current?.metadata?.annotations?.[APPLIED_HASH] !== hash) {
       await this.opts.client.apply({ ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata.annotations, [APPLIED_HASH]: hash } } });
     }
+    if (service.spec.mode === 'Connector') await this.applyConnector(service);
     if (canonicalJson(desired.status) !== canonicalJson(service.status ?? {})) {
       await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, desired.status);
     }
@@ -90,6 +94,20 @@ export class ExposedServiceReconciler {
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
     const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity);
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
+  }
+
+  /** The connector Deployment, applied when what we would write differs from what is there. */
+  private async applyConnector(service: ExposedService): Promise<void> {
+    const deployment = connectorDeployment(service, this.opts.image) as unknown as KubernetesObject & { metadata: { name: string; namespace: string; annotations?: Record<string, string> } };
+    const hash = createHash('sha256').update(canonicalJson(deployment)).digest('hex').slice(0, 32);
+    let current: string | undefined;
+    try {
+      current = (await this.opts.client.apps.readNamespacedDeployment({ name: deployment.metadata.name, namespace: deployment.metadata.namespace })).metadata?.annotations?.[APPLIED_HASH];
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+    }
+    if (current === hash) return;
+    await this.opts.client.apply({ ...deployment, metadata: { ...deployment.metadata, annotations: { [APPLIED_HASH]: hash } } });
   }
 
   /** Running or pending pods the selector matches that have no agent container. */

@@ -1,0 +1,43 @@
+/**
+ * Connector mode: for workloads that cannot take a sidecar, an agent Deployment beside the
+ * ExposedService forwards to its Service (`<service>.<namespace>.svc:<port>`, see desired.ts).
+ * Same container as the sidecar, as a plain container; two replicas spread over nodes so one
+ * node's loss is not an outage; no service-account token at all.
+ */
+import { API_VERSION, type ExposedService } from '../../crds/types.ts';
+import { credentialSecretName } from './desired.ts';
+import { AGENT_CONTAINER, AGENT_VOLUME, agentSidecar } from '../webhook/injector.ts';
+
+export const CONNECTOR_LABEL = 'webgw.io/connector';
+
+export function connectorName(service: string): string {
+  return `webgw-connector-${service}`;
+}
+
+export function connectorDeployment(service: ExposedService, image: string): Record<string, unknown> {
+  const name = service.metadata.name;
+  const labels = { [CONNECTOR_LABEL]: name, 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'connector' };
+  const { restartPolicy: _sidecarOnly, volumeMounts, ...container } = agentSidecar(image) as Record<string, unknown> & { volumeMounts: Array<{ name: string }> };
+  return {
+    apiVersion: 'apps/v1', kind: 'Deployment',
+    metadata: {
+      name: connectorName(name), namespace: service.metadata.namespace, labels,
+      ownerReferences: [{ apiVersion: API_VERSION, kind: 'ExposedService', name, uid: service.metadata.uid, controller: true, blockOwnerDeletion: true }],
+    },
+    spec: {
+      replicas: 2,
+      selector: { matchLabels: { [CONNECTOR_LABEL]: name } },
+      template: {
+        metadata: { labels },
+        spec: {
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { [CONNECTOR_LABEL]: name } } }],
+          containers: [{ ...container, name: AGENT_CONTAINER, volumeMounts: volumeMounts.filter((m) => m.name === AGENT_VOLUME) }],
+          volumes: [{ name: AGENT_VOLUME, secret: { secretName: credentialSecretName(name), defaultMode: 0o440 } }],
+        },
+      },
+    },
+  };
+}
