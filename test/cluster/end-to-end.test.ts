@@ -15,11 +15,10 @@ import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
-import { INJECT_PATH, WebhookServer } from '../../src/controller/webhook/server.ts';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { eventually, fakeNode, freeWildcardPort, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, freeWildcardPort, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 import { runContainerLocally, writeMounts } from './run-container.ts';
 
 const log = createLogger({ test: 'e2e' }, { level: 'error' });
@@ -38,7 +37,6 @@ describe('end to end: applied objects → controller + webhook → real gateway 
   const servers: Server[] = [];
   const processes: WebgwProcess[] = [];
   let manager: Manager;
-  let webhook: WebhookServer;
   const serviceCa = createCA('e2e service CA', hour);
   const ports = { http: 0, https: 0, tunnel: 0, tcpFrom: 0, app: 0, tlsApp: 0, echo: 0 };
 
@@ -58,26 +56,15 @@ describe('end to end: applied objects → controller + webhook → real gateway 
     await installCrdsAndNamespace(NS);
     await kubectl(['create', 'namespace', TENANT]);
     await kubectlOk(['label', 'namespace', TENANT, 'webgw.io/injection=enabled', '--overwrite']);
-    manager = new Manager({ kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:e2e', leaderElection: false, logger: log });
+    // The webhook as `webgw controller --webhook` serves it: its own TLS, the caBundle kept.
+    const webhookPort = await freeWildcardPort();
+    await kubectlOk(['apply', '-f', '-'], injectorConfiguration({ name: 'webgw-e2e-injector', port: webhookPort, namespaceSelector: { 'kubernetes.io/metadata.name': TENANT } }));
+    manager = new Manager({
+      kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:e2e', leaderElection: false, logger: log,
+      webhook: { address: '127.0.0.1', port: webhookPort, hosts: ['127.0.0.1'], configurationName: 'webgw-e2e-injector' },
+    });
     await manager.start();
-    const webhookCa = createCA('e2e webhook CA', hour);
-    const serving = issueCertificate(webhookCa, { commonName: '127.0.0.1', usage: 'server', hosts: ['127.0.0.1'] }, hour);
-    webhook = new WebhookServer({ address: '127.0.0.1', port: 0, certPem: serving.certPem, keyPem: serving.keyPem, image: 'webgw:e2e', servicesIn: (ns) => manager.exposedServicesIn(ns), logger: log });
-    const { port: webhookPort } = await webhook.start();
     await kubectlOk(['apply', '-f', '-'], `
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: webgw-e2e-injector}
-webhooks:
-  - name: inject.webgw.io
-    clientConfig: {url: "https://127.0.0.1:${webhookPort}${INJECT_PATH}", caBundle: ${Buffer.from(webhookCa.certPem).toString('base64')}}
-    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
-    namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ${TENANT}}}
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    failurePolicy: Fail
-    timeoutSeconds: 5
----
 ${fakeNode({ name: 'e2e-farmer', labels: { 'e2e-farmer': 'true' }, externalIp: '127.0.30.1' })}
 ---
 apiVersion: webgw.io/v1alpha1
@@ -105,7 +92,6 @@ spec:
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop()));
     await kubectl(['delete', 'mutatingwebhookconfiguration', 'webgw-e2e-injector']);
-    await webhook?.close();
     await manager?.close();
     for (const s of servers) s.close();
     rmSync(root, { recursive: true, force: true });

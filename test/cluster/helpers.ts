@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
+import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
 import { ControlPlane } from './plane.ts';
 export { freeWildcardPort } from '../helpers/ports.ts';
 
@@ -124,3 +125,25 @@ export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promi
   await kubectl(['create', 'namespace', namespace]);
 }
 
+
+/**
+ * A MutatingWebhookConfiguration for pod injection as an installer ships it: no caBundle (the
+ * controller writes it), a URL on loopback because the webhook is served by the test process.
+ */
+export function injectorConfiguration(opts: { name: string; port: number; namespaceSelector: Record<string, string>; failurePolicy?: 'Fail' | 'Ignore' }): string {
+  return `
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: ${opts.name}}
+webhooks:
+  - name: inject.webgw.io
+    clientConfig: {url: "https://127.0.0.1:${opts.port}${INJECT_PATH}"}
+    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
+    namespaceSelector: {matchLabels: ${JSON.stringify(opts.namespaceSelector)}}
+    sideEffects: None
+    admissionReviewVersions: [v1]
+    failurePolicy: ${opts.failurePolicy ?? 'Fail'}
+    reinvocationPolicy: IfNeeded
+    timeoutSeconds: 5
+`;
+}

@@ -5,7 +5,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { createLogger } from '../../src/common/log.ts';
 import { freeWildcardPort } from '../helpers/ports.ts';
 import { Manager } from '../../src/controller/manager.ts';
-import { eventually, fakeNode, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, fakeNode, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const NS = 'webgw-system';
 const SA = `system:serviceaccount:${NS}:webgw-controller`;
@@ -27,19 +27,7 @@ describe('controller RBAC', () => {
     });
     // The shipped webhook configuration's name; it selects no namespace here, so it changes no pod.
     const webhookPort = await freeWildcardPort();
-    await kubectlOk(['apply', '-f', '-'], `
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: webgw-injector}
-webhooks:
-  - name: inject.webgw.io
-    clientConfig: {url: "https://127.0.0.1:${webhookPort}/inject"}
-    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
-    namespaceSelector: {matchLabels: {rbac-test-never: "true"}}
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    failurePolicy: Ignore
-`);
+    await kubectlOk(['apply', '-f', '-'], injectorConfiguration({ name: 'webgw-injector', port: webhookPort, namespaceSelector: { 'rbac-test-never': 'true' }, failurePolicy: 'Ignore' }));
     manager = new Manager({
       kc, namespace: NS, image: 'webgw:test', leaderElection: true, identity: 'rbac-test', logger: createLogger({ test: 'rbac' }, { level: 'error' }),
       webhook: { address: '127.0.0.1', port: webhookPort, hosts: ['127.0.0.1'], configurationName: 'webgw-injector' },

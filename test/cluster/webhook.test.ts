@@ -2,9 +2,8 @@
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
-import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
 import { freeWildcardPort } from '../helpers/ports.ts';
-import { eventually, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+import { eventually, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 
 const log = createLogger({ test: 'webhook' }, { level: 'error' });
 
@@ -17,21 +16,7 @@ describe('agent injection webhook', () => {
     await kubectlOk(['label', 'namespace', 'inject-on', 'webgw.io/injection=enabled', '--overwrite']);
     // The configuration as an installer ships it: no caBundle; the controller writes it.
     const port = await freeWildcardPort();
-    await kubectlOk(['apply', '-f', '-'], `
-apiVersion: admissionregistration.k8s.io/v1
-kind: MutatingWebhookConfiguration
-metadata: {name: webgw-test-injector}
-webhooks:
-  - name: inject.webgw.io
-    clientConfig: {url: "https://127.0.0.1:${port}${INJECT_PATH}"}
-    rules: [{operations: [CREATE], apiGroups: [""], apiVersions: [v1], resources: [pods]}]
-    namespaceSelector: {matchLabels: {webgw.io/injection: enabled}}
-    sideEffects: None
-    admissionReviewVersions: [v1]
-    failurePolicy: Fail
-    reinvocationPolicy: IfNeeded
-    timeoutSeconds: 5
-`);
+    await kubectlOk(['apply', '-f', '-'], injectorConfiguration({ name: 'webgw-test-injector', port, namespaceSelector: { 'webgw.io/injection': 'enabled' } }));
     manager = new Manager({
       kc: loadKubeConfig(plane().kubeconfig), namespace: 'webgw-system', image: 'webgw:test', leaderElection: false, logger: log,
       webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: 'webgw-test-injector' },

@@ -1,8 +1,6 @@
-import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { get } from '../helpers/http-client.ts';
+import type { Server } from 'node:http';
+import { get, startHttpBackend } from '../helpers/http-client.ts';
 import { startGateway, waitFor } from '../helpers/fixture.ts';
 import { spawnWebgw } from '../helpers/processes.ts';
 
@@ -11,10 +9,7 @@ describe('webgw agent (the CLI) reloads its config file', () => {
   let port: number;
 
   beforeAll(async () => {
-    backend = createServer((req, res) => res.end(`served ${req.headers.host}`));
-    backend.listen(0, '127.0.0.1');
-    await once(backend, 'listening');
-    port = (backend.address() as AddressInfo).port;
+    ({ server: backend, port } = await startHttpBackend());
   });
   afterAll(() => backend.close());
 

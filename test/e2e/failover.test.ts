@@ -1,16 +1,8 @@
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { get } from '../helpers/http-client.ts';
+import { get, startHttpBackend } from '../helpers/http-client.ts';
 import { startAgent, startGateway, waitFor } from '../helpers/fixture.ts';
 
 /** A backend that says who it is. */
-async function namedBackend(name: string): Promise<{ server: Server; port: number }> {
-  const server = createServer((_req, res) => res.end(name));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return { server, port: (server.address() as AddressInfo).port };
-}
+const namedBackend = (name: string) => startHttpBackend((_req, res) => res.end(name));
 
 describe('failover', () => {
   it('two gateways, one agent: both serve; stop one, the other keeps serving', async () => {

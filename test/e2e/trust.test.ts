@@ -1,14 +1,14 @@
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
-import { connect as netConnect, type AddressInfo } from 'node:net';
+import { connect as netConnect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { WebSocket } from 'ws';
 import { createCA, issueAgentCertificate } from '../../src/pki/issue.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
 import { encodeFrame, FrameType } from '../../src/tunnel/frame.ts';
-import { get } from '../helpers/http-client.ts';
+import { get, startHttpBackend } from '../helpers/http-client.ts';
 import { hours, startAgent, startGateway, waitFor, type GatewayFixture } from '../helpers/fixture.ts';
 import type { Agent } from '../../src/agent/agent.ts';
 
@@ -19,10 +19,7 @@ describe('trust: certificates and grants', () => {
   let agent: Agent;
 
   beforeAll(async () => {
-    backend = createServer((req, res) => res.end(`served ${req.headers.host}`));
-    backend.listen(0, '127.0.0.1');
-    await once(backend, 'listening');
-    backendPort = (backend.address() as AddressInfo).port;
+    ({ server: backend, port: backendPort } = await startHttpBackend());
     gw = await startGateway({ tcpRange: { from: 40000, to: 40010 } });
     const creds = await gw.issueAgent('granted', { http: ['mine.localhost'], tcp: [40001, 50001] });
     // The agent is configured for more than its certificate grants.

@@ -1,10 +1,8 @@
 import { X509Certificate } from 'node:crypto';
-import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { renderAuthorizedAgents, parseAuthorizedAgents } from '../../src/proxy/authorized-agents.ts';
-import { get } from '../helpers/http-client.ts';
+import { get, startHttpBackend } from '../helpers/http-client.ts';
 import { TempDir, startAgent, startGateway, waitFor } from '../helpers/fixture.ts';
 
 describe('withdrawn credentials', () => {
@@ -12,10 +10,7 @@ describe('withdrawn credentials', () => {
   let port: number;
 
   beforeAll(async () => {
-    backend = createServer((_req, res) => res.end('ok'));
-    backend.listen(0, '127.0.0.1');
-    await once(backend, 'listening');
-    port = (backend.address() as AddressInfo).port;
+    ({ server: backend, port } = await startHttpBackend());
   });
   afterAll(() => backend.close());
 

@@ -1,6 +1,7 @@
 /** Minimal HTTP helpers for tests: raw sockets when the point is the bytes on the wire. */
-import { request, type Agent, type IncomingHttpHeaders } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { createServer, request, type Agent, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 
 export interface SimpleResponse {
   status: number;
@@ -39,4 +40,12 @@ export function rawExchange(port: number, data: Buffer | string, timeoutMs = 500
     });
     socket.write(data);
   });
+}
+
+/** A loopback HTTP backend; by default it answers `served <Host>`. */
+export async function startHttpBackend(handler: RequestListener = (req, res) => res.end(`served ${req.headers.host}`)): Promise<{ server: Server; port: number }> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return { server, port: (server.address() as AddressInfo).port };
 }

@@ -3,7 +3,7 @@
  * issue or keep one agent certificate per accepted gateway (grants exactly as planned, renewed
  * at two thirds of its lifetime), apply the credential Secret, write the status when it changed.
  */
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
@@ -12,7 +12,8 @@ import { issueAgentCertificate, type KeyPairPem } from '../../pki/issue.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
-import { APPLIED_HASH, canonicalJson } from '../gateway/reconciler.ts';
+import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../runtime/apply.ts';
+import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
 import { planClaims, serviceKey, type GatewayPlan } from './claims.ts';
 import { credentialSecretName, desiredExposedService, type AgentCredential } from './desired.ts';
@@ -40,11 +41,6 @@ export interface ExposedServiceReconcilerOptions {
   image: string;
   clock: Clock;
 }
-
-const decode = (s: V1Secret | undefined, key: string): string | undefined => {
-  const v = s?.data?.[key];
-  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
-};
 
 const sameGrants = (a: GrantSet, b: GrantSet): boolean => canonicalJson({ ...a, http: [...a.http].sort(), tls: [...a.tls].sort(), tcp: [...a.tcp].sort() }) === canonicalJson({ ...b, http: [...b.http].sort(), tls: [...b.tls].sort(), tcp: [...b.tcp].sort() });
 
@@ -76,16 +72,12 @@ export class ExposedServiceReconciler {
       const kept = this.keepable(current, gp, ca, grants, now);
       const cred = kept ?? this.issue(ca, grants, now);
       credentials.set(gp.gateway, cred);
-      nextRenewal = Math.min(nextRenewal, renewalTime(cred.certPem));
+      nextRenewal = Math.min(nextRenewal, renewalTime(cred.certPem).getTime());
     }
 
     const podsWithoutAgent = service.spec.mode === 'Sidecar' ? await this.podsWithoutAgent(service) : [];
     const desired = desiredExposedService({ service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, podsWithoutAgent, now });
-    const secret = desired.secret as unknown as KubernetesObject & { metadata: { annotations?: Record<string, string> } };
-    const hash = createHash('sha256').update(canonicalJson(secret)).digest('hex').slice(0, 32);
-    if (current?.metadata?.annotations?.[APPLIED_HASH] !== hash) {
-      await this.opts.client.apply({ ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata.annotations, [APPLIED_HASH]: hash } } });
-    }
+    await applyIfChanged(this.opts.client, desired.secret, appliedHashOf(current));
     if (service.spec.mode === 'Connector') await this.applyConnector(service);
     if (canonicalJson(desired.status) !== canonicalJson(service.status ?? {})) {
       await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, desired.status);
@@ -98,16 +90,15 @@ export class ExposedServiceReconciler {
 
   /** The connector Deployment, applied when what we would write differs from what is there. */
   private async applyConnector(service: ExposedService): Promise<void> {
-    const deployment = connectorDeployment(service, this.opts.image) as unknown as KubernetesObject & { metadata: { name: string; namespace: string; annotations?: Record<string, string> } };
-    const hash = createHash('sha256').update(canonicalJson(deployment)).digest('hex').slice(0, 32);
-    let current: string | undefined;
+    const deployment = connectorDeployment(service, this.opts.image);
+    const { name, namespace } = deployment.metadata as { name: string; namespace: string };
+    let live;
     try {
-      current = (await this.opts.client.apps.readNamespacedDeployment({ name: deployment.metadata.name, namespace: deployment.metadata.namespace })).metadata?.annotations?.[APPLIED_HASH];
+      live = await this.opts.client.apps.readNamespacedDeployment({ name, namespace });
     } catch (err) {
       if (statusCode(err) !== 404) throw err;
     }
-    if (current === hash) return;
-    await this.opts.client.apply({ ...deployment, metadata: { ...deployment.metadata, annotations: { [APPLIED_HASH]: hash } } });
+    await applyIfChanged(this.opts.client, deployment, appliedHashOf(live));
   }
 
   /** Running or pending pods the selector matches that have no agent container. */
@@ -124,21 +115,21 @@ export class ExposedServiceReconciler {
 
   private gatewayCA(gateway: string): KeyPairPem | undefined {
     const s = this.opts.caches.gatewaySecrets.get(gatewayObjectNames(gateway).caSecret, this.opts.namespace);
-    const certPem = decode(s, 'ca.crt');
-    const keyPem = decode(s, 'ca.key');
+    const certPem = secretText(s, 'ca.crt');
+    const keyPem = secretText(s, 'ca.key');
     return certPem && keyPem ? { certPem, keyPem } : undefined;
   }
 
   /** The certificate in the Secret, if it still fits: same CA, same grants, before 2/3 of its life. */
   private keepable(current: V1Secret | undefined, gp: GatewayPlan, ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential | undefined {
-    const certPem = decode(current, `${gp.gateway}.crt`);
-    const keyPem = decode(current, `${gp.gateway}.key`);
+    const certPem = secretText(current, `${gp.gateway}.crt`);
+    const keyPem = secretText(current, `${gp.gateway}.key`);
     if (!certPem || !keyPem) return undefined;
     try {
       const cert = new X509Certificate(certPem);
       const caCert = new X509Certificate(ca.certPem);
       if (!cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) return undefined;
-      if (renewalTime(certPem) <= now.getTime()) return undefined;
+      if (renewalTime(certPem) <= now) return undefined;
       const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
       if (!sameGrants(grantsFromUris(uris), grants)) return undefined;
       return { certPem, keyPem, caPem: ca.certPem };
@@ -153,9 +144,3 @@ export class ExposedServiceReconciler {
   }
 }
 
-function renewalTime(certPem: string): number {
-  const cert = new X509Certificate(certPem);
-  const from = new Date(cert.validFrom).getTime();
-  const to = new Date(cert.validTo).getTime();
-  return from + ((to - from) * 2) / 3;
-}

@@ -4,6 +4,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { createCA, issueCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { renewalTime } from '../../pki/lifetime.ts';
 import { tunnelServerName, type TunnelCredentials } from './desired.ts';
 
 const DAY = 24 * 3600_000;
@@ -28,9 +29,7 @@ export function tunnelRenewalTime(current: TunnelCredentials | undefined, ca: Ke
     const cert = new X509Certificate(current.certPem);
     const caCert = new X509Certificate(ca.certPem);
     if (current.caPem !== ca.certPem || !cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) return undefined;
-    const from = new Date(cert.validFrom).getTime();
-    const to = new Date(cert.validTo).getTime();
-    return new Date(from + ((to - from) * 2) / 3);
+    return renewalTime(current.certPem);
   } catch {
     return undefined;
   }

@@ -3,7 +3,7 @@
  * apply, skipped when the object already carries the hash of what we would write) → one status
  * write when the status changed. A steady cluster produces zero writes.
  */
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
@@ -14,13 +14,12 @@ import type { KeyPairPem } from '../../pki/issue.ts';
 import { parseSubjectAltName } from '../../pki/grants.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
+import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../runtime/apply.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { GATEWAY_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
-
-export const APPLIED_HASH = 'webgw.io/applied-hash';
 
 export interface GatewayCaches {
   gateways: Watched<Gateway & KubernetesObject>;
@@ -46,16 +45,6 @@ export interface GatewayReconcilerOptions {
 
 const involved = (gw: Gateway) => ({ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}) });
 
-const decode = (s: V1Secret | undefined, key: string): string | undefined => {
-  const v = s?.data?.[key];
-  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
-};
-
-/** JSON with sorted keys: equal objects give equal strings whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v));
-}
-
 export class GatewayReconciler {
   private readonly opts: GatewayReconcilerOptions;
 
@@ -79,7 +68,7 @@ export class GatewayReconciler {
     const ca = await this.ensureCA(gw, now);
     const cachedTunnel = caches.secrets.get(names.tunnelSecret, namespace);
     const current: TunnelCredentials | undefined = cachedTunnel
-      ? { caPem: decode(cachedTunnel, 'ca.crt') ?? '', certPem: decode(cachedTunnel, 'tls.crt') ?? '', keyPem: decode(cachedTunnel, 'tls.key') ?? '' }
+      ? { caPem: secretText(cachedTunnel, 'ca.crt') ?? '', certPem: secretText(cachedTunnel, 'tls.crt') ?? '', keyPem: secretText(cachedTunnel, 'tls.key') ?? '' }
       : undefined;
     const renewAt = tunnelRenewalTime(current, ca);
     const credentials = current && renewAt && renewAt > now ? current : issueTunnelCertificate(name, ca, now);
@@ -124,8 +113,8 @@ export class GatewayReconciler {
     const { caches, namespace } = this.opts;
     const secretName = gatewayObjectNames(gw.metadata.name).caSecret;
     const cached = caches.secrets.get(secretName, namespace);
-    const certPem = decode(cached, 'ca.crt');
-    const keyPem = decode(cached, 'ca.key');
+    const certPem = secretText(cached, 'ca.crt');
+    const keyPem = secretText(cached, 'ca.key');
     if (certPem && keyPem) return { certPem, keyPem };
     const ca = newGatewayCA(gw.metadata.name, now);
     try {
@@ -179,11 +168,8 @@ export class GatewayReconciler {
   }
 
   private async applyIfChanged(obj: Record<string, unknown>): Promise<void> {
-    const meta = obj.metadata as { name: string; namespace: string; annotations?: Record<string, string> };
-    const hash = createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);
-    const cache = this.cacheFor(obj.kind as string);
-    if (cache?.get(meta.name, meta.namespace)?.metadata?.annotations?.[APPLIED_HASH] === hash) return;
-    await this.opts.client.apply({ ...obj, metadata: { ...meta, annotations: { ...meta.annotations, [APPLIED_HASH]: hash } } } as KubernetesObject);
+    const meta = obj.metadata as { name: string; namespace: string };
+    await applyIfChanged(this.opts.client, obj, appliedHashOf(this.cacheFor(obj.kind as string)?.get(meta.name, meta.namespace)));
   }
 
   private cacheFor(kind: string): Watched<KubernetesObject> | undefined {
@@ -193,14 +179,8 @@ export class GatewayReconciler {
 
   private async deleteOtherWorkload(gw: Gateway, ds: V1DaemonSet | undefined, deploy: V1Deployment | undefined): Promise<void> {
     const names = gatewayObjectNames(gw.metadata.name);
-    const stale = gw.spec.placement.replicas === undefined ? deploy : ds;
-    if (!stale) return;
-    const api = gw.spec.placement.replicas === undefined ? this.opts.client.apps.deleteNamespacedDeployment.bind(this.opts.client.apps) : this.opts.client.apps.deleteNamespacedDaemonSet.bind(this.opts.client.apps);
-    try {
-      this.opts.client.writes.apply += 1;
-      await api({ name: names.workload, namespace: this.opts.namespace });
-    } catch (err) {
-      if (statusCode(err) !== 404) throw err;
-    }
+    const wantsDaemonSet = gw.spec.placement.replicas === undefined;
+    const stale = wantsDaemonSet ? deploy : ds;
+    if (stale) await this.opts.client.deleteWorkload(wantsDaemonSet ? 'Deployment' : 'DaemonSet', names.workload, this.opts.namespace);
   }
 }

@@ -25,7 +25,7 @@ export class KubeClient {
   readonly admission: AdmissionregistrationV1Api;
   private readonly objects: KubernetesObjectApi;
   /** Writes sent to the API server, by verb: the steady-state check reads this. */
-  readonly writes = { apply: 0, create: 0, status: 0, lease: 0, event: 0, webhook: 0 };
+  readonly writes = { apply: 0, create: 0, delete: 0, status: 0, lease: 0, event: 0, webhook: 0 };
   onWrite: ((verb: string) => void) | undefined;
 
   constructor(kc: KubeConfig) {
@@ -47,6 +47,17 @@ export class KubeClient {
   async create<T extends KubernetesObject>(obj: T): Promise<T> {
     this.count('create');
     return this.objects.create(obj, undefined, undefined, FIELD_MANAGER);
+  }
+
+  /** Deletes a DaemonSet or Deployment; already gone counts as done. */
+  async deleteWorkload(kind: 'DaemonSet' | 'Deployment', name: string, namespace: string): Promise<void> {
+    this.count('delete');
+    try {
+      if (kind === 'DaemonSet') await this.apps.deleteNamespacedDaemonSet({ name, namespace });
+      else await this.apps.deleteNamespacedDeployment({ name, namespace });
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+    }
   }
 
   /** Replaces the status of a cluster-scoped webgw.io object (merge patch on /status). */

@@ -7,6 +7,8 @@
 import { X509Certificate } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { createCA, issueCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { renewalTime } from '../../pki/lifetime.ts';
+import { secretText } from '../runtime/apply.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
 
 const DAY = 24 * 3600_000;
@@ -17,18 +19,6 @@ export interface WebhookTls {
   serving: KeyPairPem;
 }
 
-function renewalDue(certPem: string, now: Date): boolean {
-  const cert = new X509Certificate(certPem);
-  const from = new Date(cert.validFrom).getTime();
-  const to = new Date(cert.validTo).getTime();
-  return now.getTime() >= from + ((to - from) * 2) / 3;
-}
-
-function decode(secret: V1Secret, key: string): string | undefined {
-  const v = secret.data?.[key];
-  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
-}
-
 /** Reads, creates or renews the webhook TLS Secret; `hosts` are the names the API server dials. */
 export async function ensureWebhookTls(client: KubeClient, namespace: string, hosts: readonly string[], now: Date): Promise<WebhookTls> {
   let secret: V1Secret | undefined;
@@ -37,13 +27,13 @@ export async function ensureWebhookTls(client: KubeClient, namespace: string, ho
   } catch (err) {
     if (statusCode(err) !== 404) throw err;
   }
-  const caCert = secret && decode(secret, 'ca.crt');
-  const caKey = secret && decode(secret, 'ca.key');
+  const caCert = secret && secretText(secret, 'ca.crt');
+  const caKey = secret && secretText(secret, 'ca.key');
   const ca = caCert && caKey ? { certPem: caCert, keyPem: caKey } : createCA('webgw webhook CA', { notAfter: new Date(now.getTime() + 3650 * DAY) });
-  const tlsCert = secret && decode(secret, 'tls.crt');
-  const tlsKey = secret && decode(secret, 'tls.key');
+  const tlsCert = secret && secretText(secret, 'tls.crt');
+  const tlsKey = secret && secretText(secret, 'tls.key');
   const sameHosts = tlsCert ? hosts.every((h) => (new X509Certificate(tlsCert).subjectAltName ?? '').includes(h)) : false;
-  if (secret && caCert && tlsCert && tlsKey && sameHosts && !renewalDue(tlsCert, now)) return { ca, serving: { certPem: tlsCert, keyPem: tlsKey } };
+  if (secret && caCert && tlsCert && tlsKey && sameHosts && renewalTime(tlsCert) > now) return { ca, serving: { certPem: tlsCert, keyPem: tlsKey } };
   const serving = issueCertificate(ca, { commonName: hosts[0] ?? 'webgw-webhook', usage: 'server', hosts }, { notAfter: new Date(now.getTime() + 365 * DAY) });
   const body = {
     apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',

@@ -1,0 +1,37 @@
+/**
+ * "Skip writes that change nothing" (design: Controller), in one place: every object we apply
+ * carries the hash of what we applied; when the live object still carries the hash of what we
+ * would write now, nothing is sent. The hash is over canonical JSON, so key order never matters.
+ */
+import { createHash } from 'node:crypto';
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import type { KubeClient } from './kube.ts';
+
+export const APPLIED_HASH = 'webgw.io/applied-hash';
+
+/** JSON with sorted keys: equal objects give equal strings whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v));
+}
+
+/**
+ * Server-side applies `obj` unless `liveHash` (the APPLIED_HASH annotation of the live object,
+ * from a cache or a read) says it is already there. Returns whether it wrote.
+ */
+export async function applyIfChanged(client: KubeClient, obj: Record<string, unknown>, liveHash: string | undefined): Promise<boolean> {
+  const meta = obj.metadata as { annotations?: Record<string, string> };
+  const hash = createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);
+  if (liveHash === hash) return false;
+  await client.apply({ ...obj, metadata: { ...meta, annotations: { ...meta.annotations, [APPLIED_HASH]: hash } } } as KubernetesObject);
+  return true;
+}
+
+export function appliedHashOf(obj: KubernetesObject | undefined): string | undefined {
+  return obj?.metadata?.annotations?.[APPLIED_HASH];
+}
+
+/** A Secret value as text; undefined when the key is absent. */
+export function secretText(secret: V1Secret | undefined, key: string): string | undefined {
+  const v = secret?.data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+}
