@@ -4,7 +4,6 @@
  * agent run as local processes from exactly the pod specs and mounted contents the controller
  * and the webhook produced, and HTTP, TLS passthrough and TCP reach the private app.
  */
-import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
 import { connect as netConnect, createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
@@ -12,16 +11,13 @@ import { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
-import { createLogger } from '../../src/common/log.ts';
-import { Manager } from '../../src/controller/manager.ts';
-import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { eventually, fakeNode, freeWildcardPort, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
-import { runContainerLocally, writeMounts } from './run-container.ts';
+import { startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import { eventually, fakeNode, freeWildcardPort, kubectl, kubectlOk } from './helpers.ts';
+import { agentContainer, runContainerLocally, runGatewayLocally, writeMounts, type PodSpec } from './run-container.ts';
 
-const log = createLogger({ test: 'e2e' }, { level: 'error' });
 const NS = 'webgw-system';
 const TENANT = 'e2e-shop';
 const hour = { notAfter: new Date(Date.now() + 3600_000) };
@@ -36,7 +32,7 @@ describe('end to end: applied objects → controller + webhook → real gateway 
   const root = mkdtempSync(join(tmpdir(), 'webgw-e2e-'));
   const servers: Server[] = [];
   const processes: WebgwProcess[] = [];
-  let manager: Manager;
+  let controller: ControllerUnderTest;
   const serviceCa = createCA('e2e service CA', hour);
   const ports = { http: 0, https: 0, tunnel: 0, tcpFrom: 0, app: 0, tlsApp: 0, echo: 0 };
 
@@ -53,17 +49,7 @@ describe('end to end: applied objects → controller + webhook → real gateway 
     ports.tunnel = await freeWildcardPort();
     ports.tcpFrom = 29100;
 
-    await installCrdsAndNamespace(NS);
-    await kubectl(['create', 'namespace', TENANT]);
-    await kubectlOk(['label', 'namespace', TENANT, 'webgw.io/injection=enabled', '--overwrite']);
-    // The webhook as `webgw controller --webhook` serves it: its own TLS, the caBundle kept.
-    const webhookPort = await freeWildcardPort();
-    await kubectlOk(['apply', '-f', '-'], injectorConfiguration({ name: 'webgw-e2e-injector', port: webhookPort, namespaceSelector: { 'kubernetes.io/metadata.name': TENANT } }));
-    manager = new Manager({
-      kc: loadKubeConfig(plane().kubeconfig), namespace: NS, image: 'webgw:e2e', leaderElection: false, logger: log,
-      webhook: { address: '127.0.0.1', port: webhookPort, hosts: ['127.0.0.1'], configurationName: 'webgw-e2e-injector' },
-    });
-    await manager.start();
+    controller = await startControllerWithWebhook({ namespace: NS, tenants: [TENANT], configurationName: 'webgw-e2e-injector' });
     await kubectlOk(['apply', '-f', '-'], `
 ${fakeNode({ name: 'e2e-farmer', labels: { 'e2e-farmer': 'true' }, externalIp: '127.0.30.1' })}
 ---
@@ -86,13 +72,12 @@ spec:
     - {protocol: TLS, hostnames: [db.e2e.example], backend: {port: ${ports.tlsApp}}}
     - {protocol: TCP, backend: {port: ${ports.echo}}}
 `);
-    await eventually(async () => (await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].status}'])).trim() === 'True', 90_000, 'the ExposedService Ready');
+    await waitForCondition('xsvc', 'shop', TENANT, 'Ready');
   });
 
   afterAll(async () => {
     await Promise.all(processes.map((p) => p.stop()));
-    await kubectl(['delete', 'mutatingwebhookconfiguration', 'webgw-e2e-injector']);
-    await manager?.close();
+    await controller?.close();
     for (const s of servers) s.close();
     rmSync(root, { recursive: true, force: true });
   });
@@ -100,16 +85,13 @@ spec:
   it('serves HTTP, TLS passthrough and TCP through processes run from the rendered pod specs', async () => {
     // The workload pod, as a tenant's Deployment would create it; the webhook adds the agent.
     await eventually(async () => (await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: shop-0, namespace: ${TENANT}, labels: {app: shop}}\nspec:\n  containers: [{name: app, image: registry.invalid/shop:1}]\n`)).code === 0, 30_000, 'pod creation');
-    const pod = JSON.parse(await kubectlOk(['get', 'pod', 'shop-0', '-n', TENANT, '-o', 'json'])) as { spec: { initContainers: never[]; volumes: never[] } };
-    const gatewayTemplate = JSON.parse(await kubectlOk(['get', 'ds', 'webgw-gw-e2e', '-n', NS, '-o', 'jsonpath={.spec.template.spec}'])) as { containers: never[]; volumes: never[] };
+    const pod = JSON.parse(await kubectlOk(['get', 'pod', 'shop-0', '-n', TENANT, '-o', 'jsonpath={.spec}'])) as PodSpec;
 
     // The controller lists the agent's certificate among the gateway's admitted agents.
-    const agentCert = new X509Certificate(Buffer.from(await kubectlOk(['get', 'secret', 'webgw-agent-shop', '-n', TENANT, '-o', 'jsonpath={.data.e2e\\.crt}']), 'base64'));
-    await eventually(async () => (await kubectlOk(['get', 'cm', 'webgw-gw-e2e-config', '-n', NS, '-o', 'jsonpath={.data.agents\\.yaml}'])).includes(agentCert.serialNumber), 60_000, 'the agent to be admitted');
-    const gateway = await runContainerLocally(gatewayTemplate.containers[0]!, gatewayTemplate.volumes, NS, join(root, 'gateway'));
+    await waitForAdmission('e2e', NS, TENANT, 'shop');
+    const { process: gateway, template: gatewayTemplate } = await runGatewayLocally('e2e', NS, join(root, 'gateway'));
     processes.push(gateway);
-    await gateway.waitForLog((l) => l.msg === 'tunnel endpoint listening');
-    const agent = await runContainerLocally(pod.spec.initContainers[0]!, pod.spec.volumes, TENANT, join(root, 'agent'));
+    const agent = await runContainerLocally(agentContainer(pod), pod.volumes, TENANT, join(root, 'agent'));
     processes.push(agent);
     await agent.waitForLog((l) => l.msg === 'tunnel connected', 20_000);
 

@@ -7,6 +7,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { AGENT_CONTAINER } from '../../src/controller/webhook/injector.ts';
 import { spawnWebgw, type WebgwProcess } from '../helpers/processes.ts';
 import { kubectlOk } from './helpers.ts';
 
@@ -24,7 +25,13 @@ interface Volume {
   emptyDir?: object;
 }
 
-export async function runContainerLocally(container: Container, volumes: readonly Volume[], namespace: string, root: string): Promise<WebgwProcess> {
+/** What the pod's network gives the process beyond this host's: see service-network.ts. */
+export interface PodNetwork {
+  env: Record<string, string>;
+  nodeArgs: string[];
+}
+
+export async function runContainerLocally(container: Container, volumes: readonly Volume[], namespace: string, root: string, network?: PodNetwork): Promise<WebgwProcess> {
   await writeMounts(container, volumes, namespace, root);
   const mounts = container.volumeMounts ?? [];
   // Longest mount first, so /etc/webgw/tls is rebased before /etc/webgw.
@@ -34,7 +41,7 @@ export async function runContainerLocally(container: Container, volumes: readonl
     return prefix ? join(root, arg) : arg;
   });
   const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
-  return spawnWebgw(args, env);
+  return spawnWebgw(args, { ...network?.env, ...env }, network?.nodeArgs);
 }
 
 /** Writes (again) what the kubelet would project into the container's volumes. */
@@ -53,4 +60,25 @@ export async function writeMounts(container: Container, volumes: readonly Volume
     mkdirSync(dir, { recursive: true });
     for (const [key, value] of Object.entries(data)) writeFileSync(join(dir, key), kind === 'secret' ? Buffer.from(value, 'base64') : value);
   }
+}
+
+export interface PodSpec {
+  containers: Container[];
+  initContainers?: Array<Container & { restartPolicy?: string }>;
+  volumes: Volume[];
+}
+
+/** The gateway's proxy as its DaemonSet would run it on a farmer node; resolves once it listens. */
+export async function runGatewayLocally(gateway: string, namespace: string, root: string): Promise<{ process: WebgwProcess; template: PodSpec }> {
+  const template = JSON.parse(await kubectlOk(['get', 'ds', `webgw-gw-${gateway}`, '-n', namespace, '-o', 'jsonpath={.spec.template.spec}'])) as PodSpec;
+  const proc = await runContainerLocally(template.containers[0]!, template.volumes, namespace, root);
+  await proc.waitForLog((l) => l.msg === 'tunnel endpoint listening', 20_000);
+  return { process: proc, template };
+}
+
+/** The agent container of a pod spec: the injected native sidecar, or a connector's container. */
+export function agentContainer(spec: PodSpec): Container {
+  const agent = [...(spec.initContainers ?? []), ...spec.containers].find((c) => c.name === AGENT_CONTAINER);
+  if (!agent) throw new Error(`the pod spec has no ${AGENT_CONTAINER} container`);
+  return agent;
 }

@@ -14,8 +14,9 @@ export interface WebgwProcess {
   stop(): Promise<number | null>;
 }
 
-export function spawnWebgw(args: string[], env: Record<string, string> = {}): WebgwProcess {
-  const proc = spawn(process.execPath, [join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+/** `nodeArgs`: options for node itself, before the script (e.g. `--import` of a test preload). */
+export function spawnWebgw(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): WebgwProcess {
+  const proc = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: proc.stderr! }).on('line', (line) => {

@@ -1,0 +1,51 @@
+/**
+ * The controller as the end-to-end cluster tests run it: in the test process, webhook served on
+ * loopback with its own TLS (the controller writes the configuration's caBundle), pod injection
+ * enabled for the given tenant namespaces; and the checks the tests wait on before they run
+ * the data plane from what it rendered.
+ */
+import { X509Certificate } from 'node:crypto';
+import { createLogger } from '../../src/common/log.ts';
+import { Manager } from '../../src/controller/manager.ts';
+import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
+import { eventually, freeWildcardPort, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+
+export interface ControllerUnderTest {
+  manager: Manager;
+  close(): Promise<void>;
+}
+
+export async function startControllerWithWebhook(opts: { namespace: string; tenants: string[]; configurationName: string }): Promise<ControllerUnderTest> {
+  await installCrdsAndNamespace(opts.namespace);
+  for (const tenant of opts.tenants) {
+    await kubectl(['create', 'namespace', tenant]);
+    await kubectlOk(['label', 'namespace', tenant, `${opts.configurationName}=enabled`, '--overwrite']);
+  }
+  const port = await freeWildcardPort();
+  await kubectlOk(['apply', '-f', '-'], injectorConfiguration({ name: opts.configurationName, port, namespaceSelector: { [opts.configurationName]: 'enabled' } }));
+  const manager = new Manager({
+    kc: loadKubeConfig(plane().kubeconfig), namespace: opts.namespace, image: 'webgw:e2e', leaderElection: false,
+    logger: createLogger({ test: opts.configurationName }, { level: 'error' }),
+    webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: opts.configurationName },
+  });
+  await manager.start();
+  return {
+    manager,
+    close: async () => {
+      await kubectl(['delete', 'mutatingwebhookconfiguration', opts.configurationName]);
+      await manager.close();
+    },
+  };
+}
+
+export async function waitForCondition(kind: string, name: string, namespace: string | undefined, type: string, timeoutMs = 90_000): Promise<void> {
+  const where = namespace ? ['-n', namespace] : [];
+  await eventually(async () => (await kubectlOk(['get', kind, name, ...where, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status}`])).trim() === 'True', timeoutMs, `${kind} ${name} ${type}`);
+}
+
+/** Until the gateway's ConfigMap admits the ExposedService's current certificate for it. */
+export async function waitForAdmission(gateway: string, namespace: string, tenant: string, service: string): Promise<void> {
+  const key = `${gateway.replaceAll('.', '\\.')}\\.crt`;
+  const certificate = new X509Certificate(Buffer.from(await kubectlOk(['get', 'secret', `webgw-agent-${service}`, '-n', tenant, '-o', `jsonpath={.data.${key}}`]), 'base64'));
+  await eventually(async () => (await kubectlOk(['get', 'cm', `webgw-gw-${gateway}-config`, '-n', namespace, '-o', 'jsonpath={.data.agents\\.yaml}'])).includes(certificate.serialNumber), 60_000, `gateway ${gateway} to admit ${tenant}/${service}`);
+}

@@ -1,0 +1,146 @@
+/**
+ * One ExposedService on two Gateways on two farmer nodes, run end to end from what the
+ * controller and the webhook rendered: both gateways serve, and when one gateway process dies
+ * the other keeps serving every request (no outage); restarted, it serves again.
+ */
+import { once } from 'node:events';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { connect as netConnect, createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { get } from '../helpers/http-client.ts';
+import type { WebgwProcess } from '../helpers/processes.ts';
+import { startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import { eventually, fakeNode, freeWildcardPort, kubectl, kubectlOk } from './helpers.ts';
+import { agentContainer, runContainerLocally, runGatewayLocally, type PodSpec } from './run-container.ts';
+
+const NS = 'webgw-system';
+const TENANT = 'ha-shop';
+const GATEWAYS = ['ha-a', 'ha-b'] as const;
+
+interface GatewayPorts { http: number; tunnel: number; tcpFrom: number }
+
+async function echoOnce(port: number, text: string): Promise<string> {
+  const socket = netConnect(port, '127.0.0.1');
+  socket.end(text);
+  const chunks: Buffer[] = [];
+  for await (const c of socket) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString();
+}
+
+describe('end to end: one service on two gateways', () => {
+  const root = mkdtempSync(join(tmpdir(), 'webgw-ha-'));
+  const servers: Array<Server | ReturnType<typeof createTcpServer>> = [];
+  const processes: WebgwProcess[] = [];
+  const ports = new Map<string, GatewayPorts>();
+  const gatewayProcesses = new Map<string, WebgwProcess>();
+  let controller: ControllerUnderTest;
+  let appPort = 0;
+  let echoPort = 0;
+
+  beforeAll(async () => {
+    const app = createHttpServer((req, res) => res.end(`hello ${req.headers.host}`));
+    const echo = createTcpServer((s) => { s.on('error', () => {}); s.pipe(s); });
+    servers.push(app, echo);
+    for (const s of servers) s.listen(0, '127.0.0.1');
+    await Promise.all(servers.map((s) => once(s, 'listening')));
+    appPort = (app.address() as AddressInfo).port;
+    echoPort = (echo.address() as AddressInfo).port;
+    let tcpFrom = 29200;
+    for (const gw of GATEWAYS) {
+      ports.set(gw, { http: await freeWildcardPort(), tunnel: await freeWildcardPort(), tcpFrom });
+      tcpFrom += 10;
+    }
+
+    controller = await startControllerWithWebhook({ namespace: NS, tenants: [TENANT], configurationName: 'webgw-ha-injector' });
+    const manifests = GATEWAYS.map((gw, i) => {
+      const p = ports.get(gw)!;
+      return `${fakeNode({ name: `${gw}-farmer`, labels: { 'ha-farmer': gw }, externalIp: `127.0.32.${i + 1}` })}
+---
+apiVersion: webgw.io/v1alpha1
+kind: Gateway
+metadata: {name: ${gw}}
+spec:
+  placement: {nodeSelector: {ha-farmer: ${gw}}}
+  listeners: {http: {port: ${p.http}}, tcp: {portRange: {from: ${p.tcpFrom}, to: ${p.tcpFrom + 9}}}, tunnel: {port: ${p.tunnel}}}
+`;
+    });
+    await kubectlOk(['apply', '-f', '-'], `${manifests.join('---\n')}---
+apiVersion: webgw.io/v1alpha1
+kind: ExposedService
+metadata: {name: web, namespace: ${TENANT}}
+spec:
+  gateways: [{name: ha-a}, {name: ha-b}]
+  selector: {app: web}
+  backend: {port: ${appPort}}
+  routes:
+    - {protocol: HTTP, hostnames: [web.ha.example]}
+    - {protocol: TCP, backend: {port: ${echoPort}}}
+`);
+    await waitForCondition('xsvc', 'web', TENANT, 'Ready');
+  });
+
+  afterAll(async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await controller?.close();
+    for (const s of servers) s.close();
+    rmSync(root, { recursive: true, force: true });
+  });
+
+  it('serves through both gateways and survives the loss of one', async () => {
+    await eventually(async () => (await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: ${TENANT}, labels: {app: web}}\nspec:\n  containers: [{name: app, image: registry.invalid/web:1}]\n`)).code === 0, 30_000, 'pod creation');
+    const pod = JSON.parse(await kubectlOk(['get', 'pod', 'web-0', '-n', TENANT, '-o', 'jsonpath={.spec}'])) as PodSpec;
+    for (const gw of GATEWAYS) {
+      await waitForAdmission(gw, NS, TENANT, 'web');
+      const { process } = await runGatewayLocally(gw, NS, join(root, gw));
+      processes.push(process);
+      gatewayProcesses.set(gw, process);
+    }
+    const agent = await runContainerLocally(agentContainer(pod), pod.volumes, TENANT, join(root, 'agent'));
+    processes.push(agent);
+    await eventually(async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length >= 2, 20_000, 'the agent connected to both gateways');
+
+    const status = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; urls?: string[]; tcp?: Array<{ port: number }> }>;
+    expect(status.map((e) => e.gateway).sort()).toEqual([...GATEWAYS]);
+    for (const gw of GATEWAYS) {
+      const res = await get(ports.get(gw)!.http, 'web.ha.example');
+      expect(res.status).toBe(200);
+      expect(res.body).toBe('hello web.ha.example');
+      const tcpPort = status.find((e) => e.gateway === gw)!.tcp![0]!.port;
+      await eventually(async () => (await echoOnce(tcpPort, `via ${gw}`)) === `via ${gw}`, 10_000, `TCP through ${gw}`);
+    }
+
+    // Gateway A dies (SIGKILL, as a node loss would) while clients keep using gateway B.
+    const survivor = ports.get('ha-b')!.http;
+    let served = 0;
+    const failures: string[] = [];
+    let stop = false;
+    const load = (async () => {
+      while (!stop) {
+        const res = await get(survivor, 'web.ha.example').catch((err: Error) => ({ status: 0, body: err.message }));
+        if (res.status === 200) served++;
+        else failures.push(`${res.status} ${res.body}`);
+      }
+    })();
+    await new Promise((r) => setTimeout(r, 300));
+    const victim = gatewayProcesses.get('ha-a')!;
+    victim.proc.kill('SIGKILL');
+    await once(victim.proc, 'exit');
+    await agent.waitForLog((l) => l.msg === 'tunnel closed', 10_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    stop = true;
+    await load;
+    expect(failures).toEqual([]);
+    expect(served).toBeGreaterThan(20);
+    const tcpB = status.find((e) => e.gateway === 'ha-b')!.tcp![0]!.port;
+    expect(await echoOnce(tcpB, 'still here')).toBe('still here');
+
+    // Back on its node, gateway A serves again: the agent redials it.
+    const connectedBefore = agent.logs.filter((l) => l.msg === 'tunnel connected').length;
+    const { process: restarted } = await runGatewayLocally('ha-a', NS, join(root, 'ha-a'));
+    processes.push(restarted);
+    await eventually(async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length > connectedBefore, 30_000, 'the agent back on gateway A');
+    await eventually(async () => (await get(ports.get('ha-a')!.http, 'web.ha.example')).status === 200, 10_000, 'gateway A serving again');
+  });
+});
