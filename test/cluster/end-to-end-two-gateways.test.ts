@@ -41,7 +41,7 @@ describe('end to end: one service on two gateways', () => {
 
   beforeAll(async () => {
     const app = createHttpServer((req, res) => res.end(`hello ${req.headers.host}`));
-    const echo = createTcpServer((s) => { s.on('error', () => {}); s.pipe(s); });
+    const echo = createTcpServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.on('data', (d) => s.write(d)); s.on('end', () => s.end()); });
     servers.push(app, echo);
     for (const s of servers) s.listen(0, '127.0.0.1');
     await Promise.all(servers.map((s) => once(s, 'listening')));

@@ -10,6 +10,7 @@
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { relay } from '../../src/common/relay.ts';
 import { kubectlOk } from './helpers.ts';
 
 interface EndpointSlice {
@@ -63,11 +64,7 @@ export async function emulateService(namespace: string, service: string, address
         forwarded.set(target, (forwarded.get(target) ?? 0) + 1);
         const [ip, port] = target.split(':') as [string, string];
         const upstream = connect({ host: ip, port: Number(port), allowHalfOpen: true });
-        upstream.on('error', () => client.destroy());
-        client.on('close', () => upstream.destroy());
-        upstream.on('close', () => client.destroy());
-        client.pipe(upstream);
-        upstream.pipe(client);
+        relay(client, upstream);
         client.resume();
       }).catch(() => client.destroy()); // as kube-proxy: no endpoint, the connection is refused
     });
