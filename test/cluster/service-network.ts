@@ -3,9 +3,11 @@
  * (run-container.ts). kwok runs no network, so a Service is emulated on loopback: its name
  * resolves (cluster-dns-preload.ts) to a loopback address of its own, where a forwarder takes
  * each connection to the Service's port and connects it, round robin as kube-proxy would, to a
- * ready endpoint of the Service's EndpointSlices at the target port. The EndpointSlices are the
- * ones the real kube-controller-manager writes from the pods kwok reports Ready, so a test
- * that serves on those pod IPs (127.64.0.0/16, loopback) has the Service in the path.
+ * ready endpoint at the target port. The endpoints are what the EndpointSlice controller would
+ * list: the Ready pods the Service's selector matches, at their pod IPs. (The real controller
+ * cannot write them here: kwok's pod IPs are loopback, 127.64.0.0/16, and the API server
+ * rejects loopback endpoint addresses.) A test that serves on those pod IPs has the Service,
+ * its selector and its target port in the path.
  */
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -13,12 +15,9 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { relay } from '../../src/common/relay.ts';
 import { kubectlOk } from './helpers.ts';
 
-interface EndpointSlice {
-  ports?: Array<{ name?: string; port?: number }>;
-  endpoints?: Array<{ addresses: string[]; conditions?: { ready?: boolean } }>;
-}
-
-interface ServicePort { name?: string; port: number; protocol?: string }
+interface ServicePort { name?: string; port: number; targetPort?: number | string; protocol?: string }
+interface ServiceSpec { selector?: Record<string, string>; ports: ServicePort[] }
+interface Pod { status?: { podIP?: string; phase?: string; conditions?: Array<{ type: string; status: string }> } }
 
 export interface EmulatedService {
   /** The name the pods use, `<service>.<namespace>.svc`. */
@@ -34,31 +33,33 @@ export interface EmulatedService {
 
 export const CLUSTER_DNS_PRELOAD = ['--import', join(__dirname, 'cluster-dns-preload.ts')];
 
-async function readyEndpoints(namespace: string, service: string, portName: string | undefined): Promise<string[]> {
-  const list = JSON.parse(await kubectlOk(['get', 'endpointslices', '-n', namespace, '-l', `kubernetes.io/service-name=${service}`, '-o', 'json'])) as { items: EndpointSlice[] };
-  const targets: string[] = [];
-  for (const slice of list.items) {
-    const port = slice.ports?.find((p) => (p.name ?? '') === (portName ?? ''))?.port;
-    if (port === undefined) continue;
-    for (const ep of slice.endpoints ?? []) if (ep.conditions?.ready !== false) for (const ip of ep.addresses) targets.push(`${ip}:${port}`);
-  }
-  return targets.sort();
+async function readyEndpoints(namespace: string, selector: Record<string, string>, servicePort: ServicePort): Promise<string[]> {
+  if (typeof servicePort.targetPort === 'string') throw new Error('named target ports are not emulated');
+  const targetPort = servicePort.targetPort ?? servicePort.port;
+  const labels = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
+  const pods = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace, '-l', labels, '-o', 'json'])) as { items: Pod[] };
+  return pods.items
+    .filter((p) => p.status?.phase === 'Running' && p.status.podIP && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .map((p) => `${p.status!.podIP}:${targetPort}`)
+    .sort();
 }
 
 /** `address`: a loopback address no other listener of the test uses. */
 export async function emulateService(namespace: string, service: string, address: string): Promise<EmulatedService> {
-  const spec = JSON.parse(await kubectlOk(['get', 'service', service, '-n', namespace, '-o', 'jsonpath={.spec.ports}'])) as ServicePort[];
+  const spec = JSON.parse(await kubectlOk(['get', 'service', service, '-n', namespace, '-o', 'jsonpath={.spec}'])) as ServiceSpec;
+  if (!spec.selector) throw new Error(`service ${namespace}/${service} has no selector: its endpoints cannot be emulated`);
+  const selector = spec.selector;
   const forwarded = new Map<string, number>();
   const servers: Server[] = [];
   const open = new Set<Socket>();
   let next = 0;
-  for (const servicePort of spec.filter((p) => (p.protocol ?? 'TCP') === 'TCP')) {
+  for (const servicePort of spec.ports.filter((p) => (p.protocol ?? 'TCP') === 'TCP')) {
     const server = createServer({ allowHalfOpen: true }, (client: Socket) => {
       open.add(client);
       client.once('close', () => open.delete(client));
       client.pause();
       client.on('error', () => client.destroy());
-      readyEndpoints(namespace, service, servicePort.name).then((targets) => {
+      readyEndpoints(namespace, selector, servicePort).then((targets) => {
         if (targets.length === 0 || client.destroyed) throw new Error('no ready endpoint');
         const target = targets[next++ % targets.length]!;
         forwarded.set(target, (forwarded.get(target) ?? 0) + 1);
