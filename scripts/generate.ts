@@ -1,18 +1,24 @@
-/** Writes the generated manifests (deploy/crds) from src/crds. `npm run generate`. */
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { allCrds } from '../src/crds/schemas.ts';
-import { crdFileName, renderCrd, renderRbac } from '../src/crds/render.ts';
+/**
+ * `npm run generate`: writes the chart's generated files from src/ and deploy/ from the chart
+ * (scripts/generated-files.ts). deploy/ needs helm: run `npm run cluster:build` once first.
+ */
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { binDir } from '../test/cluster/plane.ts';
+import { chartFiles, deployFiles, repoRoot } from './generated-files.ts';
 
-const root = join(import.meta.dirname, '..');
-const dir = join(root, 'deploy', 'crds');
-mkdirSync(dir, { recursive: true });
-const controllerDir = join(root, 'deploy', 'controller');
-mkdirSync(controllerDir, { recursive: true });
-writeFileSync(join(controllerDir, 'rbac.yaml'), renderRbac());
-process.stdout.write(`wrote ${join(controllerDir, 'rbac.yaml')}\n`);
-for (const crd of allCrds) {
-  const file = join(dir, crdFileName(crd));
-  writeFileSync(file, renderCrd(crd));
-  process.stdout.write(`wrote ${file}\n`);
+function write(files: Map<string, string>): void {
+  for (const [path, content] of files) {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, content);
+    process.stdout.write(`wrote ${relative(repoRoot, path)}\n`);
+  }
 }
+
+write(chartFiles());
+const helm = join(binDir(), 'helm');
+if (!existsSync(helm)) {
+  process.stderr.write(`no helm at ${helm}: run \`npm run cluster:build\` first, then generate again for deploy/\n`);
+  process.exit(1);
+}
+write(deployFiles(helm));

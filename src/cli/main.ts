@@ -20,7 +20,7 @@ Usage:
   webgw gateway --config FILE     run a gateway (YAML or JSON config)
   webgw agent --config FILE       run an agent (YAML or JSON config)
   webgw controller [--kubeconfig FILE] [--namespace webgw-system] [--image IMAGE]
-                   [--leader-elect] [--admin 127.0.0.1:9902]
+                   [--leader-elect] [--manage-crds] [--admin 127.0.0.1:9902]
                    [--webhook 0.0.0.0:9443 [--webhook-host NAME]... [--webhook-configuration webgw-injector]]
                                   run the operator (in-cluster config when no kubeconfig)
   webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
@@ -89,7 +89,7 @@ async function runController(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: {
     kubeconfig: { type: 'string' }, namespace: { type: 'string', default: process.env.WEBGW_NAMESPACE ?? 'webgw-system' },
     image: { type: 'string', default: process.env.WEBGW_IMAGE ?? 'ghcr.io/webgw/webgw:latest' },
-    'leader-elect': { type: 'boolean', default: false }, admin: { type: 'string' }, 'lease-duration-ms': { type: 'string' },
+    'leader-elect': { type: 'boolean', default: false }, 'manage-crds': { type: 'boolean', default: false }, admin: { type: 'string' }, 'lease-duration-ms': { type: 'string' },
     webhook: { type: 'string' }, 'webhook-host': { type: 'string', multiple: true }, 'webhook-configuration': { type: 'string', default: 'webgw-injector' },
   } });
   const webhookListen = values.webhook ? parseHostPort(values.webhook) : undefined;
@@ -99,7 +99,7 @@ async function runController(args: string[]): Promise<number> {
   const { loadKubeConfig } = await import('../controller/runtime/kube.ts');
   const { Manager } = await import('../controller/manager.ts');
   const manager = new Manager({
-    kc: loadKubeConfig(values.kubeconfig), namespace: values.namespace, image: values.image, leaderElection: values['leader-elect'],
+    kc: loadKubeConfig(values.kubeconfig), namespace: values.namespace, image: values.image, leaderElection: values['leader-elect'], manageCrds: values['manage-crds'],
     ...(admin ? { admin } : {}), ...(values['lease-duration-ms'] ? { leaseDurationMs: Number(values['lease-duration-ms']) } : {}),
     ...(webhookListen ? { webhook: { ...webhookListen, hosts: webhookHosts, configurationName: values['webhook-configuration'] } } : {}),
     logger: log,

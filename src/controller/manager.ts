@@ -16,6 +16,7 @@ import { GATEWAY_LABEL } from './gateway/desired.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
+import { upgradeCrds } from './crd-upgrade.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { WebhookServer } from './webhook/server.ts';
@@ -33,6 +34,8 @@ export interface ManagerOptions {
   admin?: { address: string; port: number };
   workers?: number;
   leaseDurationMs?: number;
+  /** Keep the webgw CRDs at this version's schema while leading (crd-upgrade.ts). */
+  manageCrds?: boolean;
   /** Serve the injection webhook (every replica does; the Service balances over them). */
   webhook?: { address: string; port: number; hosts: string[]; configurationName: string };
   clock?: Clock;
@@ -214,6 +217,9 @@ export class Manager {
     if (this.leading) return;
     this.leading = true;
     this.leaderGauge.set(1);
+    if (this.opts.manageCrds) {
+      upgradeCrds(this.client, this.opts.logger).catch((err: unknown) => this.opts.logger.error('cannot upgrade the CRDs', { err: describeError(err) }));
+    }
     this.gatewayController.run();
     this.serviceController.run();
     for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);

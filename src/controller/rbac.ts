@@ -5,6 +5,8 @@
  * status, tenants' credential Secrets and Events; everything else it writes lives in its own
  * namespace (a Role there).
  */
+import { allCrds } from '../crds/schemas.ts';
+
 export const CONTROLLER_NAME = 'webgw-controller';
 /** The MutatingWebhookConfiguration whose caBundle the controller maintains. */
 export const WEBHOOK_CONFIGURATION = 'webgw-injector';
@@ -35,21 +37,10 @@ export const namespaceRules: Rule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
 ];
 
-export function rbacManifests(namespace: string): Array<Record<string, unknown>> {
-  const labels = { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'controller' };
-  return [
-    { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: CONTROLLER_NAME, namespace, labels } },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: CONTROLLER_NAME, labels }, rules: clusterRules },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: CONTROLLER_NAME, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: CONTROLLER_NAME },
-      subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace }],
-    },
-    { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', metadata: { name: CONTROLLER_NAME, namespace, labels }, rules: namespaceRules },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', metadata: { name: CONTROLLER_NAME, namespace, labels },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CONTROLLER_NAME },
-      subjects: [{ kind: 'ServiceAccount', name: CONTROLLER_NAME, namespace }],
-    },
-  ];
-}
+/**
+ * With `--manage-crds` (the chart's default): the leader keeps exactly the webgw CRDs at its own
+ * schema (crd-upgrade.ts). Never create or delete: Helm's crds/ (or deploy/) installs them.
+ */
+export const crdRules: Rule[] = [
+  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: allCrds.map((c) => (c.metadata as { name: string }).name), verbs: ['get', 'patch'] },
+];

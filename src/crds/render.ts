@@ -1,12 +1,17 @@
-/** Renders the CRDs as YAML: `webgw crds`, deploy/crds/ and the chart all come from here. */
+/**
+ * Renders what the chart and `webgw crds` ship from the sources: the CRDs (each stamped with the
+ * hash of its content, which the controller compares before upgrading them, crd-upgrade.ts) and
+ * the controller's RBAC rules. `npm run generate` writes them into charts/webgw.
+ */
 import { stringify } from 'yaml';
-import { rbacManifests } from '../controller/rbac.ts';
+import { clusterRules, crdRules, namespaceRules } from '../controller/rbac.ts';
+import { withAppliedHash } from '../controller/runtime/apply.ts';
 import { allCrds } from './schemas.ts';
 
 export const GENERATED_HEADER = '# Generated from src/ by `npm run generate`; do not edit.\n';
 
 export function renderCrd(crd: Record<string, unknown>): string {
-  return GENERATED_HEADER + stringify(crd, { lineWidth: 0 });
+  return GENERATED_HEADER + stringify(withAppliedHash(crd), { lineWidth: 0 });
 }
 
 /** Every CRD as one multi-document YAML stream. */
@@ -14,12 +19,12 @@ export function renderAllCrds(): string {
   return allCrds.map((c) => renderCrd(c)).join('---\n');
 }
 
-/** The controller's ServiceAccount, ClusterRole, Role and bindings for namespace webgw-system. */
-export function renderRbac(namespace = 'webgw-system'): string {
-  return GENERATED_HEADER + rbacManifests(namespace).map((m) => stringify(m, { lineWidth: 0 })).join('---\n');
+/** The controller's RBAC rules, read by the chart's templates (`.Files.Get`). */
+export function renderRbacRules(): string {
+  return GENERATED_HEADER + stringify({ cluster: clusterRules, crds: crdRules, namespace: namespaceRules }, { lineWidth: 0 });
 }
 
-/** File name under deploy/crds for a CRD, e.g. webgw.io_gateways.yaml. */
+/** File name of a CRD, e.g. webgw.io_gateways.yaml. */
 export function crdFileName(crd: Record<string, unknown>): string {
   const spec = crd.spec as { group: string; names: { plural: string } };
   return `${spec.group}_${spec.names.plural}.yaml`;

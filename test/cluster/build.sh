@@ -11,11 +11,11 @@ bin="$cache/bin"
 mkdir -p "$bin"
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-stamp_of() { cat "$here/components/$1/go.mod" "$here/components/$1/go.sum" | sha256sum | cut -c1-16; }
+stamp_of() { { cat "$here/components/$1/go.mod" "$here/components/$1/go.sum"; echo "$2"; } | sha256sum | cut -c1-16; }
 
 build() { # component, ldflags, packages...
   local component="$1" ldflags="$2"; shift 2
-  local stamp; stamp="$(stamp_of "$component")"
+  local stamp; stamp="$(stamp_of "$component" "$ldflags")"
   if [[ -f "$bin/.$component.$stamp" ]]; then
     echo "[build] $component: cached in $bin"
     return
@@ -40,5 +40,22 @@ build etcd "-s -w" go.etcd.io/etcd/server/v3
 [[ -x "$bin/server" ]] && mv "$bin/server" "$bin/etcd"
 build k8s "$k8s_ldflags" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kube-scheduler
 build kwok "-s -w" sigs.k8s.io/kwok/cmd/kwok
-build helm "-s -w -X helm.sh/helm/v3/internal/version.version=v3.19.5" helm.sh/helm/v3/cmd/helm
+# As helm's Makefile: the Kubernetes version it assumes offline (`helm template`, `helm lint`)
+# is that of its k8s.io modules (v0.34 -> 1.34), not the v1.20 default of a plain go build.
+helm_k8s_minor="$(awk '$1 == "k8s.io/client-go" {split($2, v, "."); print v[2]}' "$here/components/helm/go.sum" | sort -n | tail -1)"
+helm_ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=v3.19.5"
+for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+  helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
+done
+build helm "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+# The Prometheus Operator's ServiceMonitor CRD (from its Go module), so the chart's optional
+# ServiceMonitor is validated by the API server like everything else it renders.
+crds="$cache/crds"
+servicemonitor_crd="$crds/monitoring.coreos.com_servicemonitors.yaml"
+if [[ ! -f "$servicemonitor_crd" ]]; then
+  mkdir -p "$crds"
+  dir="$(cd "$here/components/helm" && go mod download -json github.com/prometheus-operator/prometheus-operator@v0.77.1 | awk -F'"' '$2 == "Dir" {print $4}')"
+  cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$servicemonitor_crd"
+  echo "[build] ServiceMonitor CRD: $servicemonitor_crd"
+fi
 echo "[build] binaries in $bin: $(cd "$bin" && ls | tr '\n' ' ')"

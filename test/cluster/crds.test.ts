@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import { kubectl, kubectlOk } from './helpers.ts';
 
-const crdDir = join(__dirname, '../../deploy/crds');
+const crdDir = join(__dirname, '../../charts/webgw/crds');
 
 const gateway = (name: string, spec: string): string => `apiVersion: webgw.io/v1alpha1\nkind: Gateway\nmetadata: {name: ${name}}\nspec:\n${spec}`;
 const xsvc = (name: string, spec: string): string => `apiVersion: webgw.io/v1alpha1\nkind: ExposedService\nmetadata: {name: ${name}, namespace: default}\nspec:\n${spec}`;

@@ -120,7 +120,7 @@ ${opts.externalIp ? `  addresses: [{type: ExternalIP, address: "${opts.externalI
 /** The webgw CRDs (Established) and the controller's namespace: what most cluster tests start from. */
 export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promise<void> {
   const { join } = await import('node:path');
-  await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../deploy/crds')]);
+  await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../charts/webgw/crds')]);
   await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
   await kubectl(['create', 'namespace', namespace]);
 }

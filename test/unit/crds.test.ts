@@ -1,17 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { allCrds } from '../../src/crds/schemas.ts';
-import { crdFileName, renderAllCrds, renderCrd, renderRbac } from '../../src/crds/render.ts';
+import { renderAllCrds } from '../../src/crds/render.ts';
+import { chartFiles } from '../../scripts/generated-files.ts';
 import { setCondition } from '../../src/crds/conditions.ts';
 
 describe('CRD manifests', () => {
-  it.each(allCrds.map((c) => [crdFileName(c), c] as const))('deploy/crds/%s is up to date (npm run generate)', (file, crd) => {
-    expect(readFileSync(join(__dirname, '../../deploy/crds', file), 'utf8')).toBe(renderCrd(crd));
-  });
-
-  it('deploy/controller/rbac.yaml is up to date (npm run generate)', () => {
-    expect(readFileSync(join(__dirname, '../../deploy/controller/rbac.yaml'), 'utf8')).toBe(renderRbac());
+  it.each([...chartFiles()].map(([path, content]) => [relative(join(__dirname, '../..'), path), content]))('%s is up to date (npm run generate)', (path, content) => {
+    expect(readFileSync(join(__dirname, '../..', path), 'utf8')).toBe(content);
   });
 
   it('`webgw crds` prints both CRDs as one YAML stream', () => {

@@ -14,15 +14,24 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v));
 }
 
+/** `obj` with the APPLIED_HASH annotation of its own content (the hash leaves itself out). */
+export function withAppliedHash<T extends Record<string, unknown>>(obj: T): T {
+  const meta = obj.metadata as { annotations?: Record<string, string> };
+  const { [APPLIED_HASH]: _previous, ...annotations } = meta.annotations ?? {};
+  const content = { ...obj, metadata: { ...meta, annotations } };
+  if (Object.keys(annotations).length === 0) delete (content.metadata as { annotations?: unknown }).annotations;
+  const hash = createHash('sha256').update(canonicalJson(content)).digest('hex').slice(0, 32);
+  return { ...obj, metadata: { ...meta, annotations: { ...annotations, [APPLIED_HASH]: hash } } };
+}
+
 /**
  * Server-side applies `obj` unless `liveHash` (the APPLIED_HASH annotation of the live object,
  * from a cache or a read) says it is already there. Returns whether it wrote.
  */
 export async function applyIfChanged(client: KubeClient, obj: Record<string, unknown>, liveHash: string | undefined): Promise<boolean> {
-  const meta = obj.metadata as { annotations?: Record<string, string> };
-  const hash = createHash('sha256').update(canonicalJson(obj)).digest('hex').slice(0, 32);
-  if (liveHash === hash) return false;
-  await client.apply({ ...obj, metadata: { ...meta, annotations: { ...meta.annotations, [APPLIED_HASH]: hash } } } as KubernetesObject);
+  const stamped = withAppliedHash(obj);
+  if (liveHash === appliedHashOf(stamped as KubernetesObject)) return false;
+  await client.apply(stamped as KubernetesObject);
   return true;
 }
 

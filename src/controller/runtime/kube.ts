@@ -3,7 +3,7 @@
  * every write counted (the steady-state test asserts that nothing is written). Server-side apply
  * with field manager `webgw`; status through the status subresource.
  */
-import { AdmissionregistrationV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../crds/types.ts';
 
 export const FIELD_MANAGER = 'webgw';
@@ -23,6 +23,7 @@ export class KubeClient {
   readonly custom: CustomObjectsApi;
   readonly coordination: CoordinationV1Api;
   readonly admission: AdmissionregistrationV1Api;
+  readonly apiextensions: ApiextensionsV1Api;
   private readonly objects: KubernetesObjectApi;
   /** Writes sent to the API server, by verb: the steady-state check reads this. */
   readonly writes = { apply: 0, create: 0, delete: 0, status: 0, lease: 0, event: 0, webhook: 0 };
@@ -35,6 +36,7 @@ export class KubeClient {
     this.custom = kc.makeApiClient(CustomObjectsApi);
     this.coordination = kc.makeApiClient(CoordinationV1Api);
     this.admission = kc.makeApiClient(AdmissionregistrationV1Api);
+    this.apiextensions = kc.makeApiClient(ApiextensionsV1Api);
     this.objects = KubernetesObjectApi.makeApiClient(kc);
   }
 
