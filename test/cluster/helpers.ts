@@ -1,7 +1,10 @@
 /** Helpers for cluster tests: kubectl against the test plane, and webhooks served by the test. */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
 import { ControlPlane } from './plane.ts';
@@ -119,7 +122,6 @@ ${opts.externalIp ? `  addresses: [{type: ExternalIP, address: "${opts.externalI
 
 /** The webgw CRDs (Established) and the controller's namespace: what most cluster tests start from. */
 export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promise<void> {
-  const { join } = await import('node:path');
   await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../charts/webgw/crds')]);
   await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
   await kubectl(['create', 'namespace', namespace]);
@@ -146,4 +148,17 @@ webhooks:
     reinvocationPolicy: IfNeeded
     timeoutSeconds: 5
 `;
+}
+
+/** A client that authenticates as a ServiceAccount (a token from the TokenRequest API). */
+export async function kubeConfigAs(serviceAccount: string, namespace: string): Promise<KubeConfig> {
+  const token = (await kubectlOk(['create', 'token', serviceAccount, '-n', namespace, '--duration=1h'])).trim();
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'test', server: plane().apiserverUrl, caData: readFileSync(join(plane().dir, 'ca.crt')).toString('base64') }],
+    users: [{ name: serviceAccount, token }],
+    contexts: [{ name: serviceAccount, cluster: 'test', user: serviceAccount }],
+    currentContext: serviceAccount,
+  });
+  return kc;
 }
