@@ -5,6 +5,7 @@
  * installed).
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { deployFiles } from '../../scripts/generated-files.ts';
 import { CHART, HELM, SERVICEMONITOR_CRD, helm, helmOk } from './chart-helpers.ts';
 import { installCrdsAndNamespace, kubectl, kubectlOk } from './helpers.ts';
@@ -75,5 +76,23 @@ describe('Helm chart', () => {
     const r = await kubectl(['apply', '--dry-run=server', '--server-side', '--force-conflicts', '-f', '-'], rendered);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Gateway "clash" is invalid: .*http and https listeners need different ports/);
+  });
+
+  it('the manifests the README and NOTES.txt show are accepted by the API server', async () => {
+    const heredocs = (text: string): string[] => [...text.matchAll(/<<'YAML'\n([\s\S]*?)\n\s*YAML/g)].map((m) => {
+      const lines = m[1]!.split('\n');
+      const indent = Math.min(...lines.filter((l) => l.trim()).map((l) => l.length - l.trimStart().length));
+      return lines.map((l) => l.slice(indent)).join('\n');
+    });
+    const readme = heredocs(readFileSync(join(__dirname, '../../README.md'), 'utf8'));
+    // NOTES.txt's manifests hold no template directives (helm template does not render NOTES).
+    const notes = heredocs(readFileSync(join(CHART, 'templates/NOTES.txt'), 'utf8'));
+    expect(readme.length).toBeGreaterThanOrEqual(2);
+    expect(notes.length).toBe(2);
+    await kubectl(['create', 'namespace', 'shop']);
+    for (const manifest of [...readme, ...notes]) {
+      const r = await kubectl(['apply', '--dry-run=server', '-f', '-'], manifest);
+      expect(`${r.code} ${r.stderr}`).toBe('0 ');
+    }
   });
 });
