@@ -16,9 +16,8 @@ RUN npx tsc -p tsconfig.build.json \
 
 FROM ${NODE_IMAGE}
 # The gateway binds 80 and 443 without root: a copy of node that carries the one file capability
-# cap_net_bind_service (deploy/image/webgw runs the gateway on it, everything else on plain
-# node). Its pod adds NET_BIND_SERVICE and drops the rest; the capability must be in the
-# container's bounding set or the kernel refuses to execute this copy.
+# cap_net_bind_service. The gateway pod runs it as its command (src/controller/image.ts), adds
+# NET_BIND_SERVICE and drops the rest; everything else runs on plain node, the entrypoint.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libcap2-bin \
  && cp /usr/local/bin/node /usr/local/bin/node-net-bind \
@@ -30,7 +29,6 @@ WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
-COPY deploy/image/webgw /usr/local/bin/webgw
 USER 65532:65532
-ENTRYPOINT ["/usr/local/bin/webgw"]
+ENTRYPOINT ["/usr/local/bin/node", "/app/dist/cli/main.js"]
 CMD ["help"]

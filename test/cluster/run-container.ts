@@ -2,17 +2,20 @@
  * Runs a container of a pod spec the controller or the webhook produced as a local process:
  * the same arguments and environment, with every volume's ConfigMap/Secret contents written
  * under a scratch root that stands in for the container's filesystem (paths in the arguments
- * are rebased onto it). The image's entrypoint is `webgw`, so the process is this repository's
- * CLI. What cannot be emulated here: the security context and read-only mounts.
+ * are rebased onto it). The image's entrypoint is the `webgw` CLI (and the gateway's command
+ * the same CLI on another node binary, src/controller/image.ts), so the process is this
+ * repository's CLI. What cannot be emulated here: the security context and read-only mounts.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { IMAGE_CLI, IMAGE_NODE, IMAGE_NODE_NET_BIND } from '../../src/controller/image.ts';
 import { AGENT_CONTAINER } from '../../src/controller/webhook/injector.ts';
 import { spawnWebgw, type WebgwProcess } from '../helpers/processes.ts';
 import { kubectlOk } from './helpers.ts';
 
 interface Container {
   name: string;
+  command?: string[];
   args?: string[];
   env?: Array<{ name: string; value?: string }>;
   volumeMounts?: Array<{ name: string; mountPath: string }>;
@@ -31,7 +34,13 @@ export interface PodNetwork {
   nodeArgs: string[];
 }
 
+/** The image's programs that are this repository's CLI (the entrypoint, or GATEWAY_COMMAND). */
+function isWebgwCli(command: string[] | undefined): boolean {
+  return command === undefined || (command.length === 2 && [IMAGE_NODE, IMAGE_NODE_NET_BIND].includes(command[0]!) && command[1] === IMAGE_CLI);
+}
+
 export async function runContainerLocally(container: Container, volumes: readonly Volume[], namespace: string, root: string, network?: PodNetwork): Promise<WebgwProcess> {
+  if (!isWebgwCli(container.command)) throw new Error(`container ${container.name} runs ${JSON.stringify(container.command)}, not the webgw CLI of the image`);
   await writeMounts(container, volumes, namespace, root);
   const mounts = container.volumeMounts ?? [];
   // Longest mount first, so /etc/webgw/tls is rebased before /etc/webgw.
@@ -41,7 +50,7 @@ export async function runContainerLocally(container: Container, volumes: readonl
     return prefix ? join(root, arg) : arg;
   });
   const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
-  return spawnWebgw(args, { ...network?.env, ...env }, network?.nodeArgs);
+  return spawnWebgw(args, { ...network?.env, ...env }, { nodeArgs: network?.nodeArgs ?? [] });
 }
 
 /** Writes (again) what the kubelet would project into the container's volumes. */

@@ -14,9 +14,16 @@ export interface WebgwProcess {
   stop(): Promise<number | null>;
 }
 
-/** `nodeArgs`: options for node itself, before the script (e.g. `--import` of a test preload). */
-export function spawnWebgw(args: string[], env: Record<string, string> = {}, nodeArgs: string[] = []): WebgwProcess {
-  const proc = spawn(process.execPath, [...nodeArgs, join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+export interface SpawnOptions {
+  /** Options for node itself, before the script (e.g. `--import` of a test preload). */
+  nodeArgs?: string[];
+  /** The command line that starts node, instead of this node (e.g. setpriv ... other-node). */
+  launch?: string[];
+}
+
+export function spawnWebgw(args: string[], env: Record<string, string> = {}, opts: SpawnOptions = {}): WebgwProcess {
+  const [program, ...launchArgs] = opts.launch ?? [process.execPath];
+  const proc = spawn(program!, [...launchArgs, ...(opts.nodeArgs ?? []), join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: proc.stderr! }).on('line', (line) => {

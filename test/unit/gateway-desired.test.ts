@@ -46,6 +46,7 @@ describe('Gateway desired()', () => {
       securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
     });
     expect(pod.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } });
+    expect(pod.containers[0].command).toEqual(['/usr/local/bin/node-net-bind', '/app/dist/cli/main.js']);
     expect(pod.containers[0].readinessProbe.httpGet).toEqual({ host: '127.0.0.1', port: 9901, path: '/readyz' });
     expect(pod.volumes.map((v: Obj) => v.secret?.secretName ?? v.configMap?.name)).toEqual(['webgw-gw-farmer-eu-1-config', 'webgw-gw-farmer-eu-1-tunnel']);
   });

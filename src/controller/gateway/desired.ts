@@ -9,6 +9,7 @@ import { stringify } from 'yaml';
 import { ConditionReason, GatewayCondition, setCondition, type Condition } from '../../crds/conditions.ts';
 import { API_VERSION, type Gateway, type GatewayStatus } from '../../crds/types.ts';
 import { renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
+import { GATEWAY_COMMAND } from '../image.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
@@ -130,18 +131,14 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
         // Host ports: two replicas can never share a node.
         affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name } }, topologyKey: 'kubernetes.io/hostname' }] } },
       } : {}),
-      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+      securityContext: PROXY_POD_SECURITY,
       terminationGracePeriodSeconds: 30,
       containers: [{
         name: 'gateway',
         image: inputs.image,
+        command: GATEWAY_COMMAND,
         args: ['gateway', '--config', `${CONFIG_DIR}/gateway.yaml`],
-        securityContext: {
-          allowPrivilegeEscalation: false,
-          readOnlyRootFilesystem: true,
-          // Ports below 1024 (80, 443) without root; the image grants the binary this capability.
-          capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
-        },
+        securityContext: PROXY_CONTAINER_SECURITY,
         readinessProbe: probe('/readyz', 5),
         livenessProbe: probe('/healthz', 10),
         resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
@@ -157,6 +154,21 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
     },
   };
 }
+
+/** The proxy pod's identity: never root. */
+export const PROXY_POD_SECURITY = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+
+/**
+ * The proxy container: no privilege escalation, read-only root filesystem, no capability but
+ * NET_BIND_SERVICE for ports below 1024 (80, 443): GATEWAY_COMMAND's node carries it as a file
+ * capability, and the kernel runs that binary only when the capability is in the bounding set.
+ * test/e2e/gateway-privileges.test.ts runs the gateway under exactly these settings.
+ */
+export const PROXY_CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  readOnlyRootFilesystem: true,
+  capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+};
 
 export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const gw = inputs.gateway;
