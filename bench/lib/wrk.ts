@@ -17,7 +17,7 @@ export interface WrkOptions {
   threads?: number;
   durationSec: number;
   host?: string;
-  /** Fixed request rate (wrk2-style) is not in Debian's wrk; constant load is done by connections. */
+  headers?: string[];
 }
 
 function toMs(value: string): number {
@@ -40,7 +40,7 @@ export function parseWrk(output: string): WrkResult {
 
 export async function wrk(opts: WrkOptions): Promise<WrkResult> {
   const threads = Math.min(opts.threads ?? 2, opts.connections);
-  const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.durationSec}s`, '--latency', ...(opts.host ? ['-H', `Host: ${opts.host}`] : []), opts.url];
+  const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.durationSec}s`, '--latency', ...(opts.host ? ['-H', `Host: ${opts.host}`] : []), ...(opts.headers ?? []).flatMap((h) => ['-H', h]), opts.url];
   const { stdout } = await run('wrk', args, { maxBuffer: 1024 * 1024 });
   return parseWrk(stdout);
 }

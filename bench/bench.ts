@@ -1,0 +1,178 @@
+/**
+ * `npm run bench`: WebGW against the direct path, OpenSSH `ssh -R` and the peer tunnels frp,
+ * chisel, rathole and bore, in one run on this machine, on loopback. Scenarios: HTTP keep-alive
+ * (wrk, 1/64/256 connections, 1 KiB and 1 MiB), a fixed-rate latency sweep (vegeta), bulk
+ * throughput (iperf3, 1 and 8 streams, both directions, with the tunnel's CPU per GB),
+ * connection churn, head-of-line blocking (a latency probe while a bulk transfer shares the
+ * tunnel) and memory (RSS idle and with 1,000 and 10,000 open streams). Every figure is the
+ * median of --runs runs and is also given as a ratio to direct. Results: bench/results/
+ * (latest.json, README.md, PNG charts). Not part of `npm test`: a full run takes about half an hour.
+ *
+ *   npm run bench -- [--duration 5] [--runs 3] [--systems webgw,frp] [--scenarios http,latency]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startHolder, startIperfServer, startNginx, type Holder } from './lib/backends.ts';
+import { rssWithOpenStreams } from './lib/hold.ts';
+import { iperf } from './lib/iperf.ts';
+import { median, rssBytes } from './lib/proc.ts';
+import { addRatios, markdown, writeCharts, type BenchRecord, type RunInfo } from './lib/report.ts';
+import { allSystems, peersBin, repoRoot, type System } from './lib/systems.ts';
+import { vegeta } from './lib/vegeta.ts';
+import { wrk } from './lib/wrk.ts';
+
+const SCENARIOS = ['http', 'latency', 'throughput', 'churn', 'hol', 'memory'] as const;
+const { values } = parseArgs({ options: {
+  duration: { type: 'string', default: '5' }, runs: { type: 'string', default: '3' },
+  systems: { type: 'string', default: Object.keys(allSystems).join(',') }, scenarios: { type: 'string', default: SCENARIOS.join(',') },
+  out: { type: 'string', default: join(repoRoot, 'bench', 'results') },
+} });
+const durationSec = Number(values.duration);
+const runs = Number(values.runs);
+const systems = values.systems.split(',').map((s) => s.trim());
+const scenarios = new Set(values.scenarios.split(','));
+for (const s of systems) if (!allSystems[s]) throw new Error(`unknown system ${s}; known: ${Object.keys(allSystems).join(', ')}`);
+if (!systems.includes('direct')) systems.unshift('direct'); // ratios need it
+const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
+
+interface Backends { nginx: number; iperf: number; holder: Holder }
+
+/** HTTP endpoints of a system: WebGW both through its HTTP listener and through a TCP route. */
+function httpTargets(s: System): Array<{ system: string; port: number; host?: string }> {
+  return s.http ? [{ system: s.name, port: s.http.port, host: s.http.host }, { system: `${s.name} (tcp route)`, port: s.ports[0]! }] : [{ system: s.name, port: s.ports[0]! }];
+}
+
+async function medianOf<T extends object>(n: number, fn: () => Promise<T>, pick: Array<keyof T>): Promise<Record<string, number>> {
+  const results: T[] = [];
+  for (let i = 0; i < n; i++) results.push(await fn());
+  return Object.fromEntries(pick.map((k) => [k, median(results.map((r) => Number(r[k])))]));
+}
+
+async function measure(s: System, b: Backends, records: BenchRecord[]): Promise<void> {
+  const add = (system: string, scenario: string, params: BenchRecord['params'], metrics: Record<string, number>): void => {
+    records.push({ system, scenario, params, metrics, ratioToDirect: {} });
+    log(`${system} ${scenario} ${JSON.stringify(params)} ${JSON.stringify(metrics)}`);
+  };
+  const [nginxPort, iperfPort, holdPort] = s.ports as [number, number, number];
+  if (scenarios.has('memory') && s.pids.length > 0) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const idle = rssBytes(s.pids);
+    add(s.name, 'memory', { streams: 0 }, { rssMiB: idle / 2 ** 20, perStreamKiB: NaN, opened: 0 });
+    for (const n of [1000, 10_000]) {
+      const { rss, opened } = await rssWithOpenStreams({ port: holdPort, n, holder: b.holder, pids: s.pids });
+      add(s.name, 'memory', { streams: n }, { rssMiB: rss / 2 ** 20, perStreamKiB: (rss - idle) / 1024 / Math.max(opened, 1), opened });
+    }
+  }
+  for (const t of httpTargets(s)) {
+    const url = (path: string): string => `http://127.0.0.1:${t.port}${path}`;
+    const host = t.host ? { host: t.host } : {};
+    if (scenarios.has('http')) {
+      await wrk({ url: url('/1k'), connections: 16, durationSec: 1, ...host }); // warm-up
+      for (const size of ['1k', '1m']) {
+        for (const connections of [1, 64, 256]) {
+          const m = await medianOf(runs, () => wrk({ url: url(`/${size}`), connections, durationSec, ...host }), ['requestsPerSec', 'p50Ms', 'p99Ms', 'errors']);
+          add(t.system, 'http', { size, connections }, m);
+        }
+      }
+    }
+    if (scenarios.has('latency')) {
+      for (const rate of [100, 1000, 3000]) {
+        const m = await medianOf(runs, () => vegeta({ url: url('/1k'), rate, durationSec, ...host }), ['p50Ms', 'p99Ms', 'success']);
+        add(t.system, 'latency', { rate }, m);
+      }
+    }
+    if (scenarios.has('churn')) {
+      const m = await medianOf(runs, () => wrk({ url: url('/1k'), connections: 64, durationSec, headers: ['Connection: close'], ...host }), ['requestsPerSec', 'p99Ms', 'errors']);
+      add(t.system, 'churn', { connections: 64 }, m);
+    }
+    if (scenarios.has('hol')) {
+      const m = await medianOf(runs, async () => {
+        const bulk = iperf({ port: iperfPort, streams: 1, reverse: true, durationSec: durationSec + 2, pids: s.pids });
+        await new Promise((r) => setTimeout(r, 1000));
+        const probe = await vegeta({ url: url('/1k'), rate: 100, durationSec, ...host });
+        const bulkResult = await bulk;
+        return { ...probe, bulkGbitPerSec: bulkResult.gbitPerSec };
+      }, ['p50Ms', 'p99Ms', 'bulkGbitPerSec']);
+      add(t.system, 'hol', {}, m);
+    }
+  }
+  if (scenarios.has('throughput')) {
+    for (const streams of [1, 8]) {
+      for (const direction of ['upload', 'download']) {
+        const m = await medianOf(runs, () => iperf({ port: iperfPort, streams, reverse: direction === 'download', durationSec, pids: s.pids }), ['gbitPerSec', 'cpuSecondsPerGB']);
+        add(s.name, 'throughput', { streams, direction }, m);
+      }
+    }
+  }
+  void nginxPort;
+}
+
+function versions(): Record<string, string> {
+  const first = (cmd: string, args: string[]): string => {
+    try {
+      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]!.trim();
+    } catch (err) {
+      return ((err as { stderr?: string }).stderr ?? '').split('\n')[0]!.trim();
+    }
+  };
+  const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+  const goModVersion = (name: string, module: string): string => new RegExp(`${module.replace(/[.]/g, '\\.')} (v\\S+)`).exec(readFileSync(join(repoRoot, 'bench', 'peers', name, 'go.mod'), 'utf8'))?.[1] ?? '?';
+  return {
+    direct: first('nginx', ['-v']).replace('nginx version: ', ''),
+    webgw: `${pkg.version} (Node ${process.version})`,
+    'ssh -R': first('ssh', ['-V']),
+    frp: goModVersion('frp', 'github.com/fatedier/frp'),
+    chisel: goModVersion('chisel', 'github.com/jpillora/chisel'),
+    rathole: first(join(peersBin, 'rathole'), ['--version']),
+    bore: first(join(peersBin, 'bore'), ['--version']),
+  };
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'webgw-bench-'));
+  const records: BenchRecord[] = [];
+  const transports: Record<string, string> = {};
+  const nginx = await startNginx(join(dir, 'nginx'));
+  const iperfServer = await startIperfServer();
+  const holder = await startHolder();
+  const backends = { nginx: nginx.port, iperf: iperfServer.port, holder };
+  try {
+    for (const name of systems) {
+      log(`starting ${name}`);
+      const s = await allSystems[name]!(join(dir, name.replace(/\W/g, '')), [nginx.port, iperfServer.port, holder.port]);
+      transports[name] = s.transport;
+      try {
+        await measure(s, backends, records);
+      } finally {
+        await s.stop();
+      }
+    }
+  } finally {
+    await holder.stop();
+    await iperfServer.stop();
+    await nginx.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  addRatios(records);
+  for (const r of records.filter((x) => x.scenario === 'latency')) {
+    const d = records.find((x) => x.system === 'direct' && x.scenario === 'latency' && x.params.rate === r.params.rate);
+    r.metrics.addedP99Ms = r.metrics.p99Ms! - (d?.metrics.p99Ms ?? NaN);
+  }
+  const info: RunInfo = {
+    date: new Date().toISOString(), machine: `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Linux`,
+    versions: versions(), durationSec, runs, transports,
+  };
+  mkdirSync(values.out, { recursive: true });
+  writeFileSync(join(values.out, 'latest.json'), `${JSON.stringify({ ...info, records }, (_k, v: unknown) => (typeof v === 'number' && Number.isNaN(v) ? null : v), 2)}\n`);
+  const charts = writeCharts(records, values.out);
+  writeFileSync(join(values.out, 'README.md'), `${markdown(records, info)}\n${charts.map((c) => `![${c}](${c})`).join('\n')}\n`);
+  log(`results in ${values.out}: latest.json, README.md, ${charts.join(', ')}`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${(err as Error).stack}\n`);
+  process.exitCode = 1;
+});
