@@ -10,7 +10,7 @@
  *
  *   npm run bench -- [--duration 5] [--runs 3] [--systems webgw,frp] [--scenarios http,latency]
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -56,7 +56,7 @@ async function measure(s: System, b: Backends, records: BenchRecord[]): Promise<
     records.push({ system, scenario, params, metrics, ratioToDirect: {} });
     log(`${system} ${scenario} ${JSON.stringify(params)} ${JSON.stringify(metrics)}`);
   };
-  const [nginxPort, iperfPort, holdPort] = s.ports as [number, number, number];
+  const [nginxPort, iperfPort] = s.ports as [number, number, number];
   for (const t of httpTargets(s)) {
     const url = (path: string): string => `http://127.0.0.1:${t.port}${path}`;
     const host = t.host ? { host: t.host } : {};
@@ -98,26 +98,34 @@ async function measure(s: System, b: Backends, records: BenchRecord[]): Promise<
       }
     }
   }
-  // Last: some tunnels do not recover from reaching their file limit at 10,000 streams.
-  if (scenarios.has('memory') && s.pids.length > 0) {
-    await new Promise((r) => setTimeout(r, 1000));
-    const idle = rssBytes(s.pids);
-    add(s.name, 'memory', { streams: 0 }, { rssMiB: idle / 2 ** 20, perStreamKiB: NaN, opened: 0 });
-    for (const n of [1000, 10_000]) {
-      const { rss, opened } = await rssWithOpenStreams({ port: holdPort, n, holder: b.holder, pids: s.pids });
-      add(s.name, 'memory', { streams: n }, { rssMiB: rss / 2 ** 20, perStreamKiB: (rss - idle) / 1024 / Math.max(opened, 1), opened });
-    }
-  }
   void nginxPort;
 }
 
+/**
+ * Memory on a freshly started system (after a heavier scenario the heap keeps what it grew to),
+ * so it gets its own instance; some tunnels do not recover from reaching their file limit.
+ */
+async function measureMemory(s: System, holder: Holder, records: BenchRecord[]): Promise<void> {
+  const add = (params: BenchRecord['params'], metrics: Record<string, number>): void => {
+    records.push({ system: s.name, scenario: 'memory', params, metrics, ratioToDirect: {} });
+    log(`${s.name} memory ${JSON.stringify(params)} ${JSON.stringify(metrics)}`);
+  };
+  const holdPort = s.ports[2]!;
+  await new Promise((r) => setTimeout(r, 1000));
+  const idle = rssBytes(s.pids);
+  add({ streams: 0 }, { rssMiB: idle / 2 ** 20, perStreamKiB: NaN, opened: 0 });
+  for (const n of [1000, 10_000]) {
+    const { rss, opened, alive } = await rssWithOpenStreams({ port: holdPort, n, holder, pids: s.pids });
+    // A tunnel that died under the load has no memory to report; `alive` says so.
+    add({ streams: n }, alive ? { rssMiB: rss / 2 ** 20, perStreamKiB: (rss - idle) / 1024 / Math.max(opened, 1), opened, alive: 1 } : { rssMiB: NaN, perStreamKiB: NaN, opened, alive: 0 });
+  }
+}
+
 function versions(): Record<string, string> {
+  // nginx and ssh print their version on stderr.
   const first = (cmd: string, args: string[]): string => {
-    try {
-      return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).split('\n')[0]!.trim();
-    } catch (err) {
-      return ((err as { stderr?: string }).stderr ?? '').split('\n')[0]!.trim();
-    }
+    const r = spawnSync(cmd, args, { encoding: 'utf8' });
+    return `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]!.trim();
   };
   const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
   const goModVersion = (name: string, module: string): string => new RegExp(`${module.replace(/[.]/g, '\\.')} (v\\S+)`).exec(readFileSync(join(repoRoot, 'bench', 'peers', name, 'go.mod'), 'utf8'))?.[1] ?? '?';
@@ -141,14 +149,25 @@ async function main(): Promise<void> {
   const holder = await startHolder();
   const backends = { nginx: nginx.port, iperf: iperfServer.port, holder };
   try {
-    for (const name of systems) {
+    const start = (name: string, round: string): Promise<System> => {
       log(`starting ${name}`);
-      const s = await allSystems[name]!(join(dir, name.replace(/\W/g, '')), [nginx.port, iperfServer.port, holder.port]);
+      return allSystems[name]!(join(dir, `${name.replace(/\W/g, '')}-${round}`), [nginx.port, iperfServer.port, holder.port]);
+    };
+    for (const name of systems) {
+      const s = await start(name, 'load');
       transports[name] = s.transport;
       try {
         await measure(s, backends, records);
       } finally {
         await s.stop();
+      }
+      if (scenarios.has('memory') && name !== 'direct') {
+        const fresh = await start(name, 'memory');
+        try {
+          await measureMemory(fresh, holder, records);
+        } finally {
+          await fresh.stop();
+        }
       }
     }
   } finally {

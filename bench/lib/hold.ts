@@ -3,11 +3,12 @@
  * until the holder has accepted them all (so every stream exists end to end), and measures the
  * tunnel's resident memory.
  */
+import { existsSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import type { Holder } from './backends.ts';
 import { rssBytes } from './proc.ts';
 
-export async function rssWithOpenStreams(opts: { port: number; n: number; holder: Holder; pids: readonly number[]; timeoutMs?: number }): Promise<{ rss: number; opened: number }> {
+export async function rssWithOpenStreams(opts: { port: number; n: number; holder: Holder; pids: readonly number[]; timeoutMs?: number }): Promise<{ rss: number; opened: number; alive: boolean }> {
   const sockets: Socket[] = [];
   const base = await opts.holder.count();
   try {
@@ -25,7 +26,8 @@ export async function rssWithOpenStreams(opts: { port: number; n: number; holder
       await new Promise((r) => setTimeout(r, 250));
     }
     await new Promise((r) => setTimeout(r, 1000)); // let buffers settle
-    return { rss: rssBytes(opts.pids), opened: held };
+    const alive = opts.pids.every((pid) => existsSync(`/proc/${pid}`));
+    return { rss: rssBytes(opts.pids), opened: held, alive };
   } finally {
     for (const s of sockets) s.destroy();
     // Wait for the tunnel to close its side, so the next measurement starts clean.
