@@ -45,9 +45,17 @@ function httpTargets(s: System): Array<{ system: string; port: number; host?: st
   return s.http ? [{ system: s.name, port: s.http.port, host: s.http.host }, { system: `${s.name} (tcp route)`, port: s.ports[0]! }] : [{ system: s.name, port: s.ports[0]! }];
 }
 
+/** Median of `n` runs; a run that fails is logged and left out (all failed: NaN, and `failed`). */
 async function medianOf<T extends object>(n: number, fn: () => Promise<T>, pick: Array<keyof T>): Promise<Record<string, number>> {
   const results: T[] = [];
-  for (let i = 0; i < n; i++) results.push(await fn());
+  for (let i = 0; i < n; i++) {
+    try {
+      results.push(await fn());
+    } catch (err) {
+      log(`run failed: ${(err as Error).message.split('\n')[0]}`);
+    }
+  }
+  if (results.length === 0) return { ...Object.fromEntries(pick.map((k) => [k, NaN])), failed: n };
   return Object.fromEntries(pick.map((k) => [k, median(results.map((r) => Number(r[k])))]));
 }
 

@@ -9,7 +9,21 @@ export interface IperfResult {
   cpuSecondsPerGB: number;
 }
 
-export function iperf(opts: { port: number; streams: number; reverse: boolean; durationSec: number; pids: readonly number[] }): Promise<IperfResult> {
+export interface IperfOptions { port: number; streams: number; reverse: boolean; durationSec: number; pids: readonly number[] }
+
+/** Runs iperf3; waits and tries again (at most 10 times) while the server still ends the previous test. */
+export async function iperf(opts: IperfOptions): Promise<IperfResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await iperfOnce(opts);
+    } catch (err) {
+      if (attempt >= 10 || !/busy/.test((err as Error).message)) throw err;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+function iperfOnce(opts: IperfOptions): Promise<IperfResult> {
   const cpuBefore = cpuSeconds(opts.pids);
   const args = ['-c', '127.0.0.1', '-p', String(opts.port), '-t', String(opts.durationSec), '-P', String(opts.streams), '-J', ...(opts.reverse ? ['-R'] : [])];
   return new Promise((resolve, reject) => {

@@ -22,20 +22,30 @@ export interface KubectlResult {
   stderr: string;
 }
 
-export function kubectl(args: string[], input?: string): Promise<KubectlResult> {
+/** Runs a command line tool against the test plane (its kubeconfig first); never throws. */
+export function runAgainstPlane(program: string, args: string[], input?: string, timeoutMs = 60_000): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', ['--kubeconfig', plane().kubeconfig, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile(program, ['--kubeconfig', plane().kubeconfig, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
       resolve({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr });
     });
     if (input !== undefined) child.stdin!.end(input);
   });
 }
 
-/** kubectl that must succeed; returns stdout. */
-export async function kubectlOk(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
+/** Like runAgainstPlane, but it must succeed; returns stdout. */
+export async function runAgainstPlaneOk(program: string, args: string[], input?: string, timeoutMs?: number): Promise<string> {
+  const r = await runAgainstPlane(program, args, input, timeoutMs);
+  if (r.code !== 0) throw new Error(`${program} ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
+}
+
+export function kubectl(args: string[], input?: string): Promise<KubectlResult> {
+  return runAgainstPlane('kubectl', args, input);
+}
+
+/** kubectl that must succeed; returns stdout. */
+export function kubectlOk(args: string[], input?: string): Promise<string> {
+  return runAgainstPlaneOk('kubectl', args, input);
 }
 
 export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {

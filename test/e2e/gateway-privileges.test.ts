@@ -10,12 +10,12 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { GATEWAY_COMMAND } from '../../src/controller/image.ts';
 import { PROXY_CONTAINER_SECURITY, PROXY_POD_SECURITY } from '../../src/controller/gateway/desired.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
 import { createCA, issueServerCertificate } from '../../src/pki/issue.ts';
 import { TempDir, hours } from '../helpers/fixture.ts';
+import { firstFreePort } from '../helpers/ports.ts';
 import { spawnWebgw } from '../helpers/processes.ts';
 
 const root = process.getuid?.() === 0;
@@ -28,18 +28,6 @@ function setprivFor(pod: typeof PROXY_POD_SECURITY, container: typeof PROXY_CONT
     'setpriv', `--reuid=${pod.runAsUser}`, `--regid=${pod.runAsGroup}`, '--clear-groups', '--inh-caps=-all', `--bounding-set=${bounding}`,
     ...(container.allowPrivilegeEscalation ? [] : ['--no-new-privs']),
   ];
-}
-
-async function freePrivilegedPort(): Promise<number> {
-  for (let port = 700; port < 1000; port++) {
-    const free = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (free) return port;
-  }
-  throw new Error('no free port in 700-999');
 }
 
 (root ? describe : describe.skip)('gateway privileges, as the rendered pod runs it', () => {
@@ -56,7 +44,7 @@ async function freePrivilegedPort(): Promise<number> {
     const ca = createCA('privileges test CA', hours(1));
     await writeKeyPair(dir.path, 'ca', ca);
     await writeKeyPair(dir.path, 'tunnel', issueServerCertificate(ca, ['127.0.0.1'], hours(1)));
-    port = await freePrivilegedPort();
+    port = await firstFreePort(Array.from({ length: 300 }, (_, i) => 700 + i), '127.0.0.1', 'no free port in 700-999');
     writeFileSync(dir.file('gateway.yaml'), [
       'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: tunnel.crt, keyFile: tunnel.key}',
       `listeners: {http: {address: 127.0.0.1, port: ${port}}}`,

@@ -5,15 +5,20 @@
  * between the probe and the bind.
  */
 export async function freeWildcardPort(): Promise<number> {
+  const candidates = Array.from({ length: 50 }, () => 24000 + Math.floor(Math.random() * 8000));
+  return firstFreePort(candidates, '0.0.0.0', 'no free port below the ephemeral range');
+}
+
+/** The first of `candidates` that `address` can bind now. */
+export async function firstFreePort(candidates: readonly number[], address: string, failure: string): Promise<number> {
   const { createServer } = await import('node:net');
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 24000 + Math.floor(Math.random() * 8000);
+  for (const port of candidates) {
     const ok = await new Promise<boolean>((resolve) => {
       const s = createServer();
       s.once('error', () => resolve(false));
-      s.listen(port, '0.0.0.0', () => s.close(() => resolve(true)));
+      s.listen(port, address, () => s.close(() => resolve(true)));
     });
     if (ok) return port;
   }
-  throw new Error('no free port below the ephemeral range');
+  throw new Error(failure);
 }
