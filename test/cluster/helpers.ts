@@ -130,9 +130,12 @@ ${opts.externalIp ? `  addresses: [{type: ExternalIP, address: "${opts.externalI
 `;
 }
 
-/** The webgw CRDs (Established) and the controller's namespace: what most cluster tests start from. */
+/**
+ * The webgw CRDs (Established) and the controller's namespace: what most cluster tests start from.
+ * Forced: a controller run with --manage-crds (chart tests) may own the CRDs' fields by then.
+ */
 export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promise<void> {
-  await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', join(__dirname, '../../charts/webgw/crds')]);
+  await kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager=webgw-test', '-f', join(__dirname, '../../charts/webgw/crds')]);
   await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
   await kubectl(['create', 'namespace', namespace]);
 }
