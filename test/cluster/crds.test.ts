@@ -1,16 +1,12 @@
 /** The generated CRDs on a real API server: established, defaults, schema and CEL validation. */
-import { join } from 'node:path';
-import { kubectl, kubectlOk } from './helpers.ts';
-
-const crdDir = join(__dirname, '../../charts/webgw/crds');
+import { installCrdsAndNamespace, kubectl, kubectlOk } from './helpers.ts';
 
 const gateway = (name: string, spec: string): string => `apiVersion: webgw.io/v1alpha1\nkind: Gateway\nmetadata: {name: ${name}}\nspec:\n${spec}`;
 const xsvc = (name: string, spec: string): string => `apiVersion: webgw.io/v1alpha1\nkind: ExposedService\nmetadata: {name: ${name}, namespace: default}\nspec:\n${spec}`;
 
 describe('webgw.io CRDs', () => {
   beforeAll(async () => {
-    await kubectlOk(['apply', '--server-side', '--field-manager=webgw-test', '-f', crdDir]);
-    await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+    await installCrdsAndNamespace();
   });
 
   it('accepts a minimal Gateway and fills in the defaults', async () => {
