@@ -66,6 +66,10 @@ describe('helm install, the controller under the chart\'s ServiceAccount, upgrad
     await eventually(async () => manager!.isLeader, 20_000, 'the lease (coordination.k8s.io permissions)');
     await eventually(async () => (await jsonpath(['get', 'crd', 'exposedservices.webgw.io'], `{.metadata.annotations.webgw\\.io/applied-hash}`)) === current, 30_000, 'the CRD upgraded back');
     expect(JSON.parse(await jsonpath(['get', 'crd', 'exposedservices.webgw.io'], '{.spec.versions[0].additionalPrinterColumns}'))).toHaveLength(columns.length);
+    // A changed CRD makes the API server re-initialize its storage (watches answer 429 for a
+    // moment): wait until it serves again before the rest depends on it.
+    await kubectlOk(['wait', '--for=condition=Established', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+    await eventually(async () => (await kubectl(['get', 'xsvc', '-A'])).code === 0, 30_000, 'ExposedServices served again');
 
     const bundle = await jsonpath(['get', 'mutatingwebhookconfiguration', 'webgw-injector'], '{.webhooks[0].clientConfig.caBundle}');
     expect(bundle).toBe(await jsonpath(['get', 'secret', 'webgw-webhook-tls', '-n', NS], '{.data.ca\\.crt}'));
@@ -120,11 +124,12 @@ spec:
     for (const [kind, name] of [['clusterrole', 'webgw-controller'], ['clusterrolebinding', 'webgw-controller'], ['mutatingwebhookconfiguration', 'webgw-injector'], ['gateway', 'chart-gw'], ['gateway', 'chart-gw2']]) {
       await eventually(async () => (await kubectl(['get', kind!, name!])).code !== 0, 30_000, `${kind}/${name} to go`);
     }
-    // The Gateways' proxy workloads go with them (owner references, garbage collection).
-    await eventually(async () => (await jsonpath(['get', 'daemonsets,deployments', '-n', NS], '{.items[*].metadata.name}')) === '', 60_000, 'the proxy workloads to go');
+    // The Gateways' proxy workloads go with them (owner references, garbage collection; the
+    // collector also re-syncs after the CRD change above, which takes a while in a busy run).
+    await eventually(async () => (await jsonpath(['get', 'daemonsets,deployments', '-n', NS], '{.items[*].metadata.name}')) === '', 180_000, 'the proxy workloads to go');
     expect((await kubectl(['get', 'crd', 'gateways.webgw.io'])).code).toBe(0);
     const started = Date.now();
     await kubectlOk(['delete', 'namespace', NS, '--wait=true', '--timeout=60s']);
     expect(Date.now() - started).toBeLessThan(60_000);
-  });
+  }, 300_000);
 });
