@@ -38,8 +38,6 @@ for (const s of systems) if (!allSystems[s]) throw new Error(`unknown system ${s
 if (!systems.includes('direct')) systems.unshift('direct'); // ratios need it
 const log = (msg: string): void => void process.stderr.write(`[bench] ${msg}\n`);
 
-interface Backends { nginx: number; iperf: number; holder: Holder }
-
 /** HTTP endpoints of a system: WebGW both through its HTTP listener and through a TCP route. */
 function httpTargets(s: System): Array<{ system: string; port: number; host?: string }> {
   return s.http ? [{ system: s.name, port: s.http.port, host: s.http.host }, { system: `${s.name} (tcp route)`, port: s.ports[0]! }] : [{ system: s.name, port: s.ports[0]! }];
@@ -59,12 +57,12 @@ async function medianOf<T extends object>(n: number, fn: () => Promise<T>, pick:
   return Object.fromEntries(pick.map((k) => [k, median(results.map((r) => Number(r[k])))]));
 }
 
-async function measure(s: System, b: Backends, records: BenchRecord[]): Promise<void> {
+async function measure(s: System, records: BenchRecord[]): Promise<void> {
   const add = (system: string, scenario: string, params: BenchRecord['params'], metrics: Record<string, number>): void => {
     records.push({ system, scenario, params, metrics, ratioToDirect: {} });
     log(`${system} ${scenario} ${JSON.stringify(params)} ${JSON.stringify(metrics)}`);
   };
-  const [nginxPort, iperfPort] = s.ports as [number, number, number];
+  const iperfPort = s.ports[1]!;
   for (const t of httpTargets(s)) {
     const url = (path: string): string => `http://127.0.0.1:${t.port}${path}`;
     const host = t.host ? { host: t.host } : {};
@@ -106,7 +104,6 @@ async function measure(s: System, b: Backends, records: BenchRecord[]): Promise<
       }
     }
   }
-  void nginxPort;
 }
 
 /**
@@ -155,7 +152,6 @@ async function main(): Promise<void> {
   const nginx = await startNginx(join(dir, 'nginx'));
   const iperfServer = await startIperfServer();
   const holder = await startHolder();
-  const backends = { nginx: nginx.port, iperf: iperfServer.port, holder };
   try {
     const start = (name: string, round: string): Promise<System> => {
       log(`starting ${name}`);
@@ -165,7 +161,7 @@ async function main(): Promise<void> {
       const s = await start(name, 'load');
       transports[name] = s.transport;
       try {
-        await measure(s, backends, records);
+        await measure(s, records);
       } finally {
         await s.stop();
       }

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { eventually, freeWildcardPort, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+import type { PodSpec } from './run-container.ts';
 
 export interface ControllerUnderTest {
   manager: Manager;
@@ -48,4 +49,14 @@ export async function waitForAdmission(gateway: string, namespace: string, tenan
   const key = `${gateway.replaceAll('.', '\\.')}\\.crt`;
   const certificate = new X509Certificate(Buffer.from(await kubectlOk(['get', 'secret', `webgw-agent-${service}`, '-n', tenant, '-o', `jsonpath={.data.${key}}`]), 'base64'));
   await eventually(async () => (await kubectlOk(['get', 'cm', `webgw-gw-${gateway}-config`, '-n', namespace, '-o', 'jsonpath={.data.agents\\.yaml}'])).includes(certificate.serialNumber), 60_000, `gateway ${gateway} to admit ${tenant}/${service}`);
+}
+
+/**
+ * Creates a tenant's workload pod (retrying until the namespace's default ServiceAccount exists)
+ * and returns its spec as admitted: with the agent sidecar when the webhook injected it.
+ */
+export async function createWorkloadPod(namespace: string, name: string, labels: Record<string, string>): Promise<PodSpec> {
+  const manifest = `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: ${namespace}, labels: ${JSON.stringify(labels)}}\nspec:\n  containers: [{name: app, image: registry.invalid/${name}:1}]\n`;
+  await eventually(async () => (await kubectl(['apply', '-f', '-'], manifest)).code === 0, 30_000, `pod ${name}`);
+  return JSON.parse(await kubectlOk(['get', 'pod', name, '-n', namespace, '-o', 'jsonpath={.spec}'])) as PodSpec;
 }

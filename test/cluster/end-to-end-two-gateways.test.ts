@@ -5,29 +5,21 @@
  */
 import { once } from 'node:events';
 import { createServer as createHttpServer, type Server } from 'node:http';
-import { connect as netConnect, createServer as createTcpServer, type AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { get } from '../helpers/http-client.ts';
+import { get, tcpExchange } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
-import { eventually, fakeNode, freeWildcardPort, kubectl, kubectlOk } from './helpers.ts';
-import { agentContainer, runContainerLocally, runGatewayLocally, type PodSpec } from './run-container.ts';
+import { createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import { eventually, fakeNode, freeWildcardPort, kubectlOk } from './helpers.ts';
+import { agentContainer, runContainerLocally, runGatewayLocally } from './run-container.ts';
 
 const NS = 'webgw-system';
 const TENANT = 'ha-shop';
 const GATEWAYS = ['ha-a', 'ha-b'] as const;
 
 interface GatewayPorts { http: number; tunnel: number; tcpFrom: number }
-
-async function echoOnce(port: number, text: string): Promise<string> {
-  const socket = netConnect(port, '127.0.0.1');
-  socket.end(text);
-  const chunks: Buffer[] = [];
-  for await (const c of socket) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString();
-}
 
 describe('end to end: one service on two gateways', () => {
   const root = mkdtempSync(join(tmpdir(), 'webgw-ha-'));
@@ -89,8 +81,7 @@ spec:
   });
 
   it('serves through both gateways and survives the loss of one', async () => {
-    await eventually(async () => (await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: ${TENANT}, labels: {app: web}}\nspec:\n  containers: [{name: app, image: registry.invalid/web:1}]\n`)).code === 0, 30_000, 'pod creation');
-    const pod = JSON.parse(await kubectlOk(['get', 'pod', 'web-0', '-n', TENANT, '-o', 'jsonpath={.spec}'])) as PodSpec;
+    const pod = await createWorkloadPod(TENANT, 'web-0', { app: 'web' });
     for (const gw of GATEWAYS) {
       await waitForAdmission(gw, NS, TENANT, 'web');
       const { process } = await runGatewayLocally(gw, NS, join(root, gw));
@@ -108,7 +99,7 @@ spec:
       expect(res.status).toBe(200);
       expect(res.body).toBe('hello web.ha.example');
       const tcpPort = status.find((e) => e.gateway === gw)!.tcp![0]!.port;
-      await eventually(async () => (await echoOnce(tcpPort, `via ${gw}`)) === `via ${gw}`, 10_000, `TCP through ${gw}`);
+      await eventually(async () => (await tcpExchange(tcpPort, `via ${gw}`)) === `via ${gw}`, 10_000, `TCP through ${gw}`);
     }
 
     // Gateway A dies (SIGKILL, as a node loss would) while clients keep using gateway B.
@@ -134,7 +125,7 @@ spec:
     expect(failures).toEqual([]);
     expect(served).toBeGreaterThan(20);
     const tcpB = status.find((e) => e.gateway === 'ha-b')!.tcp![0]!.port;
-    expect(await echoOnce(tcpB, 'still here')).toBe('still here');
+    expect(await tcpExchange(tcpB, 'still here')).toBe('still here');
 
     // Back on its node, gateway A serves again: the agent redials it.
     const connectedBefore = agent.logs.filter((l) => l.msg === 'tunnel connected').length;

@@ -6,17 +6,17 @@
  */
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
-import { connect as netConnect, createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
-import { get } from '../helpers/http-client.ts';
+import { get, tcpExchange } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
-import { eventually, fakeNode, freeWildcardPort, kubectl, kubectlOk } from './helpers.ts';
-import { agentContainer, runContainerLocally, runGatewayLocally, writeMounts, type PodSpec } from './run-container.ts';
+import { createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import { eventually, fakeNode, freeWildcardPort, kubectlOk } from './helpers.ts';
+import { agentContainer, runContainerLocally, runGatewayLocally, writeMounts } from './run-container.ts';
 
 const NS = 'webgw-system';
 const TENANT = 'e2e-shop';
@@ -84,8 +84,7 @@ spec:
 
   it('serves HTTP, TLS passthrough and TCP through processes run from the rendered pod specs', async () => {
     // The workload pod, as a tenant's Deployment would create it; the webhook adds the agent.
-    await eventually(async () => (await kubectl(['apply', '-f', '-'], `apiVersion: v1\nkind: Pod\nmetadata: {name: shop-0, namespace: ${TENANT}, labels: {app: shop}}\nspec:\n  containers: [{name: app, image: registry.invalid/shop:1}]\n`)).code === 0, 30_000, 'pod creation');
-    const pod = JSON.parse(await kubectlOk(['get', 'pod', 'shop-0', '-n', TENANT, '-o', 'jsonpath={.spec}'])) as PodSpec;
+    const pod = await createWorkloadPod(TENANT, 'shop-0', { app: 'shop' });
 
     // The controller lists the agent's certificate among the gateway's admitted agents.
     await waitForAdmission('e2e', NS, TENANT, 'shop');
@@ -107,11 +106,7 @@ spec:
 
     const tcpPort = Number(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].tcp[0].port}']));
     await eventually(async () => gateway.logs.some((l) => l.msg === 'TCP listener ready'), 10_000, 'the TCP listener');
-    const socket = netConnect(tcpPort, '127.0.0.1');
-    socket.end('echo through the operator');
-    const chunks: Buffer[] = [];
-    for await (const c of socket) chunks.push(c as Buffer);
-    expect(Buffer.concat(chunks).toString()).toBe('echo through the operator');
+    expect(await tcpExchange(tcpPort, 'echo through the operator')).toBe('echo through the operator');
 
     // Deleting the ExposedService withdraws its grants at the gateway: the controller drops its
     // certificate from the gateway's admitted agents; the proxy reloads that file (here we

@@ -49,3 +49,12 @@ export async function startHttpBackend(handler: RequestListener = (req, res) => 
   await once(server, 'listening');
   return { server, port: (server.address() as AddressInfo).port };
 }
+
+/** Sends `text`, half-closes, and returns everything the peer sent back before closing. */
+export async function tcpExchange(port: number, text: string): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.end(text);
+  const chunks: Buffer[] = [];
+  for await (const c of socket) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString();
+}
