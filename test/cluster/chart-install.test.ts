@@ -33,7 +33,9 @@ describe('helm install, the controller under the chart\'s ServiceAccount, upgrad
 
   afterAll(async () => {
     await manager?.close();
-    await kubectl(['delete', 'namespace', TENANT, '--wait=false']);
+    // Gone before the next test file starts: its controllers would otherwise still see (and
+    // write for) this tenant's ExposedService while the namespace terminates.
+    await kubectl(['delete', 'namespace', TENANT, '--wait=true', '--timeout=90s']);
   });
 
   it('creates everything the chart ships', async () => {
