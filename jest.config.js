@@ -9,6 +9,7 @@ const transform = {
 };
 
 export default {
+  testSequencer: '<rootDir>/test/sequencer.cjs',
   projects: [
     {
       displayName: 'unit',
