@@ -9,7 +9,7 @@ const transform = {
 };
 
 export default {
-  testSequencer: '<rootDir>/test/sequencer.cjs',
+  testSequencer: '<rootDir>/test/sequencer.mjs',
   projects: [
     {
       displayName: 'unit',

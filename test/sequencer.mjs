@@ -1,12 +1,10 @@
 // Test files in path order, the same on every run and machine. Cluster tests share one control
 // plane, so their order matters: test/cluster/chart-install.test.ts has failed when it ran after
 // gateway-controller.test.ts (see the closing note of the session that added this).
-const Sequencer = require('@jest/test-sequencer').default;
+import testSequencer from '@jest/test-sequencer';
 
-class ByPath extends Sequencer {
+export default class ByPath extends testSequencer {
   sort(tests) {
     return [...tests].sort((a, b) => a.path.localeCompare(b.path));
   }
 }
-
-module.exports = ByPath;
