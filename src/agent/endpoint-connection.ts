@@ -4,12 +4,13 @@
  * credentials it dials a replacement first and lets the old session drain.
  */
 import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
-import { WebSocket, type ClientOptions } from 'ws';
 import type { Clock, Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { TunnelSession } from '../tunnel/session.ts';
-import { TUNNEL_PATH, webSocketTransport } from '../tunnel/transport.ts';
+import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
+import { HandshakeError, dialWebSocket, type Dial, type DialedWebSocket } from '../tunnel/websocket/handshake.ts';
+import { webSocketTransport } from '../tunnel/websocket/transport.ts';
 import type { TunnelStream } from '../tunnel/stream.ts';
 import { Backoff } from './backoff.ts';
 import type { AgentMetrics } from './metrics.ts';
@@ -36,13 +37,6 @@ export interface EndpointConnectionOptions {
 /** A session that lived this long counts as healthy: the next loss starts backoff afresh. */
 const HEALTHY_AFTER_MS = 10_000;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** Our messages are ≤ 256 KiB plus headers; anything larger is refused by ws. */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
-const zeroMask = (mask: Buffer): void => {
-  // Masking protects HTTP caches from cleartext WebSocket payloads (RFC 6455 §10.3); inside TLS
-  // it only costs CPU, and ws skips the XOR for an all-zero key.
-  mask.fill(0);
-};
 
 export class EndpointConnection {
   private readonly opts: EndpointConnectionOptions;
@@ -50,7 +44,7 @@ export class EndpointConnection {
   private readonly backoff: Backoff;
   private readonly sessions = new Set<TunnelSession>();
   private current: TunnelSession | undefined;
-  private dialing: WebSocket | undefined;
+  private dialing: Dial | undefined;
   private retryTimer: Timer | undefined;
   private stopped = false;
 
@@ -83,14 +77,14 @@ export class EndpointConnection {
   async close(timeoutMs = 10_000): Promise<void> {
     this.stopped = true;
     this.retryTimer?.cancel();
-    this.dialing?.terminate();
+    this.dialing?.abort();
     await Promise.all([...this.sessions].map((s) => s.close(timeoutMs)));
   }
 
   destroy(): void {
     this.stopped = true;
     this.retryTimer?.cancel();
-    this.dialing?.terminate();
+    this.dialing?.abort();
     for (const s of this.sessions) s.destroy();
   }
 
@@ -103,42 +97,34 @@ export class EndpointConnection {
       rejectUnauthorized: true,
       ...(serverName ? { servername: serverName, checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(serverName, peer) } : {}),
     };
-    const ws = new WebSocket(tunnelUrl(this.opts.url), {
-      // @types/ws narrows checkServerIdentity wrongly; these are plain tls.connect options.
-      ...(tlsOptions as ClientOptions),
-      perMessageDeflate: false,
-      maxPayload: MAX_MESSAGE_BYTES,
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
-      skipUTF8Validation: true,
-      generateMask: zeroMask,
-    });
-    this.dialing = ws;
-    let opened = false;
-    let refused = false;
-    ws.once('open', () => {
-      opened = true;
-      this.dialing = undefined;
-      this.onOpen(ws);
-    });
-    ws.once('unexpected-response', (_req, res) => {
-      refused = true;
-      this.log.warn('gateway refused the tunnel', { status: res.statusCode });
-      ws.terminate();
-    });
-    ws.on('error', (err) => {
-      if (!opened && !refused) this.log.warn('tunnel dial failed', { err: describeError(err) });
-    });
-    ws.once('close', (code, reason) => {
-      if (opened) return;
-      if (this.dialing === ws) this.dialing = undefined;
-      if (code === 1008 || code === 1013) this.log.warn('gateway closed the tunnel', { code, reason: reason.toString() });
-      this.scheduleRetry();
-    });
+    const dial = dialWebSocket(tunnelUrl(this.opts.url), tlsOptions, HANDSHAKE_TIMEOUT_MS);
+    this.dialing = dial;
+    dial.result.then(
+      (connection) => {
+        if (this.dialing === dial) this.dialing = undefined;
+        if (this.stopped) {
+          connection.socket.destroy();
+          return;
+        }
+        this.onOpen(connection);
+      },
+      (err: unknown) => {
+        if (this.dialing === dial) this.dialing = undefined;
+        if (this.stopped) return;
+        if (err instanceof HandshakeError && err.status !== undefined) {
+          this.log.warn('gateway refused the tunnel', { status: err.status, err: err.message });
+        } else {
+          this.log.warn('tunnel dial failed', { err: describeError(err) });
+        }
+        this.scheduleRetry();
+      },
+    );
   }
 
-  private onOpen(ws: WebSocket): void {
+  private onOpen({ socket, head }: DialedWebSocket): void {
     const openedAt = this.opts.clock.now();
-    const session = new TunnelSession(webSocketTransport(ws), { role: 'client', maxStreams: this.opts.maxStreams, clock: this.opts.clock, logger: this.log });
+    const transport = webSocketTransport(socket, head, { role: 'client', maxMessageBytes: MAX_MESSAGE_BYTES });
+    const session = new TunnelSession(transport, { role: 'client', maxStreams: this.opts.maxStreams, clock: this.opts.clock, logger: this.log });
     const previous = this.current;
     this.current = session;
     this.sessions.add(session);

@@ -1,17 +1,16 @@
 #!/usr/bin/env node
 /**
- * The `webgw` command: argument parsing and wiring only (design: Components).
+ * The `webgw` command: argument parsing and wiring only (design: Components). Each command loads
+ * its own modules: a gateway or agent process does not carry node-forge, yaml rendering or the
+ * Kubernetes client in its heap (every full GC walks the whole heap, and at full speed V8 runs
+ * several per second, driven by the socket buffers).
  */
 import { parseArgs } from 'node:util';
-import { ReloadingAgent } from '../agent/reloading-agent.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
-import { renderAllCrds } from '../crds/render.ts';
-import { startDemo } from '../demo/demo.ts';
-import { loadGatewayConfig } from '../proxy/config.ts';
-import { Gateway } from '../proxy/gateway.ts';
 import { runUntilSignal } from './lifecycle.ts';
-import { pkiCommand, pkiUsage } from './pki-commands.ts';
+import { tuneHeapForDataPlane } from './v8-tuning.ts';
+import { pkiUsage } from './usage.ts';
 
 const usage = `webgw — publish workloads that accept no inbound connection
 
@@ -46,12 +45,16 @@ async function main(argv: string[]): Promise<number> {
       return runDemo(args);
     case 'controller':
       return runController(args);
-    case 'pki':
+    case 'pki': {
+      const { pkiCommand } = await import('./pki-commands.ts');
       await pkiCommand(args, out);
       return 0;
-    case 'crds':
+    }
+    case 'crds': {
+      const { renderAllCrds } = await import('../crds/render.ts');
       process.stdout.write(renderAllCrds());
       return 0;
+    }
     case 'help':
     case '--help':
     case '-h':
@@ -69,6 +72,9 @@ function configArg(args: string[]): string {
 }
 
 async function runGateway(args: string[]): Promise<number> {
+  tuneHeapForDataPlane();
+  const { loadGatewayConfig } = await import('../proxy/config.ts');
+  const { Gateway } = await import('../proxy/gateway.ts');
   const config = await loadGatewayConfig(configArg(args));
   const log = createLogger({ component: 'gateway' });
   const gateway = new Gateway(config, { logger: log });
@@ -78,6 +84,8 @@ async function runGateway(args: string[]): Promise<number> {
 }
 
 async function runAgent(args: string[]): Promise<number> {
+  tuneHeapForDataPlane();
+  const { ReloadingAgent } = await import('../agent/reloading-agent.ts');
   const log = createLogger({ component: 'agent' });
   const agent = new ReloadingAgent({ configFile: configArg(args), logger: log });
   await agent.start();
@@ -118,11 +126,13 @@ function parseHostPort(value: string): { address: string; port: number } {
 }
 
 async function runDemo(args: string[]): Promise<number> {
+  tuneHeapForDataPlane();
   const { values } = parseArgs({ args, options: { port: { type: 'string', default: '8080' } } });
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new WebgwError('WEBGW_ERR_USAGE', `--port must be 0..65535, got ${values.port}`);
   // The demo talks to a person: only warnings and errors as logs unless asked for more.
   const log = createLogger({ component: 'demo' }, { level: process.env.WEBGW_LOG_LEVEL ? undefined : 'warn' });
+  const { startDemo } = await import('../demo/demo.ts');
   const demo = await startDemo({ httpPort: port, logger: log });
   out(`WebGW demo: a private app on 127.0.0.1:${demo.appPort} with no inbound path, served by an agent that dialed out to a local gateway.
 

@@ -3,19 +3,12 @@ import { copyFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebgwError } from '../common/errors.ts';
+import { pkiUsage } from './usage.ts';
 import { checkPort } from '../pki/grants.ts';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../pki/issue.ts';
 import { readKeyPair, writeKeyPair } from '../pki/files.ts';
 
 const HOUR = 3600_000;
-
-export const pkiUsage = `Usage:
-  webgw pki init  --dir DIR [--name NAME] [--host NAME_OR_IP]... [--days 3650] [--server-hours 2160]
-      Creates DIR/ca.{crt,key} and the tunnel server certificate DIR/gateway.{crt,key}
-      (for every --host; default: localhost and 127.0.0.1).
-  webgw pki issue --dir DIR --out OUT [--http HOST]... [--tls HOST]... [--tcp PORT]...
-                  [--identity ID] [--hours 24]
-      Issues OUT/agent.{crt,key} with those grants from the CA in DIR, and copies DIR/ca.crt to OUT.`;
 
 export async function pkiCommand(args: string[], out: (line: string) => void): Promise<void> {
   const [sub, ...rest] = args;

@@ -17,6 +17,7 @@ export const errorCatalog = {
   WEBGW_ERR_STREAM_RESET: { retryable: false, summary: 'stream reset by the peer' },
   WEBGW_ERR_SESSION_CLOSED: { retryable: true, summary: 'tunnel session closed' },
   WEBGW_ERR_PEER_DEAD: { retryable: true, summary: 'tunnel peer missed its pongs' },
+  WEBGW_ERR_HANDSHAKE: { retryable: true, summary: 'WebSocket handshake with the gateway failed' },
   WEBGW_ERR_NO_AGENT: { retryable: true, summary: 'no agent is connected for this route' },
   WEBGW_ERR_NO_ROUTE: { retryable: false, summary: 'no route for this host or port' },
   WEBGW_ERR_BACKEND: { retryable: true, summary: 'local backend failed' },

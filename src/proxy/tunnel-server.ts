@@ -7,22 +7,21 @@ import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
+import type { IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { WebSocketServer, type WebSocket } from 'ws';
 import type { Clock, Timer } from '../common/clock.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { verifyAgentCertificate } from '../pki/verify.ts';
 import { TunnelSession } from '../tunnel/session.ts';
-import { TUNNEL_PATH, webSocketTransport } from '../tunnel/transport.ts';
+import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
+import { acceptUpgrade, checkUpgradeRequest, refuseUpgrade } from '../tunnel/websocket/handshake.ts';
+import { webSocketTransport } from '../tunnel/websocket/transport.ts';
 import { AgentLink } from './agent-link.ts';
 import { authorizationKey, type AuthorizedAgents } from './authorized-agents.ts';
 import type { GatewayMetrics } from './metrics.ts';
-
-/** Our messages are ≤ 256 KiB plus headers; anything larger is refused by ws (close 1009). */
-const MAX_MESSAGE_BYTES = 1024 * 1024;
 
 export interface TunnelServerOptions {
   address: string;
@@ -57,7 +56,6 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly opts: TunnelServerOptions;
   private readonly log: Logger;
   private server: Server | undefined;
-  private wss: WebSocketServer | undefined;
   private credentials: Credentials | undefined;
   private readonly links = new Set<AgentLink>();
   private readonly expiryTimers = new Map<AgentLink, Timer>();
@@ -98,16 +96,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       const level = err.code === 'ECONNRESET' ? 'debug' : 'warn';
       this.log[level]('TLS handshake failed on the tunnel port', { remote: plainAddress(socket.remoteAddress), err: describeError(err) });
     });
-    this.wss = new WebSocketServer({
-      server: this.server,
-      path: TUNNEL_PATH,
-      maxPayload: MAX_MESSAGE_BYTES,
-      perMessageDeflate: false,
-      clientTracking: false,
-      skipUTF8Validation: true,
-    });
-    this.wss.on('connection', (ws, req) => this.onConnection(ws, req.socket as TLSSocket));
-    this.wss.on('error', (err) => this.log.error('tunnel server error', { err: describeError(err) }));
+    this.server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) => this.onUpgrade(req, socket, head));
     const info = await listen(this.server, this.opts.port, this.opts.address);
     this.log.info('tunnel endpoint listening', { address: formatHostPort(info.address, info.port), path: TUNNEL_PATH });
     return info;
@@ -139,13 +128,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   /** GOAWAY to every agent, stop accepting, wait for the sessions to drain. */
   async close(timeoutMs = 10_000): Promise<void> {
     const closing = [...this.links].map((l) => l.session.close(timeoutMs));
-    this.wss?.close();
     await Promise.all([...closing, this.server ? closeServer(this.server) : Promise.resolve()]);
   }
 
   destroy(): void {
     for (const link of this.links) link.session.destroy(new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'gateway stopped'));
-    this.wss?.close();
     this.server?.closeAllConnections();
     this.server?.close();
   }
@@ -160,8 +147,24 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
   }
 
-  private onConnection(ws: WebSocket, socket: TLSSocket): void {
+  /**
+   * An agent asks for the tunnel. Everything is checked before the 101 answer, so a refused agent
+   * gets an HTTP status (403, 503) and never a session.
+   */
+  private onUpgrade(req: IncomingMessage, socket: TLSSocket, head: Buffer): void {
+    socket.on('error', () => {}); // failures end in 'close'; the session logs what matters
     const remote = formatHostPort(plainAddress(socket.remoteAddress), socket.remotePort ?? 0);
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== TUNNEL_PATH) {
+      refuseUpgrade(socket, 404, `webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}`);
+      return;
+    }
+    const checked = checkUpgradeRequest(req);
+    if ('status' in checked) {
+      this.log.warn('bad WebSocket handshake on the tunnel port', { remote, reason: checked.reason });
+      refuseUpgrade(socket, checked.status, checked.reason);
+      return;
+    }
     const credentials = this.credentials as Credentials;
     let verified;
     try {
@@ -171,18 +174,18 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     } catch (err) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'grants' });
       this.log.warn('agent refused: certificate not acceptable', { remote, err: describeError(err) });
-      ws.close(1008, 'certificate not acceptable');
+      refuseUpgrade(socket, 403, 'certificate not acceptable');
       return;
     }
     if (this.authorized && !this.authorized.has(authorizationKey(verified.grants.identity, verified.serial))) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
       this.log.warn('agent refused: credential not admitted (withdrawn or not yet listed)', { remote, identity: verified.grants.identity, serial: verified.serial });
-      ws.close(1008, 'credential not admitted');
+      refuseUpgrade(socket, 403, 'credential not admitted');
       return;
     }
     if (this.links.size >= this.opts.maxAgents) {
       this.log.warn('agent refused: too many agents', { remote, limit: this.opts.maxAgents });
-      ws.close(1013, 'too many agents');
+      refuseUpgrade(socket, 503, 'too many agents');
       return;
     }
     const grants = verified.grants;
@@ -193,7 +196,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     const id = `${grants.identity || 'agent'}#${this.nextId++}`;
     const log = this.log.child({ agent: id, remote });
-    const session = new TunnelSession(webSocketTransport(ws), {
+    acceptUpgrade(socket, checked.key);
+    const transport = webSocketTransport(socket, head, { role: 'server', maxMessageBytes: MAX_MESSAGE_BYTES });
+    const session = new TunnelSession(transport, {
       role: 'server',
       maxStreams: this.opts.maxStreamsPerAgent,
       clock: this.opts.clock,

@@ -54,6 +54,15 @@ export function encodeHeader(type: FrameType, flags: number, streamId: number, l
   return header;
 }
 
+/** Writes a frame header into `into` at `offset`; returns the offset after it. */
+export function writeHeader(into: Buffer, offset: number, type: FrameType, flags: number, streamId: number, length: number): number {
+  into[offset] = type;
+  into[offset + 1] = flags;
+  into.writeUInt32BE(streamId, offset + 2);
+  into.writeUInt32BE(length, offset + 6);
+  return offset + HEADER_BYTES;
+}
+
 /** One frame as a single buffer (header + payload); used for control frames. */
 export function encodeFrame(type: FrameType, flags: number, streamId: number, payload?: Buffer): Buffer {
   const length = payload?.length ?? 0;
@@ -67,20 +76,72 @@ export function encodeFrame(type: FrameType, flags: number, streamId: number, pa
 }
 
 /**
- * Decodes every frame of one message, calling `onFrame` for each. Payloads are views into the
- * message (no copy). Throws WEBGW_ERR_PROTOCOL on the first malformed frame; frames before it
+ * Decodes every frame of one whole message, calling `onFrame` for each. Payloads are views into
+ * the message (no copy). Throws WEBGW_ERR_PROTOCOL on the first malformed frame; frames before it
  * have already been delivered, which is fine because the session is torn down on that error.
  */
 export function decodeFrames(message: Buffer, onFrame: (frame: Frame) => void): void {
-  let offset = 0;
-  while (offset < message.length) {
-    if (message.length - offset < HEADER_BYTES) {
-      throw new WebgwError('WEBGW_ERR_PROTOCOL', `truncated frame header (${message.length - offset} bytes)`);
+  new FrameDecoder(onFrame).push(message, true);
+}
+
+/**
+ * Incremental decoder: one message's bytes may arrive in several chunks (the transport hands on
+ * TLS records as they are decrypted instead of gathering whole messages). A DATA payload is
+ * delivered as views of the chunks, in several pieces when it spans chunks; only the last piece
+ * carries the frame's flags. Control payloads (≤ 1 KiB) are gathered into one buffer. A frame must
+ * end where its message ends.
+ */
+export class FrameDecoder {
+  private readonly onFrame: (frame: Frame) => void;
+  private readonly header = Buffer.alloc(HEADER_BYTES);
+  private headerFill = 0;
+  /** The frame whose payload is being read; undefined between frames. */
+  private type: FrameType | 0 = 0;
+  private flags = 0;
+  private streamId = 0;
+  private remaining = 0;
+  private control: Buffer | undefined;
+  private controlFill = 0;
+
+  constructor(onFrame: (frame: Frame) => void) {
+    this.onFrame = onFrame;
+  }
+
+  push(chunk: Buffer, endOfMessage: boolean): void {
+    let offset = 0;
+    while (offset < chunk.length) {
+      if (this.type === 0) {
+        const n = Math.min(HEADER_BYTES - this.headerFill, chunk.length - offset);
+        chunk.copy(this.header, this.headerFill, offset, offset + n);
+        this.headerFill += n;
+        offset += n;
+        if (this.headerFill === HEADER_BYTES) this.startFrame();
+        continue;
+      }
+      const n = Math.min(this.remaining, chunk.length - offset);
+      const piece = chunk.subarray(offset, offset + n);
+      offset += n;
+      this.remaining -= n;
+      if (this.type === FrameType.DATA) {
+        this.onFrame({ type: FrameType.DATA, flags: this.remaining === 0 ? this.flags : 0, streamId: this.streamId, payload: piece });
+      } else {
+        piece.copy(this.control as Buffer, this.controlFill);
+        this.controlFill += n;
+      }
+      if (this.remaining === 0) this.endFrame();
     }
-    const type = message[offset] as number;
-    const flags = message[offset + 1] as number;
-    const streamId = message.readUInt32BE(offset + 2);
-    const length = message.readUInt32BE(offset + 6);
+    if (endOfMessage && (this.type !== 0 || this.headerFill > 0)) {
+      throw this.headerFill > 0
+        ? new WebgwError('WEBGW_ERR_PROTOCOL', `truncated frame header (${this.headerFill} bytes)`)
+        : new WebgwError('WEBGW_ERR_PROTOCOL', `frame payload truncated (${this.remaining} bytes missing at the end of the message)`);
+    }
+  }
+
+  private startFrame(): void {
+    const h = this.header;
+    const type = h[0] as number;
+    const streamId = h.readUInt32BE(2);
+    const length = h.readUInt32BE(6);
     if (type < FrameType.OPEN || type > FrameType.GOAWAY) {
       throw new WebgwError('WEBGW_ERR_PROTOCOL', `unknown frame type ${type}`);
     }
@@ -88,18 +149,36 @@ export function decodeFrames(message: Buffer, onFrame: (frame: Frame) => void): 
     if (length > limit) {
       throw new WebgwError('WEBGW_ERR_PROTOCOL', `frame type ${type} payload of ${length} bytes exceeds ${limit}`);
     }
-    const start = offset + HEADER_BYTES;
-    if (start + length > message.length) {
-      throw new WebgwError('WEBGW_ERR_PROTOCOL', `frame payload truncated (${length} bytes announced)`);
-    }
     const isSessionFrame = type === FrameType.PING || type === FrameType.PONG || type === FrameType.GOAWAY;
     if (isSessionFrame !== (streamId === 0)) {
       throw new WebgwError('WEBGW_ERR_PROTOCOL', `frame type ${type} on stream ${streamId}`);
     }
-    onFrame({ type: type as FrameType, flags, streamId, payload: message.subarray(start, start + length) });
-    offset = start + length;
+    this.headerFill = 0;
+    this.type = type as FrameType;
+    this.flags = h[1] as number;
+    this.streamId = streamId;
+    this.remaining = length;
+    if (type !== FrameType.DATA) {
+      this.control = Buffer.allocUnsafe(length);
+      this.controlFill = 0;
+    }
+    if (length === 0) this.endFrame(true);
+  }
+
+  private endFrame(empty = false): void {
+    const type = this.type as FrameType;
+    this.type = 0;
+    if (type === FrameType.DATA) {
+      if (empty) this.onFrame({ type, flags: this.flags, streamId: this.streamId, payload: EMPTY });
+      return;
+    }
+    const payload = this.control as Buffer;
+    this.control = undefined;
+    this.onFrame({ type, flags: this.flags, streamId: this.streamId, payload });
   }
 }
+
+const EMPTY = Buffer.alloc(0);
 
 /** RESET and GOAWAY codes. */
 export const ResetCode = {

@@ -2,12 +2,17 @@
  * A multiplexed tunnel session over one message transport (a WebSocket in production).
  *
  * Sending: control frames (WINDOW, RESET, PING, ...) are queued ahead of DATA; DATA is taken
- * round-robin, one frame (≤ 64 KiB) per stream per turn, and frames are batched into messages of
+ * round-robin, one frame (≤ 64 KiB) per stream per turn, and frames are copied into messages of
  * up to `maxMessageBytes`. Nothing more is framed while `maxBufferedBytes` sit unsent in the
  * transport, so memory never follows the speed of the slowest peer.
  *
- * Receiving: every frame is checked against the protocol and the credit granted; a violation
- * ends the session (GOAWAY + close), never the process.
+ * Message buffers are reused once the transport is done with them: at full speed a fresh buffer
+ * per message was most of the gateway's garbage (every large Buffer is external memory to V8,
+ * and each 64 MiB of it started a full mark-compact).
+ *
+ * Receiving: frames are decoded as the transport's chunks arrive (no reassembly of messages);
+ * every frame is checked against the protocol and the credit granted; a violation ends the
+ * session (GOAWAY + close), never the process.
  */
 import { EventEmitter } from 'node:events';
 import { WebgwError, describeError } from '../common/errors.ts';
@@ -15,7 +20,7 @@ import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
 import {
   FLAG_ACK, FLAG_BLOCKED, FrameType, HEADER_BYTES, MAX_STREAM_ID, ResetCode,
-  decodeCodeReason, decodeFrames, decodeU32, encodeCodeReason, encodeFrame, encodeHeader, encodeU32,
+  FrameDecoder, decodeCodeReason, decodeU32, encodeCodeReason, encodeFrame, encodeU32, writeHeader,
   type Frame,
 } from './frame.ts';
 import { decodeOpen, encodeOpen, type OpenRequest } from './open.ts';
@@ -47,6 +52,8 @@ export const sessionDefaults = {
   maxMessageBytes: 256 * 1024,
   maxBufferedBytes: 2 * 1024 * 1024,
   maxControlBytes: 1024 * 1024,
+  /** A message smaller than this is copied out so that its 256 KiB buffer is reused at once. */
+  smallMessageBytes: 16 * 1024,
   pingIntervalMs: 10_000,
   maxMissedPongs: 3,
 } as const;
@@ -68,12 +75,17 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   private readonly ready = new Set<TunnelStream>();
   private control: Buffer[] = [];
   private controlBytes = 0;
+  private readonly decoder = new FrameDecoder((frame) => this.onFrame(frame));
+  /** Message buffers the transport gave back, ready for reuse (at most `maxSpare`). */
+  private readonly spare: Buffer[] = [];
+  private readonly maxSpare: number;
   private nextStreamId: number;
   private lastPeerStreamId = 0;
   private budgetUsed = 0;
   private buffered = 0;
   private flushScheduled = false;
   private closed = false;
+  private protocolFailed = false;
   private sentGoAway = false;
   private receivedGoAway = false;
   private drainTimer: Timer | undefined;
@@ -104,7 +116,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       maxMissedPongs: options.maxMissedPongs ?? sessionDefaults.maxMissedPongs,
     };
     this.nextStreamId = options.role === 'server' ? 1 : 2;
-    transport.onMessage((m) => this.onMessage(m));
+    this.maxSpare = Math.ceil(this.opts.maxBufferedBytes / this.opts.maxMessageBytes) + 1;
+    transport.onData((chunk, endOfMessage) => this.onData(chunk, endOfMessage));
     transport.onClose((err) => this.finish(err ?? this.closeError));
     this.schedulePing();
   }
@@ -226,11 +239,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   // ---- receiving --------------------------------------------------------------------------
 
-  private onMessage(message: Buffer): void {
-    if (this.closed) return;
-    this.bytesIn += message.length;
+  private onData(chunk: Buffer, endOfMessage: boolean): void {
+    if (this.closed || this.protocolFailed) return;
+    this.bytesIn += chunk.length;
     try {
-      decodeFrames(message, (frame) => this.onFrame(frame));
+      this.decoder.push(chunk, endOfMessage);
     } catch (err) {
       this.failProtocol(err);
     }
@@ -347,12 +360,16 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   private failProtocol(err: unknown): void {
     const error = err instanceof Error ? err : new Error(String(err));
+    this.protocolFailed = true;
     this.log.warn('tunnel protocol error; closing session', { err: describeError(error) });
     if (!this.sentGoAway) {
       this.sentGoAway = true;
       const code = error instanceof WebgwError && error.code === 'WEBGW_ERR_FLOW_CONTROL' ? ResetCode.FLOW_CONTROL : ResetCode.PROTOCOL;
       const goaway = encodeFrame(FrameType.GOAWAY, 0, 0, encodeCodeReason(code, error.message));
-      this.transport.send(goaway, () => {});
+      const headroom = this.transport.headroom;
+      const message = Buffer.allocUnsafe(headroom + goaway.length);
+      goaway.copy(message, headroom);
+      this.transport.send(message, message.length, () => {});
     }
     this.closeError = error;
     this.transport.close(true);
@@ -393,57 +410,77 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
+    const headroom = this.transport.headroom;
     while (!this.closed && this.buffered < this.opts.maxBufferedBytes) {
-      const message = this.buildMessage();
-      if (!message) return;
-      this.buffered += message.length;
-      this.bytesOut += message.length;
-      this.transport.send(message, this.onSent(message.length));
+      const slab = this.spare.pop() ?? Buffer.allocUnsafeSlow(headroom + this.opts.maxMessageBytes);
+      const end = this.buildMessage(slab, headroom);
+      if (end === headroom) {
+        this.spare.push(slab);
+        return;
+      }
+      this.bytesOut += end - headroom;
+      if (end < sessionDefaults.smallMessageBytes) {
+        // A few control frames: a right-sized copy, so small messages never pin whole slabs.
+        const small = Buffer.allocUnsafe(end);
+        slab.copy(small, 0, 0, end);
+        this.spare.push(slab);
+        this.buffered += end;
+        this.transport.send(small, end, this.onSent(end, undefined));
+      } else {
+        // Counted at its full size: at most maxBufferedBytes of slabs are ever in flight.
+        this.buffered += slab.length;
+        this.transport.send(slab, end, this.onSent(slab.length, slab));
+      }
     }
   };
 
-  private onSent(length: number): (err?: Error) => void {
+  private onSent(cost: number, slab: Buffer | undefined): (err?: Error) => void {
     return (err) => {
-      this.buffered -= length;
+      this.buffered -= cost;
       if (err) {
         this.destroy(err);
         return;
       }
-      if (this.control.length > 0 || this.ready.size > 0) this.scheduleFlush();
+      const busy = this.control.length > 0 || this.ready.size > 0;
+      if (slab && this.spare.length < this.maxSpare) this.spare.push(slab);
+      // Idle again: keep one buffer, give the rest back to the allocator.
+      if (!busy && this.buffered === 0 && this.spare.length > 1) this.spare.length = 1;
+      if (busy) this.scheduleFlush();
     };
   }
 
-  private buildMessage(): Buffer | undefined {
-    const parts: Buffer[] = [];
-    let size = 0;
-    if (this.control.length > 0) {
-      for (const frame of this.control) {
-        parts.push(frame);
-        size += frame.length;
-      }
-      this.control = [];
-      this.controlBytes = 0;
+  /**
+   * Copies queued control frames, then DATA round-robin, into `into` after `start`; returns where
+   * the message ends (`start` when there was nothing to send).
+   */
+  private buildMessage(into: Buffer, start: number): number {
+    let offset = start;
+    const limit = into.length;
+    let taken = 0;
+    for (const frame of this.control) {
+      if (offset + frame.length > limit) break;
+      frame.copy(into, offset);
+      offset += frame.length;
+      this.controlBytes -= frame.length;
+      taken += 1;
     }
-    const limit = this.opts.maxMessageBytes;
-    while (size < limit && this.ready.size > 0) {
+    if (taken > 0) this.control = taken === this.control.length ? [] : this.control.slice(taken);
+    while (limit - offset > HEADER_BYTES && this.ready.size > 0) {
       const stream = this.ready.values().next().value as TunnelStream;
       this.ready.delete(stream);
       if (stream.destroyed && !stream.hasSendable) continue;
-      const data = stream.takeData();
+      const data = stream.takeData(limit - offset - HEADER_BYTES);
       if (data === undefined) continue;
       if (data === 'fin') {
-        const fin = encodeHeader(FrameType.FIN, 0, stream.id, 0);
-        parts.push(fin);
-        size += fin.length;
+        offset = writeHeader(into, offset, FrameType.FIN, 0, stream.id, 0);
       } else {
-        parts.push(encodeHeader(FrameType.DATA, stream.lastTakeBlocked ? FLAG_BLOCKED : 0, stream.id, data.length), data);
-        size += HEADER_BYTES + data.length;
+        offset = writeHeader(into, offset, FrameType.DATA, stream.lastTakeBlocked ? FLAG_BLOCKED : 0, stream.id, data.length);
+        offset += data.copy(into, offset);
       }
       // Back of the queue: one frame per stream per turn (fairness).
       if (stream.hasSendable) this.ready.add(stream);
     }
-    if (parts.length === 0) return undefined;
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts, size);
+    return offset;
   }
 
   private maybeFinishDrain(): void {
@@ -466,6 +503,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     this.streams.clear();
     this.ready.clear();
     this.control = [];
+    this.spare.length = 0;
     this.emit('close', err);
     for (const w of this.closeWaiters.splice(0)) w();
   }

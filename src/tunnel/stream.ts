@@ -178,13 +178,14 @@ export class TunnelStream extends Duplex {
 
   /**
    * The scheduler asks for the next frame's worth of data: returns the payload to send (at most
-   * `MAX_DATA_PAYLOAD` and the credit), `'fin'` when only FIN remains, or undefined when blocked.
+   * `max`, `MAX_DATA_PAYLOAD` and the credit) as a view the caller copies before anything else
+   * runs, `'fin'` when only FIN remains, or undefined when blocked.
    */
-  takeData(): Buffer | 'fin' | undefined {
+  takeData(max: number): Buffer | 'fin' | undefined {
     if (this.state !== 'open') return undefined;
     const p = this.pending;
     if (p) {
-      const n = Math.min(p.chunk.length - p.offset, this.sendCredit, MAX_DATA_PAYLOAD);
+      const n = Math.min(p.chunk.length - p.offset, this.sendCredit, MAX_DATA_PAYLOAD, max);
       if (n <= 0) return undefined;
       const slice = p.chunk.subarray(p.offset, p.offset + n);
       p.offset += n;

@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { connect as tlsConnect } from 'node:tls';
 import { connect as netConnect } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { WebSocket } from 'ws';
 import { createCA, issueAgentCertificate } from '../../src/pki/issue.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
@@ -127,6 +128,32 @@ describe('trust: certificates and grants', () => {
     const [code3] = await once(ws3, 'close');
     expect(code3).toBe(1009);
     expect((await get(gw.httpPort, 'mine.localhost')).status).toBe(200);
+  });
+
+  it('answers bad WebSocket handshakes on the tunnel port with an HTTP status, before any session', async () => {
+    const files = await gw.issueAgent('handshaker', { http: ['handshake.localhost'] });
+    const upgrade = (path: string, headers: Record<string, string>): Promise<number> => new Promise((resolve, reject) => {
+      const req = httpsRequest(`${gw.tunnelUrl.replace(/^wss:/, "https:")}${path}`, {
+        ca: readFileSync(files.caFile), cert: readFileSync(files.certFile), key: readFileSync(files.keyFile), agent: false, headers,
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('upgrade', (res, socket) => {
+        socket.destroy();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const good = { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': randomBytes(16).toString('base64') };
+    expect(await upgrade('/other', good)).toBe(404);
+    expect(await upgrade('/v1/tunnel', { ...good, 'Sec-WebSocket-Version': '8' })).toBe(426);
+    expect(await upgrade('/v1/tunnel', { ...good, 'Sec-WebSocket-Key': 'short' })).toBe(400);
+    expect(await upgrade('/v1/tunnel', good)).toBe(101);
+    await waitFor(() => gw.gateway.agentCount === 1); // the accepted one was dropped again
+    expect(gw.log.lines.filter((l) => l.msg === 'bad WebSocket handshake on the tunnel port').map((l) => l.reason)).toEqual(['Sec-WebSocket-Version 13 required', 'invalid Sec-WebSocket-Key']);
   });
 
   it('closes the session when the agent certificate expires', async () => {

@@ -1,4 +1,4 @@
-import { FrameType, FLAG_ACK, HEADER_BYTES, MAX_DATA_PAYLOAD, decodeFrames, encodeFrame, encodeHeader, type Frame } from '../../src/tunnel/frame.ts';
+import { FLAG_ACK, FLAG_BLOCKED, FrameDecoder, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, decodeFrames, encodeFrame, encodeHeader, type Frame } from '../../src/tunnel/frame.ts';
 import { decodeOpen, encodeOpen, type OpenPayload } from '../../src/tunnel/open.ts';
 
 function decodeAll(buf: Buffer): Frame[] {
@@ -64,5 +64,33 @@ describe('OPEN payload', () => {
   });
   it('rejects a client address that is not an IP', () => {
     expect(() => decodeOpen(encodeOpen({ ...open, client: { address: 'evil', port: 1 } }))).toThrow(/not an IP/);
+  });
+});
+
+describe('incremental frame decoding', () => {
+  const message = Buffer.concat([
+    encodeFrame(FrameType.WINDOW, 0, 3, Buffer.from([0, 1, 0, 0])),
+    encodeFrame(FrameType.DATA, FLAG_BLOCKED, 3, Buffer.from('0123456789')),
+    encodeFrame(FrameType.PING, 0, 0, Buffer.from('pingpong')),
+    encodeHeader(FrameType.DATA, 0, 5, 0),
+  ]);
+
+  it.each([1, 3, 7, 11, message.length])('gives the same frames when the message arrives in chunks of %i bytes', (size) => {
+    const frames: Frame[] = [];
+    const decoder = new FrameDecoder((f) => frames.push({ ...f, payload: Buffer.from(f.payload) }));
+    for (let at = 0; at < message.length; at += size) decoder.push(message.subarray(at, at + size), at + size >= message.length);
+    const data = frames.filter((f) => f.type === FrameType.DATA && f.streamId === 3);
+    expect(Buffer.concat(data.map((f) => f.payload)).toString()).toBe('0123456789');
+    // Only the piece that ends the frame carries its flags.
+    expect(data.map((f) => f.flags).filter((flags) => flags !== 0)).toEqual([FLAG_BLOCKED]);
+    expect(data.at(-1)!.flags).toBe(FLAG_BLOCKED);
+    expect(frames.find((f) => f.type === FrameType.PING)!.payload.toString()).toBe('pingpong');
+    expect(frames.find((f) => f.type === FrameType.WINDOW)!.payload).toEqual(Buffer.from([0, 1, 0, 0]));
+    expect(frames.filter((f) => f.streamId === 5)).toHaveLength(1);
+  });
+
+  it('refuses a frame that does not end with its message', () => {
+    const decoder = new FrameDecoder(() => {});
+    expect(() => decoder.push(encodeHeader(FrameType.DATA, 0, 3, 10), true)).toThrow(/truncated/);
   });
 });

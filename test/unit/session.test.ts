@@ -6,7 +6,7 @@ import { TunnelSession } from '../../src/tunnel/session.ts';
 import type { TunnelStream } from '../../src/tunnel/stream.ts';
 import { ResetCode, encodeFrame, FrameType } from '../../src/tunnel/frame.ts';
 import type { OpenRequest } from '../../src/tunnel/open.ts';
-import { memoryTransportPair } from '../helpers/memory-transport.ts';
+import { memoryTransportPair, sendWhole } from '../helpers/memory-transport.ts';
 
 const req: OpenRequest = { protocol: 'tcp', hostname: '', port: 20001, client: { address: '127.0.0.1', port: 5000 }, local: { address: '127.0.0.1', port: 20001 } };
 
@@ -190,7 +190,7 @@ describe('tunnel session', () => {
     await s.accepted();
     const closed = once(server, 'close');
     // Inject the hostile message as if the client had sent it.
-    b.send(bytes, () => {});
+    sendWhole(b, bytes);
     const [err] = await closed;
     expect(err).toBeInstanceOf(Error);
     expect(s.destroyed).toBe(true);
