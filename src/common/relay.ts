@@ -21,11 +21,7 @@ export function pump(src: Readable, dst: Writable, done: (err?: Error) => void):
   // wake-up of the reader) each.
   const coalesce = dst instanceof Socket;
   const onData = (chunk: Buffer): void => {
-    if (coalesce && dst.writableCorked === 0) {
-      dst.cork();
-      process.nextTick(uncork, dst);
-    }
-    if (!dst.write(chunk)) src.pause();
+    if (!(coalesce ? writeCoalesced(dst, chunk) : dst.write(chunk))) src.pause();
   };
   const onDrain = (): void => {
     src.resume();
@@ -65,6 +61,15 @@ export function pump(src: Readable, dst: Writable, done: (err?: Error) => void):
   // held a connection until its stream was open do that).
   src.resume();
   if (src.readableEnded) onEnd();
+}
+
+/** Writes to a socket corked until the end of the tick: writes of one tick become one writev. */
+export function writeCoalesced(socket: Writable, chunk: Buffer): boolean {
+  if (socket.writableCorked === 0) {
+    socket.cork();
+    process.nextTick(uncork, socket);
+  }
+  return socket.write(chunk);
 }
 
 function uncork(socket: Writable): void {

@@ -179,6 +179,27 @@ describe('HTTP through the tunnel', () => {
     expect(res.closed).toBe(true);
   });
 
+  it('answers pipelined requests in order on one connection, and HTTP/1.0 without keep-alive gets its close', async () => {
+    const two = 'GET /p1 HTTP/1.1\r\nHost: app.localhost\r\n\r\nGET /chunked HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n';
+    const res = await rawExchange(gw.httpPort, two);
+    expect(res.closed).toBe(true);
+    const responses = res.text.split(/(?=HTTP\/1\.1 )/);
+    expect(responses).toHaveLength(2);
+    expect(responses[0]).toMatch(/^HTTP\/1\.1 200[\s\S]*"path":"\/p1"/);
+    // A body of unknown length reaches an HTTP/1.1 client chunk-coded.
+    expect(responses[1]).toMatch(/^HTTP\/1\.1 200[\s\S]*Transfer-Encoding: chunked[\s\S]*part one, [\s\S]*part two\r\n0\r\n\r\n$/);
+    const old = await rawExchange(gw.httpPort, 'GET /chunked HTTP/1.0\r\nHost: app.localhost\r\n\r\n');
+    expect(old.closed).toBe(true);
+    expect(old.text).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: close\r\n\r\npart one, part two$/);
+  });
+
+  it('refuses a request whose body framing is ambiguous (smuggling) and closes', async () => {
+    const res = await rawExchange(gw.httpPort, 'POST /x HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.localhost\r\n\r\n');
+    expect(res.text).toMatch(/^HTTP\/1\.1 400/);
+    expect(res.text).not.toMatch(/smuggled/);
+    expect(res.closed).toBe(true);
+  });
+
   it('closes a slowloris client after the header timeout', async () => {
     const res = await rawExchange(gw.httpPort, 'GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Slow: ', 5000);
     expect(res.closed).toBe(true);

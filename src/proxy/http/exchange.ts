@@ -1,149 +1,180 @@
 /**
  * One request/response exchange over a keep-alive tunnel stream: write the request head and
- * body (HTTP/1.1 framing), parse the response (response-parser.ts) into the client's
- * ServerResponse, with backpressure both ways. Settles with whether the stream can carry the
- * next request.
+ * body (HTTP/1.1 framing) to the stream, parse the response (response-parser.ts) and write it to
+ * the client socket, with backpressure both ways. Settles with whether the stream can carry the
+ * next request and whether the client connection can carry the next one.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import { WebgwError } from '../../common/errors.ts';
 import type { Clock } from '../../common/clock.ts';
+import { writeCoalesced } from '../../common/relay.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
+import type { BodySink } from './client-connection.ts';
 import { forwardResponseHeaders, serializeRequestHead } from './headers.ts';
-import { ResponseParser } from './response-parser.ts';
+import type { RequestHead } from './request-parser.ts';
+import { ResponseParser, type ResponseHead } from './response-parser.ts';
 
 export type ExchangeOutcome =
-  /** The response was delivered; `reusable` says whether the stream may serve another request. */
-  | { kind: 'done'; reusable: boolean }
+  /** The response was delivered; `reusable`: the stream may serve another request; `keepClient`: so may the client connection. */
+  | { kind: 'done'; reusable: boolean; keepClient: boolean; status: number }
   /** Failed before any response byte reached the client: the caller may answer 5xx or retry. */
   | { kind: 'failed'; error: Error; responseStarted: false }
-  /** Failed mid-response: the client connection was cut. */
+  /** Failed mid-response: the client connection must be cut. */
   | { kind: 'failed'; error: Error; responseStarted: true };
 
 export interface ExchangeOptions {
-  req: IncomingMessage;
-  res: ServerResponse;
+  client: Socket;
+  request: RequestHead;
   stream: TunnelStream;
   /** Request headers already rewritten for the backend (X-Forwarded-*, no hop-by-hop). */
   headers: string[];
+  /** The client's connection may stay open after this response (its wish and the gateway's). */
+  keepClient: boolean;
   responseTimeoutMs: number;
   clock: Clock;
 }
 
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
+const CRLF = Buffer.from('\r\n');
 
-export function exchange(opts: ExchangeOptions): Promise<ExchangeOutcome> {
-  const { req, res, stream, clock } = opts;
-  return new Promise((resolve) => {
-    let settled = false;
-    let responseStarted = false;
-    let responseDone = false;
-    let requestDone = false;
-    let reusable = false;
-    const chunkedRequest = req.headers['content-length'] === undefined && req.headers['transfer-encoding'] !== undefined;
-    const headers = chunkedRequest ? [...opts.headers, 'Transfer-Encoding', 'chunked'] : opts.headers;
-
-    const settle = (outcome: ExchangeOutcome): void => {
-      if (settled) return;
-      settled = true;
-      timer.cancel();
-      stream.removeListener('data', onStreamData);
-      stream.removeListener('end', onStreamEnd);
-      stream.removeListener('close', onStreamClose);
-      stream.removeListener('drain', onStreamDrain);
-      res.removeListener('drain', onResDrain);
-      res.removeListener('close', onResClose);
-      req.removeListener('data', onReqData);
-      req.removeListener('end', onReqEnd);
-      resolve(outcome);
-    };
-    const fail = (error: Error): void => {
-      stream.destroy();
-      settle(responseStarted ? { kind: 'failed', error, responseStarted: true } : { kind: 'failed', error, responseStarted: false });
-    };
-    const maybeDone = (): void => {
-      // Reusable only when both directions ended cleanly at a message boundary.
-      if (responseDone && requestDone) settle({ kind: 'done', reusable });
-      else if (responseDone) {
-        // The backend answered before reading the whole body (e.g. 413): the stream is spent.
-        reusable = false;
-        settle({ kind: 'done', reusable: false });
-      }
-    };
-
-    const parser = new ResponseParser(req.method === 'HEAD', {
-      head(head) {
-        responseStarted = true;
-        timer.cancel();
-        res.writeHead(head.status, head.statusMessage, forwardResponseHeaders(head.rawHeaders));
-        reusable = head.keepAlive;
-      },
-      body(chunk) {
-        if (!res.write(chunk)) stream.pause();
-      },
-      done() {
-        responseDone = true;
-        res.end();
-        maybeDone();
-      },
-    });
-
-    const onStreamData = (chunk: Buffer): void => {
-      try {
-        parser.feed(chunk);
-      } catch (err) {
-        fail(err as Error);
-      }
-    };
-    const onStreamEnd = (): void => {
-      try {
-        parser.end();
-        reusable = false;
-      } catch (err) {
-        fail(err as Error);
-      }
-    };
-    const onStreamClose = (): void => {
-      if (!responseDone) fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
-    };
-    const onStreamDrain = (): void => {
-      req.resume();
-    };
-    const onResDrain = (): void => {
-      stream.resume();
-    };
-    const onResClose = (): void => {
-      // The client left before its response was complete.
-      if (!res.writableFinished) fail(new WebgwError('WEBGW_ERR_STREAM_RESET', 'client closed the connection'));
-    };
-    const onReqData = (chunk: Buffer): void => {
-      const ok = chunkedRequest
-        ? stream.write(`${chunk.length.toString(16)}\r\n`) && stream.write(chunk) && stream.write('\r\n')
-        : stream.write(chunk);
-      if (!ok) req.pause();
-    };
-    const onReqEnd = (): void => {
-      if (chunkedRequest) stream.write(LAST_CHUNK);
-      requestDone = true;
-      if (responseDone) maybeDone();
-    };
-
-    const timer = clock.setTimeout(() => {
-      fail(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${opts.responseTimeoutMs} ms`));
-    }, opts.responseTimeoutMs);
-
-    stream.on('data', onStreamData);
-    stream.on('end', onStreamEnd);
-    stream.on('close', onStreamClose);
-    stream.on('drain', onStreamDrain);
-    res.on('drain', onResDrain);
-    res.on('close', onResClose);
-    stream.write(serializeRequestHead(req.method ?? 'GET', req.url ?? '/', '1.1', headers));
-    if (req.complete && req.readableLength === 0) {
-      requestDone = true;
-    } else {
-      req.on('data', onReqData);
-      req.on('end', onReqEnd);
-    }
-    stream.resume();
+/** Runs one exchange; the returned sink takes the request body from the client connection. */
+export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Promise<ExchangeOutcome> } {
+  const { client, request, stream, clock } = opts;
+  let settled = false;
+  let responseStarted = false;
+  let responseDone = false;
+  let requestDone = false;
+  let reusable = false;
+  let keepClient = opts.keepClient;
+  let status = 0;
+  let chunkedToClient = false;
+  let resolveOutcome: (outcome: ExchangeOutcome) => void = () => {};
+  const outcome = new Promise<ExchangeOutcome>((resolve) => {
+    resolveOutcome = resolve;
   });
+  const chunkedRequest = request.framing?.kind === 'chunked';
+  const headers = chunkedRequest ? [...opts.headers, 'Transfer-Encoding', 'chunked'] : opts.headers;
+
+  const settle = (result: ExchangeOutcome): void => {
+    if (settled) return;
+    settled = true;
+    timer.cancel();
+    stream.removeListener('data', onStreamData);
+    stream.removeListener('end', onStreamEnd);
+    stream.removeListener('close', onStreamClose);
+    stream.removeListener('drain', onStreamDrain);
+    client.removeListener('drain', onClientDrain);
+    client.removeListener('close', onClientClose);
+    resolveOutcome(result);
+  };
+  const fail = (error: Error): void => {
+    stream.destroy();
+    settle(responseStarted ? { kind: 'failed', error, responseStarted: true } : { kind: 'failed', error, responseStarted: false });
+  };
+  const maybeDone = (): void => {
+    // The stream is reusable only when both directions ended cleanly at a message boundary; a
+    // backend that answered before reading the whole body (e.g. 413) spent it.
+    if (responseDone) settle({ kind: 'done', reusable: reusable && requestDone, keepClient: keepClient && requestDone, status });
+  };
+
+  const writeHead = (head: ResponseHead): void => {
+    status = head.status;
+    const out = forwardResponseHeaders(head.rawHeaders);
+    // A body of unknown length is chunk-coded for an HTTP/1.1 client; an HTTP/1.0 client reads
+    // it until the connection closes.
+    if (head.bodyLength === undefined) {
+      if (request.version === '1.1') chunkedToClient = true;
+      else keepClient = false;
+    }
+    let text = `HTTP/1.1 ${head.status} ${head.statusMessage || STATUS_CODES[head.status] || ''}\r\n`;
+    for (let i = 0; i + 1 < out.length; i += 2) text += `${out[i]}: ${out[i + 1]}\r\n`;
+    if (chunkedToClient) text += 'Transfer-Encoding: chunked\r\n';
+    if (!keepClient) text += 'Connection: close\r\n';
+    else if (request.version === '1.0') text += 'Connection: keep-alive\r\n';
+    writeCoalesced(client, Buffer.from(`${text}\r\n`, 'latin1'));
+  };
+
+  const parser = new ResponseParser(request.method === 'HEAD', {
+    head(head) {
+      responseStarted = true;
+      timer.cancel();
+      reusable = head.keepAlive;
+      writeHead(head);
+    },
+    body(chunk) {
+      let ok: boolean;
+      if (chunkedToClient) {
+        writeCoalesced(client, Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
+        writeCoalesced(client, chunk);
+        ok = writeCoalesced(client, CRLF);
+      } else {
+        ok = writeCoalesced(client, chunk);
+      }
+      if (!ok) stream.pause();
+    },
+    done() {
+      responseDone = true;
+      if (chunkedToClient) writeCoalesced(client, LAST_CHUNK);
+      maybeDone();
+    },
+  });
+
+  const onStreamData = (chunk: Buffer): void => {
+    try {
+      parser.feed(chunk);
+    } catch (err) {
+      fail(err as Error);
+    }
+  };
+  const onStreamEnd = (): void => {
+    try {
+      parser.end();
+      reusable = false;
+    } catch (err) {
+      fail(err as Error);
+    }
+  };
+  const onStreamClose = (): void => {
+    if (!responseDone) fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
+  };
+  const onStreamDrain = (): void => {
+    if (!requestDone) client.resume();
+  };
+  const onClientDrain = (): void => {
+    stream.resume();
+  };
+  const onClientClose = (): void => {
+    // The client left before its response was complete.
+    if (!responseDone) fail(new WebgwError('WEBGW_ERR_STREAM_RESET', 'client closed the connection'));
+  };
+
+  const timer = clock.setTimeout(() => {
+    fail(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${opts.responseTimeoutMs} ms`));
+  }, opts.responseTimeoutMs);
+
+  stream.on('data', onStreamData);
+  stream.on('end', onStreamEnd);
+  stream.on('close', onStreamClose);
+  stream.on('drain', onStreamDrain);
+  client.on('drain', onClientDrain);
+  client.on('close', onClientClose);
+  stream.write(serializeRequestHead(request.method, request.target, '1.1', headers));
+  stream.resume();
+
+  const body: BodySink = {
+    body(chunk) {
+      if (settled) return;
+      const ok = chunkedRequest
+        ? stream.write(`${chunk.length.toString(16)}\r\n`) && stream.write(chunk) && stream.write(CRLF)
+        : stream.write(chunk);
+      if (!ok) client.pause();
+    },
+    end() {
+      if (chunkedRequest && !settled) stream.write(LAST_CHUNK);
+      requestDone = true;
+      maybeDone();
+    },
+  };
+  return { body, outcome };
 }

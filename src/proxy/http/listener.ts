@@ -1,24 +1,25 @@
 /**
- * The public HTTP listener: a reverse proxy per request, routed by Host. node:http parses the
- * client side (limits, timeouts, 400/431); each request goes to the next agent of its route
- * over a keep-alive tunnel stream (idle-streams.ts), written and parsed by exchange.ts, so
+ * The public HTTP listener: a reverse proxy per request, routed by Host. client-connection.ts
+ * reads the requests (limits, timeouts, 400/408/431); each request goes to the next agent of its
+ * route over a keep-alive tunnel stream (idle-streams.ts), written and parsed by exchange.ts, so
  * requests reuse streams and the agent's backend connections. Upgrade requests (WebSocket) are
- * relayed as raw bytes after their head. Answers: 400, 404, 431, 502, 503, 504 (design: Routing).
+ * relayed as raw bytes after their head. Answers: 400, 404, 408, 431, 502, 503, 504 (design:
+ * Routing).
  */
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { Clock } from '../../common/clock.ts';
-import { describeError, isWebgwError } from '../../common/errors.ts';
+import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../../common/net.ts';
 import { relay } from '../../common/relay.ts';
 import type { AgentLink } from '../agent-link.ts';
 import type { GatewayLimits } from '../config.ts';
 import type { Connector } from '../connector.ts';
+import { ClientConnection } from './client-connection.ts';
 import { exchange } from './exchange.ts';
 import { forwardRequestHeaders, hostFromHeader, serializeRequestHead } from './headers.ts';
 import { IdleStreams } from './idle-streams.ts';
+import type { RequestHead } from './request-parser.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 
 export interface HttpListenerOptions {
@@ -41,24 +42,23 @@ export class HttpListener {
   private readonly server: Server;
   /** Keep-alive streams per route and agent, so requests are balanced per request, not per stream. */
   private readonly idle = new IdleStreams(MAX_IDLE_STREAMS_PER_ROUTE);
+  private readonly connections = new Set<ClientConnection>();
   private localPort = 0;
 
   constructor(opts: HttpListenerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'http' });
     const { limits } = opts;
-    this.server = createServer({
-      maxHeaderSize: limits.maxHeaderBytes,
-      headersTimeout: limits.headerTimeoutMs,
-      requestTimeout: 0,
-      keepAliveTimeout: limits.keepAliveTimeoutMs,
-      connectionsCheckingInterval: Math.min(1000, Math.max(100, Math.floor(limits.headerTimeoutMs / 4))),
-      requireHostHeader: false,
-      noDelay: true,
+    const connectionLimits = { maxHeaderBytes: limits.maxHeaderBytes, headerTimeoutMs: limits.headerTimeoutMs, keepAliveTimeoutMs: limits.keepAliveTimeoutMs };
+    const hooks = {
+      onRequest: (conn: ClientConnection, head: RequestHead) => this.onRequest(conn, head),
+      onUpgrade: (conn: ClientConnection, head: RequestHead, rest: Buffer) => this.onUpgrade(conn, head, rest),
+    };
+    this.server = createServer({ noDelay: true }, (socket) => {
+      const conn = new ClientConnection(socket, connectionLimits, opts.clock, hooks, this.log);
+      this.connections.add(conn);
+      socket.once('close', () => this.connections.delete(conn));
     });
-    this.server.on('request', (req, res) => this.onRequest(req, res));
-    this.server.on('upgrade', (req, socket: Socket, head: Buffer) => this.onUpgrade(req, socket, head));
-    this.server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => this.onClientError(err, socket));
   }
 
   async start(): Promise<AddressInfo> {
@@ -76,46 +76,51 @@ export class HttpListener {
     this.idle.dropAgent(link);
   }
 
+  /** Stops accepting; kept connections close now if idle, else after their current response. */
   async close(): Promise<void> {
-    await closeServer(this.server);
+    const closed = closeServer(this.server);
+    for (const conn of this.connections) conn.closeWhenIdle();
+    await closed;
     this.idle.destroyAll();
   }
 
   destroy(): void {
-    this.server.closeAllConnections();
+    for (const conn of this.connections) conn.socket.destroy();
     this.server.close();
     this.idle.destroyAll();
   }
 
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+  private onRequest(conn: ClientConnection, head: RequestHead): void {
     const started = this.opts.clock.now();
-    const hostname = hostFromHeader(req.headers.host);
+    const hostname = hostFromHeader(head.host);
     // Only routes that exist become label values, so random Host headers cannot grow the metrics.
-    let routeLabel = '-';
-    res.on('finish', () => {
-      this.opts.metrics.httpRequests.observe({ route: routeLabel, code: String(res.statusCode) }, (this.opts.clock.now() - started) / 1000);
-    });
+    const observe = (route: string, status: number): void => {
+      this.opts.metrics.httpRequests.observe({ route, code: String(status) }, (this.opts.clock.now() - started) / 1000);
+    };
+    const answer = (status: number, message: string, route = '-'): void => {
+      observe(route, status);
+      conn.answer(status, message);
+    };
     if (!hostname) {
-      this.answer(res, 400, 'missing or invalid Host header');
+      answer(400, 'missing or invalid Host header');
       return;
     }
     const status = this.opts.connector.status('http', hostname);
     if (status === 'unknown') {
-      this.answer(res, 404, `no service is exposed as ${hostname} on this gateway`);
+      answer(404, messageForStatus(404, hostname));
       return;
     }
     if (status === 'no-agent') {
-      this.answer(res, 503, `no agent is connected for ${hostname}`);
+      answer(503, messageForStatus(503, hostname));
       return;
     }
-    routeLabel = hostname;
-    this.forward(req, res, hostname, 1);
+    this.forward(conn, head, hostname, 1, observe);
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, hostname: string, attempt: number): void {
+  private forward(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void): void {
     const link = this.opts.connector.pick('http', hostname);
     if (!link) {
-      this.answer(res, 503, messageForStatus(503, hostname));
+      this.fail(conn, hostname, new WebgwError('WEBGW_ERR_NO_AGENT', 'no agent'), false, observe);
       return;
     }
     const key = `${hostname} ${link.id}`;
@@ -128,50 +133,57 @@ export class HttpListener {
         client: { address: '', port: 0 }, local: { address: '', port: this.localPort },
       }, link).then((opened) => ({ ...opened, reused: false }));
     streamReady.then(async ({ stream, agent, reused }) => {
-      if (res.destroyed) {
+      if (conn.socket.destroyed) {
         this.idle.put(`${hostname} ${agent.id}`, agent, stream);
         return;
       }
-      const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: plainAddress(req.socket.remoteAddress), proto: 'http', upgrade: false });
-      const outcome = await exchange({ req, res, stream, headers, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+      const headers = forwardRequestHeaders(head.rawHeaders, { clientAddress: plainAddress(conn.socket.remoteAddress), proto: 'http', upgrade: false });
+      const run = exchange({ client: conn.socket, request: head, stream, headers, keepClient: head.keepAlive, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+      conn.startBody(run.body);
+      const outcome = await run.outcome;
       if (outcome.kind === 'done') {
+        observe(hostname, outcome.status);
         if (outcome.reusable) this.idle.put(`${hostname} ${agent.id}`, agent, stream);
         else stream.destroy();
+        conn.finishRequest(outcome.keepClient);
         return;
       }
       if (outcome.responseStarted) {
-        res.destroy();
+        observe(hostname, 502);
+        conn.socket.destroy();
         return;
       }
       // A keep-alive stream can be closed by the backend just as we reuse it (RFC 9112 §9.3.1):
-      // retry requests that are safe to repeat and whose body we have not consumed.
-      const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
+      // retry requests that are safe to repeat and carry no body.
       const stale = reused && !isWebgwError(outcome.error, 'WEBGW_ERR_TIMEOUT');
-      if (stale && !hasBody && IDEMPOTENT.has(req.method ?? '') && attempt < MAX_ATTEMPTS && !res.destroyed) {
-        this.forward(req, res, hostname, attempt + 1);
+      if (stale && !head.framing && IDEMPOTENT.has(head.method) && attempt < MAX_ATTEMPTS && !conn.socket.destroyed) {
+        this.forward(conn, head, hostname, attempt + 1, observe);
         return;
       }
-      this.fail(res, hostname, outcome.error);
-    }, (err: Error) => this.fail(res, hostname, err));
+      this.fail(conn, hostname, outcome.error, true, observe);
+    }, (err: Error) => this.fail(conn, hostname, err, false, observe));
   }
 
-  private fail(res: ServerResponse, hostname: string, err: Error): void {
+  private fail(conn: ClientConnection, hostname: string, err: Error, bodyStarted: boolean, observe: (route: string, status: number) => void): void {
     const status = statusForError(err);
     if (status >= 502 && status !== 503) this.log.warn('upstream request failed', { host: hostname, status, err: describeError(err) });
-    if (res.headersSent) res.destroy();
-    else if (!res.destroyed) this.answer(res, status, messageForStatus(status, hostname));
+    observe(hostname, status);
+    if (conn.socket.destroyed) return;
+    // A body that went (partly) upstream cannot be read again: answer, then close.
+    conn.answer(status, messageForStatus(status, hostname), !bodyStarted);
   }
 
-  private onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
-    socket.on('error', () => {});
-    const hostname = hostFromHeader(req.headers.host);
+  private onUpgrade(conn: ClientConnection, head: RequestHead, rest: Buffer): void {
+    const socket = conn.socket;
+    const hostname = hostFromHeader(head.host);
     if (!hostname) {
-      endRaw(socket, 400, 'missing or invalid Host header');
+      conn.answer(400, 'missing or invalid Host header', false);
       return;
     }
     const status = this.opts.connector.status('http', hostname);
     if (status !== 'ok') {
-      endRaw(socket, status === 'unknown' ? 404 : 503, messageForStatus(status === 'unknown' ? 404 : 503, hostname));
+      const code = status === 'unknown' ? 404 : 503;
+      conn.answer(code, messageForStatus(code, hostname), false);
       return;
     }
     const client = { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
@@ -180,31 +192,15 @@ export class HttpListener {
         stream.destroy();
         return;
       }
-      const headers = forwardRequestHeaders(req.rawHeaders, { clientAddress: client.address, proto: 'http', upgrade: true });
-      stream.write(serializeRequestHead(req.method ?? 'GET', req.url ?? '/', req.httpVersion, headers));
-      if (head.length > 0) stream.write(head);
+      const headers = forwardRequestHeaders(head.rawHeaders, { clientAddress: client.address, proto: 'http', upgrade: true });
+      stream.write(serializeRequestHead(head.method, head.target, head.version, headers));
+      if (rest.length > 0) stream.write(rest);
       this.opts.metrics.activeConnections.inc({ protocol: 'http' });
       relay(socket, stream, () => this.opts.metrics.activeConnections.dec({ protocol: 'http' }));
     }, (err: Error) => {
       const code = statusForError(err);
-      endRaw(socket, code, messageForStatus(code, hostname));
+      conn.answer(code, messageForStatus(code, hostname), false);
     });
-  }
-
-  private onClientError(err: Error & { code?: string }, socket: Duplex): void {
-    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    this.log.debug('bad HTTP request from client', { status, err: describeError(err) });
-    if (!socket.writable || (socket as Socket).bytesWritten > 0) {
-      socket.destroy();
-      return;
-    }
-    endRaw(socket, status, STATUS_CODES[status] ?? 'bad request');
-  }
-
-  private answer(res: ServerResponse, status: number, message: string): void {
-    const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
-    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-webgw-error': String(status) });
-    res.end(body);
   }
 }
 
@@ -222,10 +218,4 @@ function messageForStatus(status: number, hostname: string): string {
     case 504: return `the service behind ${hostname} did not answer in time`;
     default: return `the service behind ${hostname} failed to answer`;
   }
-}
-
-function endRaw(socket: Duplex, status: number, message: string): void {
-  const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
-  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n`;
-  socket.end(head + body, () => socket.destroy());
 }

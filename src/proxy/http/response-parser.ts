@@ -9,11 +9,10 @@
  * line at most 1 KiB. Anything malformed throws WEBGW_ERR_BACKEND (the client gets a 502).
  */
 import { WebgwError } from '../../common/errors.ts';
+import { BodyDecoder, type Framing } from './body-decoder.ts';
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_HEADERS = 256;
-const MAX_CHUNK_LINE = 1024;
-const CRLF = Buffer.from('\r\n');
 const HEAD_END = Buffer.from('\r\n\r\n');
 
 export interface ResponseHead {
@@ -23,6 +22,8 @@ export interface ResponseHead {
   rawHeaders: string[];
   /** The stream may carry another request after this response. */
   keepAlive: boolean;
+  /** The body's length when the backend framed it by Content-Length (0 when it has none). */
+  bodyLength: number | undefined;
 }
 
 export interface ResponseHandlers {
@@ -31,16 +32,15 @@ export interface ResponseHandlers {
   done(): void;
 }
 
-type State = 'head' | 'length' | 'chunk-size' | 'chunk-data' | 'chunk-crlf' | 'trailers' | 'until-close' | 'done';
 
 const fail = (why: string): never => {
   throw new WebgwError('WEBGW_ERR_BACKEND', `malformed response from the backend: ${why}`);
 };
 
 export class ResponseParser {
-  private state: State = 'head';
   private pending: Buffer = Buffer.alloc(0);
-  private remaining = 0;
+  private body: BodyDecoder | undefined;
+  private finished = false;
   private keepAlive = false;
   private readonly headRequest: boolean;
   private readonly handlers: ResponseHandlers;
@@ -51,101 +51,42 @@ export class ResponseParser {
   }
 
   get complete(): boolean {
-    return this.state === 'done';
+    return this.finished;
   }
 
   /** True once a final (non-1xx) head was delivered. */
   get started(): boolean {
-    return this.state !== 'head';
+    return this.body !== undefined || this.finished;
   }
 
   feed(chunk: Buffer): void {
     let data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = Buffer.alloc(0);
     while (data.length > 0) {
-      switch (this.state) {
-        case 'head': {
-          const end = data.indexOf(HEAD_END);
-          if (end < 0) {
-            if (data.length > MAX_HEAD_BYTES) fail(`head larger than ${MAX_HEAD_BYTES} bytes`);
-            this.pending = data;
-            return;
-          }
-          if (end > MAX_HEAD_BYTES) fail(`head larger than ${MAX_HEAD_BYTES} bytes`);
-          const head = data.toString('latin1', 0, end);
-          data = data.subarray(end + 4);
-          this.onHead(head);
-          break;
-        }
-        case 'length': {
-          const n = Math.min(this.remaining, data.length);
-          this.handlers.body(data.subarray(0, n));
-          this.remaining -= n;
-          data = data.subarray(n);
-          if (this.remaining === 0) this.finish();
-          break;
-        }
-        case 'chunk-size': {
-          const eol = data.indexOf(CRLF);
-          if (eol < 0) {
-            if (data.length > MAX_CHUNK_LINE) fail('chunk size line too long');
-            this.pending = data;
-            return;
-          }
-          const line = data.toString('latin1', 0, eol).split(';')[0]!.trim();
-          if (!/^[0-9a-fA-F]{1,8}$/.test(line)) fail(`bad chunk size ${JSON.stringify(line)}`);
-          this.remaining = parseInt(line, 16);
-          data = data.subarray(eol + 2);
-          this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
-          break;
-        }
-        case 'chunk-data': {
-          const n = Math.min(this.remaining, data.length);
-          this.handlers.body(data.subarray(0, n));
-          this.remaining -= n;
-          data = data.subarray(n);
-          if (this.remaining === 0) this.state = 'chunk-crlf';
-          break;
-        }
-        case 'chunk-crlf': {
-          if (data.length < 2) {
-            this.pending = data;
-            return;
-          }
-          if (data[0] !== 13 || data[1] !== 10) fail('missing CRLF after chunk data');
-          data = data.subarray(2);
-          this.state = 'chunk-size';
-          break;
-        }
-        case 'trailers': {
-          // Trailer fields are dropped (RFC 9110 §6.5.1 allows it); find the empty line.
-          const eol = data.indexOf(CRLF);
-          if (eol < 0) {
-            if (data.length > MAX_HEAD_BYTES) fail('trailers too large');
-            this.pending = data;
-            return;
-          }
-          data = data.subarray(eol + 2);
-          if (eol === 0) this.finish();
-          break;
-        }
-        case 'until-close':
-          this.handlers.body(data);
-          return;
-        case 'done':
-          // Bytes after a complete response that nobody asked for: the stream is unusable.
-          fail('data after the end of the response');
+      // Bytes after a complete response that nobody asked for: the stream is unusable.
+      if (this.finished) fail('data after the end of the response');
+      if (this.body) {
+        data = data.subarray(this.body.feed(data));
+        continue;
       }
+      const end = data.indexOf(HEAD_END);
+      if (end < 0) {
+        if (data.length > MAX_HEAD_BYTES) fail(`head larger than ${MAX_HEAD_BYTES} bytes`);
+        this.pending = data;
+        return;
+      }
+      if (end > MAX_HEAD_BYTES) fail(`head larger than ${MAX_HEAD_BYTES} bytes`);
+      const head = data.toString('latin1', 0, end);
+      data = data.subarray(end + 4);
+      this.onHead(head);
     }
   }
 
   /** The backend closed its side. Completes a close-delimited body; anything else was cut short. */
   end(): void {
-    if (this.state === 'until-close') {
-      this.finish();
-      return;
-    }
-    if (this.state !== 'done') fail('connection closed before the response was complete');
+    if (this.finished) return;
+    if (!this.body) return fail('connection closed before the response was complete');
+    this.body.end();
   }
 
   private onHead(head: string): void {
@@ -189,28 +130,29 @@ export class ResponseParser {
     const noBody = this.headRequest || status === 204 || status === 304;
     if (noBody) {
       this.keepAlive = !connectionClose;
-      this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive });
+      this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive, bodyLength: 0 });
       this.finish();
       return;
     }
+    let framing: Framing;
     if (transferEncoding) {
       // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): never trust both.
-      this.state = chunked ? 'chunk-size' : 'until-close';
+      framing = chunked ? { kind: 'chunked' } : { kind: 'until-close' };
       this.keepAlive = chunked && !connectionClose;
     } else if (contentLength !== undefined) {
-      this.remaining = contentLength;
-      this.state = 'length';
+      framing = { kind: 'length', length: contentLength };
       this.keepAlive = !connectionClose;
     } else {
-      this.state = 'until-close';
+      framing = { kind: 'until-close' };
       this.keepAlive = false;
     }
-    this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive });
-    if (this.state === 'length' && this.remaining === 0) this.finish();
+    this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive, bodyLength: framing.kind === 'length' ? framing.length : undefined });
+    this.body = new BodyDecoder(framing, { body: (c) => this.handlers.body(c), done: () => this.finish() }, fail, MAX_HEAD_BYTES);
+    this.body.start();
   }
 
   private finish(): void {
-    this.state = 'done';
+    this.finished = true;
     this.handlers.done();
   }
 }

@@ -1,0 +1,166 @@
+/**
+ * One public HTTP/1.1 connection: reads requests one at a time (pipelined ones wait their turn),
+ * hands each head to the listener, lets the body flow once the listener attached an upstream,
+ * and keeps the connection for the next request or closes it.
+ *
+ * Timeouts: a request head must be complete within `headerTimeoutMs` of its first byte, and of
+ * the connection's start for the first request (slowloris: 408, then close); a kept connection
+ * with no new request within `keepAliveTimeoutMs` is closed quietly.
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Clock, Timer } from '../../common/clock.ts';
+import type { Logger } from '../../common/log.ts';
+import { HttpRequestError, RequestParser, type RequestHead } from './request-parser.ts';
+
+export interface ConnectionLimits {
+  maxHeaderBytes: number;
+  headerTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+}
+
+export interface ConnectionHooks {
+  /** A request head arrived; the socket is paused until `startBody` or an answer. */
+  onRequest(conn: ClientConnection, head: RequestHead): void;
+  /** An upgrade request: the listener takes the socket; `rest` are bytes already received after the head. */
+  onUpgrade(conn: ClientConnection, head: RequestHead, rest: Buffer): void;
+}
+
+export interface BodySink {
+  body(chunk: Buffer): void;
+  end(): void;
+}
+
+export class ClientConnection {
+  readonly socket: Socket;
+  private readonly parser: RequestParser;
+  private readonly limits: ConnectionLimits;
+  private readonly clock: Clock;
+  private readonly hooks: ConnectionHooks;
+  private readonly log: Logger;
+  private timer: Timer | undefined;
+  private sink: BodySink | undefined;
+  private requestComplete = false;
+  private inRequest = false;
+  private closing = false;
+
+  constructor(socket: Socket, limits: ConnectionLimits, clock: Clock, hooks: ConnectionHooks, log: Logger) {
+    this.socket = socket;
+    this.limits = limits;
+    this.clock = clock;
+    this.hooks = hooks;
+    this.log = log;
+    this.parser = new RequestParser(limits.maxHeaderBytes, {
+      head: (head) => this.onHead(head),
+      body: (chunk) => this.sink?.body(chunk),
+      done: () => {
+        this.requestComplete = true;
+        this.sink?.end();
+      },
+    });
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.timer?.cancel());
+    this.waitForHead(limits.headerTimeoutMs, true);
+  }
+
+  /** No request in progress: the connection may be closed without cutting anything. */
+  get idle(): boolean {
+    return !this.inRequest;
+  }
+
+  /** Lets the current request's body flow into `sink`; a body already complete ends it at once. */
+  startBody(sink: BodySink): void {
+    this.sink = sink;
+    if (this.requestComplete) {
+      sink.end();
+      return;
+    }
+    this.parser.continue();
+    if (!this.socket.destroyed) this.socket.resume();
+  }
+
+  /** The response is complete: wait for the next request, or close the connection. */
+  finishRequest(keep: boolean): void {
+    this.inRequest = false;
+    this.sink = undefined;
+    if (!keep || this.closing || !this.requestComplete) {
+      this.socket.end();
+      return;
+    }
+    this.requestComplete = false;
+    this.waitForHead(this.limits.keepAliveTimeoutMs, false);
+    this.parser.next();
+    if (!this.socket.destroyed && !this.inRequest) this.socket.resume();
+  }
+
+  /** Asks a kept connection to close after its current response (gateway shutdown). */
+  closeWhenIdle(): void {
+    this.closing = true;
+    if (!this.inRequest) this.socket.end();
+  }
+
+  /**
+   * An answer from the gateway itself. The connection stays only when the request had no body
+   * still unread; otherwise it closes after the answer.
+   */
+  answer(status: number, message: string, keep = true): void {
+    const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
+    const stay = keep && this.requestComplete && !this.closing;
+    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\nX-Webgw-Error: ${status}\r\n${stay ? '' : 'Connection: close\r\n'}\r\n`;
+    this.socket.write(head + body);
+    this.finishRequest(stay);
+  }
+
+  private onHead(head: RequestHead): void {
+    this.timer?.cancel();
+    this.inRequest = true;
+    this.requestComplete = false;
+    this.socket.pause();
+    if (head.upgrade) {
+      this.socket.removeAllListeners('data');
+      this.hooks.onUpgrade(this, head, this.parser.takeBuffered());
+      return;
+    }
+    // Without a body the request is complete now; the parser tells us through done().
+    if (!head.framing) this.parser.continue();
+    else if (head.expectContinue && head.version === '1.1') this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+    this.hooks.onRequest(this, head);
+  }
+
+  private onData(chunk: Buffer): void {
+    const waiting = !this.inRequest && this.parser.bufferedBytes === 0;
+    try {
+      this.parser.feed(chunk);
+    } catch (err) {
+      if (!(err instanceof HttpRequestError)) throw err;
+      this.log.debug('bad HTTP request from client', { status: err.status, err: err.message });
+      if (this.inRequest && this.sink) {
+        // The body went bad after the request was forwarded: nothing sensible can follow.
+        this.socket.destroy();
+        return;
+      }
+      this.inRequest = true;
+      this.answer(err.status, err.message, false);
+      return;
+    }
+    // The first byte of a request on a kept connection: the head now has headerTimeoutMs.
+    if (waiting && !this.inRequest && this.parser.bufferedBytes > 0) this.waitForHead(this.limits.headerTimeoutMs, true);
+  }
+
+  private waitForHead(ms: number, answer408: boolean): void {
+    this.timer?.cancel();
+    this.timer = this.clock.setTimeout(() => {
+      if (this.inRequest || this.socket.destroyed) return;
+      if (answer408 && this.parser.bufferedBytes > 0) {
+        this.inRequest = true;
+        this.answer(408, 'request headers not complete in time', false);
+      } else {
+        this.socket.end();
+      }
+      // A client that neither reads nor closes does not hold the connection.
+      this.clock.setTimeout(() => this.socket.destroy(), 1000);
+    }, ms);
+  }
+}
