@@ -24,7 +24,8 @@ RUN apt-get update \
  && setcap cap_net_bind_service=+ep /usr/local/bin/node-net-bind \
  && apt-get purge -y libcap2-bin && apt-get autoremove -y \
  && rm -rf /var/lib/apt/lists/*
-ENV NODE_ENV=production
+# The young-generation cap of every process (src/controller/image.ts IMAGE_NODE_OPTIONS).
+ENV NODE_ENV=production NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules

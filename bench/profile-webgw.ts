@@ -1,6 +1,6 @@
 /**
  * Profiles WebGW under one load and prints where the gateway's and the agent's CPU time goes:
- * `node bench/profile-webgw.ts [iperf|iperf-r|http|http-1m] [seconds] [cpu-prof|perf|none]`.
+ * `node bench/profile-webgw.ts [iperf|iperf-r|http|http-1m|latency] [seconds] [cpu-prof|perf|none]`.
  *
  * - cpu-prof (default): `node --cpu-prof`, JavaScript functions by self time. It shows garbage
  *   collection only as "(garbage collector)" on the main thread.
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { startIperfServer, startNginx } from './lib/backends.ts';
 import { iperf } from './lib/iperf.ts';
 import { repoRoot, startWebgw } from './lib/systems.ts';
+import { vegeta } from './lib/vegeta.ts';
 import { wrk } from './lib/wrk.ts';
 
 const [load = 'iperf', seconds = '6', profiler = 'cpu-prof'] = process.argv.slice(2);
@@ -54,7 +55,8 @@ delete process.env.NODE_OPTIONS;
 const duration = Number(seconds);
 const recorder = profiler === 'perf' ? spawn('perf', ['record', '-F', '999', '-g', '-o', perfData, '-p', webgw.pids.join(',')], { stdio: 'ignore' }) : undefined;
 if (recorder) await new Promise((r) => setTimeout(r, 500));
-if (load.startsWith('iperf')) console.log(await iperf({ port: webgw.ports[1]!, streams: 1, reverse: load === 'iperf-r', durationSec: duration, pids: webgw.pids }));
+if (load === 'latency') console.log(await vegeta({ url: `http://127.0.0.1:${webgw.http!.port}/1k`, host: webgw.http!.host, rate: 1000, durationSec: duration }));
+else if (load.startsWith('iperf')) console.log(await iperf({ port: webgw.ports[1]!, streams: 1, reverse: load === 'iperf-r', durationSec: duration, pids: webgw.pids }));
 else console.log(await wrk({ url: `http://127.0.0.1:${webgw.http!.port}/${load === 'http-1m' ? '1m' : '1k'}`, host: webgw.http!.host, connections: 64, durationSec: duration }));
 if (recorder) {
   recorder.kill('SIGINT');

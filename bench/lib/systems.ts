@@ -9,6 +9,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { IMAGE_NODE_OPTIONS } from '../../src/controller/image.ts';
 import { freeLoopbackPort } from '../../src/common/net.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../../src/pki/issue.ts';
@@ -90,8 +91,8 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
       ...backends.map((b, i) => ({ protocol: 'tcp', port: tcpPorts[i], backend: `127.0.0.1:${b}` })),
     ],
   }));
-  const env = { ...process.env, WEBGW_LOG_LEVEL: process.env.WEBGW_LOG_LEVEL ?? 'error' };
-  // The compiled CLI, as the image runs it (`npm run bench` builds it first).
+  // The compiled CLI with the image's NODE_OPTIONS, as the image runs it (`npm run bench` builds it first).
+  const env = { ...process.env, WEBGW_LOG_LEVEL: process.env.WEBGW_LOG_LEVEL ?? 'error', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${IMAGE_NODE_OPTIONS}`.trim() };
   const main = join(repoRoot, 'dist/cli/main.js');
   const gateway = spawnTool(process.execPath, [main, 'gateway', '--config', join(dir, 'gateway.json')], { env });
   await waitForPort(tunnelPort);
