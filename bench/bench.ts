@@ -9,6 +9,7 @@
  * (latest.json, README.md, PNG charts). Not part of `npm test`: a full run takes about half an hour.
  *
  *   npm run bench -- [--duration 5] [--runs 3] [--systems webgw,frp] [--scenarios http,latency]
+ *                    [--compare bench/results/previous/<date>.json]   (WebGW before/after table)
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { startHolder, startIperfServer, startNginx, type Holder } from './lib/ba
 import { rssWithOpenStreams } from './lib/hold.ts';
 import { iperf } from './lib/iperf.ts';
 import { median, rssBytes } from './lib/proc.ts';
-import { addRatios, markdown, writeCharts, type BenchRecord, type RunInfo } from './lib/report.ts';
+import { addRatios, markdown, writeCharts, type BenchRecord, type EarlierRun, type RunInfo } from './lib/report.ts';
 import { allSystems, peersBin, repoRoot, type System } from './lib/systems.ts';
 import { vegeta } from './lib/vegeta.ts';
 import { wrk } from './lib/wrk.ts';
@@ -29,6 +30,7 @@ const { values } = parseArgs({ options: {
   duration: { type: 'string', default: '5' }, runs: { type: 'string', default: '3' },
   systems: { type: 'string', default: Object.keys(allSystems).join(',') }, scenarios: { type: 'string', default: SCENARIOS.join(',') },
   out: { type: 'string', default: join(repoRoot, 'bench', 'results') },
+  compare: { type: 'string' },
 } });
 const durationSec = Number(values.duration);
 const runs = Number(values.runs);
@@ -192,7 +194,8 @@ async function main(): Promise<void> {
   mkdirSync(values.out, { recursive: true });
   writeFileSync(join(values.out, 'latest.json'), `${JSON.stringify({ ...info, records }, (_k, v: unknown) => (typeof v === 'number' && Number.isNaN(v) ? null : v), 2)}\n`);
   const charts = writeCharts(records, values.out);
-  writeFileSync(join(values.out, 'README.md'), `${markdown(records, info)}\n${charts.map((c) => `![${c}](${c})`).join('\n')}\n`);
+  const earlier = values.compare ? JSON.parse(readFileSync(values.compare, 'utf8')) as EarlierRun : undefined;
+  writeFileSync(join(values.out, 'README.md'), `${markdown(records, info, earlier)}\n${charts.map((c) => `![${c}](${c})`).join('\n')}\n`);
   log(`results in ${values.out}: latest.json, README.md, ${charts.join(', ')}`);
 }
 
