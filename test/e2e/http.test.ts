@@ -200,6 +200,13 @@ describe('HTTP through the tunnel', () => {
     expect(res.closed).toBe(true);
   });
 
+  it('answers a request whose body it will not read, then closes instead of waiting for the body', async () => {
+    const res = await rawExchange(gw.httpPort, `POST /upload HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(1000)}`);
+    expect(res.text).toMatch(/^HTTP\/1\.1 404[\s\S]*Connection: close/);
+    expect(res.closed).toBe(true);
+    expect(res.elapsedMs).toBeLessThan(2000);
+  });
+
   it('closes a slowloris client after the header timeout', async () => {
     const res = await rawExchange(gw.httpPort, 'GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Slow: ', 5000);
     expect(res.closed).toBe(true);

@@ -13,6 +13,9 @@ import type { Clock, Timer } from '../../common/clock.ts';
 import type { Logger } from '../../common/log.ts';
 import { HttpRequestError, RequestParser, type RequestHead } from './request-parser.ts';
 
+/** How long an ending connection may take to close after our answer. */
+const END_GRACE_MS = 5000;
+
 export interface ConnectionLimits {
   maxHeaderBytes: number;
   headerTimeoutMs: number;
@@ -43,6 +46,8 @@ export class ClientConnection {
   private requestComplete = false;
   private inRequest = false;
   private closing = false;
+  /** The connection is ending: input is read and dropped until the peer closes too. */
+  private ending = false;
 
   constructor(socket: Socket, limits: ConnectionLimits, clock: Clock, hooks: ConnectionHooks, log: Logger) {
     this.socket = socket;
@@ -85,7 +90,7 @@ export class ClientConnection {
     this.inRequest = false;
     this.sink = undefined;
     if (!keep || this.closing || !this.requestComplete) {
-      this.socket.end();
+      this.end();
       return;
     }
     this.requestComplete = false;
@@ -97,7 +102,7 @@ export class ClientConnection {
   /** Asks a kept connection to close after its current response (gateway shutdown). */
   closeWhenIdle(): void {
     this.closing = true;
-    if (!this.inRequest) this.socket.end();
+    if (!this.inRequest) this.end();
   }
 
   /**
@@ -129,7 +134,22 @@ export class ClientConnection {
     this.hooks.onRequest(this, head);
   }
 
+  /**
+   * Ends our side, then reads and drops whatever the client still sends (a body nobody wants),
+   * so its end is seen and the socket closes; a client that does not close within a few seconds
+   * is cut off.
+   */
+  private end(): void {
+    if (this.ending) return;
+    this.ending = true;
+    this.socket.end();
+    this.socket.resume();
+    this.timer?.cancel();
+    this.timer = this.clock.setTimeout(() => this.socket.destroy(), END_GRACE_MS);
+  }
+
   private onData(chunk: Buffer): void {
+    if (this.ending) return;
     const waiting = !this.inRequest && this.parser.bufferedBytes === 0;
     try {
       this.parser.feed(chunk);
@@ -157,10 +177,8 @@ export class ClientConnection {
         this.inRequest = true;
         this.answer(408, 'request headers not complete in time', false);
       } else {
-        this.socket.end();
+        this.end();
       }
-      // A client that neither reads nor closes does not hold the connection.
-      this.clock.setTimeout(() => this.socket.destroy(), 1000);
     }, ms);
   }
 }
