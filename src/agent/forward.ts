@@ -33,22 +33,22 @@ export function serveStream(stream: TunnelStream, gateway: string, opts: Forward
   }
   const { backend } = route;
   const socket: Socket = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
-  socket.setTimeout(opts.connectTimeoutMs);
+  // A plain timer, cleared on connect: socket.setTimeout(0) would keep its Timeout object (and
+  // what it holds) alive for the whole life of the connection.
+  const connectTimer = setTimeout(() => onConnectFailure(new Error(`connect timed out after ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
   const onConnectFailure = (err: Error): void => {
+    clearTimeout(connectTimer);
     socket.destroy();
     opts.metrics.streams.inc({ protocol, result: 'backend-unreachable' });
     opts.logger.warn('backend unreachable', { backend: `${backend.host}:${backend.port}`, err: describeError(err) });
     stream.refuse(ResetCode.BACKEND_UNREACHABLE, `backend ${backend.host}:${backend.port}: ${err.message}`);
   };
-  const onTimeout = (): void => onConnectFailure(new Error(`connect timed out after ${opts.connectTimeoutMs} ms`));
   socket.once('error', onConnectFailure);
-  socket.once('timeout', onTimeout);
   // The gateway gave up (client left) before the backend answered.
   stream.once('close', () => socket.destroy());
   socket.once('connect', () => {
+    clearTimeout(connectTimer);
     socket.removeListener('error', onConnectFailure);
-    socket.removeListener('timeout', onTimeout);
-    socket.setTimeout(0);
     socket.on('error', () => {});
     if (stream.destroyed) {
       socket.destroy();
