@@ -55,16 +55,20 @@ delete process.env.NODE_OPTIONS;
 const duration = Number(seconds);
 const recorder = profiler === 'perf' ? spawn('perf', ['record', '-F', '999', '-g', '-o', perfData, '-p', webgw.pids.join(',')], { stdio: 'ignore' }) : undefined;
 if (recorder) await new Promise((r) => setTimeout(r, 500));
-if (load === 'latency') console.log(await vegeta({ url: `http://127.0.0.1:${webgw.http!.port}/1k`, host: webgw.http!.host, rate: 1000, durationSec: duration }));
-else if (load.startsWith('iperf')) console.log(await iperf({ port: webgw.ports[1]!, streams: 1, reverse: load === 'iperf-r', durationSec: duration, pids: webgw.pids }));
-else console.log(await wrk({ url: `http://127.0.0.1:${webgw.http!.port}/${load === 'http-1m' ? '1m' : '1k'}`, host: webgw.http!.host, connections: 64, durationSec: duration }));
-if (recorder) {
-  recorder.kill('SIGINT');
-  await new Promise((r) => recorder.once('exit', r));
+try {
+  if (load === 'latency') console.log(await vegeta({ url: `http://127.0.0.1:${webgw.http!.port}/1k`, host: webgw.http!.host, rate: 1000, durationSec: duration }));
+  else if (load.startsWith('iperf')) console.log(await iperf({ port: webgw.ports[1]!, streams: 1, reverse: load === 'iperf-r', durationSec: duration, pids: webgw.pids }));
+  else console.log(await wrk({ url: `http://127.0.0.1:${webgw.http!.port}/${load === 'http-1m' ? '1m' : '1k'}`, host: webgw.http!.host, connections: 64, durationSec: duration }));
+} finally {
+  // A failed load must not leave the gateway, agent and backends running.
+  if (recorder) {
+    recorder.kill('SIGINT');
+    await new Promise((r) => recorder.once('exit', r));
+  }
+  await webgw.stop();
+  await iperfServer.stop();
+  await nginx.stop();
 }
-await webgw.stop();
-await iperfServer.stop();
-await nginx.stop();
 rmSync(dir, { recursive: true, force: true });
 for (const f of readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))) console.log(`\n== ${f}\n${summary(join(profDir, f))}`);
 if (profiler === 'perf') {
