@@ -1,9 +1,8 @@
 /**
  * A multiplexed tunnel session over one message transport (a WebSocket in production).
  *
- * Sending: control frames (WINDOW, RESET, PING, ...) are queued ahead of DATA; DATA is taken
- * round-robin, one frame (≤ 64 KiB) per stream per turn, and frames are copied into messages of
- * up to `maxMessageBytes`. Nothing more is framed while `maxBufferedBytes` sit unsent in the
+ * Sending: the outbox (outbox.ts) puts control frames ahead of DATA and takes DATA round-robin,
+ * copied into messages of up to `maxMessageBytes`. Nothing more is framed while `maxBufferedBytes` sit unsent in the
  * transport, so memory never follows the speed of the slowest peer.
  *
  * Message buffers are reused once the transport is done with them: at full speed a fresh buffer
@@ -19,11 +18,12 @@ import { WebgwError, describeError } from '../common/errors.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
 import {
-  FLAG_ACK, FLAG_BLOCKED, FrameType, HEADER_BYTES, MAX_STREAM_ID, ResetCode,
-  FrameDecoder, decodeCodeReason, decodeU32, encodeCodeReason, encodeFrame, encodeU32, writeHeader,
+  FLAG_ACK, FLAG_BLOCKED, FrameType, MAX_STREAM_ID, ResetCode,
+  FrameDecoder, decodeCodeReason, decodeU32, encodeCodeReason, encodeFrame, encodeU32,
   type Frame,
 } from './frame.ts';
 import { decodeOpen, encodeOpen, type OpenRequest } from './open.ts';
+import { Outbox } from './outbox.ts';
 import { TunnelStream, type StreamHost } from './stream.ts';
 import type { MessageTransport } from './transport.ts';
 
@@ -71,10 +71,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly streams = new Map<number, TunnelStream>();
-  /** Streams with something to send, in round-robin order (Set keeps insertion order). */
-  private readonly ready = new Set<TunnelStream>();
-  private control: Buffer[] = [];
-  private controlBytes = 0;
+  private readonly outbox = new Outbox(sessionDefaults.maxControlBytes);
   private readonly decoder = new FrameDecoder((frame) => this.onFrame(frame));
   /** Message buffers the transport gave back, ready for reuse (at most `maxSpare`). */
   private readonly spare: Buffer[] = [];
@@ -209,7 +206,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   markReady(stream: TunnelStream): void {
     if (this.closed) return;
-    this.ready.add(stream);
+    this.outbox.markReady(stream);
     this.scheduleFlush();
   }
 
@@ -233,7 +230,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   streamClosed(stream: TunnelStream): void {
     if (this.streams.get(stream.id) === stream) this.streams.delete(stream.id);
-    this.ready.delete(stream);
+    this.outbox.forget(stream);
     this.maybeFinishDrain();
   }
 
@@ -392,9 +389,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   private queueControl(frame: Buffer): void {
     if (this.closed) return;
-    this.control.push(frame);
-    this.controlBytes += frame.length;
-    if (this.controlBytes > sessionDefaults.maxControlBytes) {
+    if (!this.outbox.queueControl(frame)) {
       // The peer makes us answer faster than it reads (e.g. a PING flood).
       this.destroy(new WebgwError('WEBGW_ERR_PROTOCOL', 'control queue overflow: peer is not reading'));
       return;
@@ -413,7 +408,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     const headroom = this.transport.headroom;
     while (!this.closed && this.buffered < this.opts.maxBufferedBytes) {
       const slab = this.spare.pop() ?? Buffer.allocUnsafeSlow(headroom + this.opts.maxMessageBytes);
-      const end = this.buildMessage(slab, headroom);
+      const end = this.outbox.fill(slab, headroom);
       if (end === headroom) {
         this.spare.push(slab);
         return;
@@ -441,46 +436,12 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
         this.destroy(err);
         return;
       }
-      const busy = this.control.length > 0 || this.ready.size > 0;
+      const busy = this.outbox.hasWork;
       if (slab && this.spare.length < this.maxSpare) this.spare.push(slab);
       // Idle again: keep one buffer, give the rest back to the allocator.
       if (!busy && this.buffered === 0 && this.spare.length > 1) this.spare.length = 1;
       if (busy) this.scheduleFlush();
     };
-  }
-
-  /**
-   * Copies queued control frames, then DATA round-robin, into `into` after `start`; returns where
-   * the message ends (`start` when there was nothing to send).
-   */
-  private buildMessage(into: Buffer, start: number): number {
-    let offset = start;
-    const limit = into.length;
-    let taken = 0;
-    for (const frame of this.control) {
-      if (offset + frame.length > limit) break;
-      frame.copy(into, offset);
-      offset += frame.length;
-      this.controlBytes -= frame.length;
-      taken += 1;
-    }
-    if (taken > 0) this.control = taken === this.control.length ? [] : this.control.slice(taken);
-    while (limit - offset > HEADER_BYTES && this.ready.size > 0) {
-      const stream = this.ready.values().next().value as TunnelStream;
-      this.ready.delete(stream);
-      if (stream.destroyed && !stream.hasSendable) continue;
-      const data = stream.takeData(limit - offset - HEADER_BYTES);
-      if (data === undefined) continue;
-      if (data === 'fin') {
-        offset = writeHeader(into, offset, FrameType.FIN, 0, stream.id, 0);
-      } else {
-        offset = writeHeader(into, offset, FrameType.DATA, stream.lastTakeBlocked ? FLAG_BLOCKED : 0, stream.id, data.length);
-        offset += data.copy(into, offset);
-      }
-      // Back of the queue: one frame per stream per turn (fairness).
-      if (stream.hasSendable) this.ready.add(stream);
-    }
-    return offset;
   }
 
   private maybeFinishDrain(): void {
@@ -501,8 +462,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     const streamError = new WebgwError('WEBGW_ERR_SESSION_CLOSED', err ? `tunnel session closed: ${err.message}` : 'tunnel session closed', { cause: err });
     for (const stream of [...this.streams.values()]) stream.abort(streamError);
     this.streams.clear();
-    this.ready.clear();
-    this.control = [];
+    this.outbox.clear();
     this.spare.length = 0;
     this.emit('close', err);
     for (const w of this.closeWaiters.splice(0)) w();
