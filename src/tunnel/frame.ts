@@ -76,15 +76,6 @@ export function encodeFrame(type: FrameType, flags: number, streamId: number, pa
 }
 
 /**
- * Decodes every frame of one whole message, calling `onFrame` for each. Payloads are views into
- * the message (no copy). Throws WEBGW_ERR_PROTOCOL on the first malformed frame; frames before it
- * have already been delivered, which is fine because the session is torn down on that error.
- */
-export function decodeFrames(message: Buffer, onFrame: (frame: Frame) => void): void {
-  new FrameDecoder(onFrame).push(message, true);
-}
-
-/**
  * Incremental decoder: one message's bytes may arrive in several chunks (the transport hands on
  * TLS records as they are decrypted instead of gathering whole messages). A DATA payload is
  * delivered as views of the chunks, in several pieces when it spans chunks; only the last piece

@@ -1,9 +1,9 @@
-import { FLAG_ACK, FLAG_BLOCKED, FrameDecoder, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, decodeFrames, encodeFrame, encodeHeader, type Frame } from '../../src/tunnel/frame.ts';
+import { FLAG_ACK, FLAG_BLOCKED, FrameDecoder, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, encodeFrame, encodeHeader, type Frame } from '../../src/tunnel/frame.ts';
 import { decodeOpen, encodeOpen, type OpenPayload } from '../../src/tunnel/open.ts';
 
 function decodeAll(buf: Buffer): Frame[] {
   const out: Frame[] = [];
-  decodeFrames(buf, (f) => out.push({ ...f, payload: Buffer.from(f.payload) }));
+  new FrameDecoder((f) => out.push({ ...f, payload: Buffer.from(f.payload) })).push(buf, true);
   return out;
 }
 
