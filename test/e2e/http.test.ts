@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { Agent as HttpAgent, createServer, request as httpRequest, type Server } from 'node:http';
+import { Agent as HttpAgent, createServer, request as httpRequest, type ClientRequest, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { get, rawExchange } from '../helpers/http-client.ts';
@@ -101,15 +101,22 @@ describe('HTTP through the tunnel', () => {
     expect(JSON.parse(res.body)).toMatchObject({ method: 'POST', bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
   });
 
-  it('streams a chunked upload and a chunked response', async () => {
-    const sent = Array.from({ length: 50 }, (_v, i) => `piece-${i};`).join('');
-    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+  /** POST /upload without a Content-Length (so chunked); `send` writes the body and ends it. */
+  function chunkedUpload(send: (req: ClientRequest) => void): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost' } }, (r) => {
         let text = '';
         r.on('data', (c: Buffer) => (text += c.toString()));
         r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
       });
       req.on('error', reject);
+      send(req);
+    });
+  }
+
+  it('streams a chunked upload and a chunked response', async () => {
+    const sent = Array.from({ length: 50 }, (_v, i) => `piece-${i};`).join('');
+    const res = await chunkedUpload((req) => {
       for (let i = 0; i < 50; i++) req.write(`piece-${i};`); // no Content-Length: chunked
       req.end();
     });
@@ -117,6 +124,30 @@ describe('HTTP through the tunnel', () => {
     const chunked = await get(gw.httpPort, 'app.localhost', '/chunked');
     expect(chunked.headers['transfer-encoding']).toBe('chunked');
     expect(chunked.body).toBe('part one, part two');
+  });
+
+  it('streams a chunked upload of 16 MiB intact while the tunnel stream pushes back', async () => {
+    // 64 KiB pieces fill the tunnel stream's buffer, so its writes ask to wait: every part of
+    // each chunk (size line, data, CRLF) must still go upstream.
+    const piece = randomBytes(64 * 1024);
+    const hash = createHash('sha256');
+    const res = await chunkedUpload((req) => {
+      let sent = 0;
+      const pump = (): void => {
+        while (sent < 256) {
+          sent += 1;
+          hash.update(piece);
+          if (!req.write(piece)) {
+            req.once('drain', pump);
+            return;
+          }
+        }
+        req.end();
+      };
+      pump();
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.body)).toMatchObject({ bytes: 256 * piece.length, sha256: hash.digest('hex') });
   });
 
   it('passes HEAD, 304 and Expect: 100-continue', async () => {

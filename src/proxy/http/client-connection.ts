@@ -69,11 +69,6 @@ export class ClientConnection {
     this.waitForHead(limits.headerTimeoutMs, true);
   }
 
-  /** No request in progress: the connection may be closed without cutting anything. */
-  get idle(): boolean {
-    return !this.inRequest;
-  }
-
   /** Lets the current request's body flow into `sink`; a body already complete ends it at once. */
   startBody(sink: BodySink): void {
     this.sink = sink;

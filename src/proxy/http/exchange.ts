@@ -11,7 +11,7 @@ import type { Clock } from '../../common/clock.ts';
 import { writeCoalesced } from '../../common/relay.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { BodySink } from './client-connection.ts';
-import { forwardResponseHeaders, serializeRequestHead } from './headers.ts';
+import { forwardResponseHeaders, headerLines, serializeRequestHead } from './headers.ts';
 import type { RequestHead } from './request-parser.ts';
 import { ResponseParser, type ResponseHead } from './response-parser.ts';
 
@@ -38,6 +38,16 @@ export interface ExchangeOptions {
 const LAST_CHUNK = Buffer.from('0\r\n\r\n');
 const CRLF = Buffer.from('\r\n');
 
+/**
+ * Writes `chunk` with chunked coding (RFC 9112 §7.1) through `write`; all three parts are always
+ * written, and the result is false when any write asked to wait.
+ */
+function writeChunk(write: (data: Buffer) => boolean, chunk: Buffer): boolean {
+  const size = write(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
+  const data = write(chunk);
+  return write(CRLF) && size && data;
+}
+
 /** Runs one exchange; the returned sink takes the request body from the client connection. */
 export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Promise<ExchangeOutcome> } {
   const { client, request, stream, clock } = opts;
@@ -53,6 +63,8 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
   const outcome = new Promise<ExchangeOutcome>((resolve) => {
     resolveOutcome = resolve;
   });
+  const toClient = (data: Buffer): boolean => writeCoalesced(client, data);
+  const toStream = (data: Buffer): boolean => stream.write(data);
   const chunkedRequest = request.framing?.kind === 'chunked';
   const headers = chunkedRequest ? [...opts.headers, 'Transfer-Encoding', 'chunked'] : opts.headers;
 
@@ -87,8 +99,7 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
       if (request.version === '1.1') chunkedToClient = true;
       else keepClient = false;
     }
-    let text = `HTTP/1.1 ${head.status} ${head.statusMessage || STATUS_CODES[head.status] || ''}\r\n`;
-    for (let i = 0; i + 1 < out.length; i += 2) text += `${out[i]}: ${out[i + 1]}\r\n`;
+    let text = `HTTP/1.1 ${head.status} ${head.statusMessage || STATUS_CODES[head.status] || ''}\r\n${headerLines(out)}`;
     if (chunkedToClient) text += 'Transfer-Encoding: chunked\r\n';
     if (!keepClient) text += 'Connection: close\r\n';
     else if (request.version === '1.0') text += 'Connection: keep-alive\r\n';
@@ -103,14 +114,7 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
       writeHead(head);
     },
     body(chunk) {
-      let ok: boolean;
-      if (chunkedToClient) {
-        writeCoalesced(client, Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
-        writeCoalesced(client, chunk);
-        ok = writeCoalesced(client, CRLF);
-      } else {
-        ok = writeCoalesced(client, chunk);
-      }
+      const ok = chunkedToClient ? writeChunk(toClient, chunk) : toClient(chunk);
       if (!ok) stream.pause();
     },
     done() {
@@ -165,9 +169,7 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
   const body: BodySink = {
     body(chunk) {
       if (settled) return;
-      const ok = chunkedRequest
-        ? stream.write(`${chunk.length.toString(16)}\r\n`) && stream.write(chunk) && stream.write(CRLF)
-        : stream.write(chunk);
+      const ok = chunkedRequest ? writeChunk(toStream, chunk) : toStream(chunk);
       if (!ok) client.pause();
     },
     end() {

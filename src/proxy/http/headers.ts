@@ -68,9 +68,14 @@ export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] 
 
 /** The raw request head written to the tunnel for an Upgrade (WebSocket) request. */
 export function serializeRequestHead(method: string, url: string, httpVersion: string, rawHeaders: readonly string[]): Buffer {
-  let head = `${method} ${url} HTTP/${httpVersion}\r\n`;
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) head += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
-  return Buffer.from(head + '\r\n', 'latin1');
+  return Buffer.from(`${method} ${url} HTTP/${httpVersion}\r\n${headerLines(rawHeaders)}\r\n`, 'latin1');
+}
+
+/** `name: value\r\n` for each pair of raw `[name, value, ...]` headers. */
+export function headerLines(rawHeaders: readonly string[]): string {
+  let lines = '';
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) lines += `${rawHeaders[i]}: ${rawHeaders[i + 1]}\r\n`;
+  return lines;
 }
 
 function connectionTokens(rawHeaders: readonly string[]): Set<string> {

@@ -50,15 +50,6 @@ export class ResponseParser {
     this.handlers = handlers;
   }
 
-  get complete(): boolean {
-    return this.finished;
-  }
-
-  /** True once a final (non-1xx) head was delivered. */
-  get started(): boolean {
-    return this.body !== undefined || this.finished;
-  }
-
   feed(chunk: Buffer): void {
     let data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
     this.pending = Buffer.alloc(0);
