@@ -156,6 +156,24 @@ describe('trust: certificates and grants', () => {
     expect(gw.log.lines.filter((l) => l.msg === 'bad WebSocket handshake on the tunnel port').map((l) => l.reason)).toEqual(['Sec-WebSocket-Version 13 required', 'invalid Sec-WebSocket-Key']);
   });
 
+  it('cuts off an agent that floods pings without reading the pongs', async () => {
+    const files = await gw.issueAgent('pinger', { http: ['pinger.localhost'] });
+    const socket = tlsConnect({ host: '127.0.0.1', port: gw.addresses.tunnel.port, ca: readFileSync(files.caFile), cert: readFileSync(files.certFile), key: readFileSync(files.keyFile), servername: 'localhost', rejectUnauthorized: false });
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    socket.write(`GET /v1/tunnel HTTP/1.1\r\nHost: gw\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`);
+    const [answer] = await once(socket, 'data') as [Buffer];
+    expect(answer.toString('latin1')).toMatch(/^HTTP\/1\.1 101/);
+    await waitFor(() => gw.gateway.agentCount === 2);
+    socket.pause(); // never read a pong
+    // 100,000 masked (zero key) pings of 125 bytes: ~12 MiB of pongs the gateway cannot send.
+    const ping = Buffer.concat([Buffer.from([0x89, 0x80 | 125, 0, 0, 0, 0]), Buffer.alloc(125, 1)]);
+    socket.write(Buffer.concat(Array.from({ length: 100_000 }, () => ping)));
+    await waitFor(() => gw.gateway.agentCount === 1, 10_000, 'the flooding session to be closed');
+    socket.destroy();
+    expect((await get(gw.httpPort, 'mine.localhost')).status).toBe(200);
+  });
+
   it('closes the session when the agent certificate expires', async () => {
     const files = await gw.issueAgent('short', { http: ['short.localhost'] }, { notAfter: new Date(Date.now() + 2500) });
     const { agent: short } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: files }], [{ protocol: 'http', hostname: 'short.localhost', backend: `127.0.0.1:${backendPort}` }]);

@@ -24,6 +24,12 @@ export interface WebSocketTransportOptions {
 
 type State = 'open' | 'closing' | 'closed';
 
+/**
+ * Unsent bytes beyond which a ping is not answered but ends the connection. The session keeps
+ * at most 2 MiB of messages in flight, so only a peer that stopped reading gets here.
+ */
+const MAX_UNREAD_BYTES = 4 * 1024 * 1024;
+
 const NORMAL_CLOSES: ReadonlySet<number> = new Set([CloseCode.NORMAL, CloseCode.GOING_AWAY, CloseCode.NO_STATUS]);
 
 export function webSocketTransport(socket: Socket, head: Buffer, options: WebSocketTransportOptions): MessageTransport {
@@ -54,7 +60,14 @@ export function webSocketTransport(socket: Socket, head: Buffer, options: WebSoc
     },
     control: (opcode, payload) => {
       if (opcode === Opcode.PING) {
-        if (state === 'open') socket.write(controlFrame(Opcode.PONG, payload, masked));
+        if (state !== 'open') return;
+        // Pongs pile up in our write buffer when the peer pings without reading: a bound.
+        if (socket.writableLength > MAX_UNREAD_BYTES) {
+          lastError = new Error(`peer does not read (more than ${MAX_UNREAD_BYTES} bytes unsent) but keeps pinging`);
+          socket.destroy();
+          return;
+        }
+        socket.write(controlFrame(Opcode.PONG, payload, masked));
       } else if (opcode === Opcode.CLOSE) {
         const code = payload.length >= 2 ? payload.readUInt16BE(0) : CloseCode.NO_STATUS;
         received = { code, reason: payload.subarray(2).toString('utf8') };
