@@ -16,6 +16,16 @@ export default tseslint.config(
     },
   },
   {
+    // Typed rules for the product: a promise nobody handles on a request path can end the process
+    // (issue 12: one malformed chunked request took the shared gateway down).
+    files: ['src/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
+  {
     files: ['**/*.js'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
   },

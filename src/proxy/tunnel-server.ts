@@ -13,6 +13,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../common/clock.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
+import { LogThrottle } from '../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { verifyAgentCertificate } from '../pki/verify.ts';
 import { TunnelSession } from '../tunnel/session.ts';
@@ -55,6 +56,8 @@ interface Credentials {
 export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly opts: TunnelServerOptions;
   private readonly log: Logger;
+  /** Refusals are caused from outside: their lines are throttled per reason. */
+  private readonly refusals: LogThrottle;
   private server: Server | undefined;
   private credentials: Credentials | undefined;
   private readonly links = new Set<AgentLink>();
@@ -66,6 +69,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     super();
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'tunnel' });
+    this.refusals = new LogThrottle(this.log, opts.clock);
   }
 
   get agents(): ReadonlySet<AgentLink> {
@@ -84,7 +88,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       if (socket.authorized) return;
       const reason = refusalReason(socket);
       this.opts.metrics.handshakeFailures.inc({ reason });
-      this.log.warn('agent refused at TLS handshake', { remote: plainAddress(socket.remoteAddress), reason, err: String(socket.authorizationError ?? '') });
+      this.refusals.warn(`handshake ${reason}`, 'agent refused at TLS handshake', { remote: plainAddress(socket.remoteAddress), reason, err: String(socket.authorizationError ?? '') });
       socket.destroy();
     });
     this.server.on('request', (_req, res) => {
@@ -93,8 +97,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       this.opts.metrics.handshakeFailures.inc({ reason: 'tls-error' });
       // A bare TCP connect-and-close (port probes, load balancer checks) is not worth a warning.
-      const level = err.code === 'ECONNRESET' ? 'debug' : 'warn';
-      this.log[level]('TLS handshake failed on the tunnel port', { remote: plainAddress(socket.remoteAddress), err: describeError(err) });
+      const fields = { remote: plainAddress(socket.remoteAddress), err: describeError(err) };
+      if (err.code === 'ECONNRESET') this.log.debug('TLS handshake failed on the tunnel port', fields);
+      else this.refusals.warn('tls-error', 'TLS handshake failed on the tunnel port', fields);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) => this.onUpgrade(req, socket, head));
     const info = await listen(this.server, this.opts.port, this.opts.address);
@@ -161,7 +166,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     const checked = checkUpgradeRequest(req);
     if ('status' in checked) {
-      this.log.warn('bad WebSocket handshake on the tunnel port', { remote, reason: checked.reason });
+      this.refusals.warn(`websocket ${checked.reason}`, 'bad WebSocket handshake on the tunnel port', { remote, reason: checked.reason });
       refuseUpgrade(socket, checked.status, checked.reason);
       return;
     }
@@ -173,18 +178,18 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       verified = verifyAgentCertificate(peer, credentials.caCert, this.opts.clock.date());
     } catch (err) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'grants' });
-      this.log.warn('agent refused: certificate not acceptable', { remote, err: describeError(err) });
+      this.refusals.warn('grants', 'agent refused: certificate not acceptable', { remote, err: describeError(err) });
       refuseUpgrade(socket, 403, 'certificate not acceptable');
       return;
     }
     if (this.authorized && !this.authorized.has(authorizationKey(verified.grants.identity, verified.serial))) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
-      this.log.warn('agent refused: credential not admitted (withdrawn or not yet listed)', { remote, identity: verified.grants.identity, serial: verified.serial });
+      this.refusals.warn('withdrawn', 'agent refused: credential not admitted (withdrawn or not yet listed)', { remote, identity: verified.grants.identity, serial: verified.serial });
       refuseUpgrade(socket, 403, 'credential not admitted');
       return;
     }
     if (this.links.size >= this.opts.maxAgents) {
-      this.log.warn('agent refused: too many agents', { remote, limit: this.opts.maxAgents });
+      this.refusals.warn('max-agents', 'agent refused: too many agents', { remote, limit: this.opts.maxAgents });
       refuseUpgrade(socket, 503, 'too many agents');
       return;
     }

@@ -79,7 +79,27 @@ describe('HTTP request parser', () => {
 
   const bad: Array<[string, string, number, RegExp]> = [
     ['both Content-Length and Transfer-Encoding (smuggling)', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n', 400, /both/],
-    ['a coding that does not end in chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', 400, /does not end in chunked/],
+    ['a coding that does not end in chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n', 400, /unsupported Transfer-Encoding/],
+    ['a coding before chunked', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n', 400, /unsupported Transfer-Encoding/],
+    ['Transfer-Encoding in HTTP/1.0', 'POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n', 400, /HTTP\/1.0/],
+    // Connection naming a framing or routing field: the backend would frame or route the
+    // request differently from the gateway once the field is dropped as hop-by-hop (issue 12).
+    ['Connection: Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\nGET /', 400, /Connection header names content-length/],
+    ['Connection: transfer-encoding', 'POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n', 400, /names transfer-encoding/],
+    ['Connection: host', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: host\r\n\r\n', 400, /names host/],
+    ['a bare LF inside a header line', 'GET / HTTP/1.1\r\nHost: a\r\nX: 1\nContent-Length: 5\r\n\r\n', 400, /control character/],
+    ['a bare CR inside a header value', 'GET / HTTP/1.1\r\nHost: a\r\nX: 1\r2\r\n\r\n', 400, /control character/],
+    ['a control character in the target', 'GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n', 400, /request line/],
+    ['an absolute target for another host', 'GET http://b/ HTTP/1.1\r\nHost: a\r\n\r\n', 400, /authority differs/],
+    ['a target in authority form', 'GET a:80 HTTP/1.1\r\nHost: a\r\n\r\n', 400, /bad request target/],
+    ['CONNECT', 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n', 400, /CONNECT/],
+    ['a chunk size with leading whitespace', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n 5\r\nhello\r\n0\r\n\r\n', 400, /chunk size/],
+    ['a chunk size of 17 hex digits', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\n', 400, /chunk size/],
+    ['a negative chunk size', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n', 400, /chunk size/],
+    ['a chunk line with a bare LF', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n', 400, /control character/],
+    ['a chunk line over 1 KiB', `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;${'x'.repeat(1100)}`, 400, /too long/],
+    ['a missing CRLF after chunk data', 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n', 400, /CRLF/],
+    ['endless trailers', `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n${'T: v\r\n'.repeat(20_000)}`, 400, /trailers too large/],
     ['two different Content-Length values', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n', 400, /Content-Length/],
     ['a negative Content-Length', 'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n', 400, /Content-Length/],
     ['two Host headers', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400, /Host/],

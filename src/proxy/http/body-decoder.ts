@@ -7,6 +7,7 @@
  * returns how many bytes of the chunk belonged to the body, so what follows (a pipelined request,
  * or bytes a backend must not send) stays with the caller.
  */
+import { hasControlCharacter } from './syntax.ts';
 const CRLF = Buffer.from('\r\n');
 const MAX_CHUNK_LINE = 1024;
 
@@ -23,6 +24,7 @@ export class BodyDecoder {
   private state: State;
   private remaining = 0;
   private pending: Buffer | undefined;
+  private trailerBytes = 0;
   private readonly handlers: BodyHandlers;
   private readonly fail: (why: string) => never;
   private readonly maxTrailerBytes: number;
@@ -79,8 +81,12 @@ export class BodyDecoder {
             this.pending = data;
             return chunk.length;
           }
-          const line = data.toString('latin1', 0, eol).split(';')[0]!.trim();
-          if (!/^[0-9a-fA-F]{1,8}$/.test(line)) this.fail(`bad chunk size ${JSON.stringify(line)}`);
+          if (eol > MAX_CHUNK_LINE) this.fail('chunk size line too long');
+          const full = data.toString('latin1', 0, eol);
+          if (hasControlCharacter(full)) this.fail('control character in a chunk size line');
+          // chunk-size [ BWS ";" chunk-ext ] (RFC 9112 §7.1, §7.1.1): no whitespace before the size.
+          const line = full.split(';')[0]!.replace(/[ \t]+$/, '');
+          if (!/^[0-9a-fA-F]{1,8}$/.test(line)) this.fail(`bad chunk size ${JSON.stringify(line.slice(0, 40))}`);
           this.remaining = parseInt(line, 16);
           data = data.subarray(eol + 2);
           this.state = this.remaining === 0 ? 'trailers' : 'chunk-data';
@@ -103,6 +109,9 @@ export class BodyDecoder {
             this.pending = data;
             return chunk.length;
           }
+          this.trailerBytes += eol + 2;
+          if (this.trailerBytes > this.maxTrailerBytes) this.fail('trailers too large');
+          if (hasControlCharacter(data.toString('latin1', 0, eol))) this.fail('control character in a trailer field');
           data = data.subarray(eol + 2);
           if (eol === 0) this.finish();
           break;

@@ -10,6 +10,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../../common/clock.ts';
+import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { HttpRequestError, RequestParser, type RequestHead } from './request-parser.ts';
 
@@ -32,6 +33,8 @@ export interface ConnectionHooks {
 export interface BodySink {
   body(chunk: Buffer): void;
   end(): void;
+  /** The body turned out malformed after the request was forwarded: the upstream side is spent. */
+  abort(err: HttpRequestError): void;
 }
 
 export class ClientConnection {
@@ -48,6 +51,8 @@ export class ClientConnection {
   private closing = false;
   /** The connection is ending: input is read and dropped until the peer closes too. */
   private ending = false;
+  /** The request stream is malformed: nothing more is parsed; the listener answers or cuts. */
+  private broken = false;
 
   constructor(socket: Socket, limits: ConnectionLimits, clock: Clock, hooks: ConnectionHooks, log: Logger) {
     this.socket = socket;
@@ -76,8 +81,8 @@ export class ClientConnection {
       sink.end();
       return;
     }
-    this.parser.continue();
-    if (!this.socket.destroyed) this.socket.resume();
+    this.parse(() => this.parser.continue());
+    if (!this.socket.destroyed && !this.ending) this.socket.resume();
   }
 
   /** The response is complete: wait for the next request, or close the connection. */
@@ -90,8 +95,8 @@ export class ClientConnection {
     }
     this.requestComplete = false;
     this.waitForHead(this.limits.keepAliveTimeoutMs, false);
-    this.parser.next();
-    if (!this.socket.destroyed && !this.inRequest) this.socket.resume();
+    this.parse(() => this.parser.next());
+    if (!this.socket.destroyed && !this.inRequest && !this.ending) this.socket.resume();
   }
 
   /** Asks a kept connection to close after its current response (gateway shutdown). */
@@ -124,7 +129,7 @@ export class ClientConnection {
       return;
     }
     // Without a body the request is complete now; the parser tells us through done().
-    if (!head.framing) this.parser.continue();
+    if (!head.framing) this.parse(() => this.parser.continue());
     else if (head.expectContinue && head.version === '1.1') this.socket.write('HTTP/1.1 100 Continue\r\n\r\n');
     this.hooks.onRequest(this, head);
   }
@@ -144,24 +149,41 @@ export class ClientConnection {
   }
 
   private onData(chunk: Buffer): void {
-    if (this.ending) return;
+    if (this.ending || this.broken) return;
     const waiting = !this.inRequest && this.parser.bufferedBytes === 0;
+    if (!this.parse(() => this.parser.feed(chunk))) return;
+    // The first byte of a request on a kept connection: the head now has headerTimeoutMs.
+    if (waiting && !this.inRequest && this.parser.bufferedBytes > 0) this.waitForHead(this.limits.headerTimeoutMs, true);
+  }
+
+  /**
+   * Every call into the parser goes through here: feed (bytes arrived), continue (the body may
+   * flow) and next (a pipelined request may start) can each meet malformed input. A refusal ends
+   * this connection with its status (or cuts it when a request was already forwarded); anything
+   * else is a bug and ends this connection only. Returns false when the connection ended.
+   */
+  private parse(step: () => void): boolean {
     try {
-      this.parser.feed(chunk);
+      step();
+      return true;
     } catch (err) {
-      if (!(err instanceof HttpRequestError)) throw err;
+      if (!(err instanceof HttpRequestError)) {
+        this.log.error('HTTP connection failed unexpectedly; closing it', { err: describeError(err) });
+        this.socket.destroy();
+        return false;
+      }
       this.log.debug('bad HTTP request from client', { status: err.status, err: err.message });
       if (this.inRequest && this.sink) {
-        // The body went bad after the request was forwarded: nothing sensible can follow.
-        this.socket.destroy();
-        return;
+        // The body went bad after the request was forwarded: the exchange ends (the client gets
+        // the status if no response started) and nothing more is read from this connection.
+        this.broken = true;
+        this.sink.abort(err);
+        return false;
       }
       this.inRequest = true;
       this.answer(err.status, err.message, false);
-      return;
+      return false;
     }
-    // The first byte of a request on a kept connection: the head now has headerTimeoutMs.
-    if (waiting && !this.inRequest && this.parser.bufferedBytes > 0) this.waitForHead(this.limits.headerTimeoutMs, true);
   }
 
   private waitForHead(ms: number, answer408: boolean): void {

@@ -18,6 +18,8 @@ import { ResponseParser, type ResponseHead } from './response-parser.ts';
 export type ExchangeOutcome =
   /** The response was delivered; `reusable`: the stream may serve another request; `keepClient`: so may the client connection. */
   | { kind: 'done'; reusable: boolean; keepClient: boolean; status: number }
+  /** The backend answered an upgrade request with 101: the stream (paused) now carries the new protocol. */
+  | { kind: 'switched'; head: ResponseHead; rest: Buffer }
   /** Failed before any response byte reached the client: the caller may answer 5xx or retry. */
   | { kind: 'failed'; error: Error; responseStarted: false }
   /** Failed mid-response: the client connection must be cut. */
@@ -107,10 +109,24 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
   };
 
   const parser = new ResponseParser(request.method === 'HEAD', {
+    ...(request.upgrade ? {
+      switched(head: ResponseHead, rest: Buffer) {
+        // Only now may the client's bytes become a raw relay (never before the backend agreed).
+        responseStarted = true;
+        stream.pause();
+        settle({ kind: 'switched', head, rest });
+      },
+    } : {}),
     head(head) {
       responseStarted = true;
       timer.cancel();
       reusable = head.keepAlive;
+      // An upgrade the backend declined: the client's connection may hold bytes of the protocol
+      // it hoped for, so it ends after this response, and the stream is not pooled.
+      if (request.upgrade) {
+        keepClient = false;
+        reusable = false;
+      }
       writeHead(head);
     },
     body(chunk) {
@@ -176,6 +192,9 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
       if (chunkedRequest && !settled) stream.write(LAST_CHUNK);
       requestDone = true;
       maybeDone();
+    },
+    abort(err) {
+      fail(err);
     },
   };
   return { body, outcome };

@@ -5,7 +5,12 @@
 import { normalizeHostname } from '../../pki/grants.ts';
 
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
-const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
+/**
+ * Client-sent fields that say where a request came from: the gateway sets them itself (a client
+ * could otherwise pose as another address, scheme, host or port to the backend). X-Forwarded-For
+ * is the exception: it is appended to, as every proxy does, and backends read its last entry.
+ */
+const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip']);
 
 /** `Shop.Example.com:8080` → `shop.example.com`; undefined when absent or not a DNS name. */
 export function hostFromHeader(host: string | undefined): string | undefined {
@@ -22,6 +27,8 @@ export function hostFromHeader(host: string | undefined): string | undefined {
 export interface ForwardContext {
   clientAddress: string;
   proto: 'http' | 'https';
+  /** The gateway's listening port (X-Forwarded-Port). */
+  port: number;
   /** Keep Connection/Upgrade: the request is an Upgrade relayed as raw bytes. */
   upgrade: boolean;
 }
@@ -51,6 +58,7 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], ctx: Forwar
   out.push('X-Forwarded-For', priorFor ? `${priorFor}, ${ctx.clientAddress}` : ctx.clientAddress);
   out.push('X-Forwarded-Proto', ctx.proto);
   if (host) out.push('X-Forwarded-Host', host);
+  out.push('X-Forwarded-Port', String(ctx.port));
   return out;
 }
 
@@ -66,7 +74,7 @@ export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] 
   return out;
 }
 
-/** The raw request head written to the tunnel for an Upgrade (WebSocket) request. */
+/** A raw request head: request line and header lines. */
 export function serializeRequestHead(method: string, url: string, httpVersion: string, rawHeaders: readonly string[]): Buffer {
   return Buffer.from(`${method} ${url} HTTP/${httpVersion}\r\n${headerLines(rawHeaders)}\r\n`, 'latin1');
 }

@@ -10,16 +10,18 @@ import { createServer, type AddressInfo, type Server } from 'node:net';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
+import { LogThrottle } from '../../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../../common/net.ts';
 import { relay } from '../../common/relay.ts';
+import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { AgentLink } from '../agent-link.ts';
 import type { GatewayLimits } from '../config.ts';
 import type { Connector } from '../connector.ts';
 import { ClientConnection } from './client-connection.ts';
 import { exchange } from './exchange.ts';
-import { forwardRequestHeaders, hostFromHeader, serializeRequestHead } from './headers.ts';
+import { forwardRequestHeaders, headerLines, hostFromHeader, type ForwardContext } from './headers.ts';
 import { IdleStreams } from './idle-streams.ts';
-import type { RequestHead } from './request-parser.ts';
+import { HttpRequestError, type RequestHead } from './request-parser.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 
 export interface HttpListenerOptions {
@@ -39,6 +41,8 @@ const MAX_IDLE_STREAMS_PER_ROUTE = 256;
 export class HttpListener {
   private readonly opts: HttpListenerOptions;
   private readonly log: Logger;
+  /** Failing backends are a tenant's matter: one line per host and interval. */
+  private readonly upstreamFailures: LogThrottle;
   private readonly server: Server;
   /** Keep-alive streams per route and agent, so requests are balanced per request, not per stream. */
   private readonly idle = new IdleStreams(MAX_IDLE_STREAMS_PER_ROUTE);
@@ -48,6 +52,7 @@ export class HttpListener {
   constructor(opts: HttpListenerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'http' });
+    this.upstreamFailures = new LogThrottle(this.log, opts.clock);
     const { limits } = opts;
     const connectionLimits = { maxHeaderBytes: limits.maxHeaderBytes, headerTimeoutMs: limits.headerTimeoutMs, keepAliveTimeoutMs: limits.keepAliveTimeoutMs };
     const hooks = {
@@ -132,47 +137,72 @@ export class HttpListener {
         // A pooled stream serves many clients: the client is in X-Forwarded-For, not in OPEN.
         client: { address: '', port: 0 }, local: { address: '', port: this.localPort },
       }, link).then((opened) => ({ ...opened, reused: false }));
-    streamReady.then(async ({ stream, agent, reused }) => {
-      if (conn.socket.destroyed) {
-        this.idle.put(`${hostname} ${agent.id}`, agent, stream);
-        return;
-      }
-      const headers = forwardRequestHeaders(head.rawHeaders, { clientAddress: plainAddress(conn.socket.remoteAddress), proto: 'http', upgrade: false });
-      const run = exchange({ client: conn.socket, request: head, stream, headers, keepClient: head.keepAlive, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
-      conn.startBody(run.body);
-      const outcome = await run.outcome;
-      if (outcome.kind === 'done') {
-        observe(hostname, outcome.status);
-        if (outcome.reusable) this.idle.put(`${hostname} ${agent.id}`, agent, stream);
-        else stream.destroy();
-        conn.finishRequest(outcome.keepClient);
-        return;
-      }
-      if (outcome.responseStarted) {
-        observe(hostname, 502);
-        conn.socket.destroy();
-        return;
-      }
-      // A keep-alive stream can be closed by the backend just as we reuse it (RFC 9112 §9.3.1):
-      // retry requests that are safe to repeat and carry no body.
-      const stale = reused && !isWebgwError(outcome.error, 'WEBGW_ERR_TIMEOUT');
-      if (stale && !head.framing && IDEMPOTENT.has(head.method) && attempt < MAX_ATTEMPTS && !conn.socket.destroyed) {
-        this.forward(conn, head, hostname, attempt + 1, observe);
-        return;
-      }
-      this.fail(conn, hostname, outcome.error, true, observe);
-    }, (err: Error) => this.fail(conn, hostname, err, false, observe));
+    streamReady.then(
+      ({ stream, agent, reused }) => this.runExchange(conn, head, hostname, attempt, observe, stream, agent, reused),
+      (err: Error) => this.fail(conn, hostname, err, false, observe),
+    ).catch((err: unknown) => this.abandon(conn, hostname, err));
+  }
+
+  private async runExchange(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void, stream: TunnelStream, agent: AgentLink, reused: boolean): Promise<void> {
+    if (conn.socket.destroyed) {
+      this.idle.put(`${hostname} ${agent.id}`, agent, stream);
+      return;
+    }
+    const headers = forwardRequestHeaders(head.rawHeaders, this.forwardContext(conn, false));
+    const run = exchange({ client: conn.socket, request: head, stream, headers, keepClient: head.keepAlive, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+    conn.startBody(run.body);
+    const outcome = await run.outcome;
+    if (outcome.kind === 'done') {
+      observe(hostname, outcome.status);
+      if (outcome.reusable) this.idle.put(`${hostname} ${agent.id}`, agent, stream);
+      else stream.destroy();
+      conn.finishRequest(outcome.keepClient);
+      return;
+    }
+    if (outcome.kind === 'switched') throw new WebgwError('WEBGW_ERR_BACKEND', 'backend switched protocols on a plain request');
+    if (outcome.responseStarted) {
+      observe(hostname, 502);
+      conn.socket.destroy();
+      return;
+    }
+    // A keep-alive stream can be closed by the backend just as we reuse it (RFC 9112 §9.3.1):
+    // retry requests that are safe to repeat and carry no body.
+    const stale = reused && !isWebgwError(outcome.error, 'WEBGW_ERR_TIMEOUT');
+    if (stale && !head.framing && IDEMPOTENT.has(head.method) && attempt < MAX_ATTEMPTS && !conn.socket.destroyed) {
+      this.forward(conn, head, hostname, attempt + 1, observe);
+      return;
+    }
+    this.fail(conn, hostname, outcome.error, true, observe);
+  }
+
+  /**
+   * Last resort for an error nobody expected on one request: that connection ends, the gateway
+   * goes on (no error on one connection may end the process).
+   */
+  private abandon(conn: ClientConnection, hostname: string, err: unknown): void {
+    this.log.error('request failed unexpectedly; closing its connection', { host: hostname, err: describeError(err) });
+    conn.socket.destroy();
+  }
+
+  private forwardContext(conn: ClientConnection, upgrade: boolean): ForwardContext {
+    return { clientAddress: plainAddress(conn.socket.remoteAddress), proto: 'http', port: this.localPort, upgrade };
   }
 
   private fail(conn: ClientConnection, hostname: string, err: Error, bodyStarted: boolean, observe: (route: string, status: number) => void): void {
     const status = statusForError(err);
-    if (status >= 502 && status !== 503) this.log.warn('upstream request failed', { host: hostname, status, err: describeError(err) });
+    if (status >= 502 && status !== 503) this.upstreamFailures.warn(hostname, 'upstream request failed', { host: hostname, status, err: describeError(err) });
     observe(hostname, status);
     if (conn.socket.destroyed) return;
     // A body that went (partly) upstream cannot be read again: answer, then close.
-    conn.answer(status, messageForStatus(status, hostname), !bodyStarted);
+    conn.answer(status, err instanceof HttpRequestError ? err.message : messageForStatus(status, hostname), !bodyStarted);
   }
 
+  /**
+   * An Upgrade request (WebSocket): the head goes to the backend, and the client's connection
+   * becomes a raw relay only once the backend answered 101. Bytes the client sent after its head
+   * wait until then; any other answer is forwarded as a response and the connection ends, so a
+   * declined upgrade can never carry the client's next request to this backend.
+   */
   private onUpgrade(conn: ClientConnection, head: RequestHead, rest: Buffer): void {
     const socket = conn.socket;
     const hostname = hostFromHeader(head.host);
@@ -187,24 +217,55 @@ export class HttpListener {
       return;
     }
     const client = { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
-    this.opts.connector.open({ protocol: 'http', hostname, port: this.localPort, client, local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 } }).then(({ stream }) => {
+    this.opts.connector.open({ protocol: 'http', hostname, port: this.localPort, client, local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 } }).then(
+      ({ stream }) => this.runUpgrade(conn, head, hostname, stream, rest),
+      (err: Error) => {
+        const code = statusForError(err);
+        conn.answer(code, messageForStatus(code, hostname), false);
+      },
+    ).catch((err: unknown) => this.abandon(conn, hostname, err));
+  }
+
+  private async runUpgrade(conn: ClientConnection, head: RequestHead, hostname: string, stream: TunnelStream, rest: Buffer): Promise<void> {
+    const socket = conn.socket;
+    if (socket.destroyed) {
+      stream.destroy();
+      return;
+    }
+    const headers = forwardRequestHeaders(head.rawHeaders, this.forwardContext(conn, true));
+    const run = exchange({ client: socket, request: head, stream, headers, keepClient: false, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+    run.body.end(); // an upgrade request has no body (request-parser.ts)
+    const outcome = await run.outcome;
+    if (outcome.kind === 'switched') {
       if (socket.destroyed) {
         stream.destroy();
         return;
       }
-      const headers = forwardRequestHeaders(head.rawHeaders, { clientAddress: client.address, proto: 'http', upgrade: true });
-      stream.write(serializeRequestHead(head.method, head.target, head.version, headers));
+      const { head: answer } = outcome;
+      socket.write(`HTTP/1.1 101 ${answer.statusMessage || 'Switching Protocols'}\r\n${headerLines(answer.rawHeaders)}\r\n`, 'latin1');
+      if (outcome.rest.length > 0) socket.write(outcome.rest);
       if (rest.length > 0) stream.write(rest);
       this.opts.metrics.activeConnections.inc({ protocol: 'http' });
       relay(socket, stream, () => this.opts.metrics.activeConnections.dec({ protocol: 'http' }));
-    }, (err: Error) => {
-      const code = statusForError(err);
-      conn.answer(code, messageForStatus(code, hostname), false);
-    });
+      stream.resume();
+      return;
+    }
+    stream.destroy();
+    if (outcome.kind === 'done') {
+      conn.finishRequest(false);
+      return;
+    }
+    if (outcome.responseStarted) {
+      socket.destroy();
+      return;
+    }
+    const code = statusForError(outcome.error);
+    conn.answer(code, messageForStatus(code, hostname), false);
   }
 }
 
 export function statusForError(err: unknown): number {
+  if (err instanceof HttpRequestError) return err.status;
   if (isWebgwError(err, 'WEBGW_ERR_NO_ROUTE')) return 404;
   if (isWebgwError(err, 'WEBGW_ERR_NO_AGENT')) return 503;
   if (isWebgwError(err, 'WEBGW_ERR_TIMEOUT')) return 504;

@@ -10,15 +10,23 @@
  * pausing the socket.
  *
  * Refusals are HttpRequestError with the status to answer: 400 (malformed, ambiguous framing:
- * both Content-Length and Transfer-Encoding, or a coding that does not end in chunked), 431 (head
- * or header count over the limit).
+ * both Content-Length and Transfer-Encoding, a coding other than chunked, a Connection header
+ * that names a framing or routing field, control characters, an absolute-form target whose
+ * authority is not the Host), 431 (head or header count over the limit). Strict on purpose: every
+ * leniency is a place where the gateway and a backend could disagree on where a request ends
+ * (request smuggling, RFC 9112 §11.2).
  */
+import { TOKEN, hasControlCharacter } from './syntax.ts';
 import { BodyDecoder, type Framing } from './body-decoder.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const MAX_HEADERS = 256;
-const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([^\s]+) HTTP\/1\.([01])$/;
+const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.([01])$/;
+/**
+ * Fields a Connection header must not name: dropping them as hop-by-hop would change how the
+ * backend frames or routes the request after the gateway already decided (smuggling).
+ */
+const PROTECTED_FIELDS = new Set(['content-length', 'transfer-encoding', 'host']);
 
 export class HttpRequestError extends Error {
   readonly status: 400 | 431;
@@ -160,7 +168,7 @@ export class RequestParser {
       if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) bad(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
-      if (/[\0\r\n]/.test(value)) bad('control character in a header value');
+      if (hasControlCharacter(value)) bad('control character in a header value');
       rawHeaders.push(name, value);
       switch (name.toLowerCase()) {
         case 'host':
@@ -185,11 +193,18 @@ export class RequestParser {
       }
     }
     if (hosts.length > 1) bad('more than one Host header');
+    if (method === 'CONNECT') bad('CONNECT is not served');
+    const named = connection.find((t) => PROTECTED_FIELDS.has(t));
+    if (named) bad(`Connection header names ${named}`);
+    checkTarget(target as string, hosts[0]);
     let framing: Framing | undefined;
     if (transferEncoding !== undefined) {
       // Both headers make the body's end ambiguous (request smuggling): refuse (RFC 9112 §6.3).
       if (contentLength !== undefined) bad('both Content-Length and Transfer-Encoding');
-      if (transferEncoding.toLowerCase().split(',').map((s) => s.trim()).at(-1) !== 'chunked') bad('Transfer-Encoding does not end in chunked');
+      // Only chunked: another coding before it would be decoded by nobody (the gateway
+      // re-chunks the body) and a coding list is one more place for parsers to disagree.
+      if (transferEncoding.trim().toLowerCase() !== 'chunked') bad(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding)}`);
+      if (minor === '0') bad('Transfer-Encoding in an HTTP/1.0 request');
       framing = { kind: 'chunked' };
     } else if (contentLength !== undefined && contentLength > 0) {
       framing = { kind: 'length', length: contentLength };
@@ -198,7 +213,21 @@ export class RequestParser {
     const keepAlive = version === '1.1' ? !connection.includes('close') : connection.includes('keep-alive');
     return {
       method: method as string, target: target as string, version, rawHeaders, host: hosts[0], keepAlive,
-      upgrade: upgradeHeader && connection.includes('upgrade'), expectContinue, framing,
+      // An upgrade request with a body is served as a plain request (its Upgrade header is hop-by-hop).
+      upgrade: upgradeHeader && connection.includes('upgrade') && framing === undefined, expectContinue, framing,
     };
   }
+}
+
+/**
+ * origin-form (`/path`), asterisk-form for OPTIONS, or absolute-form whose authority is the Host
+ * (RFC 9112 §3.2.2 lets the target's authority override Host; the gateway routes by Host, so the
+ * two must agree).
+ */
+function checkTarget(target: string, host: string | undefined): void {
+  if (target.startsWith('/') || target === '*') return;
+  const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
+  if (!absolute) bad(`bad request target ${JSON.stringify(target.slice(0, 80))}`);
+  const authority = (absolute as RegExpExecArray)[1] as string;
+  if (host === undefined || authority.toLowerCase() !== host.toLowerCase()) bad('request target authority differs from Host');
 }

@@ -8,6 +8,7 @@
  * Bounded: the head is at most MAX_HEAD_BYTES with at most MAX_HEADERS headers, a chunk-size
  * line at most 1 KiB. Anything malformed throws WEBGW_ERR_BACKEND (the client gets a 502).
  */
+import { TOKEN, hasControlCharacter } from './syntax.ts';
 import { WebgwError } from '../../common/errors.ts';
 import { BodyDecoder, type Framing } from './body-decoder.ts';
 
@@ -28,6 +29,11 @@ export interface ResponseHead {
 
 export interface ResponseHandlers {
   head(head: ResponseHead): void;
+  /**
+   * A 101 answer to a request that asked to upgrade: parsing stops; `rest` are the bytes that
+   * followed the head (the new protocol's). Without this handler a 101 is a malformed response.
+   */
+  switched?(head: ResponseHead, rest: Buffer): void;
   body(chunk: Buffer): void;
   done(): void;
 }
@@ -41,6 +47,7 @@ export class ResponseParser {
   private pending: Buffer = Buffer.alloc(0);
   private body: BodyDecoder | undefined;
   private finished = false;
+  private switchedHead: ResponseHead | undefined;
   private keepAlive = false;
   private readonly headRequest: boolean;
   private readonly handlers: ResponseHandlers;
@@ -69,7 +76,7 @@ export class ResponseParser {
       if (end > MAX_HEAD_BYTES) fail(`head larger than ${MAX_HEAD_BYTES} bytes`);
       const head = data.toString('latin1', 0, end);
       data = data.subarray(end + 4);
-      this.onHead(head);
+      if (this.onHead(head) === 'switched') return this.switchProtocols(data);
     }
   }
 
@@ -80,7 +87,14 @@ export class ResponseParser {
     this.body.end();
   }
 
-  private onHead(head: string): void {
+  private switchProtocols(rest: Buffer): void {
+    this.finished = true;
+    const head = this.switchedHead as ResponseHead;
+    this.switchedHead = undefined;
+    (this.handlers.switched as NonNullable<ResponseHandlers['switched']>)(head, rest);
+  }
+
+  private onHead(head: string): 'switched' | undefined {
     const lines = head.split('\r\n');
     const statusLine = /^HTTP\/1\.([01]) (\d{3})(?: (.*))?$/.exec(lines[0] ?? '');
     if (!statusLine) fail(`bad status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
@@ -95,10 +109,11 @@ export class ResponseParser {
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i] as string;
       const colon = line.indexOf(':');
-      // No obs-fold (RFC 9112 §5.2), no whitespace before the colon (§5.1).
-      if (colon <= 0 || line[0] === ' ' || line[0] === '\t' || /[\s]/.test(line[colon - 1] as string)) fail(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
+      // No obs-fold (RFC 9112 §5.2), no whitespace before the colon (§5.1), a token for a name.
+      if (colon <= 0 || !TOKEN.test(line.slice(0, colon))) fail(`bad header line ${JSON.stringify(line.slice(0, 80))}`);
       const name = line.slice(0, colon);
       const value = line.slice(colon + 1).trim();
+      if (hasControlCharacter(value)) fail(`control character in header ${name}`);
       rawHeaders.push(name, value);
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
@@ -109,25 +124,30 @@ export class ResponseParser {
         chunked = value.toLowerCase().split(',').map((s) => s.trim()).at(-1) === 'chunked';
       } else if (lower === 'connection') {
         const tokens = value.toLowerCase().split(',').map((s) => s.trim());
+        // Dropping these as hop-by-hop would leave the client to frame the body differently.
+        if (tokens.includes('content-length') || tokens.includes('transfer-encoding')) fail('Connection header names a framing field');
         if (tokens.includes('close')) connectionClose = true;
         if (minor === '0' && tokens.includes('keep-alive')) connectionClose = false;
       }
     }
-    if (status < 200) {
-      // 1xx interim responses (100 Continue, 103 Early Hints) are not forwarded; the final one follows.
-      if (status === 101) fail('unexpected 101 Switching Protocols');
-      return;
+    if (hasControlCharacter(message ?? '')) fail('control character in the status line');
+    if (transferEncoding && contentLength !== undefined) fail('both Content-Length and Transfer-Encoding');
+    if (status === 101) {
+      if (!this.handlers.switched) fail('unexpected 101 Switching Protocols');
+      this.switchedHead = { status, statusMessage: message ?? '', rawHeaders, keepAlive: false, bodyLength: 0 };
+      return 'switched';
     }
+    // 1xx interim responses (100 Continue, 103 Early Hints) are not forwarded; the final one follows.
+    if (status < 200) return undefined;
     const noBody = this.headRequest || status === 204 || status === 304;
     if (noBody) {
       this.keepAlive = !connectionClose;
       this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive, bodyLength: 0 });
       this.finish();
-      return;
+      return undefined;
     }
     let framing: Framing;
     if (transferEncoding) {
-      // Transfer-Encoding overrides Content-Length (RFC 9112 §6.3): never trust both.
       framing = chunked ? { kind: 'chunked' } : { kind: 'until-close' };
       this.keepAlive = chunked && !connectionClose;
     } else if (contentLength !== undefined) {
@@ -140,6 +160,7 @@ export class ResponseParser {
     this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive, bodyLength: framing.kind === 'length' ? framing.length : undefined });
     this.body = new BodyDecoder(framing, { body: (c) => this.handlers.body(c), done: () => this.finish() }, fail, MAX_HEAD_BYTES);
     this.body.start();
+    return undefined;
   }
 
   private finish(): void {
