@@ -32,6 +32,12 @@ export const gatewayConfigSchema = z.strictObject({
   limits: z.strictObject({
     maxAgents: z.number().int().min(1).max(100_000).default(1000),
     maxStreamsPerAgent: z.number().int().min(1).max(100_000).default(10_000),
+    /** Sessions one agent identity (one ExposedService) may hold: one tenant cannot lock out the rest. */
+    maxSessionsPerIdentity: z.number().int().min(1).max(100_000).default(64),
+    /** Receive windows of all agents together: the gateway's memory for data clients have not read yet. */
+    receiveBudgetBytes: z.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(256 * 1024 * 1024),
+    /** Receive windows of one agent identity, across all its sessions. */
+    receiveBudgetPerIdentityBytes: z.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(64 * 1024 * 1024),
     maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
     headerTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     clientHelloTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),

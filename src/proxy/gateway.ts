@@ -66,6 +66,9 @@ export class Gateway {
       ...config.tunnel,
       maxAgents: limits.maxAgents,
       maxStreamsPerAgent: limits.maxStreamsPerAgent,
+      maxSessionsPerIdentity: limits.maxSessionsPerIdentity,
+      receiveBudgetBytes: limits.receiveBudgetBytes,
+      receiveBudgetPerIdentityBytes: limits.receiveBudgetPerIdentityBytes,
       tcpPortAllowed: (p) => range !== undefined && p >= range.from && p <= range.to,
       clock: this.clock, logger: this.log, metrics,
     });

@@ -16,6 +16,7 @@ import type { Logger } from '../common/log.ts';
 import { LogThrottle } from '../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { verifyAgentCertificate } from '../pki/verify.ts';
+import { ReceiveBudget } from '../tunnel/receive-budget.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
 import { acceptUpgrade, checkUpgradeRequest, refuseUpgrade } from '../tunnel/websocket/handshake.ts';
@@ -32,6 +33,9 @@ export interface TunnelServerOptions {
   keyFile: string;
   maxAgents: number;
   maxStreamsPerAgent: number;
+  maxSessionsPerIdentity: number;
+  receiveBudgetBytes: number;
+  receiveBudgetPerIdentityBytes: number;
   /** TCP ports the gateway may serve; grants outside are ignored. */
   tcpPortAllowed: (port: number) => boolean;
   clock: Clock;
@@ -63,6 +67,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly links = new Set<AgentLink>();
   private readonly expiryTimers = new Map<AgentLink, Timer>();
   private nextId = 1;
+  /** Every bound a tenant shares among its sessions, per agent identity (its ExposedService). */
+  private readonly tenants = new Map<string, { sessions: number; budget: ReceiveBudget }>();
+  private readonly budget: ReceiveBudget;
   private authorized: AuthorizedAgents | undefined;
 
   constructor(opts: TunnelServerOptions) {
@@ -70,6 +77,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'tunnel' });
     this.refusals = new LogThrottle(this.log, opts.clock);
+    this.budget = new ReceiveBudget(opts.receiveBudgetBytes);
   }
 
   get agents(): ReadonlySet<AgentLink> {
@@ -194,6 +202,15 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       return;
     }
     const grants = verified.grants;
+    const tenant = this.tenants.get(grants.identity) ?? { sessions: 0, budget: new ReceiveBudget(this.opts.receiveBudgetPerIdentityBytes, this.budget) };
+    if (tenant.sessions >= this.opts.maxSessionsPerIdentity) {
+      this.opts.metrics.handshakeFailures.inc({ reason: 'sessions-per-identity' });
+      this.refusals.warn(`sessions ${grants.identity}`, 'agent refused: its identity holds the most sessions allowed', { remote, identity: grants.identity, limit: this.opts.maxSessionsPerIdentity });
+      refuseUpgrade(socket, 503, 'too many sessions for this identity');
+      return;
+    }
+    tenant.sessions += 1;
+    this.tenants.set(grants.identity, tenant);
     const refusedPorts = grants.tcp.filter((p) => !this.opts.tcpPortAllowed(p));
     if (refusedPorts.length > 0) {
       this.log.warn('ignoring TCP grants outside this gateway\'s port range', { remote, ports: refusedPorts });
@@ -206,6 +223,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     const session = new TunnelSession(transport, {
       role: 'server',
       maxStreams: this.opts.maxStreamsPerAgent,
+      receiveBudget: tenant.budget,
       clock: this.opts.clock,
       logger: log,
     });
@@ -215,6 +233,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     session.on('rtt', (ms) => this.opts.metrics.tunnelRtt.observe(ms / 1000));
     session.on('close', (err) => {
       this.links.delete(link);
+      if (--tenant.sessions === 0) this.tenants.delete(grants.identity);
       this.expiryTimers.get(link)?.cancel();
       this.expiryTimers.delete(link);
       this.opts.metrics.agentSessions.dec();

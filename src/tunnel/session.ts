@@ -24,6 +24,7 @@ import {
 } from './frame.ts';
 import { decodeOpen, encodeOpen, type OpenRequest } from './open.ts';
 import { Outbox } from './outbox.ts';
+import { ReceiveBudget } from './receive-budget.ts';
 import { TunnelStream, type StreamHost } from './stream.ts';
 import type { MessageTransport } from './transport.ts';
 
@@ -32,8 +33,11 @@ export interface SessionOptions {
   role: 'client' | 'server';
   initialWindow?: number;
   maxWindow?: number;
-  /** Cap on the sum of all streams' receive windows (the per-session memory bound). */
-  receiveBudget?: number;
+  /**
+   * Cap on the sum of all streams' receive windows (the memory bound): a byte count for a budget
+   * of this session's own, or a budget shared with other sessions (the gateway's per tenant).
+   */
+  receiveBudget?: number | ReceiveBudget;
   maxStreams?: number;
   maxMessageBytes?: number;
   maxBufferedBytes?: number;
@@ -67,7 +71,10 @@ export interface SessionEvents {
 
 export class TunnelSession extends EventEmitter<SessionEvents> implements StreamHost {
   private readonly transport: MessageTransport;
-  private readonly opts: Required<Omit<SessionOptions, 'clock' | 'logger'>>;
+  private readonly opts: Required<Omit<SessionOptions, 'clock' | 'logger' | 'receiveBudget'>>;
+  private readonly budget: ReceiveBudget;
+  /** Window this session holds from its budget, returned when the session ends. */
+  private budgetUsed = 0;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly streams = new Map<number, TunnelStream>();
@@ -78,7 +85,6 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   private readonly maxSpare: number;
   private nextStreamId: number;
   private lastPeerStreamId = 0;
-  private budgetUsed = 0;
   private buffered = 0;
   private flushScheduled = false;
   private closed = false;
@@ -105,13 +111,14 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       role: options.role,
       initialWindow: options.initialWindow ?? sessionDefaults.initialWindow,
       maxWindow: options.maxWindow ?? sessionDefaults.maxWindow,
-      receiveBudget: options.receiveBudget ?? sessionDefaults.receiveBudget,
       maxStreams: options.maxStreams ?? sessionDefaults.maxStreams,
       maxMessageBytes: options.maxMessageBytes ?? sessionDefaults.maxMessageBytes,
       maxBufferedBytes: options.maxBufferedBytes ?? sessionDefaults.maxBufferedBytes,
       pingIntervalMs: options.pingIntervalMs ?? sessionDefaults.pingIntervalMs,
       maxMissedPongs: options.maxMissedPongs ?? sessionDefaults.maxMissedPongs,
     };
+    const budget = options.receiveBudget ?? sessionDefaults.receiveBudget;
+    this.budget = typeof budget === 'number' ? new ReceiveBudget(budget) : budget;
     this.nextStreamId = options.role === 'server' ? 1 : 2;
     this.maxSpare = Math.ceil(this.opts.maxBufferedBytes / this.opts.maxMessageBytes) + 1;
     transport.onData((chunk, endOfMessage) => this.onData(chunk, endOfMessage));
@@ -148,9 +155,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       this.goAway(ResetCode.SHUTDOWN, 'stream ids exhausted');
       throw new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'stream ids exhausted');
     }
+    const window = this.reserveInitialWindow();
+    if (window === 0) throw new WebgwError('WEBGW_ERR_STREAM_LIMIT', 'receive budget spent: no window left for another stream');
     const id = this.nextStreamId;
     this.nextStreamId += 2;
-    const window = this.reserveInitialWindow();
     const stream = new TunnelStream(this, id, request, true, this.opts, window);
     this.streams.set(id, stream);
     this.queueControl(encodeFrame(FrameType.OPEN, 0, id, encodeOpen({ ...request, initialWindow: window })));
@@ -219,12 +227,13 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   }
 
   reserveWindow(bytes: number): number {
-    const granted = Math.max(0, Math.min(bytes, this.opts.receiveBudget - this.budgetUsed));
+    const granted = this.budget.reserve(bytes);
     this.budgetUsed += granted;
     return granted;
   }
 
   releaseWindow(bytes: number): void {
+    this.budget.release(bytes);
     this.budgetUsed -= bytes;
   }
 
@@ -309,6 +318,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       return;
     }
     const window = this.reserveInitialWindow();
+    if (window === 0) {
+      this.sendReset(id, ResetCode.STREAM_LIMIT, 'receive budget spent');
+      return;
+    }
     const { initialWindow, ...request } = open;
     if (initialWindow > 0x7fffffff) throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `initial window too large on stream ${id}`);
     const stream = new TunnelStream(this, id, request, false, this.opts, window, initialWindow);
@@ -377,12 +390,14 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   // ---- sending ----------------------------------------------------------------------------
 
+  /** The window for a new stream; 0 when the budget cannot even give it the minimum. */
   private reserveInitialWindow(): number {
     const want = this.opts.initialWindow;
     const granted = this.reserveWindow(want);
     if (granted === want) return want;
-    // Over budget: every stream still gets a small window so it can make progress.
+    // Over the soft share: a small window still lets the stream make progress, up to the limit.
     this.releaseWindow(granted);
+    if (!this.budget.reserveMinimum(sessionDefaults.minWindow)) return 0;
     this.budgetUsed += sessionDefaults.minWindow;
     return sessionDefaults.minWindow;
   }
@@ -462,6 +477,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     const streamError = new WebgwError('WEBGW_ERR_SESSION_CLOSED', err ? `tunnel session closed: ${err.message}` : 'tunnel session closed', { cause: err });
     for (const stream of [...this.streams.values()]) stream.abort(streamError);
     this.streams.clear();
+    // A shared budget (the gateway's per tenant) must get back all this session held.
+    if (this.budgetUsed > 0) this.releaseWindow(this.budgetUsed);
     this.outbox.clear();
     this.spare.length = 0;
     this.emit('close', err);

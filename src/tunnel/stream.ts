@@ -11,6 +11,7 @@
 import { Duplex } from 'node:stream';
 import { WebgwError } from '../common/errors.ts';
 import { MAX_DATA_PAYLOAD, ResetCode } from './frame.ts';
+import { Inbox, detached } from './inbox.ts';
 import type { OpenRequest } from './open.ts';
 
 /** What a stream needs from its session; implemented by TunnelSession. */
@@ -63,6 +64,9 @@ export class TunnelStream extends Duplex {
   private granted: number;
   private received = 0;
   private growRequested = false;
+  private readonly inbox = new Inbox();
+  /** The reader asked (`_read`) and got nothing yet: the next payload goes to it directly. */
+  private readPending = false;
   private bytesSent = 0;
   /** Set by `takeData` when the frame it returned used the last credit with data left over. */
   lastTakeBlocked = false;
@@ -72,7 +76,9 @@ export class TunnelStream extends Duplex {
    * ACK on the opening side (zero until then).
    */
   constructor(host: StreamHost, id: number, request: OpenRequest, outbound: boolean, windows: StreamWindows, receiveWindow: number, sendCredit = 0) {
-    super({ allowHalfOpen: true, readableHighWaterMark: 64 * 1024, writableHighWaterMark: 64 * 1024 });
+    // No read-ahead into the Readable's own buffer (one entry per push, whatever its size): data
+    // the reader has not asked for waits in the inbox, whose memory follows the bytes.
+    super({ allowHalfOpen: true, readableHighWaterMark: 0, writableHighWaterMark: 64 * 1024 });
     this.host = host;
     this.id = id;
     this.request = request;
@@ -156,14 +162,20 @@ export class TunnelStream extends Duplex {
     }
     if (this.destroyed) return;
     if (blocked) this.growRequested = true;
-    this.push(payload);
+    if (this.readPending && this.inbox.length === 0) {
+      this.readPending = false;
+      this.push(detached(payload));
+    } else {
+      this.inbox.add(payload);
+    }
     this.returnCredit();
   }
 
   handleFin(): void {
     if (this.finReceived) throw new WebgwError('WEBGW_ERR_PROTOCOL', `duplicate FIN on stream ${this.id}`);
     this.finReceived = true;
-    if (!this.destroyed) this.push(null);
+    // With data still waiting, the end is pushed by _read after it.
+    if (!this.destroyed && this.inbox.length === 0) this.push(null);
   }
 
   handleReset(code: number, reason: string): void {
@@ -263,8 +275,15 @@ export class TunnelStream extends Duplex {
   }
 
   override _read(): void {
-    // Nothing to do: data arrives when the peer has credit. Credit is returned in read() below,
-    // because Readable calls _read only once until the next push (which would deadlock).
+    // Credit is returned in read() below, because Readable calls _read only once until the next
+    // push (returning it here would deadlock).
+    if (this.inbox.length === 0) {
+      this.readPending = true;
+      return;
+    }
+    this.readPending = false;
+    for (const chunk of this.inbox.takeAll()) this.push(chunk);
+    if (this.finReceived) this.push(null);
   }
 
   // Every consumer path (flowing mode, async iteration, read()) takes buffered data via read().
@@ -303,7 +322,7 @@ export class TunnelStream extends Duplex {
    */
   private returnCredit(): void {
     if (this.state !== 'open' || this.finReceived || this.destroyed) return;
-    const buffered = this.readableLength;
+    const buffered = this.readableLength + this.inbox.length;
     const consumed = this.received - buffered;
     if (this.growRequested && buffered === 0 && this.window < this.maxWindow) {
       this.growRequested = false;

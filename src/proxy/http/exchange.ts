@@ -169,9 +169,17 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
     if (!responseDone) fail(new WebgwError('WEBGW_ERR_STREAM_RESET', 'client closed the connection'));
   };
 
-  const timer = clock.setTimeout(() => {
-    fail(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${opts.responseTimeoutMs} ms`));
+  // While the request body flows the timer is an idle timer (a slow upload is fine, a stalled
+  // one is not); from the end of the request it bounds the wait for the response.
+  const startTimer = () => clock.setTimeout(() => {
+    fail(new WebgwError('WEBGW_ERR_TIMEOUT', requestDone ? `no response within ${opts.responseTimeoutMs} ms` : `request body stalled for ${opts.responseTimeoutMs} ms`));
   }, opts.responseTimeoutMs);
+  let timer = startTimer();
+  const restartTimer = (): void => {
+    if (responseStarted || settled) return;
+    timer.cancel();
+    timer = startTimer();
+  };
 
   stream.on('data', onStreamData);
   stream.on('end', onStreamEnd);
@@ -185,12 +193,14 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
   const body: BodySink = {
     body(chunk) {
       if (settled) return;
+      restartTimer();
       const ok = chunkedRequest ? writeChunk(toStream, chunk) : toStream(chunk);
       if (!ok) client.pause();
     },
     end() {
       if (chunkedRequest && !settled) stream.write(LAST_CHUNK);
       requestDone = true;
+      restartTimer();
       maybeDone();
     },
     abort(err) {
