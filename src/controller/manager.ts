@@ -107,8 +107,18 @@ export class Manager {
       // A new or withdrawn certificate changes whom the gateways admit.
       enqueueAll();
     }, SERVICE_LABEL);
+    // The claims plan over every service and namespace decides what services serve and whom
+    // gateways admit: a change to either concerns both controllers.
+    const enqueueEverything = (): void => {
+      enqueueAllServices();
+      enqueueAll();
+    };
+    this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, enqueueEverything);
+    const namespaces = watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), enqueueEverything);
     const caches: GatewayCaches = {
       credentialSecrets,
+      services: this.services,
+      namespaces,
       gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => {
         this.gatewayController.enqueue(gw.metadata!.name!);
         enqueueAllServices();
@@ -122,11 +132,10 @@ export class Manager {
       nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => enqueueAll()),
     };
     this.gateways = caches.gateways;
-    this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, () => enqueueAllServices());
     const serviceCaches: ExposedServiceCaches = {
       services: this.services,
       gateways: caches.gateways,
-      namespaces: watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), () => enqueueAllServices()),
+      namespaces,
       credentialSecrets,
       gatewaySecrets: caches.secrets,
     };

@@ -83,9 +83,16 @@ export const gatewaySchema: Schema = obj({
       certificateRef: obj({ name: str({ pattern: DNS_LABEL }), namespace: str({ pattern: DNS_LABEL, maxLength: 63 }) }, { required: ['name', 'namespace'] }),
     }, { required: ['certificateRef'] }),
     allowedNamespaces: obj({ selector: labelSelector }, { description: 'Namespaces whose ExposedServices may attach. Omitted: every namespace.' }),
+    hostnamePolicy: obj({
+      wildcards: { type: 'string', enum: ['Allowed', 'Forbidden'], default: 'Forbidden', description: 'Whether tenants may claim *.name hostnames (never *.<domain> or above it).' },
+      external: { type: 'string', enum: ['Allowed', 'Forbidden'], default: 'Allowed', description: 'Whether tenants may claim hostnames outside spec.domain (the oldest claim wins); names under spec.domain are single labels.' },
+    }, { description: 'Which hostnames tenants may claim on this Gateway.' }),
     limits: obj({
       maxStreamsPerAgent: int(1, 100000, { default: 10000 }),
       maxHeaderBytes: int(1024, 1048576, { default: 16384 }),
+      maxSessionsPerService: int(1, 100000, { default: 64, description: 'Tunnel sessions one ExposedService may hold on each proxy replica (one per agent).' }),
+      maxServicesPerNamespace: int(1, 100000, { default: 100, description: 'ExposedServices of one namespace this Gateway serves; the oldest are served first.' }),
+      maxTcpPortsPerNamespace: int(0, 10000, { default: 10, description: 'TCP ports one namespace may hold from spec.listeners.tcp.portRange.' }),
     }),
   }, {
     required: ['placement', 'listeners'],

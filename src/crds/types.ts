@@ -40,8 +40,12 @@ export interface GatewaySpec {
   };
   tls?: { certificateRef: { name: string; namespace: string } };
   allowedNamespaces?: { selector?: LabelSelector };
-  limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number };
+  hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Forbidden' };
+  limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number; maxSessionsPerService?: number; maxServicesPerNamespace?: number; maxTcpPortsPerNamespace?: number };
 }
+
+/** Defaults of Gateway.spec.limits (the schema's too, for objects written before they existed). */
+export const gatewayLimitDefaults = { maxSessionsPerService: 64, maxServicesPerNamespace: 100, maxTcpPortsPerNamespace: 10 } as const;
 
 export interface GatewayStatus {
   observedGeneration?: number;

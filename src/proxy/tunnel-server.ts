@@ -22,7 +22,7 @@ import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
 import { acceptUpgrade, checkUpgradeRequest, refuseUpgrade } from '../tunnel/websocket/handshake.ts';
 import { webSocketTransport } from '../tunnel/websocket/transport.ts';
 import { AgentLink } from './agent-link.ts';
-import { authorizationKey, type AuthorizedAgents } from './authorized-agents.ts';
+import { normalizeSerial, type AuthorizedAgents } from './authorized-agents.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface TunnelServerOptions {
@@ -131,7 +131,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.authorized = authorized;
     if (!authorized) return;
     for (const link of this.links) {
-      if (authorized.has(authorizationKey(link.grants.identity, link.serial))) continue;
+      if (authorized.has(normalizeSerial(link.serial))) continue;
       this.log.warn('agent credential withdrawn; closing its session', { agent: link.id, serial: link.serial });
       this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
       link.session.destroy(new WebgwError('WEBGW_ERR_CERT_INVALID', 'agent credential withdrawn'));
@@ -190,7 +190,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       refuseUpgrade(socket, 403, 'certificate not acceptable');
       return;
     }
-    if (this.authorized && !this.authorized.has(authorizationKey(verified.grants.identity, verified.serial))) {
+    if (this.authorized && !this.authorized.has(normalizeSerial(verified.serial))) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
       this.refusals.warn('withdrawn', 'agent refused: credential not admitted (withdrawn or not yet listed)', { remote, identity: verified.grants.identity, serial: verified.serial });
       refuseUpgrade(socket, 403, 'credential not admitted');

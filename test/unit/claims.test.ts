@@ -38,14 +38,58 @@ describe('hostname claims', () => {
     expect(two.get('a/s')!.gateways[0]!.http).toEqual(['x.example.com']);
   });
 
-  it('keeps HTTP and TLS claims apart, and adds subdomain.domain on gateways with a domain', () => {
+  it('gives a hostname one owner across protocols (HTTP and TLS passthrough of a name serve the same visitors)', () => {
     const plans = planClaims([gw('eu', { domain: 'eu1.gw.example.net' }), gw('us')], [
-      xsvc('a', 'web', '2026-01-01T00:00:00Z', { gateways: [{ name: 'eu' }, { name: 'us' }], routes: [{ protocol: 'HTTP', hostnames: ['Shop.Example.com'], subdomain: 'shop' }] }),
+      xsvc('a', 'web', '2026-01-01T00:00:00Z', { gateways: [{ name: 'eu' }, { name: 'us' }], routes: [{ protocol: 'HTTP', hostnames: ['Shop.Example.com'], subdomain: 'shop' }, { protocol: 'TLS', hostnames: ['shop.example.com'] }] }),
       xsvc('b', 'db', '2026-01-02T00:00:00Z', { gateways: [{ name: 'eu' }], routes: [{ protocol: 'TLS', hostnames: ['shop.example.com'] }] }),
     ], namespaces);
     const web = plans.get('a/web')!;
-    expect(web.gateways.map((g) => [g.gateway, g.http])).toEqual([['eu', ['shop.example.com', 'shop.eu1.gw.example.net']], ['us', ['shop.example.com']]]);
-    expect(plans.get('b/db')!.gateways[0]).toMatchObject({ tls: ['shop.example.com'], conflicts: [] });
+    expect(web.gateways.map((g) => [g.gateway, g.http, g.tls])).toEqual([['eu', ['shop.example.com', 'shop.eu1.gw.example.net'], ['shop.example.com']], ['us', ['shop.example.com'], ['shop.example.com']]]);
+    expect(plans.get('b/db')!.gateways[0]).toMatchObject({ tls: [], conflicts: [{ protocol: 'TLS', hostname: 'shop.example.com', holder: 'a/web' }] });
+  });
+
+  const policy: Array<[string, Partial<Gateway['spec']>, string, string | undefined]> = [
+    ['a single label under the domain', {}, 'shop.eu1.gw.example.net', undefined],
+    ['two labels under the domain', {}, 'a.shop.eu1.gw.example.net', 'single labels'],
+    ['the domain itself', {}, 'eu1.gw.example.net', 'itself'],
+    ['a name above the domain', {}, 'gw.example.net', 'itself'],
+    ['a wildcard over the domain', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.eu1.gw.example.net', 'wildcard over the gateway domain'],
+    ['a wildcard deeper under the domain', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.shop.eu1.gw.example.net', 'wildcards under the gateway domain'],
+    ['a wildcard above the domain', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.gw.example.net', 'wildcard over the gateway domain'],
+    ['a wildcard elsewhere, by default', {}, '*.shop.example', 'wildcard hostnames are not allowed'],
+    ['a wildcard elsewhere, allowed', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.shop.example', undefined],
+    ['an external name, by default', {}, 'shop.example', undefined],
+    ['an external name, forbidden', { hostnamePolicy: { external: 'Forbidden' } }, 'shop.example', 'only names under'],
+  ];
+  it.each(policy)('hostnamePolicy: %s', (_name, spec, hostname, refused) => {
+    const plans = planClaims([gw('eu', { domain: 'eu1.gw.example.net', ...spec })], [xsvc('a', 'web', 't', { routes: [{ protocol: 'HTTP', hostnames: [hostname] }] })], namespaces);
+    const gp = plans.get('a/web')!.gateways[0]!;
+    if (refused === undefined) {
+      expect(gp).toMatchObject({ http: [hostname], refused: [] });
+    } else {
+      expect(gp.http).toEqual([]);
+      expect(gp.refused[0]!.why).toContain(refused);
+    }
+  });
+});
+
+describe('per-namespace quotas', () => {
+  it('one namespace cannot take every TCP port of a shared gateway', () => {
+    const g = gw('eu', { listeners: { tcp: { portRange: { from: 20000, to: 20009 } }, tunnel: { port: 8443 } }, limits: { maxTcpPortsPerNamespace: 3 } });
+    const greedy = Array.from({ length: 8 }, (_, i) => xsvc('a', `s${i}`, `2026-01-01T00:00:0${i}Z`, { routes: [{ protocol: 'TCP' }] }));
+    const plans = planClaims([g], [...greedy, xsvc('b', 'late', '2026-01-02T00:00:00Z', { routes: [{ protocol: 'TCP' }] })], namespaces);
+    const held = greedy.flatMap((s) => plans.get(`a/${s.metadata.name}`)!.gateways[0]!.tcp.map((t) => t.port));
+    expect(held).toEqual([20000, 20001, 20002]);
+    expect(plans.get('a/s3')!.gateways[0]).toMatchObject({ accepted: false, reason: 'NamespaceQuotaExceeded' });
+    expect(plans.get('b/late')!.gateways[0]!.tcp.map((t) => t.port)).toEqual([20003]);
+  });
+
+  it('serves at most maxServicesPerNamespace ExposedServices of one namespace, the oldest first', () => {
+    const services = Array.from({ length: 4 }, (_, i) => xsvc('a', `s${i}`, `2026-01-01T00:00:0${i}Z`, { routes: [{ protocol: 'HTTP', hostnames: [`s${i}.example`] }] }));
+    const plans = planClaims([gw('eu', { limits: { maxServicesPerNamespace: 2 } })], [...services, xsvc('b', 'other', '2026-01-03T00:00:00Z', { routes: [{ protocol: 'HTTP', hostnames: ['other.example'] }] })], namespaces);
+    expect(services.map((s) => plans.get(`a/${s.metadata.name}`)!.gateways[0]!.accepted)).toEqual([true, true, false, false]);
+    expect(plans.get('a/s3')!.gateways[0]!.message).toContain('maxServicesPerNamespace');
+    expect(plans.get('b/other')!.gateways[0]!.accepted).toBe(true);
   });
 });
 

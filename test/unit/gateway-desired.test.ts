@@ -1,4 +1,5 @@
 import { parse } from 'yaml';
+import { parseAuthorizedAgents } from '../../src/proxy/authorized-agents.ts';
 import { desiredGateway, gatewayObjectNames, type GatewayInputs } from '../../src/controller/gateway/desired.ts';
 import type { Gateway } from '../../src/crds/types.ts';
 import { gatewayConfigSchema } from '../../src/proxy/config.ts';
@@ -19,7 +20,7 @@ function gateway(spec: Partial<Gateway['spec']> = {}, name = 'farmer-eu-1'): Gat
 }
 
 function inputs(over: Partial<GatewayInputs> = {}): GatewayInputs {
-  return { gateway: gateway(), namespace: 'webgw-system', image: 'webgw:test', credentials, pods: [], nodes: [], desiredReplicas: 0, authorizedAgents: [], now, ...over };
+  return { gateway: gateway(), namespace: 'webgw-system', image: 'webgw:test', credentials, pods: [], nodes: [], desiredReplicas: 0, admittedAgents: [], now, ...over };
 }
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -60,8 +61,11 @@ describe('Gateway desired()', () => {
     });
     expect(config.tunnel).toMatchObject({ port: 8443, caFile: 'tls/ca.crt' });
     expect(config.admin).toEqual({ address: '127.0.0.1', port: 9901 });
-    expect(config.tunnel.authorizedAgentsFile).toBe('agents.yaml');
-    expect(cm.data['agents.yaml']).toMatch(/agents: \[\]/);
+    expect(config.tunnel.authorizedAgentsFile).toBe('admitted-agents.txt');
+    expect(cm.data['admitted-agents.txt']).toMatch(/^# Serial numbers/);
+    expect(parseAuthorizedAgents(cm.data['admitted-agents.txt'], 'cm').size).toBe(0);
+    const listed = find(desiredGateway(inputs({ admittedAgents: ['0ab1', '0AB1', 'ff'] })).objects, 'ConfigMap');
+    expect([...parseAuthorizedAgents(listed.data['admitted-agents.txt'], 'cm')]).toEqual(['0AB1', 'FF']);
   });
 
   it('puts no CA key on the edge', () => {

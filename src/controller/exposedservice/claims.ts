@@ -3,15 +3,22 @@
  * ExposedService (design: Trust model).
  *
  * - Gateways are resolved by name or selector; a Gateway's `allowedNamespaces` admits tenants.
- * - A hostname (per protocol) belongs on a gateway to the oldest ExposedService that claims it
- *   (creationTimestamp, then namespace/name); later claimants get HostnameConflict and keep
- *   their other names.
+ * - A hostname belongs on a gateway to the oldest ExposedService that claims it, whatever the
+ *   protocol (creationTimestamp, then namespace/name): HTTP on a name and TLS passthrough of the
+ *   same name serve the same visitors, so one tenant holds both. Later claimants get
+ *   HostnameConflict and keep their other names.
+ * - The Gateway's hostnamePolicy says which names may be claimed at all: under spec.domain a
+ *   single label (`shop.<domain>`), never the domain itself or a wildcard over it; wildcards
+ *   elsewhere and names outside the domain only where the farmer allows them.
+ * - Per namespace and gateway: at most maxServicesPerNamespace ExposedServices are served and
+ *   maxTcpPortsPerNamespace TCP ports held (oldest first), so one tenant cannot take a shared
+ *   gateway's ports or fill its admission list.
  * - TCP routes get a port from the gateway's range. A port already recorded in the service's
  *   status is kept (stable across controller restarts); new routes take the lowest free port.
  *
  * The result feeds the credential (the grants are exactly what was accepted) and the status.
  */
-import type { ExposedService, Gateway, LabelSelector } from '../../crds/types.ts';
+import { gatewayLimitDefaults, type ExposedService, type Gateway, type LabelSelector } from '../../crds/types.ts';
 
 export interface NamespaceInfo {
   name: string;
@@ -29,13 +36,15 @@ export interface GatewayPlan {
   gateway: string;
   /** False when the gateway does not admit the namespace or cannot serve anything asked. */
   accepted: boolean;
-  reason?: 'NamespaceNotAllowed' | 'PortsExhausted';
+  reason?: 'NamespaceNotAllowed' | 'PortsExhausted' | 'NamespaceQuotaExceeded';
   message?: string;
   http: string[];
   tls: string[];
   tcp: TcpAllocation[];
   /** Names held by another ExposedService on this gateway. */
   conflicts: Array<{ protocol: 'HTTP' | 'TLS'; hostname: string; holder: string }>;
+  /** Names the gateway's hostnamePolicy does not let anyone claim, and why. */
+  refused: Array<{ hostname: string; why: string }>;
 }
 
 export interface ServicePlan {
@@ -43,6 +52,11 @@ export interface ServicePlan {
   /** Named gateways that do not exist. */
   missingGateways: string[];
   gateways: GatewayPlan[];
+}
+
+/** Namespaces as the plan needs them, from the cache. */
+export function namespaceInfos(namespaces: ReadonlyArray<{ metadata?: { name?: string; labels?: Record<string, string> } }>): NamespaceInfo[] {
+  return namespaces.map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
 }
 
 export function serviceKey(s: ExposedService): string {
@@ -94,17 +108,45 @@ export function routeHostnames(route: ExposedService['spec']['routes'][number], 
   return names.map((n) => n.toLowerCase());
 }
 
+/** Why `hostname` may not be claimed on `gateway`, or undefined when it may. */
+export function hostnameRefusal(hostname: string, gateway: Gateway): string | undefined {
+  const domain = gateway.spec.domain?.toLowerCase();
+  const wildcard = hostname.startsWith('*.');
+  const base = wildcard ? hostname.slice(2) : hostname;
+  if (domain) {
+    if (base === domain || domain.endsWith(`.${base}`)) return wildcard ? `a wildcard over the gateway domain ${domain} is not allowed` : `the gateway domain ${domain} itself is not served to tenants`;
+    if (base.endsWith(`.${domain}`)) {
+      if (wildcard) return `wildcards under the gateway domain ${domain} are not allowed`;
+      if (base.slice(0, -domain.length - 1).includes('.')) return `names under the gateway domain ${domain} are single labels (<name>.${domain})`;
+      return undefined;
+    }
+  }
+  if (wildcard && gateway.spec.hostnamePolicy?.wildcards !== 'Allowed') return 'wildcard hostnames are not allowed on this Gateway';
+  if (gateway.spec.hostnamePolicy?.external === 'Forbidden') return domain ? `only names under ${domain} are served on this Gateway` : 'this Gateway serves no hostnames outside its domain';
+  return undefined;
+}
+
 export function planClaims(gateways: readonly Gateway[], services: readonly ExposedService[], namespaces: readonly NamespaceInfo[]): Map<string, ServicePlan> {
   const nsLabels = new Map(namespaces.map((n) => [n.name, n.labels]));
   const ordered = [...services].sort(byAge);
   const plans = new Map<string, ServicePlan>();
-  /** Per gateway: `${protocol} ${hostname}` → holder key; used TCP ports. */
+  /** Per gateway: hostname → holder key; used TCP ports; per namespace, services served and ports held. */
   const holders = new Map<string, Map<string, string>>();
   const usedPorts = new Map<string, Set<number>>();
+  const servicesOf = new Map<string, Map<string, number>>();
+  const portsOf = new Map<string, Map<string, number>>();
   for (const g of gateways) {
     holders.set(g.metadata.name, new Map());
     usedPorts.set(g.metadata.name, new Set());
+    servicesOf.set(g.metadata.name, new Map());
+    portsOf.set(g.metadata.name, new Map());
   }
+  const bump = (counts: Map<string, Map<string, number>>, gateway: string, namespace: string): number => {
+    const perNamespace = counts.get(gateway) as Map<string, number>;
+    const n = (perNamespace.get(namespace) ?? 0) + 1;
+    perNamespace.set(namespace, n);
+    return n;
+  };
 
   // First pass: ports already recorded in status are kept, oldest service first.
   const kept = new Map<string, Map<string, number>>(); // service key → `${gateway} ${route}` → port
@@ -132,12 +174,19 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     const { found, missing } = resolveGateways(s, gateways);
     const plan: ServicePlan = { key, missingGateways: missing, gateways: [] };
     for (const g of found) {
-      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], tls: [], tcp: [], conflicts: [] };
+      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], tls: [], tcp: [], conflicts: [], refused: [] };
       plan.gateways.push(gp);
-      if (!selectorMatches(g.spec.allowedNamespaces?.selector, nsLabels.get(s.metadata.namespace ?? '') ?? {})) {
+      const namespace = s.metadata.namespace ?? '';
+      if (!selectorMatches(g.spec.allowedNamespaces?.selector, nsLabels.get(namespace) ?? {})) {
         Object.assign(gp, { accepted: false, reason: 'NamespaceNotAllowed', message: `Gateway ${g.metadata.name} does not admit namespace ${s.metadata.namespace}` });
         continue;
       }
+      const maxServices = g.spec.limits?.maxServicesPerNamespace ?? gatewayLimitDefaults.maxServicesPerNamespace;
+      if (bump(servicesOf, g.metadata.name, namespace) > maxServices) {
+        Object.assign(gp, { accepted: false, reason: 'NamespaceQuotaExceeded', message: `Gateway ${g.metadata.name} serves at most ${maxServices} ExposedServices of namespace ${namespace} (limits.maxServicesPerNamespace)` });
+        continue;
+      }
+      const maxPorts = g.spec.limits?.maxTcpPortsPerNamespace ?? gatewayLimitDefaults.maxTcpPortsPerNamespace;
       const claims = holders.get(g.metadata.name) as Map<string, string>;
       const used = usedPorts.get(g.metadata.name) as Set<number>;
       s.spec.routes.forEach((route, index) => {
@@ -149,6 +198,12 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             return;
           }
           let port = kept.get(key)?.get(`${g.metadata.name} ${index}`);
+          if (bump(portsOf, g.metadata.name, namespace) > maxPorts) {
+            // A port kept from before goes back to the pool: the quota is the farmer's word now.
+            if (port !== undefined) used.delete(port);
+            Object.assign(gp, { reason: 'NamespaceQuotaExceeded', message: `namespace ${namespace} holds the most TCP ports allowed on Gateway ${g.metadata.name} (${maxPorts}, limits.maxTcpPortsPerNamespace)` });
+            return;
+          }
           if (port === undefined) {
             for (let p = range.from; p <= range.to; p++) {
               if (!used.has(p)) {
@@ -166,13 +221,17 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           return;
         }
         for (const hostname of routeHostnames(route, g)) {
-          const claimKey = `${route.protocol} ${hostname}`;
-          const holder = claims.get(claimKey);
+          const why = hostnameRefusal(hostname, g);
+          if (why) {
+            if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why });
+            continue;
+          }
+          const holder = claims.get(hostname);
           if (holder && holder !== key) {
             gp.conflicts.push({ protocol: route.protocol, hostname, holder });
             continue;
           }
-          claims.set(claimKey, key);
+          claims.set(hostname, key);
           const list = route.protocol === 'HTTP' ? gp.http : gp.tls;
           if (!list.includes(hostname)) list.push(hostname);
         }

@@ -4,7 +4,8 @@
  * Same container as the sidecar, as a plain container; two replicas spread over nodes so one
  * node's loss is not an outage; no service-account token at all.
  */
-import { API_VERSION, type ExposedService } from '../../crds/types.ts';
+import type { ExposedService } from '../../crds/types.ts';
+import { controllerReference } from '../runtime/ownership.ts';
 import { credentialSecretName } from './desired.ts';
 import { AGENT_CONTAINER, AGENT_VOLUME, agentSidecar } from '../webhook/injector.ts';
 
@@ -22,7 +23,7 @@ export function connectorDeployment(service: ExposedService, image: string): Rec
     apiVersion: 'apps/v1', kind: 'Deployment',
     metadata: {
       name: connectorName(name), namespace: service.metadata.namespace, labels,
-      ownerReferences: [{ apiVersion: API_VERSION, kind: 'ExposedService', name, uid: service.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [controllerReference({ kind: 'ExposedService', name, uid: service.metadata.uid })],
     },
     spec: {
       replicas: 2,

@@ -6,9 +6,10 @@
  */
 import { stringify } from 'yaml';
 import { ConditionReason, ExposedServiceCondition, setCondition, type Condition } from '../../crds/conditions.ts';
-import { API_VERSION, type ExposedService, type ExposedServiceStatus, type Gateway } from '../../crds/types.ts';
+import { type ExposedService, type ExposedServiceStatus, type Gateway } from '../../crds/types.ts';
 import { tunnelServerName } from '../gateway/desired.ts';
 import type { GatewayPlan, ServicePlan } from './claims.ts';
+import { controllerReference } from '../runtime/ownership.ts';
 
 export const AGENT_DIR = '/etc/webgw-agent';
 export const AGENT_ADMIN_PORT = 9903;
@@ -27,6 +28,8 @@ export interface ExposedServiceInputs {
   credentials: ReadonlyMap<string, AgentCredential>;
   /** Sidecar mode: selected pods that run without the agent (names). */
   podsWithoutAgent?: readonly string[];
+  /** Objects of our names that we did not create (never adopted): `Kind namespace/name`. */
+  inTheWay?: readonly string[];
   now: Date;
 }
 
@@ -93,8 +96,12 @@ function urlsFor(gp: GatewayPlan, gateway: Gateway | undefined): string[] {
 }
 
 export function desiredExposedService(inputs: ExposedServiceInputs): { secret: Record<string, unknown>; status: ExposedServiceStatus } {
-  const { service, plan, now } = inputs;
-  const generation = service.metadata.generation ?? 0;
+  return { secret: credentialSecret(inputs), status: serviceStatus(inputs) };
+}
+
+/** The credential Secret: agent config, and per gateway its certificate, key and CA. */
+export function credentialSecret(inputs: ExposedServiceInputs): Record<string, unknown> {
+  const { service } = inputs;
   const stringData: Record<string, string> = { 'agent.yaml': stringify(agentConfig(inputs)) };
   for (const [gw, cred] of [...inputs.credentials].sort(([a], [b]) => a.localeCompare(b))) {
     stringData[`${gw}.crt`] = cred.certPem;
@@ -106,11 +113,17 @@ export function desiredExposedService(inputs: ExposedServiceInputs): { secret: R
     metadata: {
       name: credentialSecretName(service.metadata.name), namespace: service.metadata.namespace,
       labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw', 'webgw.io/exposed-service': service.metadata.name },
-      ownerReferences: [{ apiVersion: API_VERSION, kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid, controller: true, blockOwnerDeletion: true }],
+      ownerReferences: [controllerReference({ kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })],
     },
     stringData,
   };
+  return secret;
+}
 
+/** The status: conditions and, per accepted gateway, the URLs and TCP addresses granted. */
+export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatus {
+  const { service, plan, now } = inputs;
+  const generation = service.metadata.generation ?? 0;
   let conditions: Condition[] = service.status?.conditions ?? [];
   const set = (type: string, status: boolean, reason: string, message: string): void => {
     conditions = setCondition(conditions, { type, status: status ? 'True' : 'False', reason, message, observedGeneration: generation }, now);
@@ -121,10 +134,17 @@ export function desiredExposedService(inputs: ExposedServiceInputs): { secret: R
     plan.missingGateways.length === 0 ? `${plan.gateways.length} gateway(s) resolved` : `Gateway(s) not found: ${plan.missingGateways.join(', ')}`);
   set(ExposedServiceCondition.Accepted, refused.length === 0 && plan.gateways.length > 0, refused[0]?.reason ?? (plan.gateways.length > 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound),
     refused.length > 0 ? refused.map((g) => g.message).join('; ') : plan.gateways.length > 0 ? 'accepted' : 'no gateway selected');
-  set(ExposedServiceCondition.HostnameConflict, conflicts.length > 0, conflicts.length > 0 ? ConditionReason.HostnameConflict : ConditionReason.NoConflicts, conflicts.length > 0 ? conflicts.join('; ') : 'no conflicts');
+  const refusedNames = plan.gateways.flatMap((g) => g.refused.map((r) => `${r.hostname} on ${g.gateway}: ${r.why}`));
+  const problems = [...conflicts, ...refusedNames];
+  set(ExposedServiceCondition.HostnameConflict, problems.length > 0, conflicts.length > 0 ? ConditionReason.HostnameConflict : refusedNames.length > 0 ? ConditionReason.HostnameNotAllowed : ConditionReason.NoConflicts, problems.length > 0 ? problems.join('; ') : 'no conflicts');
   const served = servedPlans(inputs);
-  set(ExposedServiceCondition.Ready, served.length > 0, served.length > 0 ? ConditionReason.Programmed : ConditionReason.PodsNotReady,
-    served.length > 0 ? `credentials issued for ${served.map((g) => g.gateway).join(', ')}` : 'no accepted gateway has a tunnel endpoint yet');
+  const blocked = inputs.inTheWay ?? [];
+  if (blocked.length > 0) {
+    set(ExposedServiceCondition.Ready, false, ConditionReason.ObjectInTheWay, `${blocked.join(' and ')} exist(s) and were not created by webgw for this ExposedService; they are left untouched: delete or rename them`);
+  } else {
+    set(ExposedServiceCondition.Ready, served.length > 0, served.length > 0 ? ConditionReason.Programmed : ConditionReason.PodsNotReady,
+      served.length > 0 ? `credentials issued for ${served.map((g) => g.gateway).join(', ')}` : 'no accepted gateway has a tunnel endpoint yet');
+  }
 
   if (service.spec.mode === 'Sidecar') {
     const missing = inputs.podsWithoutAgent ?? [];
@@ -140,5 +160,5 @@ export function desiredExposedService(inputs: ExposedServiceInputs): { secret: R
     const tcp = gp.tcp.flatMap((a) => (addresses.length > 0 ? addresses : [undefined]).map((address) => ({ ...(address ? { address } : {}), port: a.port, backendPort: a.backendPort })));
     return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}) };
   });
-  return { secret, status: { ...service.status, observedGeneration: generation, conditions, endpoints } };
+  return { ...service.status, observedGeneration: generation, conditions, endpoints };
 }

@@ -3,22 +3,23 @@
  * issue or keep one agent certificate per accepted gateway (grants exactly as planned, renewed
  * at two thirds of its lifetime), apply the credential Secret, write the status when it changed.
  */
-import { X509Certificate } from 'node:crypto';
 import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
-import { grantsFromUris, parseSubjectAltName, type GrantSet } from '../../pki/grants.ts';
+import type { GrantSet } from '../../pki/grants.ts';
 import { issueAgentCertificate, type KeyPairPem } from '../../pki/issue.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
-import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../runtime/apply.ts';
+import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHash } from '../runtime/apply.ts';
+import { isControlledBy } from '../runtime/ownership.ts';
+import { certificateFits, grantsServe, plannedGrants } from '../trust/admission.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
-import { planClaims, serviceKey, type GatewayPlan } from './claims.ts';
-import { credentialSecretName, desiredExposedService, type AgentCredential } from './desired.ts';
+import { namespaceInfos, planClaims, serviceKey, type GatewayPlan } from './claims.ts';
+import { credentialSecret, credentialSecretName, serviceStatus, type AgentCredential, type ExposedServiceInputs } from './desired.ts';
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
-import { connectorDeployment } from './connector.ts';
+import { connectorDeployment, connectorName } from './connector.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
 const POD_RECHECK_MS = 60_000;
@@ -42,8 +43,6 @@ export interface ExposedServiceReconcilerOptions {
   clock: Clock;
 }
 
-const sameGrants = (a: GrantSet, b: GrantSet): boolean => canonicalJson({ ...a, http: [...a.http].sort(), tls: [...a.tls].sort(), tcp: [...a.tcp].sort() }) === canonicalJson({ ...b, http: [...b.http].sort(), tls: [...b.tls].sort(), tcp: [...b.tcp].sort() });
-
 export class ExposedServiceReconciler {
   private readonly opts: ExposedServiceReconcilerOptions;
 
@@ -58,17 +57,20 @@ export class ExposedServiceReconciler {
     if (!service) return {}; // deleted: its Secret goes with it (owner reference)
     const now = clock.date();
     const gateways = caches.gateways.list();
-    const plans = planClaims(gateways, caches.services.list(), caches.namespaces.list().map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} })));
+    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()));
     const plan = plans.get(serviceKey(service));
     if (!plan) return {};
 
-    const current = caches.credentialSecrets.get(credentialSecretName(name), namespace);
+    const owner = { kind: 'ExposedService' as const, name, uid: service.metadata.uid };
+    const cached = caches.credentialSecrets.get(credentialSecretName(name), namespace);
+    // Only a Secret we made for this very ExposedService is ours to read or write.
+    const current = isControlledBy(cached, owner) ? cached : undefined;
     const credentials = new Map<string, AgentCredential>();
     let nextRenewal = Infinity;
-    for (const gp of plan.gateways.filter((g) => g.accepted && g.http.length + g.tls.length + g.tcp.length > 0)) {
+    for (const gp of plan.gateways.filter(grantsServe)) {
       const ca = this.gatewayCA(gp.gateway);
       if (!ca) continue; // the Gateway reconciler has not created it yet; its event requeues us
-      const grants: GrantSet = { http: gp.http, tls: gp.tls, tcp: gp.tcp.map((t) => t.port), identity: `${namespace}/${name}/${service.metadata.uid}` };
+      const grants = plannedGrants(service, gp);
       const kept = this.keepable(current, gp, ca, grants, now);
       const cred = kept ?? this.issue(ca, grants, now);
       credentials.set(gp.gateway, cred);
@@ -76,11 +78,14 @@ export class ExposedServiceReconciler {
     }
 
     const podsWithoutAgent = service.spec.mode === 'Sidecar' ? await this.podsWithoutAgent(service) : [];
-    const desired = desiredExposedService({ service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, podsWithoutAgent, now });
-    await applyIfChanged(this.opts.client, desired.secret, appliedHashOf(current));
-    if (service.spec.mode === 'Connector') await this.applyConnector(service);
-    if (canonicalJson(desired.status) !== canonicalJson(service.status ?? {})) {
-      await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, desired.status);
+    const inputs: ExposedServiceInputs = { service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, podsWithoutAgent, now };
+    const inTheWay: string[] = [];
+    const secretInTheWay = cached !== undefined && current === undefined;
+    if (secretInTheWay || !(await this.writeOwned(credentialSecret(inputs), current))) inTheWay.push(`Secret ${namespace}/${credentialSecretName(name)}`);
+    if (service.spec.mode === 'Connector' && !(await this.applyConnector(service))) inTheWay.push(`Deployment ${namespace}/${connectorName(name)}`);
+    const status = serviceStatus({ ...inputs, inTheWay });
+    if (canonicalJson(status) !== canonicalJson(service.status ?? {})) {
+      await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, status);
     }
     // Pods are listed, not watched (only this service's, by its selector): look again regularly.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
@@ -88,8 +93,27 @@ export class ExposedServiceReconciler {
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
-  /** The connector Deployment, applied when what we would write differs from what is there. */
-  private async applyConnector(service: ExposedService): Promise<void> {
+  /**
+   * Creates `obj` when nothing is there (a create fails when something of that name appeared,
+   * which we then leave alone), or applies it over our own `current`. False: something else is
+   * in the way.
+   */
+  private async writeOwned(obj: Record<string, unknown>, current: KubernetesObject | undefined): Promise<boolean> {
+    if (current) {
+      await applyIfChanged(this.opts.client, obj, appliedHashOf(current));
+      return true;
+    }
+    try {
+      await this.opts.client.create(withAppliedHash(obj) as KubernetesObject);
+      return true;
+    } catch (err) {
+      if (statusCode(err) === 409) return false;
+      throw err;
+    }
+  }
+
+  /** The connector Deployment, when what is there is ours (or nothing is). False: something else is in the way. */
+  private async applyConnector(service: ExposedService): Promise<boolean> {
     const deployment = connectorDeployment(service, this.opts.image);
     const { name, namespace } = deployment.metadata as { name: string; namespace: string };
     let live;
@@ -98,7 +122,8 @@ export class ExposedServiceReconciler {
     } catch (err) {
       if (statusCode(err) !== 404) throw err;
     }
-    await applyIfChanged(this.opts.client, deployment, appliedHashOf(live));
+    if (live && !isControlledBy(live, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })) return false;
+    return this.writeOwned(deployment, live);
   }
 
   /** Running or pending pods the selector matches that have no agent container. */
@@ -120,22 +145,17 @@ export class ExposedServiceReconciler {
     return certPem && keyPem ? { certPem, keyPem } : undefined;
   }
 
-  /** The certificate in the Secret, if it still fits: same CA, same grants, before 2/3 of its life. */
+  /** The certificate in our Secret, if it still fits the plan and is before 2/3 of its life. */
   private keepable(current: V1Secret | undefined, gp: GatewayPlan, ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential | undefined {
     const certPem = secretText(current, `${gp.gateway}.crt`);
     const keyPem = secretText(current, `${gp.gateway}.key`);
-    if (!certPem || !keyPem) return undefined;
+    if (!certPem || !keyPem || !certificateFits(certPem, ca.certPem, grants)) return undefined;
     try {
-      const cert = new X509Certificate(certPem);
-      const caCert = new X509Certificate(ca.certPem);
-      if (!cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) return undefined;
       if (renewalTime(certPem) <= now) return undefined;
-      const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
-      if (!sameGrants(grantsFromUris(uris), grants)) return undefined;
-      return { certPem, keyPem, caPem: ca.certPem };
     } catch {
       return undefined;
     }
+    return { certPem, keyPem, caPem: ca.certPem };
   }
 
   private issue(ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential {

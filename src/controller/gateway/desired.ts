@@ -7,8 +7,9 @@
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { ConditionReason, GatewayCondition, setCondition, type Condition } from '../../crds/conditions.ts';
-import { API_VERSION, type Gateway, type GatewayStatus } from '../../crds/types.ts';
-import { renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
+import { gatewayLimitDefaults, type Gateway, type GatewayStatus } from '../../crds/types.ts';
+import { controllerReference } from '../runtime/ownership.ts';
+import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
 import { GATEWAY_COMMAND } from '../image.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
@@ -53,8 +54,10 @@ export interface GatewayInputs {
   nodes: readonly ObservedNode[];
   /** Desired replica count as the workload reports it (DaemonSet: nodes it schedules to). */
   desiredReplicas: number;
-  /** Agent certificates currently issued from this gateway's CA: the only ones it admits. */
-  authorizedAgents: ReadonlyArray<{ identity: string; serial: string }>;
+  /** Serials of the agent certificates this gateway admits (trust/admission.ts). */
+  admittedAgents: readonly string[];
+  /** Services the admission list had no room for (MAX_ADMITTED_AGENTS). */
+  admissionOmitted?: number;
   /** Result of the last apply, for Programmed. */
   applyError?: string;
   now: Date;
@@ -81,7 +84,7 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
   return {
     name: gw.metadata.name,
     // Relative to the config file's folder (CONFIG_DIR), where the Secret is mounted as tls/.
-    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key', authorizedAgentsFile: 'agents.yaml' },
+    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key', authorizedAgentsFile: ADMITTED_AGENTS_FILE },
     listeners: {
       ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
       ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port } } : {}),
@@ -92,12 +95,9 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
     limits: {
       ...(gw.spec.limits?.maxStreamsPerAgent ? { maxStreamsPerAgent: gw.spec.limits.maxStreamsPerAgent } : {}),
       ...(gw.spec.limits?.maxHeaderBytes ? { maxHeaderBytes: gw.spec.limits.maxHeaderBytes } : {}),
+      maxSessionsPerIdentity: gw.spec.limits?.maxSessionsPerService ?? gatewayLimitDefaults.maxSessionsPerService,
     },
   };
-}
-
-function ownerReference(gw: Gateway): Record<string, unknown> {
-  return { apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid, controller: true, blockOwnerDeletion: true };
 }
 
 function hash(...parts: string[]): string {
@@ -188,7 +188,7 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
 
   const configYaml = stringify(gatewayConfig(gw));
   const meta = (name: string): Record<string, unknown> => ({
-    name, namespace: inputs.namespace, labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw' }, ownerReferences: [ownerReference(gw)],
+    name, namespace: inputs.namespace, labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw' }, ownerReferences: [controllerReference({ kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid })],
   });
   const selector = { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway' } };
   const template = podTemplate(gw, inputs, configYaml);
@@ -197,9 +197,9 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
     ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(names.workload), spec: { selector, template, updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } } } }
     : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(names.workload), spec: { replicas, selector, template, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } } } };
   const objects: K8sObject[] = [
-    // agents.yaml changes whenever a tenant's credential does; the proxy reloads it without a
-    // rollout (it is not part of the pod template hash).
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml, 'agents.yaml': renderAuthorizedAgents(inputs.authorizedAgents) } },
+    // The admission list changes whenever a tenant's credential does; the proxy reloads it
+    // without a rollout (it is not part of the pod template hash).
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml, [ADMITTED_AGENTS_FILE]: renderAuthorizedAgents(inputs.admittedAgents) } },
     // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
     { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
     workload,
@@ -218,6 +218,7 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const tunnelPort = gw.spec.listeners.tunnel.port;
   set(GatewayCondition.Accepted, true, ConditionReason.Accepted, 'the Gateway is valid');
   if (inputs.applyError) set(GatewayCondition.Programmed, false, ConditionReason.ApplyFailed, inputs.applyError);
+  else if (inputs.admissionOmitted) set(GatewayCondition.Programmed, false, ConditionReason.AdmissionListFull, `the admission list is full: the agents of ${inputs.admissionOmitted} newest ExposedServices are not admitted`);
   else set(GatewayCondition.Programmed, true, ConditionReason.Programmed, `proxy ${workload.kind} ${names.workload} in ${inputs.namespace}`);
   const desired = inputs.desiredReplicas;
   if (desired === 0) set(GatewayCondition.Ready, false, ConditionReason.NoMatchingNodes, 'no node matches spec.placement');

@@ -3,15 +3,17 @@
  * apply, skipped when the object already carries the hash of what we would write) → one status
  * write when the status changed. A steady cluster produces zero writes.
  */
-import { X509Certificate } from 'node:crypto';
-import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
-import { API_VERSION, type Gateway } from '../../crds/types.ts';
+import { API_VERSION, type ExposedService, type Gateway } from '../../crds/types.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
-import { parseSubjectAltName } from '../../pki/grants.ts';
+import { namespaceInfos, planClaims } from '../exposedservice/claims.ts';
+import { credentialSecretName } from '../exposedservice/desired.ts';
+import { admittedAgents, type Admission } from '../trust/admission.ts';
+import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../runtime/apply.ts';
@@ -23,8 +25,11 @@ import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './crede
 
 export interface GatewayCaches {
   gateways: Watched<Gateway & KubernetesObject>;
-  /** Tenants' agent credential Secrets: their certificates are the agents a gateway admits. */
+  /** Tenants' agent credential Secrets: where the certificates the plan grants are kept. */
   credentialSecrets: Watched<V1Secret>;
+  /** Every ExposedService and namespace: the claims plan decides whom a gateway admits. */
+  services: Watched<ExposedService & KubernetesObject>;
+  namespaces: Watched<V1Namespace>;
   secrets: Watched<V1Secret>;
   configMaps: Watched<KubernetesObject>;
   pods: Watched<V1Pod>;
@@ -85,9 +90,10 @@ export class GatewayReconciler {
     const deploy = caches.deployments.get(names.workload, namespace);
     const desiredReplicas = gw.spec.placement.replicas ?? ds?.status?.desiredNumberScheduled ?? 0;
 
-    const authorizedAgents = this.issuedAgents(ca);
+    const admission = this.admission(name, ca);
+    const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted };
     let applyError: string | undefined;
-    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, authorizedAgents, now });
+    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, ...admitted, now });
     for (const obj of first.objects) {
       try {
         await this.applyIfChanged(obj);
@@ -99,7 +105,7 @@ export class GatewayReconciler {
     }
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
-    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, authorizedAgents, applyError, now }) : first;
+    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, ...admitted, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status);
       await this.recordFlips(gw, final.status.conditions ?? []);
@@ -123,7 +129,7 @@ export class GatewayReconciler {
         metadata: {
           name: secretName, namespace,
           labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/managed-by': 'webgw', 'app.kubernetes.io/name': 'webgw' },
-          ownerReferences: [{ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid as string, controller: true, blockOwnerDeletion: true }],
+          ownerReferences: [controllerReference({ kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid })],
         },
         type: 'Opaque',
         stringData: { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem },
@@ -138,24 +144,15 @@ export class GatewayReconciler {
     return ca;
   }
 
-  /** Identity and serial of every agent certificate in a credential Secret issued by this CA. */
-  private issuedAgents(ca: KeyPairPem): Array<{ identity: string; serial: string }> {
-    const caCert = new X509Certificate(ca.certPem);
-    const out: Array<{ identity: string; serial: string }> = [];
-    for (const secret of this.opts.caches.credentialSecrets.list()) {
-      for (const [key, value] of Object.entries(secret.data ?? {})) {
-        if (!key.endsWith('.crt') || key.endsWith('-ca.crt')) continue;
-        try {
-          const cert = new X509Certificate(Buffer.from(value, 'base64'));
-          if (cert.ca || !cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) continue;
-          const id = parseSubjectAltName(cert.subjectAltName).find((e) => e.type === 'URI' && e.value.startsWith('webgw:id:'));
-          out.push({ identity: id ? id.value.slice('webgw:id:'.length) : '', serial: cert.serialNumber });
-        } catch {
-          // Not a certificate we can read: it admits nobody.
-        }
-      }
-    }
-    return out;
+  /** Whom this gateway admits: decided from the claims plan alone (trust/admission.ts). */
+  private admission(gateway: string, ca: KeyPairPem): Admission {
+    const { caches } = this.opts;
+    const services = caches.services.list();
+    const plans = planClaims(caches.gateways.list(), services, namespaceInfos(caches.namespaces.list()));
+    return admittedAgents({
+      gateway, caPem: ca.certPem, services, plans,
+      credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
+    });
   }
 
   /** One Event per condition whose status flipped (or appeared). */

@@ -1,0 +1,98 @@
+/**
+ * The controller's trust decisions in one place (design: Trust model; issue 12): which grants an
+ * ExposedService holds on a Gateway, whether a certificate carries exactly them, and which
+ * certificates a Gateway admits. Authority comes only from the controller's own state, the claims
+ * plan over every Gateway and ExposedService; a Secret in a tenant's namespace is a cache of a
+ * certificate, believed only when it proves itself against the plan (issued by the Gateway's CA,
+ * for this very ExposedService's identity, with exactly the planned grants). When the issuer of
+ * credentials moves out of the cluster, this module is what moves with it.
+ */
+import { X509Certificate } from 'node:crypto';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { ExposedService } from '../../crds/types.ts';
+import { grantsFromUris, parseSubjectAltName, type GrantSet } from '../../pki/grants.ts';
+import { secretText } from '../runtime/apply.ts';
+import { isControlledBy } from '../runtime/ownership.ts';
+import type { GatewayPlan, ServicePlan } from '../exposedservice/claims.ts';
+import { serviceKey } from '../exposedservice/claims.ts';
+
+/**
+ * Serials a gateway's list may hold: ~33 bytes each, so the list stays well inside a ConfigMap's
+ * 1 MiB with room for the config beside it. Per-namespace quotas (claims.ts) keep one tenant
+ * from filling it; past it, the oldest services keep their place.
+ */
+export const MAX_ADMITTED_AGENTS = 25_000;
+
+/** `namespace/name/uid`: the identity every grant of an ExposedService carries. */
+export function serviceIdentity(service: ExposedService): string {
+  return `${service.metadata.namespace}/${service.metadata.name}/${service.metadata.uid}`;
+}
+
+/** The grants an ExposedService holds on one gateway: exactly what the plan accepted. */
+export function plannedGrants(service: ExposedService, gp: GatewayPlan): GrantSet {
+  return { http: gp.http, tls: gp.tls, tcp: gp.tcp.map((t) => t.port), identity: serviceIdentity(service) };
+}
+
+export function grantsServe(gp: GatewayPlan): boolean {
+  return gp.accepted && gp.http.length + gp.tls.length + gp.tcp.length > 0;
+}
+
+const sorted = (g: GrantSet): string => JSON.stringify([g.identity, [...g.http].sort(), [...g.tls].sort(), [...g.tcp].sort((a, b) => a - b)]);
+
+/** True when `certPem` was issued by `caPem` and grants exactly `grants` (identity included). */
+export function certificateFits(certPem: string, caPem: string, grants: GrantSet): boolean {
+  try {
+    const cert = new X509Certificate(certPem);
+    const ca = new X509Certificate(caPem);
+    if (cert.ca || !cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
+    const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
+    return sorted(grantsFromUris(uris)) === sorted(grants);
+  } catch {
+    return false;
+  }
+}
+
+export interface AdmissionInputs {
+  gateway: string;
+  caPem: string;
+  /** Every ExposedService, and the plan over all of them (planClaims). */
+  services: readonly ExposedService[];
+  plans: ReadonlyMap<string, ServicePlan>;
+  /** The credential Secret of a service, as cached (namespace, name). */
+  credentialOf(service: ExposedService): V1Secret | undefined;
+  /** Defaults to MAX_ADMITTED_AGENTS. */
+  maxAgents?: number;
+}
+
+export interface Admission {
+  /** Upper-case hex serials, sorted, each once. */
+  serials: string[];
+  /** Services left out because the list is full. */
+  omitted: number;
+}
+
+/**
+ * The certificates a gateway admits: for each ExposedService the plan accepts on it, the
+ * certificate in that service's own credential Secret, if it fits the plan. Copies elsewhere,
+ * Secrets the tenant made itself, certificates of deleted services or with other grants: none
+ * count. Oldest services first, so a full list drops the newest.
+ */
+export function admittedAgents(inputs: AdmissionInputs): Admission {
+  const ordered = [...inputs.services].sort((a, b) => ((a.metadata.creationTimestamp ?? '') < (b.metadata.creationTimestamp ?? '') ? -1 : (a.metadata.creationTimestamp ?? '') > (b.metadata.creationTimestamp ?? '') ? 1 : serviceKey(a) < serviceKey(b) ? -1 : 1));
+  const serials = new Set<string>();
+  let omitted = 0;
+  for (const service of ordered) {
+    const gp = inputs.plans.get(serviceKey(service))?.gateways.find((g) => g.gateway === inputs.gateway);
+    if (!gp || !grantsServe(gp)) continue;
+    const secret = inputs.credentialOf(service);
+    if (!isControlledBy(secret, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })) continue;
+    const certPem = secretText(secret, `${inputs.gateway}.crt`);
+    if (!certPem || !certificateFits(certPem, inputs.caPem, plannedGrants(service, gp))) continue;
+    if (serials.size >= (inputs.maxAgents ?? MAX_ADMITTED_AGENTS)) {
+      omitted++;
+      continue;
+    }
+    serials.add(new X509Certificate(certPem).serialNumber.toUpperCase());
+  }
+  return { serials: [...serials].sort(), omitted };
+}
