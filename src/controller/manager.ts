@@ -12,7 +12,7 @@ import type { Logger } from '../common/log.ts';
 import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
 import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedservice/reconciler.ts';
-import { GATEWAY_LABEL } from './gateway/desired.ts';
+import { COMPONENT_LABEL, GATEWAY_LABEL } from './gateway/desired.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
@@ -90,8 +90,9 @@ export class Manager {
     };
     const enqueueOwner = (obj: KubernetesObject): void => {
       for (const key of GatewayReconciler.keysFor(obj)) this.gatewayController.enqueue(key);
-      // A gateway's CA Secret is what the agents' certificates are issued from.
-      if ((obj as V1Secret).data?.['ca.key'] !== undefined) enqueueAllServices();
+      // A gateway's CA Secret is what the agents' certificates are issued from; its hostname
+      // reservations decide which claims the services' plans accept.
+      if ((obj as V1Secret).data?.['ca.key'] !== undefined || obj.metadata?.labels?.[COMPONENT_LABEL] === 'reservations') enqueueAllServices();
     };
     const enqueueAll = (): void => {
       for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
@@ -138,6 +139,7 @@ export class Manager {
       namespaces,
       credentialSecrets,
       gatewaySecrets: caches.secrets,
+      gatewayConfigMaps: caches.configMaps,
     };
     const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock });
     const events = new EventRecorder(this.client, clock, log);

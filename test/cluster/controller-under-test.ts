@@ -48,7 +48,7 @@ export async function waitForCondition(kind: string, name: string, namespace: st
 export async function waitForAdmission(gateway: string, namespace: string, tenant: string, service: string): Promise<void> {
   const key = `${gateway.replaceAll('.', '\\.')}\\.crt`;
   const certificate = new X509Certificate(Buffer.from(await kubectlOk(['get', 'secret', `webgw-agent-${service}`, '-n', tenant, '-o', `jsonpath={.data.${key}}`]), 'base64'));
-  await eventually(async () => (await kubectlOk(['get', 'cm', `webgw-gw-${gateway}-config`, '-n', namespace, '-o', 'jsonpath={.data.agents\\.yaml}'])).includes(certificate.serialNumber), 60_000, `gateway ${gateway} to admit ${tenant}/${service}`);
+  await eventually(async () => (await kubectlOk(['get', 'cm', `webgw-gw-${gateway}-config`, '-n', namespace, '-o', 'jsonpath={.data.admitted-agents\\.txt}'])).includes(certificate.serialNumber), 60_000, `gateway ${gateway} to admit ${tenant}/${service}`);
 }
 
 /**

@@ -112,7 +112,7 @@ spec:
     // certificate from the gateway's admitted agents; the proxy reloads that file (here we
     // project the ConfigMap again, as the kubelet does) and closes the agent's session.
     await kubectlOk(['delete', 'xsvc', 'shop', '-n', TENANT, '--wait=true']);
-    await eventually(async () => /agents: \[\]/.test(await kubectlOk(['get', 'cm', 'webgw-gw-e2e-config', '-n', NS, '-o', 'jsonpath={.data.agents\\.yaml}'])), 60_000, 'the credential to leave the admitted list');
+    await eventually(async () => !/^[0-9A-F]+$/m.test(await kubectlOk(['get', 'cm', 'webgw-gw-e2e-config', '-n', NS, '-o', 'jsonpath={.data.admitted-agents\\.txt}'])), 60_000, 'the credential to leave the admitted list');
     await writeMounts(gatewayTemplate.containers[0]!, gatewayTemplate.volumes, NS, join(root, 'gateway'));
     await gateway.waitForLog((l) => l.msg === 'agent credential withdrawn; closing its session', 20_000);
     await eventually(async () => (await get(ports.http, 'shop.e2e.example')).status === 503, 10_000, 'the route to stop working');

@@ -13,6 +13,9 @@
  * - Per namespace and gateway: at most maxServicesPerNamespace ExposedServices are served and
  *   maxTcpPortsPerNamespace TCP ports held (oldest first), so one tenant cannot take a shared
  *   gateway's ports or fill its admission list.
+ * - A name reserved for a namespace (its holder's, kept by the controller for a while after the
+ *   holder goes: trust/reservations.ts) can be claimed only from that namespace, so re-creating
+ *   an ExposedService does not hand its names to someone else.
  * - TCP routes get a port from the gateway's range. A port already recorded in the service's
  *   status is kept (stable across controller restarts); new routes take the lowest free port.
  *
@@ -126,7 +129,11 @@ export function hostnameRefusal(hostname: string, gateway: Gateway): string | un
   return undefined;
 }
 
-export function planClaims(gateways: readonly Gateway[], services: readonly ExposedService[], namespaces: readonly NamespaceInfo[]): Map<string, ServicePlan> {
+/**
+ * `reserved`: per gateway, hostname → the namespace it is reserved for (trust/reservations.ts):
+ * only that namespace's services may claim it, however old another claimant is.
+ */
+export function planClaims(gateways: readonly Gateway[], services: readonly ExposedService[], namespaces: readonly NamespaceInfo[], reserved?: ReadonlyMap<string, ReadonlyMap<string, string>>): Map<string, ServicePlan> {
   const nsLabels = new Map(namespaces.map((n) => [n.name, n.labels]));
   const ordered = [...services].sort(byAge);
   const plans = new Map<string, ServicePlan>();
@@ -224,6 +231,11 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           const why = hostnameRefusal(hostname, g);
           if (why) {
             if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why });
+            continue;
+          }
+          const reservedFor = reserved?.get(g.metadata.name)?.get(hostname);
+          if (reservedFor !== undefined && reservedFor !== namespace) {
+            gp.conflicts.push({ protocol: route.protocol, hostname, holder: `namespace ${reservedFor} (reserved)` });
             continue;
           }
           const holder = claims.get(hostname);

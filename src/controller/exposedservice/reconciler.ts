@@ -14,6 +14,7 @@ import { statusCode, type KubeClient } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHash } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
 import { certificateFits, grantsServe, plannedGrants } from '../trust/admission.ts';
+import { readReservations, reservedNamespaces } from '../trust/reservations.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
 import { namespaceInfos, planClaims, serviceKey, type GatewayPlan } from './claims.ts';
@@ -32,6 +33,8 @@ export interface ExposedServiceCaches {
   credentialSecrets: Watched<V1Secret>;
   /** Gateway CA Secrets in the controller's namespace. */
   gatewaySecrets: Watched<V1Secret>;
+  /** The controller's ConfigMaps (hostname reservations per gateway). */
+  gatewayConfigMaps: Watched<KubernetesObject>;
 }
 
 export interface ExposedServiceReconcilerOptions {
@@ -57,7 +60,8 @@ export class ExposedServiceReconciler {
     if (!service) return {}; // deleted: its Secret goes with it (owner reference)
     const now = clock.date();
     const gateways = caches.gateways.list();
-    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()));
+    const reserved = readReservations(gateways.map((g) => g.metadata.name), (n) => caches.gatewayConfigMaps.get(n, this.opts.namespace) as { data?: Record<string, string> } | undefined);
+    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()), reservedNamespaces(reserved));
     const plan = plans.get(serviceKey(service));
     if (!plan) return {};
 

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
 import { ConditionReason, GatewayCondition, setCondition, type Condition } from '../../crds/conditions.ts';
 import { gatewayLimitDefaults, type Gateway, type GatewayStatus } from '../../crds/types.ts';
+import { RESERVATIONS_KEY, renderReservations, reservationsName, type Reservations } from '../trust/reservations.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
 import { GATEWAY_COMMAND } from '../image.ts';
@@ -58,6 +59,8 @@ export interface GatewayInputs {
   admittedAgents: readonly string[];
   /** Services the admission list had no room for (MAX_ADMITTED_AGENTS). */
   admissionOmitted?: number;
+  /** Which namespace holds each hostname on this gateway (trust/reservations.ts). */
+  reservations?: Reservations;
   /** Result of the last apply, for Programmed. */
   applyError?: string;
   now: Date;
@@ -203,6 +206,8 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
     // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
     { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
     workload,
+    // Hostname reservations: the controller's own record, in its own namespace (never the edge's).
+    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...meta(reservationsName(gw.metadata.name)), labels: { ...(meta('').labels as Record<string, string>), [COMPONENT_LABEL]: 'reservations' } }, data: { [RESERVATIONS_KEY]: renderReservations(inputs.reservations ?? new Map()) } },
   ];
 
   // Status from the pods that actually run, and the nodes they run on.

@@ -12,7 +12,8 @@ import { API_VERSION, type ExposedService, type Gateway } from '../../crds/types
 import type { KeyPairPem } from '../../pki/issue.ts';
 import { namespaceInfos, planClaims } from '../exposedservice/claims.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
-import { admittedAgents, type Admission } from '../trust/admission.ts';
+import { admittedAgents } from '../trust/admission.ts';
+import { nextReservations, readReservations, reservedNamespaces } from '../trust/reservations.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
@@ -90,8 +91,17 @@ export class GatewayReconciler {
     const deploy = caches.deployments.get(names.workload, namespace);
     const desiredReplicas = gw.spec.placement.replicas ?? ds?.status?.desiredNumberScheduled ?? 0;
 
-    const admission = this.admission(name, ca);
-    const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted };
+    // The claims plan decides whom this gateway admits and which names stay reserved for whom.
+    const services = caches.services.list();
+    const gatewayList = caches.gateways.list();
+    const reserved = readReservations(gatewayList.map((g) => g.metadata.name), (n) => caches.configMaps.get(n, namespace) as { data?: Record<string, string> } | undefined);
+    const plans = planClaims(gatewayList, services, namespaceInfos(caches.namespaces.list()), reservedNamespaces(reserved));
+    const admission = admittedAgents({
+      gateway: name, caPem: ca.certPem, services, plans,
+      credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
+    });
+    const { reservations, nextExpiry } = nextReservations(name, reserved.get(name) ?? new Map(), plans, now);
+    const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted, reservations };
     let applyError: string | undefined;
     const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, ...admitted, now });
     for (const obj of first.objects) {
@@ -111,7 +121,8 @@ export class GatewayReconciler {
       await this.recordFlips(gw, final.status.conditions ?? []);
     }
     if (applyError) throw new Error(applyError);
-    return { requeueAfterMs: Math.max(1000, nextRenewal.getTime() - now.getTime()) };
+    const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity);
+    return { requeueAfterMs: Math.max(1000, nextLook - now.getTime()) };
   }
 
   /** The CA Secret is created once; an existing one is used as it is, forever. */
@@ -142,17 +153,6 @@ export class GatewayReconciler {
     this.opts.logger.info('created the gateway CA', { gateway: gw.metadata.name, secret: `${namespace}/${secretName}` });
     await this.opts.events.emit(involved(gw), 'Normal', 'CreatedCA', `created the gateway CA in Secret ${namespace}/${secretName}`);
     return ca;
-  }
-
-  /** Whom this gateway admits: decided from the claims plan alone (trust/admission.ts). */
-  private admission(gateway: string, ca: KeyPairPem): Admission {
-    const { caches } = this.opts;
-    const services = caches.services.list();
-    const plans = planClaims(caches.gateways.list(), services, namespaceInfos(caches.namespaces.list()));
-    return admittedAgents({
-      gateway, caPem: ca.certPem, services, plans,
-      credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
-    });
   }
 
   /** One Event per condition whose status flipped (or appeared). */
