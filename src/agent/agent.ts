@@ -107,8 +107,10 @@ export class Agent {
   private notReadyReason(): string | undefined {
     if (this.closing) return 'shutting down';
     if (this.gateways.length === 0) return 'no gateway configured';
-    const missing = this.gateways.filter((g) => !g.connections.some((c) => c.connected)).map((g) => g.config.name);
-    return missing.length > 0 ? `no tunnel to ${missing.join(', ')}` : undefined;
+    // Ready while the service is reachable through at least one gateway: one gateway down must
+    // not take every tenant pod out of its Services (ExposedService status says which is missing).
+    if (this.gateways.some((g) => g.connections.some((c) => c.connected))) return undefined;
+    return `no tunnel to ${this.gateways.map((g) => g.config.name).join(', ')}`;
   }
 
   private reload(state: GatewayState): void {

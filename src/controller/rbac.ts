@@ -15,13 +15,15 @@ type Rule = { apiGroups: string[]; resources: string[]; resourceNames?: string[]
 
 export const clusterRules: Rule[] = [
   { apiGroups: ['webgw.io'], resources: ['gateways', 'exposedservices'], verbs: ['get', 'list', 'watch'] },
-  { apiGroups: ['webgw.io'], resources: ['gateways/status', 'exposedservices/status'], verbs: ['patch', 'update'] },
+  // Status is written with merge patches only.
+  { apiGroups: ['webgw.io'], resources: ['gateways/status', 'exposedservices/status'], verbs: ['patch'] },
   // Node addresses become Gateway addresses; namespace labels decide allowedNamespaces.
   { apiGroups: [''], resources: ['nodes', 'namespaces'], verbs: ['get', 'list', 'watch'] },
   // Agent credential Secrets live beside each ExposedService, in tenant namespaces. The watch is
   // label-filtered (webgw.io/exposed-service), but RBAC cannot express label selectors.
   { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
-  { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch'] },
+  // Events are created, never updated or aggregated.
+  { apiGroups: [''], resources: ['events'], verbs: ['create'] },
   // Connector mode: an agent Deployment beside the ExposedService, in the tenant's namespace.
   { apiGroups: ['apps'], resources: ['deployments'], verbs: ['get', 'create', 'patch'] },
   // Proxy pods (status) and tenants' selected pods (reporting those that run without an agent).

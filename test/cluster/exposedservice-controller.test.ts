@@ -101,16 +101,40 @@ spec:
     expect(Object.keys(data ?? {}).filter((k) => k.endsWith('.crt'))).toEqual([]);
   });
 
-  it('deleting the holder removes its Secret and hands the hostname to the next claimant', async () => {
+  it('deleting the holder removes its Secret; its names stay reserved for its namespace, so re-creating it takes them back', async () => {
     await kubectlOk(['delete', 'xsvc', 'shop', '-n', 'tenant-a', '--wait=true']);
     await eventually(async () => (await secretData('tenant-a', 'webgw-agent-shop')) === undefined, 60_000, 'the Secret to go');
-    const copy = await eventually(async () => {
-      const x = await getXsvc('tenant-b', 'copy');
-      return cond(x, 'HostnameConflict')?.status === 'False' ? x : undefined;
-    }, 60_000, 'the conflict to clear');
-    expect(copy.status?.endpoints?.[0]?.urls).toEqual(['http://shop.example.com', 'http://copy.example.com']);
+    // The next claimant from another namespace does not get the name (issue 12: takeover on re-creation).
+    await eventually(async () => /shop\.example\.com on xs-eu is held by namespace tenant-a \(reserved\)/.test(cond(await getXsvc('tenant-b', 'copy'), 'HostnameConflict')?.message ?? ''), 60_000, 'the reservation to show');
+    const reservations = await kubectlOk(['get', 'cm', 'webgw-gw-xs-eu-reservations', '-n', NS, '-o', 'jsonpath={.data.reservations\\.txt}']);
+    expect(reservations).toMatch(/^shop\.example\.com tenant-a \d{4}-/m);
+    // A GitOps replace: the same ExposedService applied again, now younger than the claimant.
+    await kubectlOk(['apply', '-f', '-'], xsvc('tenant-a', 'shop', '[{protocol: HTTP, hostnames: [shop.example.com]}]'));
+    const shop = await eventually(async () => {
+      const x = await getXsvc('tenant-a', 'shop');
+      return cond(x, 'Ready')?.status === 'True' && cond(x, 'HostnameConflict')?.status === 'False' ? x : undefined;
+    }, 60_000, 'shop to hold its name again');
+    expect(shop.status?.endpoints?.[0]?.urls).toEqual(['http://shop.example.com']);
+    await eventually(async () => /shop\.example\.com on xs-eu is held by tenant-a\/shop/.test(cond(await getXsvc('tenant-b', 'copy'), 'HostnameConflict')?.message ?? ''), 60_000, 'the conflict to name the holder again');
     const cert = new X509Certificate((await secretData('tenant-b', 'webgw-agent-copy'))!['xs-eu.crt']!);
-    expect(cert.subjectAltName).toContain('URI:webgw:http:shop.example.com');
+    expect(cert.subjectAltName).not.toContain('URI:webgw:http:shop.example.com');
+  });
+
+  it('never adopts a Secret it did not create: the ExposedService says what is in the way', async () => {
+    await kubectlOk(['create', 'secret', 'generic', 'webgw-agent-mine', '-n', 'tenant-a', '--from-literal=password=hunter2']);
+    await kubectlOk(['apply', '-f', '-'], xsvc('tenant-a', 'mine', '[{protocol: HTTP, hostnames: [mine.example.com]}]'));
+    const x = await eventually(async () => {
+      const s = await getXsvc('tenant-a', 'mine');
+      return cond(s, 'Ready')?.reason === 'ObjectInTheWay' ? s : undefined;
+    }, 60_000, 'Ready=False ObjectInTheWay');
+    expect(cond(x, 'Ready')?.message).toContain('Secret tenant-a/webgw-agent-mine');
+    const secret = JSON.parse(await kubectlOk(['get', 'secret', 'webgw-agent-mine', '-n', 'tenant-a', '-o', 'json'])) as { data: Record<string, string>; metadata: { ownerReferences?: unknown[] } };
+    expect(Object.keys(secret.data)).toEqual(['password']);
+    expect(secret.metadata.ownerReferences).toBeUndefined();
+    // Deleting the ExposedService leaves the user's Secret alone.
+    await kubectlOk(['delete', 'xsvc', 'mine', '-n', 'tenant-a', '--wait=true']);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect((await kubectl(['get', 'secret', 'webgw-agent-mine', '-n', 'tenant-a'])).code).toBe(0);
   });
 });
 

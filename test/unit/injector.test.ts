@@ -45,11 +45,16 @@ describe('sidecar injector', () => {
       // Shadows the API token the ServiceAccount plugin would mount: the agent needs none.
       { name: 'webgw-agent-no-api-token', mountPath: '/var/run/secrets/kubernetes.io/serviceaccount', readOnly: true },
     ]);
+    // The kubelet probes from the node: the probe must target the pod's IP, not 127.0.0.1.
+    expect(sidecar.readinessProbe).toMatchObject({ httpGet: { port: 9903, path: '/readyz' } });
+    expect((sidecar.readinessProbe as { httpGet: { host?: string } }).httpGet.host).toBeUndefined();
     expect(out.spec!.initContainers!.map((c) => c.name)).toEqual(['webgw-agent', 'migrate']);
     expect(out.spec!.volumes).toEqual([
       { name: 'data', emptyDir: {} },
-      { name: 'webgw-agent-credentials', secret: { secretName: 'webgw-agent-shop', defaultMode: 0o440 } },
-      { name: 'webgw-agent-no-api-token', emptyDir: { sizeLimit: '1Ki' } },
+      // Readable by the agent's uid whatever the tenant pod's fsGroup (real kubelets write it root:root).
+      { name: 'webgw-agent-credentials', secret: { secretName: 'webgw-agent-shop', defaultMode: 0o444 } },
+      // Room for the directory itself: a real kubelet evicts the pod past sizeLimit.
+      { name: 'webgw-agent-no-api-token', emptyDir: { sizeLimit: '1Mi' } },
     ]);
     expect(out.metadata!.annotations).toEqual({ 'webgw.io/injected-for': 'shop' });
   });
@@ -99,5 +104,7 @@ describe('connector Deployment', () => {
     expect(pod.containers[0].restartPolicy).toBeUndefined();
     expect(pod.containers[0].volumeMounts).toEqual([{ name: 'webgw-agent-credentials', mountPath: '/etc/webgw-agent', readOnly: true }]);
     expect(pod.volumes).toEqual([{ name: 'webgw-agent-credentials', secret: { secretName: 'webgw-agent-shop', defaultMode: 0o440 } }]);
+    // The group the 0440 files are readable by: set, because a real node drops the image's group.
+    expect(pod.securityContext).toMatchObject({ runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532 });
   });
 });

@@ -233,14 +233,14 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why });
             continue;
           }
-          const reservedFor = reserved?.get(g.metadata.name)?.get(hostname);
-          if (reservedFor !== undefined && reservedFor !== namespace) {
-            gp.conflicts.push({ protocol: route.protocol, hostname, holder: `namespace ${reservedFor} (reserved)` });
-            continue;
-          }
           const holder = claims.get(hostname);
           if (holder && holder !== key) {
             gp.conflicts.push({ protocol: route.protocol, hostname, holder });
+            continue;
+          }
+          const reservedFor = reserved?.get(g.metadata.name)?.get(hostname);
+          if (reservedFor !== undefined && reservedFor !== namespace) {
+            gp.conflicts.push({ protocol: route.protocol, hostname, holder: `namespace ${reservedFor} (reserved)` });
             continue;
           }
           claims.set(hostname, key);

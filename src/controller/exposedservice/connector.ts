@@ -33,7 +33,10 @@ export function connectorDeployment(service: ExposedService, image: string): Rec
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,
-          securityContext: { runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } },
+          // runAsGroup: without it the image's group is lost on a real node (65532 is not in
+          // /etc/passwd, so containerd runs the process with gid 0); fsGroup makes the 0440
+          // credential files readable by that group (issue 13).
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
           topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { [CONNECTOR_LABEL]: name } } }],
           containers: [{ ...container, name: AGENT_CONTAINER, volumeMounts: volumeMounts.filter((m) => m.name === AGENT_VOLUME) }],
           volumes: [{ name: AGENT_VOLUME, secret: { secretName: credentialSecretName(name), defaultMode: 0o440 } }],

@@ -83,8 +83,10 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
       keyFile: `${gp.gateway}.key`,
     })),
     routes,
-    proxyProtocol: service.spec.proxyProtocol.toLowerCase(),
-    admin: { address: '127.0.0.1', port: AGENT_ADMIN_PORT },
+    // Defaults may be missing on objects read while the CRD's storage re-initializes (an upgrade).
+    proxyProtocol: (service.spec.proxyProtocol ?? 'None').toLowerCase(),
+    // On the pod's address: the kubelet's readiness probe comes from the node (issue 13).
+    admin: { address: '0.0.0.0', port: AGENT_ADMIN_PORT },
   };
 }
 

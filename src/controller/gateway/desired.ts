@@ -159,7 +159,8 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
 }
 
 /** The proxy pod's identity: never root. */
-export const PROXY_POD_SECURITY = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+/** fsGroup: the kubelet writes Secret volumes root-owned; the 0440 files are readable through it (issue 13). */
+export const PROXY_POD_SECURITY = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
 
 /**
  * The proxy container: no privilege escalation, read-only root filesystem, no capability but

@@ -47,7 +47,10 @@ export function agentSidecar(image: string): Json {
       allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
       capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
     },
-    readinessProbe: { httpGet: { host: '127.0.0.1', port: AGENT_ADMIN_PORT, path: '/readyz' }, periodSeconds: 5 },
+    // The kubelet probes from the node's network namespace, so the probe targets the pod's IP
+    // (a host of 127.0.0.1 would probe the node itself: issue 13). Ready once the agent has a
+    // tunnel to at least one gateway, so a rollout replaces pods only by pods that serve.
+    readinessProbe: { httpGet: { port: AGENT_ADMIN_PORT, path: '/readyz' }, periodSeconds: 2, failureThreshold: 2 },
     resources: { requests: { cpu: '20m', memory: '48Mi' }, limits: { memory: '256Mi' } },
     volumeMounts: [
       { name: AGENT_VOLUME, mountPath: AGENT_DIR, readOnly: true },
@@ -64,8 +67,12 @@ export function injectAgent(pod: PodLike, services: readonly ExposedService[], i
   const already = [...(spec.initContainers ?? []), ...(spec.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
   if (already) return undefined;
   const ours = [
-    { name: AGENT_VOLUME, secret: { secretName: credentialSecretName(service.metadata.name), defaultMode: 0o440 } },
-    { name: NO_TOKEN_VOLUME, emptyDir: { sizeLimit: '1Ki' } },
+    // World-readable inside the pod: the kubelet writes Secret files as root, and a tenant pod's
+    // fsGroup is not ours to set; only the agent container mounts this volume (issue 13).
+    { name: AGENT_VOLUME, secret: { secretName: credentialSecretName(service.metadata.name), defaultMode: 0o444 } },
+    // The kubelet evicts a pod whose emptyDir passes its sizeLimit, and counts the directory
+    // itself (4 KiB on most filesystems): 1Ki evicted every injected pod within a minute.
+    { name: NO_TOKEN_VOLUME, emptyDir: { sizeLimit: '1Mi' } },
   ];
   return {
     ...pod,
