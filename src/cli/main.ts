@@ -19,7 +19,7 @@ Usage:
   webgw gateway --config FILE     run a gateway (YAML or JSON config)
   webgw agent --config FILE       run an agent (YAML or JSON config)
   webgw controller [--kubeconfig FILE] [--namespace webgw-system] [--image IMAGE]
-                   [--leader-elect] [--manage-crds] [--admin 127.0.0.1:9902]
+                   [--leader-elect] [--manage-crds] [--admin 127.0.0.1:9902] [--dns-server HOST:PORT]
                    [--webhook 0.0.0.0:9443 [--webhook-host NAME]... [--webhook-configuration webgw-injector]]
                                   run the operator (in-cluster config when no kubeconfig)
   webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
@@ -99,6 +99,7 @@ async function runController(args: string[]): Promise<number> {
     image: { type: 'string', default: process.env.WEBGW_IMAGE ?? 'ghcr.io/webgw/webgw:latest' },
     'leader-elect': { type: 'boolean', default: false }, 'manage-crds': { type: 'boolean', default: false }, admin: { type: 'string' }, 'lease-duration-ms': { type: 'string' },
     webhook: { type: 'string' }, 'webhook-host': { type: 'string', multiple: true }, 'webhook-configuration': { type: 'string', default: 'webgw-injector' },
+    'dns-server': { type: 'string' },
   } });
   const webhookListen = values.webhook ? parseHostPort(values.webhook) : undefined;
   const webhookHosts = values['webhook-host'] ?? [`webgw-webhook.${values.namespace}.svc`];
@@ -108,7 +109,7 @@ async function runController(args: string[]): Promise<number> {
   const { Manager } = await import('../controller/manager.ts');
   const manager = new Manager({
     kc: loadKubeConfig(values.kubeconfig), namespace: values.namespace, image: values.image, leaderElection: values['leader-elect'], manageCrds: values['manage-crds'],
-    ...(admin ? { admin } : {}), ...(values['lease-duration-ms'] ? { leaseDurationMs: Number(values['lease-duration-ms']) } : {}),
+    ...(admin ? { admin } : {}), ...(values['dns-server'] ? { dnsServer: values['dns-server'] } : {}), ...(values['lease-duration-ms'] ? { leaseDurationMs: Number(values['lease-duration-ms']) } : {}),
     ...(webhookListen ? { webhook: { ...webhookListen, hosts: webhookHosts, configurationName: values['webhook-configuration'] } } : {}),
     logger: log,
   });

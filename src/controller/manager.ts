@@ -2,6 +2,7 @@
  * `webgw controller`: watches (always, so a standby has a warm cache), leader election, and the
  * reconcilers' workers (only while leading). Events enqueue keys; reconcilers read caches.
  */
+import { Resolver } from 'node:dns/promises';
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
@@ -13,6 +14,7 @@ import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
 import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedservice/reconciler.ts';
 import { COMPONENT_LABEL, GATEWAY_LABEL } from './gateway/desired.ts';
+import { HostnameVerifier } from './trust/verification.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
@@ -36,6 +38,8 @@ export interface ManagerOptions {
   leaseDurationMs?: number;
   /** Keep the webgw CRDs at this version's schema while leading (crd-upgrade.ts). */
   manageCrds?: boolean;
+  /** DNS server (`host:port`) for proof-of-control TXT lookups; the system's resolvers when absent. */
+  dnsServer?: string;
   /** Serve the injection webhook (every replica does; the Service balances over them). */
   webhook?: { address: string; port: number; hosts: string[]; configurationName: string };
   clock?: Clock;
@@ -141,9 +145,12 @@ export class Manager {
       gatewaySecrets: caches.secrets,
       gatewayConfigMaps: caches.configMaps,
     };
-    const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock });
+    const resolver = new Resolver({ timeout: 3000, tries: 2 });
+    if (opts.dnsServer) resolver.setServers([opts.dnsServer]);
+    const verifier = new HostnameVerifier((name) => resolver.resolveTxt(name), clock);
+    const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: enqueueEverything });
     const events = new EventRecorder(this.client, clock, log);
-    const reconciler = new GatewayReconciler({ client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }) });
+    const reconciler = new GatewayReconciler({ client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), verifier });
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
         client: this.client, namespace: ns, name: 'webgw-controller',

@@ -40,7 +40,7 @@ export interface GatewaySpec {
   };
   tls?: { certificateRef: { name: string; namespace: string } };
   allowedNamespaces?: { selector?: LabelSelector };
-  hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Forbidden' };
+  hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Verified' | 'Forbidden' };
   limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number; maxSessionsPerService?: number; maxServicesPerNamespace?: number; maxTcpPortsPerNamespace?: number };
 }
 

@@ -73,6 +73,27 @@ describe('hostname claims', () => {
   });
 });
 
+describe('proof of control (hostnamePolicy.external: Verified)', () => {
+  const verifiedGw = gw('eu', { domain: 'eu1.gw.example.net', hostnamePolicy: { external: 'Verified' } });
+  const withUids: NamespaceInfo[] = [{ name: 'a', labels: {}, uid: 'uid-a' }, { name: 'b', labels: {}, uid: 'uid-b' }];
+  const early = xsvc('b', 'squat', '2026-01-01T00:00:00Z', { routes: [{ protocol: 'HTTP', hostnames: ['shop.example'], subdomain: 'squat' }] });
+  const owner = xsvc('a', 'shop', '2026-02-01T00:00:00Z', { routes: [{ protocol: 'HTTP', hostnames: ['shop.example'] }] });
+
+  it('an early claimant without proof gets nothing outside the domain; the namespace that proved it gets the name', () => {
+    const proven = (hostname: string, uid: string) => hostname === 'shop.example' && uid === 'uid-a';
+    const plans = planClaims([verifiedGw], [early, owner], withUids, { verified: proven });
+    expect(plans.get('b/squat')!.gateways[0]).toMatchObject({ http: ['squat.eu1.gw.example.net'] });
+    expect(plans.get('b/squat')!.gateways[0]!.refused[0]!.why).toMatch(/^not proven yet: publish the TXT record _webgw-challenge\.shop\.example with the value "webgw-verification=[0-9a-f]{32}"$/);
+    expect(plans.get('a/shop')!.gateways[0]).toMatchObject({ http: ['shop.example'], refused: [] });
+  });
+
+  it('without any proof, nobody gets the name; names under the domain need none', () => {
+    const plans = planClaims([verifiedGw], [early, owner], withUids, { verified: () => false });
+    expect(plans.get('a/shop')!.gateways[0]!.http).toEqual([]);
+    expect(plans.get('b/squat')!.gateways[0]!.http).toEqual(['squat.eu1.gw.example.net']);
+  });
+});
+
 describe('per-namespace quotas', () => {
   it('one namespace cannot take every TCP port of a shared gateway', () => {
     const g = gw('eu', { listeners: { tcp: { portRange: { from: 20000, to: 20009 } }, tunnel: { port: 8443 } }, limits: { maxTcpPortsPerNamespace: 3 } });

@@ -15,7 +15,7 @@ const xsvc = (ns: string, name: string, created: string): ExposedService => ({
 
 /** One controller pass: plan with the reservations, then the reservations after it. */
 function pass(services: ExposedService[], reservations: Reservations, now: Date) {
-  const plans = planClaims([gateway], services, namespaces, reservedNamespaces(new Map([['eu', reservations]])));
+  const plans = planClaims([gateway], services, namespaces, { reserved: reservedNamespaces(new Map([['eu', reservations]])) });
   return { plans, ...nextReservations('eu', reservations, plans, now) };
 }
 

@@ -13,6 +13,8 @@
  * - Per namespace and gateway: at most maxServicesPerNamespace ExposedServices are served and
  *   maxTcpPortsPerNamespace TCP ports held (oldest first), so one tenant cannot take a shared
  *   gateway's ports or fill its admission list.
+ * - With `hostnamePolicy.external: Verified`, a name outside the domain needs proof of control
+ *   (a DNS TXT record, trust/verification.ts) from the claimant's namespace.
  * - A name reserved for a namespace (its holder's, kept by the controller for a while after the
  *   holder goes: trust/reservations.ts) can be claimed only from that namespace, so re-creating
  *   an ExposedService does not hand its names to someone else.
@@ -22,10 +24,20 @@
  * The result feeds the credential (the grants are exactly what was accepted) and the status.
  */
 import { gatewayLimitDefaults, type ExposedService, type Gateway, type LabelSelector } from '../../crds/types.ts';
+import { challengeRecord, verificationValue } from '../trust/verification.ts';
 
 export interface NamespaceInfo {
   name: string;
   labels: Record<string, string>;
+  /** Proof of control of a hostname is tied to the namespace's uid (trust/verification.ts). */
+  uid?: string;
+}
+
+export interface PlanOptions {
+  /** Per gateway, hostname → the namespace it is reserved for (trust/reservations.ts). */
+  reserved?: ReadonlyMap<string, ReadonlyMap<string, string>>;
+  /** Whether a namespace (by uid) has proven control of a hostname (trust/verification.ts). */
+  verified?: (hostname: string, namespaceUid: string) => boolean;
 }
 
 export interface TcpAllocation {
@@ -58,8 +70,8 @@ export interface ServicePlan {
 }
 
 /** Namespaces as the plan needs them, from the cache. */
-export function namespaceInfos(namespaces: ReadonlyArray<{ metadata?: { name?: string; labels?: Record<string, string> } }>): NamespaceInfo[] {
-  return namespaces.map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {} }));
+export function namespaceInfos(namespaces: ReadonlyArray<{ metadata?: { name?: string; labels?: Record<string, string>; uid?: string } }>): NamespaceInfo[] {
+  return namespaces.map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {}, ...(n.metadata?.uid ? { uid: n.metadata.uid } : {}) }));
 }
 
 export function serviceKey(s: ExposedService): string {
@@ -129,12 +141,23 @@ export function hostnameRefusal(hostname: string, gateway: Gateway): string | un
   return undefined;
 }
 
+/** True when claiming `hostname` on `gateway` needs proof of control (names outside its domain, `external: Verified`). */
+export function needsProof(hostname: string, gateway: Gateway): boolean {
+  if (gateway.spec.hostnamePolicy?.external !== 'Verified') return false;
+  const domain = gateway.spec.domain?.toLowerCase();
+  const base = hostname.startsWith('*.') ? hostname.slice(2) : hostname;
+  return !domain || !base.endsWith(`.${domain}`);
+}
+
 /**
- * `reserved`: per gateway, hostname → the namespace it is reserved for (trust/reservations.ts):
- * only that namespace's services may claim it, however old another claimant is.
+ * `options.reserved`: a reserved name may be claimed only from its namespace, however old
+ * another claimant is. `options.verified`: on gateways that ask for proof, an external name may be
+ * claimed only by a namespace that proved control of it.
  */
-export function planClaims(gateways: readonly Gateway[], services: readonly ExposedService[], namespaces: readonly NamespaceInfo[], reserved?: ReadonlyMap<string, ReadonlyMap<string, string>>): Map<string, ServicePlan> {
+export function planClaims(gateways: readonly Gateway[], services: readonly ExposedService[], namespaces: readonly NamespaceInfo[], options: PlanOptions = {}): Map<string, ServicePlan> {
+  const { reserved, verified } = options;
   const nsLabels = new Map(namespaces.map((n) => [n.name, n.labels]));
+  const nsUid = new Map(namespaces.map((n) => [n.name, n.uid ?? '']));
   const ordered = [...services].sort(byAge);
   const plans = new Map<string, ServicePlan>();
   /** Per gateway: hostname → holder key; used TCP ports; per namespace, services served and ports held. */
@@ -233,6 +256,11 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why });
             continue;
           }
+          const uid = nsUid.get(namespace) ?? '';
+          if (needsProof(hostname, g) && !(uid && verified?.(hostname, uid))) {
+            if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why: `not proven yet: publish the TXT record ${challengeRecord(hostname)} with the value "${verificationValue(uid)}"` });
+            continue;
+          }
           const holder = claims.get(hostname);
           if (holder && holder !== key) {
             gp.conflicts.push({ protocol: route.protocol, hostname, holder });
@@ -251,6 +279,13 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
       if (gp.http.length + gp.tls.length + gp.tcp.length === 0 && gp.accepted && gp.reason) gp.accepted = false;
     }
     plans.set(key, plan);
+  }
+  // A reserved name refused to an older claimant is held, by now, by a younger service of the
+  // reserved namespace: name that holder.
+  for (const plan of plans.values()) {
+    for (const gp of plan.gateways) {
+      for (const c of gp.conflicts) c.holder = holders.get(gp.gateway)?.get(c.hostname) ?? c.holder;
+    }
   }
   return plans;
 }

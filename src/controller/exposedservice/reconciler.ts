@@ -15,9 +15,10 @@ import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHa
 import { isControlledBy } from '../runtime/ownership.ts';
 import { certificateFits, grantsServe, plannedGrants } from '../trust/admission.ts';
 import { readReservations, reservedNamespaces } from '../trust/reservations.ts';
+import { RETRY_MS, type HostnameVerifier } from '../trust/verification.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
-import { namespaceInfos, planClaims, serviceKey, type GatewayPlan } from './claims.ts';
+import { namespaceInfos, needsProof, planClaims, resolveGateways, routeHostnames, serviceKey, type GatewayPlan } from './claims.ts';
 import { credentialSecret, credentialSecretName, serviceStatus, type AgentCredential, type ExposedServiceInputs } from './desired.ts';
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
 import { connectorDeployment, connectorName } from './connector.ts';
@@ -44,6 +45,10 @@ export interface ExposedServiceReconcilerOptions {
   /** The webgw image, for connector Deployments. */
   image: string;
   clock: Clock;
+  /** Proof of control of external hostnames (Gateways with hostnamePolicy.external: Verified). */
+  verifier?: HostnameVerifier;
+  /** A verdict changed: every plan may change with it. */
+  onVerdictsChanged?: () => void;
 }
 
 export class ExposedServiceReconciler {
@@ -60,8 +65,9 @@ export class ExposedServiceReconciler {
     if (!service) return {}; // deleted: its Secret goes with it (owner reference)
     const now = clock.date();
     const gateways = caches.gateways.list();
+    const pendingProof = await this.proveHostnames(service, gateways);
     const reserved = readReservations(gateways.map((g) => g.metadata.name), (n) => caches.gatewayConfigMaps.get(n, this.opts.namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()), reservedNamespaces(reserved));
+    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()), { reserved: reservedNamespaces(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
     const plan = plans.get(serviceKey(service));
     if (!plan) return {};
 
@@ -93,7 +99,7 @@ export class ExposedServiceReconciler {
     }
     // Pods are listed, not watched (only this service's, by its selector): look again regularly.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
-    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity);
+    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity);
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
@@ -114,6 +120,26 @@ export class ExposedServiceReconciler {
       if (statusCode(err) === 409) return false;
       throw err;
     }
+  }
+
+  /**
+   * Gather step for hostnames that need proof of control: looks up this service's names (cached
+   * verdicts for everyone else's). Returns whether some are still unproven (look again soon).
+   */
+  private async proveHostnames(service: ExposedService, gateways: readonly Gateway[]): Promise<boolean> {
+    const { verifier } = this.opts;
+    const uid = this.opts.caches.namespaces.get(service.metadata.namespace ?? '')?.metadata?.uid;
+    if (!verifier || !uid) return false;
+    const names = new Set<string>();
+    for (const g of resolveGateways(service, gateways).found) {
+      for (const route of service.spec.routes) {
+        if (route.protocol !== 'TCP') for (const h of routeHostnames(route, g)) if (needsProof(h, g)) names.add(h);
+      }
+    }
+    const pairs = [...names].map((hostname) => ({ hostname, namespaceUid: uid }));
+    if (pairs.length === 0) return false;
+    if (await verifier.refresh(pairs)) this.opts.onVerdictsChanged?.();
+    return pairs.some((p) => !verifier.verified(p.hostname, p.namespaceUid));
   }
 
   /** The connector Deployment, when what is there is ours (or nothing is). False: something else is in the way. */

@@ -14,6 +14,7 @@ import { namespaceInfos, planClaims } from '../exposedservice/claims.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
 import { admittedAgents } from '../trust/admission.ts';
 import { nextReservations, readReservations, reservedNamespaces } from '../trust/reservations.ts';
+import type { HostnameVerifier } from '../trust/verification.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
@@ -47,6 +48,8 @@ export interface GatewayReconcilerOptions {
   image: string;
   clock: Clock;
   logger: Logger;
+  /** The same verdicts the ExposedService reconciler gathers (it does the lookups). */
+  verifier?: HostnameVerifier;
 }
 
 const involved = (gw: Gateway) => ({ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}) });
@@ -95,7 +98,7 @@ export class GatewayReconciler {
     const services = caches.services.list();
     const gatewayList = caches.gateways.list();
     const reserved = readReservations(gatewayList.map((g) => g.metadata.name), (n) => caches.configMaps.get(n, namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gatewayList, services, namespaceInfos(caches.namespaces.list()), reservedNamespaces(reserved));
+    const plans = planClaims(gatewayList, services, namespaceInfos(caches.namespaces.list()), { reserved: reservedNamespaces(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
     const admission = admittedAgents({
       gateway: name, caPem: ca.certPem, services, plans,
       credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
