@@ -85,7 +85,8 @@ export const gatewaySchema: Schema = obj({
     allowedNamespaces: obj({ selector: labelSelector }, { description: 'Namespaces whose ExposedServices may attach. Omitted: every namespace.' }),
     hostnamePolicy: obj({
       wildcards: { type: 'string', enum: ['Allowed', 'Forbidden'], default: 'Forbidden', description: 'Whether tenants may claim *.name hostnames (never *.<domain> or above it).' },
-      external: { type: 'string', enum: ['Allowed', 'Verified', 'Forbidden'], default: 'Allowed', description: 'Hostnames outside spec.domain: Allowed (the oldest claim wins), Verified (only a namespace that published the TXT record _webgw-challenge.<name> its ExposedService names), Forbidden. Names under spec.domain are single labels.' },
+      external: { type: 'string', enum: ['Allowed', 'Verified', 'Forbidden'], default: 'Verified', description: 'Hostnames outside spec.domain: Verified (only a namespace that published the TXT record _webgw-challenge.<name> its ExposedService names), Allowed (the oldest claim wins), Forbidden. Names under spec.domain are single labels.' },
+      trustedNamespaces: obj({ selector: labelSelector }, { description: 'Namespaces that may claim names outside spec.domain without proof (the farmer\'s own, say).' }),
     }, { description: 'Which hostnames tenants may claim on this Gateway.' }),
     limits: obj({
       maxStreamsPerAgent: int(1, 100000, { default: 10000 }),

@@ -40,9 +40,12 @@ export interface GatewaySpec {
   };
   tls?: { certificateRef: { name: string; namespace: string } };
   allowedNamespaces?: { selector?: LabelSelector };
-  hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Verified' | 'Forbidden' };
+  hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Verified' | 'Forbidden'; trustedNamespaces?: { selector?: LabelSelector } };
   limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number; maxSessionsPerService?: number; maxServicesPerNamespace?: number; maxTcpPortsPerNamespace?: number };
 }
+
+/** Defaults of Gateway.spec.hostnamePolicy: proof of control for names outside the domain. */
+export const hostnamePolicyDefaults = { wildcards: 'Forbidden', external: 'Verified' } as const;
 
 /** Defaults of Gateway.spec.limits (the schema's too, for objects written before they existed). */
 export const gatewayLimitDefaults = { maxSessionsPerService: 64, maxServicesPerNamespace: 100, maxTcpPortsPerNamespace: 10 } as const;

@@ -15,7 +15,7 @@ import { eventually, fakeNode, freeWildcardPort, kubeConfigAs, kubectl, kubectlO
 const NS = 'webgw-chart';
 const TENANT = 'chart-tenant';
 const SA = `system:serviceaccount:${NS}:webgw-controller`;
-const gateway = (name: string, tcpFrom: number) => ({ name, spec: { placement: { nodeSelector: { 'chart-farmer': 'true' } }, listeners: { http: { port: 80 }, tcp: { portRange: { from: tcpFrom, to: tcpFrom + 9 } } } } });
+const gateway = (name: string, tcpFrom: number) => ({ name, spec: { placement: { nodeSelector: { 'chart-farmer': 'true' } }, listeners: { http: { port: 80 }, tcp: { portRange: { from: tcpFrom, to: tcpFrom + 9 } } }, hostnamePolicy: { external: 'Allowed' } } });
 const installValues = { gateways: [gateway('chart-gw', 22100)] };
 const upgradeValues = { controller: { replicas: 3 }, webhook: { failurePolicy: 'Fail' }, gateways: [gateway('chart-gw', 22100), gateway('chart-gw2', 22200)] };
 

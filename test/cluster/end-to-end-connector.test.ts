@@ -42,6 +42,7 @@ metadata: {name: conn}
 spec:
   placement: {nodeSelector: {conn-farmer: "true"}}
   listeners: {http: {port: ${ports.http}}, tunnel: {port: ${ports.tunnel}}}
+  hostnamePolicy: {external: Allowed}   # the tests' names are not in real DNS
 ---
 apiVersion: v1
 kind: Service

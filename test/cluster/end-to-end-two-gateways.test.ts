@@ -56,6 +56,7 @@ metadata: {name: ${gw}}
 spec:
   placement: {nodeSelector: {ha-farmer: ${gw}}}
   listeners: {http: {port: ${p.http}}, tcp: {portRange: {from: ${p.tcpFrom}, to: ${p.tcpFrom + 9}}}, tunnel: {port: ${p.tunnel}}}
+  hostnamePolicy: {external: Allowed}   # the tests' names are not in real DNS
 `;
     });
     await kubectlOk(['apply', '-f', '-'], `${manifests.join('---\n')}---

@@ -59,6 +59,7 @@ metadata: {name: e2e}
 spec:
   placement: {nodeSelector: {e2e-farmer: "true"}}
   listeners: {http: {port: ${ports.http}}, https: {port: ${ports.https}}, tcp: {portRange: {from: ${ports.tcpFrom}, to: ${ports.tcpFrom + 9}}}, tunnel: {port: ${ports.tunnel}}}
+  hostnamePolicy: {external: Allowed}   # the tests' names are not in real DNS
 ---
 apiVersion: webgw.io/v1alpha1
 kind: ExposedService

@@ -16,7 +16,7 @@ import { createCA, issueAgentCertificate } from '../../src/pki/issue.ts';
 const validity = { notAfter: new Date(Date.now() + 3600_000) };
 const ca = createCA('eu CA', validity);
 const otherCA = createCA('us CA', validity);
-const gateway: Gateway = { apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name: 'eu' }, spec: { placement: {}, listeners: { tcp: { portRange: { from: 20000, to: 20009 } }, tunnel: { port: 8443 } } } };
+const gateway: Gateway = { apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name: 'eu' }, spec: { placement: {}, listeners: { tcp: { portRange: { from: 20000, to: 20009 } }, tunnel: { port: 8443 } }, hostnamePolicy: { external: 'Allowed' } } };
 
 function xsvc(ns: string, name: string, uid: string, created: string, hostnames: string[]): ExposedService {
   return {

@@ -4,7 +4,8 @@ import type { ExposedService, Gateway } from '../../src/crds/types.ts';
 function gw(name: string, spec: Partial<Gateway['spec']> = {}, labels: Record<string, string> = {}): Gateway {
   return {
     apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name, labels },
-    spec: { placement: {}, listeners: { http: { port: 80 }, tcp: { portRange: { from: 20000, to: 20002 } }, tunnel: { port: 8443 } }, ...spec },
+    // External names as they come (Allowed) unless a test sets the policy: most tests are about other rules.
+    spec: { placement: {}, listeners: { http: { port: 80 }, tcp: { portRange: { from: 20000, to: 20002 } }, tunnel: { port: 8443 } }, hostnamePolicy: { external: 'Allowed' }, ...spec },
   };
 }
 
@@ -57,8 +58,9 @@ describe('hostname claims', () => {
     ['a wildcard deeper under the domain', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.shop.eu1.gw.example.net', 'wildcards under the gateway domain'],
     ['a wildcard above the domain', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.gw.example.net', 'wildcard over the gateway domain'],
     ['a wildcard elsewhere, by default', {}, '*.shop.example', 'wildcard hostnames are not allowed'],
-    ['a wildcard elsewhere, allowed', { hostnamePolicy: { wildcards: 'Allowed' } }, '*.shop.example', undefined],
-    ['an external name, by default', {}, 'shop.example', undefined],
+    ['a wildcard elsewhere, allowed', { hostnamePolicy: { wildcards: 'Allowed', external: 'Allowed' } }, '*.shop.example', undefined],
+    ['an external name, allowed', { hostnamePolicy: { external: 'Allowed' } }, 'shop.example', undefined],
+    ['an external name, by default: proof needed', { hostnamePolicy: {} }, 'shop.example', 'not proven yet'],
     ['an external name, forbidden', { hostnamePolicy: { external: 'Forbidden' } }, 'shop.example', 'only names under'],
   ];
   it.each(policy)('hostnamePolicy: %s', (_name, spec, hostname, refused) => {
@@ -85,6 +87,12 @@ describe('proof of control (hostnamePolicy.external: Verified)', () => {
     expect(plans.get('b/squat')!.gateways[0]).toMatchObject({ http: ['squat.eu1.gw.example.net'] });
     expect(plans.get('b/squat')!.gateways[0]!.refused[0]!.why).toMatch(/^not proven yet: publish the TXT record _webgw-challenge\.shop\.example with the value "webgw-verification=[0-9a-f]{32}"$/);
     expect(plans.get('a/shop')!.gateways[0]).toMatchObject({ http: ['shop.example'], refused: [] });
+  });
+
+  it('the farmer\'s trustedNamespaces need no proof', () => {
+    const trusting = gw('eu', { domain: 'eu1.gw.example.net', hostnamePolicy: { trustedNamespaces: { selector: { matchLabels: { tenant: 'yes' } } } } });
+    const plans = planClaims([trusting], [owner], [{ name: 'a', labels: { tenant: 'yes' }, uid: 'uid-a' }], { verified: () => false });
+    expect(plans.get('a/shop')!.gateways[0]!.http).toEqual(['shop.example']);
   });
 
   it('without any proof, nobody gets the name; names under the domain need none', () => {

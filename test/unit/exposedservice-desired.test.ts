@@ -10,7 +10,7 @@ const cred: AgentCredential = { certPem: 'CERT', keyPem: 'KEY', caPem: 'CA' };
 function gateway(name: string, over: Partial<Gateway['spec']> = {}, status: Gateway['status'] = { tunnelEndpoints: ['wss://127.0.10.1:8443'], addresses: [{ type: 'IPAddress', value: '127.0.10.1' }] }): Gateway {
   return {
     apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name },
-    spec: { domain: `${name}.gw.example.net`, placement: {}, listeners: { http: { port: 80 }, https: { port: 443 }, tcp: { portRange: { from: 20000, to: 20099 } }, tunnel: { port: 8443 } }, ...over },
+    spec: { domain: `${name}.gw.example.net`, placement: {}, listeners: { http: { port: 80 }, https: { port: 443 }, tcp: { portRange: { from: 20000, to: 20099 } }, tunnel: { port: 8443 } }, hostnamePolicy: { external: 'Allowed' }, ...over },
     status,
   };
 }

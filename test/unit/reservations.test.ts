@@ -6,7 +6,7 @@ import { planClaims } from '../../src/controller/exposedservice/claims.ts';
 import { RELEASE_AFTER_MS, nextReservations, parseReservations, renderReservations, reservedNamespaces, type Reservations } from '../../src/controller/trust/reservations.ts';
 import type { ExposedService, Gateway } from '../../src/crds/types.ts';
 
-const gateway: Gateway = { apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name: 'eu' }, spec: { placement: {}, listeners: { tunnel: { port: 8443 } } } };
+const gateway: Gateway = { apiVersion: 'webgw.io/v1alpha1', kind: 'Gateway', metadata: { name: 'eu' }, spec: { placement: {}, listeners: { tunnel: { port: 8443 } }, hostnamePolicy: { external: 'Allowed' } } };
 const namespaces = [{ name: 'shop', labels: {} }, { name: 'evil', labels: {} }];
 const xsvc = (ns: string, name: string, created: string): ExposedService => ({
   apiVersion: 'webgw.io/v1alpha1', kind: 'ExposedService', metadata: { name, namespace: ns, creationTimestamp: created },

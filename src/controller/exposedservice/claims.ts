@@ -13,8 +13,9 @@
  * - Per namespace and gateway: at most maxServicesPerNamespace ExposedServices are served and
  *   maxTcpPortsPerNamespace TCP ports held (oldest first), so one tenant cannot take a shared
  *   gateway's ports or fill its admission list.
- * - With `hostnamePolicy.external: Verified`, a name outside the domain needs proof of control
- *   (a DNS TXT record, trust/verification.ts) from the claimant's namespace.
+ * - With `hostnamePolicy.external: Verified` (the default), a name outside the domain needs proof
+ *   of control (a DNS TXT record, trust/verification.ts) from the claimant's namespace, unless the
+ *   farmer lists that namespace in `trustedNamespaces`.
  * - A name reserved for a namespace (its holder's, kept by the controller for a while after the
  *   holder goes: trust/reservations.ts) can be claimed only from that namespace, so re-creating
  *   an ExposedService does not hand its names to someone else.
@@ -23,7 +24,7 @@
  *
  * The result feeds the credential (the grants are exactly what was accepted) and the status.
  */
-import { gatewayLimitDefaults, type ExposedService, type Gateway, type LabelSelector } from '../../crds/types.ts';
+import { gatewayLimitDefaults, hostnamePolicyDefaults, type ExposedService, type Gateway, type LabelSelector } from '../../crds/types.ts';
 import { challengeRecord, verificationValue } from '../trust/verification.ts';
 
 export interface NamespaceInfo {
@@ -136,14 +137,22 @@ export function hostnameRefusal(hostname: string, gateway: Gateway): string | un
       return undefined;
     }
   }
-  if (wildcard && gateway.spec.hostnamePolicy?.wildcards !== 'Allowed') return 'wildcard hostnames are not allowed on this Gateway';
-  if (gateway.spec.hostnamePolicy?.external === 'Forbidden') return domain ? `only names under ${domain} are served on this Gateway` : 'this Gateway serves no hostnames outside its domain';
+  const policy = { ...hostnamePolicyDefaults, ...gateway.spec.hostnamePolicy };
+  if (wildcard && policy.wildcards !== 'Allowed') return 'wildcard hostnames are not allowed on this Gateway';
+  if (policy.external === 'Forbidden') return domain ? `only names under ${domain} are served on this Gateway` : 'this Gateway serves no hostnames outside its domain';
   return undefined;
 }
 
-/** True when claiming `hostname` on `gateway` needs proof of control (names outside its domain, `external: Verified`). */
-export function needsProof(hostname: string, gateway: Gateway): boolean {
-  if (gateway.spec.hostnamePolicy?.external !== 'Verified') return false;
+/**
+ * True when claiming `hostname` on `gateway` from a namespace with these labels needs proof of
+ * control: a name outside its domain, `external: Verified` (the default), and the namespace
+ * not among the farmer's `trustedNamespaces`.
+ */
+export function needsProof(hostname: string, gateway: Gateway, namespaceLabels: Record<string, string>): boolean {
+  const policy = { ...hostnamePolicyDefaults, ...gateway.spec.hostnamePolicy };
+  if (policy.external !== 'Verified') return false;
+  const trusted = gateway.spec.hostnamePolicy?.trustedNamespaces?.selector;
+  if (trusted && selectorMatches(trusted, namespaceLabels)) return false;
   const domain = gateway.spec.domain?.toLowerCase();
   const base = hostname.startsWith('*.') ? hostname.slice(2) : hostname;
   return !domain || !base.endsWith(`.${domain}`);
@@ -257,7 +266,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             continue;
           }
           const uid = nsUid.get(namespace) ?? '';
-          if (needsProof(hostname, g) && !(uid && verified?.(hostname, uid))) {
+          if (needsProof(hostname, g, nsLabels.get(namespace) ?? {}) && !(uid && verified?.(hostname, uid))) {
             if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why: `not proven yet: publish the TXT record ${challengeRecord(hostname)} with the value "${verificationValue(uid)}"` });
             continue;
           }

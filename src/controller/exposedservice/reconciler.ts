@@ -128,12 +128,14 @@ export class ExposedServiceReconciler {
    */
   private async proveHostnames(service: ExposedService, gateways: readonly Gateway[]): Promise<boolean> {
     const { verifier } = this.opts;
-    const uid = this.opts.caches.namespaces.get(service.metadata.namespace ?? '')?.metadata?.uid;
+    const ns = this.opts.caches.namespaces.get(service.metadata.namespace ?? '');
+    const uid = ns?.metadata?.uid;
     if (!verifier || !uid) return false;
+    const labels = ns?.metadata?.labels ?? {};
     const names = new Set<string>();
     for (const g of resolveGateways(service, gateways).found) {
       for (const route of service.spec.routes) {
-        if (route.protocol !== 'TCP') for (const h of routeHostnames(route, g)) if (needsProof(h, g)) names.add(h);
+        if (route.protocol !== 'TCP') for (const h of routeHostnames(route, g)) if (needsProof(h, g, labels)) names.add(h);
       }
     }
     const pairs = [...names].map((hostname) => ({ hostname, namespaceUid: uid }));
