@@ -39,6 +39,13 @@ export interface PlanOptions {
   reserved?: ReadonlyMap<string, ReadonlyMap<string, string>>;
   /** Whether a namespace (by uid) has proven control of a hostname (trust/verification.ts). */
   verified?: (hostname: string, namespaceUid: string) => boolean;
+  /** Per gateway, TCP port → its holder `namespace/name#routeIndex` (trust/reservations.ts). */
+  reservedPorts?: ReadonlyMap<string, ReadonlyMap<number, string>>;
+}
+
+/** Who holds a TCP port: one route of one ExposedService. */
+export function portHolder(serviceKeyText: string, routeIndex: number): string {
+  return `${serviceKeyText}#${routeIndex}`;
 }
 
 export interface TcpAllocation {
@@ -187,26 +194,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     return n;
   };
 
-  // First pass: ports already recorded in status are kept, oldest service first.
-  const kept = new Map<string, Map<string, number>>(); // service key → `${gateway} ${route}` → port
-  for (const s of ordered) {
-    const mine = new Map<string, number>();
-    for (const ep of s.status?.endpoints ?? []) {
-      const g = gateways.find((x) => x.metadata.name === ep.gateway);
-      const range = g?.spec.listeners.tcp?.portRange;
-      if (!g || !range) continue;
-      const used = usedPorts.get(g.metadata.name) as Set<number>;
-      for (const alloc of ep.tcp ?? []) {
-        // The route a recorded port belongs to: the first TCP route with that backend port
-        // that has no port yet.
-        const index = s.spec.routes.findIndex((r, i) => r.protocol === 'TCP' && (r.backend?.port ?? s.spec.backend.port) === alloc.backendPort && !mine.has(`${g.metadata.name} ${i}`));
-        if (index < 0 || alloc.port < range.from || alloc.port > range.to || used.has(alloc.port)) continue;
-        used.add(alloc.port);
-        mine.set(`${g.metadata.name} ${index}`, alloc.port);
-      }
-    }
-    kept.set(serviceKey(s), mine);
-  }
+  const kept = keptPorts(gateways, ordered, usedPorts, options.reservedPorts);
 
   for (const s of ordered) {
     const key = serviceKey(s);
@@ -244,8 +232,10 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             return;
           }
           if (port === undefined) {
+            const reservedHere = options.reservedPorts?.get(g.metadata.name);
             for (let p = range.from; p <= range.to; p++) {
-              if (!used.has(p)) {
+              // A port reserved for another route stays free for it (its service may come back).
+              if (!used.has(p) && !reservedHere?.has(p)) {
                 port = p;
                 break;
               }
@@ -297,4 +287,46 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     }
   }
   return plans;
+}
+
+/**
+ * Ports kept from before: first what the controller's reservations record (its own state), then,
+ * for routes it has no record of (objects from before reservations existed), what the service's
+ * status says, if no one else holds or reserved that port. Marks them used; returns, per service
+ * key, `${gateway} ${route}` → port.
+ */
+function keptPorts(gateways: readonly Gateway[], ordered: readonly ExposedService[], usedPorts: Map<string, Set<number>>, reservedPorts: PlanOptions['reservedPorts']): Map<string, Map<string, number>> {
+  const kept = new Map<string, Map<string, number>>(ordered.map((s) => [serviceKey(s), new Map<string, number>()]));
+  const byKey = new Map(ordered.map((s) => [serviceKey(s), s]));
+  for (const g of gateways) {
+    const range = g.spec.listeners.tcp?.portRange;
+    const used = usedPorts.get(g.metadata.name) as Set<number>;
+    for (const [port, holder] of reservedPorts?.get(g.metadata.name) ?? []) {
+      const at = holder.lastIndexOf('#');
+      const service = byKey.get(holder.slice(0, at));
+      const index = Number(holder.slice(at + 1));
+      if (!range || !service || service.spec.routes[index]?.protocol !== 'TCP' || port < range.from || port > range.to || used.has(port)) continue;
+      used.add(port);
+      kept.get(holder.slice(0, at))!.set(`${g.metadata.name} ${index}`, port);
+    }
+  }
+  for (const s of ordered) {
+    const mine = kept.get(serviceKey(s)) as Map<string, number>;
+    for (const ep of s.status?.endpoints ?? []) {
+      const g = gateways.find((x) => x.metadata.name === ep.gateway);
+      const range = g?.spec.listeners.tcp?.portRange;
+      if (!g || !range) continue;
+      const used = usedPorts.get(g.metadata.name) as Set<number>;
+      const reserved = reservedPorts?.get(g.metadata.name);
+      for (const alloc of ep.tcp ?? []) {
+        // The route a recorded port belongs to: the first TCP route with that backend port
+        // that has no port yet.
+        const index = s.spec.routes.findIndex((r, i) => r.protocol === 'TCP' && (r.backend?.port ?? s.spec.backend.port) === alloc.backendPort && !mine.has(`${g.metadata.name} ${i}`));
+        if (index < 0 || alloc.port < range.from || alloc.port > range.to || used.has(alloc.port) || reserved?.has(alloc.port)) continue;
+        used.add(alloc.port);
+        mine.set(`${g.metadata.name} ${index}`, alloc.port);
+      }
+    }
+  }
+  return kept;
 }

@@ -14,7 +14,7 @@ import { statusCode, type KubeClient } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHash } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
 import { certificateFits, grantsServe, plannedGrants } from '../trust/admission.ts';
-import { readReservations, reservedNamespaces } from '../trust/reservations.ts';
+import { readReservations, planReservations } from '../trust/reservations.ts';
 import { RETRY_MS, type HostnameVerifier } from '../trust/verification.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
@@ -67,7 +67,7 @@ export class ExposedServiceReconciler {
     const gateways = caches.gateways.list();
     const pendingProof = await this.proveHostnames(service, gateways);
     const reserved = readReservations(gateways.map((g) => g.metadata.name), (n) => caches.gatewayConfigMaps.get(n, this.opts.namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()), { reserved: reservedNamespaces(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
+    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()), { ...planReservations(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
     const plan = plans.get(serviceKey(service));
     if (!plan) return {};
 

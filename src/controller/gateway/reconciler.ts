@@ -13,7 +13,7 @@ import type { KeyPairPem } from '../../pki/issue.ts';
 import { namespaceInfos, planClaims } from '../exposedservice/claims.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
 import { admittedAgents } from '../trust/admission.ts';
-import { nextReservations, readReservations, reservedNamespaces } from '../trust/reservations.ts';
+import { nextReservations, readReservations, planReservations } from '../trust/reservations.ts';
 import type { HostnameVerifier } from '../trust/verification.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
@@ -98,7 +98,7 @@ export class GatewayReconciler {
     const services = caches.services.list();
     const gatewayList = caches.gateways.list();
     const reserved = readReservations(gatewayList.map((g) => g.metadata.name), (n) => caches.configMaps.get(n, namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gatewayList, services, namespaceInfos(caches.namespaces.list()), { reserved: reservedNamespaces(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
+    const plans = planClaims(gatewayList, services, namespaceInfos(caches.namespaces.list()), { ...planReservations(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
     const admission = admittedAgents({
       gateway: name, caPem: ca.certPem, services, plans,
       credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
