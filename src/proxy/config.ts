@@ -39,6 +39,10 @@ export const gatewayConfigSchema = z.strictObject({
     /** Receive windows of one agent identity, across all its sessions. */
     receiveBudgetPerIdentityBytes: z.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(64 * 1024 * 1024),
     maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+    /** Public connections one client address may hold, across the HTTP, TLS and TCP listeners. */
+    maxConnectionsPerClient: z.number().int().min(1).max(1_000_000).default(256),
+    /** Public connections the gateway holds in all. */
+    maxConnections: z.number().int().min(1).max(10_000_000).default(50_000),
     headerTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
     clientHelloTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
     openTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),

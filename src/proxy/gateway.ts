@@ -15,6 +15,7 @@ import { Connector } from './connector.ts';
 import { HttpListener } from './http/listener.ts';
 import { createGatewayMetrics } from './metrics.ts';
 import { RouteTable } from './route-table.ts';
+import { ClientLimiter } from './client-limiter.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { TlsListener } from './tls-listener.ts';
 import { TunnelServer } from './tunnel-server.ts';
@@ -61,7 +62,8 @@ export class Gateway {
     const limits = config.limits;
     const connector = new Connector({ routes: this.routes, clock: this.clock, openTimeoutMs: limits.openTimeoutMs });
     const range = config.listeners.tcp?.portRange;
-    const common = { connector, clock: this.clock, logger: this.log, metrics };
+    const clients = new ClientLimiter({ maxConnectionsPerClient: limits.maxConnectionsPerClient, maxConnections: limits.maxConnections }, metrics, this.log, this.clock);
+    const common = { connector, clients, clock: this.clock, logger: this.log, metrics };
     this.tunnel = new TunnelServer({
       ...config.tunnel,
       maxAgents: limits.maxAgents,

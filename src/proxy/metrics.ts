@@ -7,6 +7,7 @@ export interface GatewayMetrics {
   tunnelRtt: Histogram;
   connections: Counter<'protocol' | 'route' | 'result'>;
   activeConnections: Gauge<'protocol'>;
+  refusedConnections: Counter<'protocol' | 'reason'>;
   bytes: Counter<'protocol' | 'route' | 'direction'>;
   httpRequests: Histogram<'route' | 'code'>;
 }
@@ -22,6 +23,7 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
     }),
     connections: new Counter({ name: 'webgw_gateway_connections_total', help: 'Public connections (HTTP: upstream streams), by route and result', labelNames: ['protocol', 'route', 'result'], registers }),
     activeConnections: new Gauge({ name: 'webgw_gateway_active_connections', help: 'Public connections being relayed', labelNames: ['protocol'], registers }),
+    refusedConnections: new Counter({ name: 'webgw_gateway_connections_refused_total', help: 'Public connections closed at once: a client or the gateway at its connection limit', labelNames: ['protocol', 'reason'], registers }),
     bytes: new Counter({ name: 'webgw_gateway_bytes_total', help: 'Bytes relayed, by route and direction (in: from the client)', labelNames: ['protocol', 'route', 'direction'], registers }),
     httpRequests: new Histogram({
       name: 'webgw_gateway_http_request_duration_seconds', help: 'HTTP requests by route and status code',

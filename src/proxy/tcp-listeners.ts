@@ -6,6 +6,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
+import type { ClientLimiter } from './client-limiter.ts';
 import type { Connector } from './connector.ts';
 import { forwardConnection } from './forward-connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -13,6 +14,7 @@ import type { GatewayMetrics } from './metrics.ts';
 export interface TcpListenersOptions {
   address: string;
   connector: Connector;
+  clients: ClientLimiter;
   logger: Logger;
   metrics: GatewayMetrics;
 }
@@ -72,6 +74,7 @@ export class TcpListeners {
   }
 
   private onConnection(socket: Socket, port: number): void {
+    if (!this.opts.clients.admit(socket, 'tcp')) return;
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});

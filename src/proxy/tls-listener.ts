@@ -10,6 +10,7 @@ import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { normalizeHostname } from '../pki/grants.ts';
 import { MAX_HELLO_BYTES, parseClientHello, tlsAlert } from './client-hello.ts';
+import type { ClientLimiter } from './client-limiter.ts';
 import type { Connector } from './connector.ts';
 import { forwardConnection } from './forward-connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -19,6 +20,7 @@ export interface TlsListenerOptions {
   port: number;
   helloTimeoutMs: number;
   connector: Connector;
+  clients: ClientLimiter;
   clock: Clock;
   logger: Logger;
   metrics: GatewayMetrics;
@@ -52,6 +54,7 @@ export class TlsListener {
   }
 
   private onConnection(socket: Socket): void {
+    if (!this.opts.clients.admit(socket, 'tls')) return;
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => {});

@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import type { Server } from 'node:http';
 import { get, rawExchange, startHttpBackend } from '../helpers/http-client.ts';
 import { startAgent, startGateway, waitFor, type GatewayFixture } from '../helpers/fixture.ts';
@@ -136,4 +136,46 @@ describe('npm start under hostile requests', () => {
       demo.kill('SIGKILL');
     }
   }, 120_000);
+});
+
+describe('a client holding many connections', () => {
+  it('gets no more than maxConnectionsPerClient, and another client is still served', async () => {
+    const { server: app, port: appPort } = await startHttpBackend((_req, res) => res.end('ok'));
+    const gw = await startGateway({ limits: { maxConnectionsPerClient: 20, headerTimeoutMs: 30_000 } });
+    const creds = await gw.issueAgent('web', { http: ['app.localhost'] });
+    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${appPort}` }]);
+    await waitFor(() => gw.gateway.agentCount === 1);
+    const held: Socket[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const s = connect(gw.httpPort, '127.0.0.1');
+        s.on('error', () => {});
+        await once(s, 'connect');
+        held.push(s);
+      }
+      // The 21st from the same address is closed at once, without an answer.
+      const refused = await rawExchange(gw.httpPort, 'GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n', 3000);
+      expect(refused).toMatchObject({ text: '', closed: true });
+      // Another client address is served meanwhile.
+      const other = await new Promise<string>((resolve, reject) => {
+        const s = connect({ port: gw.httpPort, host: '127.0.0.1', localAddress: '127.0.0.2' });
+        let text = '';
+        s.on('data', (c: Buffer) => (text += c.toString()));
+        s.on('end', () => resolve(text));
+        s.on('error', reject);
+        s.write('GET / HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n');
+      });
+      expect(other).toMatch(/^HTTP\/1\.1 200[\s\S]*ok$/);
+      expect(gw.log.lines.some((l) => l.msg === 'connection refused: the client holds the most connections allowed')).toBe(true);
+      // Once it lets go of some, the first client is served again.
+      for (const s of held.splice(0, 5)) s.destroy();
+      await waitFor(async () => (await get(gw.httpPort, 'app.localhost').catch(() => ({ status: 0 }))).status === 200, 5000, 'the client to be served again');
+    } finally {
+      for (const s of held) s.destroy();
+      await agent.close(500);
+      await gw.stop();
+      app.close();
+      gw.dir.remove();
+    }
+  });
 });

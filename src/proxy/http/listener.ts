@@ -16,6 +16,7 @@ import { relay } from '../../common/relay.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { AgentLink } from '../agent-link.ts';
 import type { GatewayLimits } from '../config.ts';
+import type { ClientLimiter } from '../client-limiter.ts';
 import type { Connector } from '../connector.ts';
 import { ClientConnection } from './client-connection.ts';
 import { exchange } from './exchange.ts';
@@ -28,6 +29,7 @@ export interface HttpListenerOptions {
   address: string;
   port: number;
   connector: Connector;
+  clients: ClientLimiter;
   limits: GatewayLimits;
   clock: Clock;
   logger: Logger;
@@ -60,6 +62,7 @@ export class HttpListener {
       onUpgrade: (conn: ClientConnection, head: RequestHead, rest: Buffer) => this.onUpgrade(conn, head, rest),
     };
     this.server = createServer({ noDelay: true }, (socket) => {
+      if (!opts.clients.admit(socket, 'http')) return;
       const conn = new ClientConnection(socket, connectionLimits, opts.clock, hooks, this.log);
       this.connections.add(conn);
       socket.once('close', () => this.connections.delete(conn));
