@@ -1,6 +1,6 @@
 /**
  * Profiles WebGW under one load and prints where the gateway's and the agent's CPU time goes:
- * `node bench/profile-webgw.ts [iperf|iperf-r|http|http-1m|latency] [seconds] [cpu-prof|perf|none]`.
+ * `npx node bench/profile-webgw.ts [iperf|iperf-r|http|http-1m|latency] [seconds] [cpu-prof|perf|none]`.
  *
  * - cpu-prof (default): `node --cpu-prof`, JavaScript functions by self time. It shows garbage
  *   collection only as "(garbage collector)" on the main thread.
