@@ -33,15 +33,16 @@ export class Connector {
     return this.opts.routes.status(protocol, target, this.opts.clock.now());
   }
 
-  /** The next agent for a route in round-robin order, if any serves it. */
+  /** The next agent for a route in round-robin order (one step of the rotation), if any serves it. */
   pick(protocol: OpenRequest['protocol'], target: string | number): AgentLink | undefined {
     const found = this.opts.routes.lookup(protocol, target, this.opts.clock.now());
-    return found.kind === 'agents' ? found.agents[0] : undefined;
+    return found.kind === 'agents' ? this.opts.routes.rotate(found.key, found.agents)[0] : undefined;
   }
 
   /**
-   * Opens a stream on `preferred` if given (HTTP keeps a pool per agent), else on the next agent
-   * in round-robin order; falls back to the route's other agents when that fails.
+   * Opens a stream on `preferred` if given (HTTP picked it, and keeps a pool per agent: no second
+   * rotation step), else on the next agent in round-robin order; falls back to the route's other
+   * agents when that fails.
    * Throws WEBGW_ERR_NO_ROUTE (unknown), _NO_AGENT (none connected), _BACKEND or _TIMEOUT.
    */
   async open(request: OpenRequest, preferred?: AgentLink): Promise<OpenedStream> {
@@ -49,7 +50,9 @@ export class Connector {
     const found = this.opts.routes.lookup(request.protocol, target, this.opts.clock.now());
     if (found.kind === 'unknown') throw new WebgwError('WEBGW_ERR_NO_ROUTE', `no route for ${request.protocol} ${target}`);
     if (found.kind === 'no-agent') throw new WebgwError('WEBGW_ERR_NO_AGENT', `no agent connected for ${request.protocol} ${target}`);
-    const agents = preferred && found.agents.includes(preferred) ? [preferred, ...found.agents.filter((a) => a !== preferred)] : found.agents;
+    const agents = preferred && found.agents.includes(preferred)
+      ? [preferred, ...found.agents.filter((a) => a !== preferred)]
+      : this.opts.routes.rotate(found.key, found.agents);
     let lastError: unknown;
     for (const agent of agents) {
       try {

@@ -19,7 +19,8 @@ export interface AgentRoutes {
 }
 
 export type Lookup<A> =
-  | { kind: 'agents'; agents: A[] }
+  /** `key` names the route for rotate(). */
+  | { kind: 'agents'; agents: A[]; key: string }
   /** The route had agents recently: answer 503, not 404. */
   | { kind: 'no-agent' }
   | { kind: 'unknown' };
@@ -68,8 +69,9 @@ export class RouteTable<A extends RouteAgent> {
   }
 
   /**
-   * Agents for a route, rotated round-robin so that consecutive lookups start at different
-   * agents; the caller tries them in order (retry on another agent).
+   * The agents serving a route, in the table's order. A pure query: it moves nothing, so asking
+   * twice for one connection cannot skew the balance (issue 14: the HTTP listener asked twice per
+   * new stream and, with two agents, sent every request to the first). Rotation is rotate()'s.
    */
   lookup(protocol: RouteProtocol, target: string | number, now: number): Lookup<A> {
     const exact = routeKey(protocol, target);
@@ -87,12 +89,20 @@ export class RouteTable<A extends RouteAgent> {
       if (list || this.remembers(exact, now)) return { kind: 'no-agent' };
       return { kind: 'unknown' };
     }
-    const start = (this.cursor.get(key) ?? 0) % serving.length;
-    this.cursor.set(key, start + 1);
-    return { kind: 'agents', agents: [...serving.slice(start), ...serving.slice(0, start)] };
+    return { kind: 'agents', agents: serving, key };
   }
 
-  /** Like lookup, without rotating: for answering 404/503 before any work. */
+  /**
+   * The one place the round-robin cursor moves: `agents` (a lookup's) rotated to start at the
+   * route's next agent. Call it once per connection or request.
+   */
+  rotate(key: string, agents: readonly A[]): A[] {
+    const start = (this.cursor.get(key) ?? 0) % agents.length;
+    this.cursor.set(key, start + 1);
+    return [...agents.slice(start), ...agents.slice(0, start)];
+  }
+
+  /** What lookup would say, without the agents: for answering 404/503 before any work. */
   status(protocol: RouteProtocol, target: string | number, now: number): 'unknown' | 'no-agent' | 'ok' {
     const exact = routeKey(protocol, target);
     let list = this.byKey.get(exact);
