@@ -1,11 +1,13 @@
 /**
  * `npm run cluster:up` starts a control plane that outlives the command (for poking at it with
  * kubectl); `npm run cluster:down` stops it. State lives in ~/.cache/webgw/cluster.
+ * `npm run cluster:up -- --node-network` also serves real nodes (test/nodes/node.sh) at
+ * 198.18.254.1, with node IPAM and Service addresses in 198.18.0.0/15.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ControlPlane, binDir, missingBinaries, type PlaneState } from './plane.ts';
+import { ControlPlane, binDir, defaultNodeNetwork, missingBinaries, type PlaneState } from './plane.ts';
 
 const dir = join(homedir(), '.cache', 'webgw', 'cluster');
 
@@ -14,7 +16,8 @@ async function main(command: string | undefined): Promise<void> {
     if (existsSync(join(dir, 'state.json'))) throw new Error(`a plane is already up (${dir}); run npm run cluster:down first`);
     const missing = missingBinaries();
     if (missing.length > 0) throw new Error(`missing in ${binDir()}: ${missing.join(', ')}; run bash test/cluster/build.sh`);
-    const plane = new ControlPlane(dir, { detached: true });
+    const nodeNetwork = process.argv.includes('--node-network') ? { nodeNetwork: defaultNodeNetwork } : {};
+    const plane = new ControlPlane(dir, { detached: true, ...nodeNetwork });
     await plane.start((line) => process.stdout.write(`${line}\n`));
     process.stdout.write(`control plane up; export KUBECONFIG=${plane.kubeconfig}\n`);
     return;

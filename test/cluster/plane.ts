@@ -62,6 +62,17 @@ interface Pki {
   saPrivate: string;
 }
 
+/** Addresses for real nodes (RFC 2544 benchmarking range only: nothing leaves the machine). */
+export interface NodeNetwork {
+  /** Where nodes reach the API server (a host address on the nodes' side). */
+  apiAddress: string;
+  podCidr: string;
+  serviceCidr: string;
+  firstServiceIp: string;
+}
+
+export const defaultNodeNetwork: NodeNetwork = { apiAddress: '198.18.254.1', podCidr: '198.18.0.0/17', serviceCidr: '198.19.0.0/20', firstServiceIp: '198.19.0.1' };
+
 export class ControlPlane {
   readonly dir: string;
   /** Processes this object started (their exit is observable) ... */
@@ -69,13 +80,16 @@ export class ControlPlane {
   /** ... and every component's pid, also those another process started (see load()). */
   private readonly pids = new Map<string, number>();
   private readonly detached: boolean;
+  /** Real nodes in network namespaces reach the API server at this host address (test/nodes). */
+  private readonly nodeNetwork: NodeNetwork | undefined;
   private ports: PlaneState['ports'] | undefined;
   private pki: Pki | undefined;
 
   /** `detached`: leave the processes running when this process exits (npm run cluster:up). */
-  constructor(dir: string, options: { detached?: boolean } = {}) {
+  constructor(dir: string, options: { detached?: boolean; nodeNetwork?: NodeNetwork } = {}) {
     this.dir = dir;
     this.detached = options.detached ?? false;
+    this.nodeNetwork = options.nodeNetwork;
   }
 
   /**
@@ -147,14 +161,18 @@ export class ControlPlane {
     const f = (name: string): string => join(this.dir, name);
     this.spawnComponent('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${p.etcd}`,
-      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${p.apiserver}`,
+      ...(this.nodeNetwork
+        // Reachable from the nodes' namespaces too; kubelets are called with the admin certificate.
+        ? ['--bind-address=0.0.0.0', `--advertise-address=${this.nodeNetwork.apiAddress}`, `--kubelet-client-certificate=${f('admin.crt')}`, `--kubelet-client-key=${f('admin.key')}`, '--kubelet-preferred-address-types=InternalIP', '--enable-aggregator-routing=true']
+        : ['--bind-address=127.0.0.1', '--advertise-address=127.0.0.1']),
+      `--secure-port=${p.apiserver}`,
       `--tls-cert-file=${f('apiserver.crt')}`, `--tls-private-key-file=${f('apiserver.key')}`,
       `--client-ca-file=${f('ca.crt')}`,
       `--service-account-key-file=${f('sa.pub')}`, `--service-account-signing-key-file=${f('sa.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       '--authorization-mode=Node,RBAC',
-      // Service IPs are only allocated, never routed to: this plane has no kube-proxy.
-      '--service-cluster-ip-range=10.96.0.0/16',
+      // Without real nodes Service IPs are only allocated, never routed to (no kube-proxy).
+      `--service-cluster-ip-range=${this.nodeNetwork?.serviceCidr ?? '10.96.0.0/16'}`,
       '--allow-privileged=true',
       '--enable-priority-and-fairness=false',
       '--profiling=false',
@@ -173,7 +191,8 @@ export class ControlPlane {
     const ca = createCA('webgw test cluster CA', validity);
     const serving = issueCertificate(ca, {
       commonName: 'kube-apiserver', usage: 'server',
-      hosts: ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', '10.96.0.1'],
+      hosts: ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', '10.96.0.1',
+        ...(this.nodeNetwork ? [this.nodeNetwork.apiAddress, this.nodeNetwork.firstServiceIp] : [])],
     }, validity);
     const admin = issueCertificate(ca, { commonName: 'webgw-test-admin', organizations: ['system:masters'], usage: 'client' }, validity);
     const sa = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
@@ -213,8 +232,11 @@ export class ControlPlane {
       `--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0',
       `--service-account-private-key-file=${f('sa.key')}`, `--root-ca-file=${f('ca.crt')}`,
       '--use-service-account-credentials=true',
-      // No cloud, no node IPAM, no kube-proxy: only the controllers a workload needs.
-      '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner',
+      ...(this.nodeNetwork
+        // Real nodes get their pod ranges from node IPAM.
+        ? ['--controllers=*,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner', '--allocate-node-cidrs=true', `--cluster-cidr=${this.nodeNetwork.podCidr}`, '--node-cidr-mask-size=24', `--service-cluster-ip-range=${this.nodeNetwork.serviceCidr}`]
+        // No cloud, no node IPAM, no kube-proxy: only the controllers a workload needs.
+        : ['--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner']),
       '--v=1',
     ]);
     this.spawnComponent('kube-scheduler', [`--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--v=1']);

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# One real Kubernetes node on this machine, for the real-node tests (issue 13): its own network
+# namespace (198.18.255.{4k+1,4k+2}/30 veth to the host, no route out), its own mount namespace
+# (a sysfs of its network namespace, /run and /var/lib/cni of its own, the sysctls kubelet wants
+# as files), containerd and kubelet. ../shared/real-node.md is the map this follows.
+#
+#   node.sh up NAME INDEX PLANE_DIR [LABEL=VALUE ...]   start (after cleaning up what a killed run left)
+#   node.sh down NAME INDEX                             stop and remove everything it made
+#
+# PLANE_DIR: a control plane started with a node network (test/cluster/plane.ts, NodeNetwork):
+# its ca.crt/ca.key sign the kubelet's client certificate, state.json gives the API port.
+set -euo pipefail
+cmd="${1:?up|down}"; name="${2:?node name}"; index="${3:?node index 1..60}"
+cache="${WEBGW_CACHE_NODES:-$HOME/.cache/webgw/nodes}"
+bin="$cache/bin"
+dir="$cache/run/$name"
+api_address=198.18.254.1
+host_ip="198.18.255.$((index * 4 + 1))"
+node_ip="198.18.255.$((index * 4 + 2))"
+veth="wgn$index"
+holder_pid_file="$dir/holder.pid"
+export PATH="$PATH:/usr/sbin:/sbin"
+
+in_node() { nsenter -t "$(cat "$holder_pid_file")" -m -n -- "$@"; }
+
+down() {
+  # Daemons first (or kubelet starts the containers again), then every process in the node's
+  # cgroups (containers outlive a killed shim), then the shims of the node's mount namespace.
+  pkill -9 -f -- "--config $dir/kubelet.yaml" 2>/dev/null || true
+  pkill -9 -f -- "--config $dir/containerd.toml" 2>/dev/null || true
+  local holder=""; [[ -f "$holder_pid_file" ]] && holder="$(cat "$holder_pid_file")"
+  local holder_mnt=""; [[ -n "$holder" && -e "/proc/$holder/ns/mnt" ]] && holder_mnt="$(readlink "/proc/$holder/ns/mnt")"
+  for _ in 1 2 3; do
+    for ctrl in /sys/fs/cgroup/*/; do
+      [[ -d "$ctrl$name" ]] || continue
+      find "$ctrl$name" -name cgroup.procs -exec cat {} + 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+    done
+    # Shims of this node, and orphans of a node whose holder is gone (a killed run): any shim in
+    # a mount namespace that is neither the host's nor a live node's.
+    local host_mnt live_mnts=" "; host_mnt="$(readlink /proc/self/ns/mnt)"
+    for f in "$cache"/run/*/holder.pid; do
+      [[ -f "$f" && "$f" != "$holder_pid_file" ]] && live_mnts+="$(readlink "/proc/$(cat "$f")/ns/mnt" 2>/dev/null) "
+    done
+    for pid in $(pgrep -f containerd-shim-runc-v2 || true); do
+      local m; m="$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" || continue
+      if [[ "$m" == "$holder_mnt" || ( "$m" != "$host_mnt" && "$live_mnts" != *" $m "* ) ]]; then kill -9 "$pid" 2>/dev/null || true; fi
+    done
+    sleep 0.2
+  done
+  [[ -n "$holder" ]] && kill -9 "$holder" 2>/dev/null || true
+  for ctrl in /sys/fs/cgroup/*/; do
+    [[ -d "$ctrl$name" ]] && find "$ctrl$name" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  ip link del "$veth" 2>/dev/null || true
+  ip netns del "$name" 2>/dev/null || true
+  rm -f "$dir"/*.pid
+}
+
+up() {
+  local plane="${4:?plane dir}"; shift 4
+  local labels=("$@")
+  down
+  mkdir -p "$dir"/{containerd,kubelet,logs,cni/net.d,cni/ipam,sysctl}
+  # The API server's address for nodes, on the host's loopback (idempotent; no dummy module here):
+  # Linux delivers to any local address whichever interface a packet came in on.
+  ip addr show dev lo | grep -q "$api_address/32" || ip addr add "$api_address/32" dev lo
+
+  # Network namespace and its veth to the host; only the API server is routed to.
+  ip netns add "$name"
+  ip link add "$veth" type veth peer name eth0 netns "$name"
+  ip addr add "$host_ip/30" dev "$veth"; ip link set "$veth" up
+  ip netns exec "$name" sh -c "ip link set lo up; ip addr add $node_ip/30 dev eth0; ip link set eth0 up; ip route add $api_address/32 via $host_ip; sysctl -qw net.ipv4.ip_forward=1"
+
+  # A mount namespace held by a sleeping process: sysfs of the node's network, cgroups moved back in.
+  nsenter --net="/run/netns/$name" unshare --mount --propagation private sleep infinity > /dev/null 2>&1 < /dev/null &
+  echo $! > "$holder_pid_file"
+  sleep 0.2
+  in_node sh -c "
+    set -e
+    mkdir -p /tmp/webgw-cgroup-$name && mount --rbind /sys/fs/cgroup /tmp/webgw-cgroup-$name
+    mount -t sysfs sysfs /sys
+    mount --move /tmp/webgw-cgroup-$name /sys/fs/cgroup
+    mount -t tmpfs tmpfs /run
+    mkdir -p /var/lib/cni && mount --bind $dir/cni/ipam /var/lib/cni
+  "
+  # The sysctls kubelet insists on, as files (kernel.* and vm.* are not per network namespace).
+  for kv in vm/overcommit_memory=1 vm/panic_on_oom=0 kernel/panic=10 kernel/panic_on_oops=1 kernel/keys/root_maxkeys=1000000 kernel/keys/root_maxbytes=25000000; do
+    local key="${kv%%=*}" value="${kv#*=}" file="$dir/sysctl/${kv%%=*}"
+    mkdir -p "$(dirname "$file")"; echo "$value" > "$file"
+    in_node mount --bind "$file" "/proc/sys/$key"
+  done
+
+  # cgroupRoot /<name> in every v1 hierarchy (cpuset needs cpus and mems).
+  for ctrl in /sys/fs/cgroup/*/; do
+    [[ -L "${ctrl%/}" ]] && continue
+    mkdir -p "$ctrl$name"
+    if [[ -f "${ctrl}cpuset.cpus" ]]; then cat "${ctrl}cpuset.cpus" > "$ctrl$name/cpuset.cpus"; cat "${ctrl}cpuset.mems" > "$ctrl$name/cpuset.mems"; fi
+  done
+
+  cat > "$dir/containerd.toml" <<TOML
+version = 2
+root = "$dir/containerd/root"
+state = "/run/containerd"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+[grpc]
+  address = "/run/containerd/containerd.sock"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "webgw.test/pause:1"
+  restrict_oom_score_adj = true
+  enable_unprivileged_ports = false
+  enable_unprivileged_icmp = false
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "$dir/cni/net.d"
+TOML
+  in_node containerd --config "$dir/containerd.toml" > "$dir/containerd.log" 2>&1 < /dev/null &
+  echo $! > "$dir/containerd.pid"
+  for _ in $(seq 50); do in_node test -S /run/containerd/containerd.sock && break; sleep 0.1; done
+  for image in "$cache"/images/*.tar; do
+    [[ -f "$image" ]] && in_node ctr --address /run/containerd/containerd.sock -n k8s.io images import --no-unpack "$image" >/dev/null
+  done
+
+  # The kubelet's identity: system:node:<name>, signed by the plane's CA.
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/kubelet.key" -subj "/O=system:nodes/CN=system:node:$name" -out "$dir/kubelet.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/kubelet.csr" -CA "$plane/ca.crt" -CAkey "$plane/ca.key" -CAcreateserial -days 1 -out "$dir/kubelet.crt" 2>/dev/null
+  local port; port="$(sed -n 's/.*"apiserver": \([0-9]*\).*/\1/p' "$plane/state.json")"
+  cat > "$dir/kubelet.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: plane, cluster: {server: "https://$api_address:$port", certificate-authority: "$plane/ca.crt"}}]
+users: [{name: kubelet, user: {client-certificate: "$dir/kubelet.crt", client-key: "$dir/kubelet.key"}}]
+contexts: [{name: plane, context: {cluster: plane, user: kubelet}}]
+current-context: plane
+KC
+  cat > "$dir/kubelet.yaml" <<KY
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+cgroupRoot: /$name
+failSwapOn: false
+failCgroupV1: false
+address: $node_ip
+readOnlyPort: 0
+authentication: {x509: {clientCAFile: "$plane/ca.crt"}, anonymous: {enabled: false}, webhook: {enabled: false}}
+authorization: {mode: AlwaysAllow}
+podLogsDir: $dir/logs
+evictionHard: {memory.available: "1%", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+imageMinimumGCAge: 8760h
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+clusterDomain: cluster.local
+clusterDNS: [198.19.0.10]
+containerRuntimeEndpoint: unix:///run/containerd/containerd.sock
+KY
+  local label_arg; label_arg="$(IFS=,; echo "${labels[*]:-}")"
+  in_node "$bin/kubelet" --config "$dir/kubelet.yaml" --kubeconfig "$dir/kubelet.kubeconfig" \
+    --root-dir "$dir/kubelet" --node-ip "$node_ip" --hostname-override "$name" ${label_arg:+--node-labels "$label_arg"} --v=1 > "$dir/kubelet.log" 2>&1 < /dev/null &
+  echo $! > "$dir/kubelet.pid"
+
+  # Pod network: a bridge on the pod range node IPAM gave this node (known once it registered).
+  local cidr=""
+  for _ in $(seq 100); do
+    cidr="$(kubectl --kubeconfig "$plane/kubeconfig" get node "$name" -o jsonpath='{.spec.podCIDR}' 2>/dev/null || true)"
+    [[ -n "$cidr" ]] && break
+    sleep 0.2
+  done
+  [[ -n "$cidr" ]] || { echo "node $name got no pod range (see $dir/kubelet.log)" >&2; exit 1; }
+  cat > "$dir/cni/net.d/10-webgw.conflist" <<CNI
+{"cniVersion": "0.4.0", "name": "webgw", "plugins": [
+  {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
+   "ipam": {"type": "host-local", "ranges": [[{"subnet": "$cidr"}]], "routes": [{"dst": "0.0.0.0/0"}]}},
+  {"type": "portmap", "capabilities": {"portMappings": true}},
+  {"type": "loopback"}
+]}
+CNI
+  # The API server reaches pods (webhooks) through the node.
+  ip route replace "$cidr" via "$node_ip"
+  echo "node $name: $node_ip, pods $cidr"
+}
+
+case "$cmd" in
+  up) up "$@" ;;
+  down) down ;;
+  *) echo "usage: $0 up|down NAME INDEX ..." >&2; exit 2 ;;
+esac
