@@ -4,9 +4,8 @@
  * 256 KiB window with 1-byte frames would otherwise make us hold 262,144 Buffer objects, each a
  * view that keeps its whole socket read alive (issue 12: 16 such streams grew the gateway by
  * 520-650 MiB). Small payloads are copied into shared blocks; a large payload that is a small view
- * of a larger buffer is copied out so it does not pin its parent. A reader that keeps up gets
- * what arrived in one turn of the event loop as few chunks (one per socket read, not one per
- * frame), and a lone small payload as it came, without a copy.
+ * of a larger buffer is copied out so it does not pin its parent. Only data that has to wait
+ * comes here: a reader that keeps up gets each payload as it is, without a copy.
  */
 const BLOCK_BYTES = 16 * 1024;
 /** A payload below this is copied into a block rather than kept as its own Buffer. */
@@ -31,8 +30,6 @@ export class Inbox {
   /** The last block, still being filled with small payloads. */
   private open: Buffer | undefined;
   private openUsed = 0;
-  /** The last chunk is one small payload kept as it came (a lone one is not worth a block). */
-  private lastIsLoneSmall = false;
   private bytes = 0;
 
   get length(): number {
@@ -42,28 +39,17 @@ export class Inbox {
   add(payload: Buffer): void {
     if (payload.length === 0) return;
     this.bytes += payload.length;
-    if (payload.length >= SMALL_BYTES) {
-      this.seal();
-      this.chunks.push(detached(payload));
+    if (payload.length < SMALL_BYTES) {
+      this.addSmall(payload);
       return;
     }
-    if (!this.open && !this.lastIsLoneSmall) {
-      this.chunks.push(detached(payload));
-      this.lastIsLoneSmall = true;
-      return;
-    }
-    // A second small payload before the reader took the first: from now on they share blocks.
-    if (this.lastIsLoneSmall) {
-      this.lastIsLoneSmall = false;
-      this.addSmall(this.chunks.pop() as Buffer);
-    }
-    this.addSmall(payload);
+    this.seal();
+    this.chunks.push(detached(payload));
   }
 
   /** Everything held, oldest first, as few chunks as it was stored in; the inbox is empty after. */
   takeAll(): Buffer[] {
     this.seal();
-    this.lastIsLoneSmall = false;
     const out = this.chunks.splice(0);
     this.bytes = 0;
     return out;
@@ -86,7 +72,6 @@ export class Inbox {
 
   /** Closes the open block: what it holds becomes a chunk of its own. */
   private seal(): void {
-    this.lastIsLoneSmall = false;
     if (!this.open) return;
     if (this.openUsed > 0) this.chunks.push(this.open.subarray(0, this.openUsed));
     this.open = undefined;

@@ -11,7 +11,7 @@
 import { Duplex } from 'node:stream';
 import { WebgwError } from '../common/errors.ts';
 import { MAX_DATA_PAYLOAD, ResetCode } from './frame.ts';
-import { Inbox } from './inbox.ts';
+import { Inbox, detached } from './inbox.ts';
 import type { OpenRequest } from './open.ts';
 
 /** What a stream needs from its session; implemented by TunnelSession. */
@@ -41,10 +41,6 @@ interface PendingWrite {
   cb: (err?: Error | null) => void;
 }
 
-function deliverInbox(stream: TunnelStream): void {
-  stream.deliverWaiting();
-}
-
 export class TunnelStream extends Duplex {
   readonly id: number;
   readonly request: OpenRequest;
@@ -69,9 +65,8 @@ export class TunnelStream extends Duplex {
   private received = 0;
   private growRequested = false;
   private readonly inbox = new Inbox();
-  /** The reader asked (`_read`) and got nothing yet: what arrives is delivered at the end of the turn. */
+  /** The reader asked (`_read`) and got nothing yet: the next payload goes to it directly. */
   private readPending = false;
-  private deliveryQueued = false;
   private bytesSent = 0;
   /** Set by `takeData` when the frame it returned used the last credit with data left over. */
   lastTakeBlocked = false;
@@ -167,28 +162,20 @@ export class TunnelStream extends Duplex {
     }
     if (this.destroyed) return;
     if (blocked) this.growRequested = true;
-    this.inbox.add(payload);
-    // A waiting reader gets everything this turn brings in one go: frames of one socket read
-    // become one chunk for it (and one write to a socket), not one per frame.
-    if (this.readPending && !this.deliveryQueued) {
-      this.deliveryQueued = true;
-      process.nextTick(deliverInbox, this);
+    if (this.readPending && this.inbox.length === 0) {
+      this.readPending = false;
+      this.push(detached(payload));
+    } else {
+      this.inbox.add(payload);
     }
     this.returnCredit();
-  }
-
-  /** Hands the inbox to a reader that asked (`_read`) and got nothing then. */
-  deliverWaiting(): void {
-    this.deliveryQueued = false;
-    if (this.destroyed || !this.readPending) return;
-    if (this.inbox.length > 0 || this.finReceived) this._read();
   }
 
   handleFin(): void {
     if (this.finReceived) throw new WebgwError('WEBGW_ERR_PROTOCOL', `duplicate FIN on stream ${this.id}`);
     this.finReceived = true;
     // With data still waiting, the end is pushed by _read after it.
-    if (!this.destroyed && this.inbox.length === 0 && !this.deliveryQueued) this.push(null);
+    if (!this.destroyed && this.inbox.length === 0) this.push(null);
   }
 
   handleReset(code: number, reason: string): void {
@@ -291,16 +278,12 @@ export class TunnelStream extends Duplex {
     // Credit is returned in read() below, because Readable calls _read only once until the next
     // push (returning it here would deadlock).
     if (this.inbox.length === 0) {
-      // Everything was taken; an end that came meanwhile is due now.
-      if (this.finReceived) this.push(null);
-      else this.readPending = true;
+      this.readPending = true;
       return;
     }
     this.readPending = false;
     for (const chunk of this.inbox.takeAll()) this.push(chunk);
     if (this.finReceived) this.push(null);
-    // A flowing reader may have taken it already ('data' without read()): credit for that now.
-    this.returnCredit();
   }
 
   // Every consumer path (flowing mode, async iteration, read()) takes buffered data via read().
