@@ -32,10 +32,6 @@ export class ClientLimiter {
     this.refusals = new LogThrottle(logger, clock);
   }
 
-  get connections(): number {
-    return this.total;
-  }
-
   /** Counts `socket` until it closes, or closes it now and returns false when a bound is reached. */
   admit(socket: Socket, protocol: 'http' | 'tls' | 'tcp'): boolean {
     const client = plainAddress(socket.remoteAddress);

@@ -71,11 +71,6 @@ export class HostnameVerifier {
     return changed;
   }
 
-  /** Not verified yet, or due again: when the reconciler should look again. */
-  get retryMs(): number {
-    return RETRY_MS;
-  }
-
   private async lookup(hostname: string, namespaceUid: string): Promise<boolean> {
     const want = verificationValue(namespaceUid);
     try {
