@@ -36,5 +36,17 @@ export default {
       setupFilesAfterEnv: ['<rootDir>/test/cluster/jest-setup.ts'],
       slowTestThreshold: 60,
     },
+    {
+      // Real nodes (kubelet, containerd, kube-proxy in network namespaces) around a control
+      // plane of their own: run alone (npm run test:nodes), as root, after npm run nodes:build.
+      displayName: 'nodes',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/nodes/**/*.test.ts'],
+      globalSetup: '<rootDir>/test/nodes/global-setup.ts',
+      globalTeardown: '<rootDir>/test/nodes/global-teardown.ts',
+      setupFilesAfterEnv: ['<rootDir>/test/cluster/jest-setup.ts'],
+      slowTestThreshold: 300,
+    },
   ],
 };

@@ -4,7 +4,7 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { hostname } from 'node:os';
-import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1OwnerReference, V1Pod, V1Secret } from '@kubernetes/client-node';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
@@ -20,6 +20,7 @@ import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { upgradeCrds } from './crd-upgrade.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
+import { installationOwner } from './runtime/installation.ts';
 import { EventRecorder } from './runtime/events.ts';
 import { WebhookServer } from './webhook/server.ts';
 import { ensureCaBundle, ensureWebhookTls } from './webhook/serving-cert.ts';
@@ -56,6 +57,8 @@ export class Manager {
   private readonly serviceController: Controller;
   private readonly services: Watched<ExposedService & KubernetesObject>;
   private readonly elector: LeaderElector | undefined;
+  /** The owner of the Lease and the webhook Secret (runtime/installation.ts), once found. */
+  private installation: V1OwnerReference | undefined;
   private readonly admin: AdminServer | undefined;
   private readonly leaderGauge: Gauge;
   private readonly gateways: Watched<Gateway & KubernetesObject>;
@@ -159,6 +162,7 @@ export class Manager {
         clock, logger: log,
         onStartedLeading: () => this.lead(),
         onStoppedLeading: () => this.follow(),
+        owner: () => this.installation,
       });
     }
     if (opts.admin) {
@@ -191,7 +195,8 @@ export class Manager {
   private async startWebhook(): Promise<number | undefined> {
     const w = this.opts.webhook;
     if (!w) return undefined;
-    const tls = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date());
+    this.installation = await installationOwner(this.client, w.configurationName);
+    const tls = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date(), this.installation);
     this.webhookServer = new WebhookServer({
       address: w.address, port: w.port, certPem: tls.serving.certPem, keyPem: tls.serving.keyPem,
       image: this.opts.image, servicesIn: (ns) => this.exposedServicesIn(ns), logger: this.opts.logger.child({ component: 'webhook' }),
@@ -200,7 +205,9 @@ export class Manager {
     // The configuration may be installed after us, and the serving certificate renews: recheck.
     const keep = async (): Promise<void> => {
       try {
-        const current = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date());
+        // The configuration may be installed after us (then the owner is found now).
+        this.installation ??= await installationOwner(this.client, w.configurationName);
+        const current = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date(), this.installation);
         this.webhookServer?.setCertificate(current.serving.certPem, current.serving.keyPem);
         if (await ensureCaBundle(this.client, w.configurationName, current.ca.certPem)) {
           this.opts.logger.info('webhook caBundle written', { configuration: w.configurationName });

@@ -37,6 +37,8 @@ export const namespaceRules: Rule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
   { apiGroups: ['apps'], resources: ['daemonsets', 'deployments'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  // An annotation on proxy pods makes their kubelet refresh the admitted agents at once.
+  { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
 ];
 
 /**

@@ -19,7 +19,7 @@ import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/issue
 const HOUR = 3600_000;
 
 /** The repository root, found from the working directory (npm scripts and Jest run there). */
-function repoRoot(): string {
+export function repoRoot(): string {
   let dir = process.cwd();
   while (!existsSync(join(dir, 'test/cluster/components/k8s/go.mod'))) {
     const parent = dirname(dir);

@@ -3,9 +3,11 @@
 # ~/.cache/webgw/nodes), each piece keyed by its inputs:
 #   bin/kubelet, bin/kube-proxy   from the test plane's Kubernetes wrapper module (same versions)
 #   images/pause.tar              the sandbox image: a static Go program, packed with umoci/skopeo
+#   bin/coredns, images/coredns.tar  CoreDNS from its Go module (components/coredns), the same way
 #   images/webgw.tar              the project image, built by buildah from Dockerfile on a base made
 #                                 here (mmdebstrap bookworm + the npm package's Node 24 + npm), as
 #                                 webgw.test/webgw:dev
+#   images/app.tar                the tenant app of the tests (app/), webgw.test/app:1
 # Needs Debian's containerd runc containernetworking-plugins buildah umoci skopeo mmdebstrap.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -33,22 +35,38 @@ if ! fresh node-k8s "$s"; then
   done_ node-k8s "$s"
 fi
 
+# An image of one static program (no base, no shell), packed with umoci and skopeo.
+static_image() { # program, image reference, user, entrypoint...
+  local program="$1" ref="$2" user="$3"; shift 3
+  local work; work="$(mktemp -d)"
+  umoci init --layout "$work/oci"
+  umoci new --image "$work/oci:img"
+  umoci unpack --rootless --image "$work/oci:img" "$work/bundle" >/dev/null
+  cp "$program" "$work/bundle/rootfs/"
+  umoci repack --image "$work/oci:img" "$work/bundle"
+  local entry=(); for e in "$@"; do entry+=(--config.entrypoint "$e"); done
+  umoci config --image "$work/oci:img" "${entry[@]}" --config.user "$user"
+  rm -f "$cache/images/$(basename "$program").tar"
+  skopeo copy -q "oci:$work/oci:img" "docker-archive:$cache/images/$(basename "$program").tar:$ref"
+  rm -rf "$work"
+}
+
 # The pause image.
 s="$(stamp "$here/components/pause/go.mod" "$here/components/pause/main.go")"
 if ! fresh pause "$s"; then
   echo "[nodes] building the pause image ..."
   (cd "$here/components/pause" && go build -trimpath -ldflags "-s -w" -o "$cache/bin/pause" .)
-  work="$(mktemp -d)"
-  umoci init --layout "$work/oci"
-  umoci new --image "$work/oci:pause"
-  umoci unpack --rootless --image "$work/oci:pause" "$work/bundle" >/dev/null
-  cp "$cache/bin/pause" "$work/bundle/rootfs/pause"
-  umoci repack --image "$work/oci:pause" "$work/bundle"
-  umoci config --image "$work/oci:pause" --config.entrypoint /pause --config.user 65535:65535
-  rm -f "$cache/images/pause.tar"
-  skopeo copy -q "oci:$work/oci:pause" "docker-archive:$cache/images/pause.tar:webgw.test/pause:1"
-  rm -rf "$work"
+  static_image "$cache/bin/pause" webgw.test/pause:1 65535:65535 /pause
   done_ pause "$s"
+fi
+
+# CoreDNS, the cluster's DNS (Connector mode resolves <service>.<namespace>.svc).
+s="$(stamp "$here/components/coredns/go.mod" "$here/components/coredns/go.sum")"
+if ! fresh coredns "$s"; then
+  echo "[nodes] building CoreDNS (minutes on 2 cores) ..."
+  (cd "$here/components/coredns" && go build -trimpath -ldflags "-s -w" -o "$cache/bin/coredns" github.com/coredns/coredns)
+  static_image "$cache/bin/coredns" webgw.test/coredns:1 65532:65532 /coredns
+  done_ coredns "$s"
 fi
 
 # The base image standing in for node:24-bookworm-slim (no registry is reachable here).
@@ -91,4 +109,14 @@ if ! fresh webgw "$s"; then
   skopeo copy -q containers-storage:webgw.test/webgw:dev "docker-archive:$cache/images/webgw.tar:webgw.test/webgw:dev"
   done_ webgw "$s"
 fi
+# The tenant's app (test/nodes/app), on the same base.
+s="$(cd "$here/app" && { echo "$base_stamp"; cat Containerfile server.mjs; } | sha256sum | cut -c1-16)"
+if ! fresh app "$s"; then
+  echo "[nodes] building the app image with buildah ..."
+  buildah bud --quiet --layers=false -f "$here/app/Containerfile" -t webgw.test/app:1 "$here/app" >/dev/null
+  rm -f "$cache/images/app.tar"
+  skopeo copy -q containers-storage:webgw.test/app:1 "docker-archive:$cache/images/app.tar:webgw.test/app:1"
+  done_ app "$s"
+fi
+
 echo "[nodes] ready in $cache: $(cd "$cache/bin" && ls | tr '\n' ' ')| images: $(cd "$cache/images" && ls | tr '\n' ' ')"

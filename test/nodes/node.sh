@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
-# One real Kubernetes node on this machine, for the real-node tests (issue 13): its own network
-# namespace (198.18.255.{4k+1,4k+2}/30 veth to the host, no route out), its own mount namespace
-# (a sysfs of its network namespace, /run and /var/lib/cni of its own, the sysctls kubelet wants
-# as files), containerd and kubelet. ../shared/real-node.md is the map this follows.
+# Real Kubernetes nodes on this machine, for the real-node tests (issue 13). Every node and the
+# client ("the Internet") is a network namespace with a veth on one host bridge, wgbr0
+# (198.18.255.0/24; the host is .1, namespace INDEX is .(10+INDEX)). The host does not forward
+# (ip_forward stays 0) and no namespace has a default route: nothing leaves the machine. A node
+# also has its own mount namespace (a sysfs of its network namespace, /run and /var/lib/cni of its
+# own, the sysctls kubelet wants as files), containerd, kubelet and kube-proxy.
+# ../shared/real-node.md is the map this follows.
 #
-#   node.sh up NAME INDEX PLANE_DIR [LABEL=VALUE ...]   start (after cleaning up what a killed run left)
-#   node.sh down NAME INDEX                             stop and remove everything it made
+#   node.sh up NAME INDEX PLANE_DIR [LABEL=VALUE ...]  start a node (after cleaning up what a killed run left)
+#   node.sh client NAME INDEX                          a bare namespace on the bridge (the Internet)
+#   node.sh routes PLANE_DIR                           pod ranges routed to their nodes, everywhere
+#   node.sh refuse-inbound NAME ADDRESS...             NAME refuses new connections from ADDRESSes
+#   node.sh down NAME INDEX                            stop and remove one node or client
+#   node.sh clean                                      remove every node, client, the bridge, routes
 #
 # PLANE_DIR: a control plane started with a node network (test/cluster/plane.ts, NodeNetwork):
-# its ca.crt/ca.key sign the kubelet's client certificate, state.json gives the API port.
+# its ca.crt/ca.key sign the kubelet's and kube-proxy's client certificates, state.json gives the
+# API port.
 set -euo pipefail
-cmd="${1:?up|down}"; name="${2:?node name}"; index="${3:?node index 1..60}"
+cmd="${1:?up|client|routes|refuse-inbound|down|clean}"; name="${2:-}"; index=0
+case "$cmd" in up|client|down) index="${3:?index 1..200}" ;; esac
 cache="${WEBGW_CACHE_NODES:-$HOME/.cache/webgw/nodes}"
 bin="$cache/bin"
 dir="$cache/run/$name"
 api_address=198.18.254.1
-host_ip="198.18.255.$((index * 4 + 1))"
-node_ip="198.18.255.$((index * 4 + 2))"
+bridge=wgbr0
+host_ip=198.18.255.1
+node_ip="198.18.255.$((10 + index))"
+pod_range=198.18.0.0/17   # plane.ts defaultNodeNetwork
 veth="wgn$index"
 holder_pid_file="$dir/holder.pid"
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -27,6 +38,7 @@ down() {
   # Daemons first (or kubelet starts the containers again), then every process in the node's
   # cgroups (containers outlive a killed shim), then the shims of the node's mount namespace.
   pkill -9 -f -- "--config $dir/kubelet.yaml" 2>/dev/null || true
+  pkill -9 -f -- "--config $dir/kube-proxy.yaml" 2>/dev/null || true
   pkill -9 -f -- "--config $dir/containerd.toml" 2>/dev/null || true
   local holder=""; [[ -f "$holder_pid_file" ]] && holder="$(cat "$holder_pid_file")"
   local holder_mnt=""; [[ -n "$holder" && -e "/proc/$holder/ns/mnt" ]] && holder_mnt="$(readlink "/proc/$holder/ns/mnt")"
@@ -56,20 +68,100 @@ down() {
   rm -f "$dir"/*.pid
 }
 
+# The shared segment: a host bridge, the API server's address on the host's loopback (no dummy
+# module here; Linux delivers to any local address whichever interface a packet came in on).
+bridge_up() {
+  # Nodes come up in parallel: every step may find it done already.
+  ip link add "$bridge" type bridge 2>/dev/null || ip link show "$bridge" >/dev/null
+  ip addr replace "$host_ip/24" dev "$bridge"
+  ip link set "$bridge" up
+  ip addr replace "$api_address/32" dev lo
+}
+
+# A network namespace with its veth on the bridge; only the API server is routed to, via the host.
+netns_up() {
+  bridge_up
+  ip netns add "$name"
+  ip link add "$veth" type veth peer name eth0 netns "$name"
+  ip link set "$veth" master "$bridge" up
+  ip netns exec "$name" sh -c "ip link set lo up; ip addr add $node_ip/24 dev eth0; ip link set eth0 up; ip route add $api_address/32 via $host_ip"
+}
+
+client() {
+  down
+  mkdir -p "$dir"
+  echo "$index" > "$dir/index"; touch "$dir/netns"
+  netns_up
+  echo "client $name: $node_ip"
+}
+
+# Every node's pod range routed to that node, in every namespace on the bridge and on the host
+# (the API server calls webhooks at pod IPs).
+routes() {
+  local plane="${2:?plane dir}"
+  local table; table="$(kubectl --kubeconfig "$plane/kubeconfig" get nodes -o jsonpath='{range .items[*]}{.spec.podCIDR} {.status.addresses[?(@.type=="InternalIP")].address}{"\n"}{end}')"
+  local namespaces; namespaces="$(ip netns list | awk '{print $1}')"
+  while read -r cidr via; do
+    [[ -n "$cidr" && -n "$via" ]] || continue
+    ip route replace "$cidr" via "$via"
+    for ns in $namespaces; do
+      [[ -f "$cache/run/$ns/netns" ]] || continue
+      ip netns exec "$ns" ip -4 addr show dev eth0 | grep -q "inet $via/" && continue
+      ip netns exec "$ns" ip route replace "$cidr" via "$via"
+    done
+  done <<< "$table"
+}
+
+# New connections from the given addresses are refused (rejected with a TCP reset), to the node
+# itself and to its pods; replies to the node's own connections still flow.
+refuse_inbound() {
+  shift 2
+  ip netns exec "$name" sh -c '
+    iptables -N WEBGW-NO-INBOUND 2>/dev/null || iptables -F WEBGW-NO-INBOUND
+    iptables -A WEBGW-NO-INBOUND -m conntrack --ctstate ESTABLISHED,RELATED -j RETURN
+    for a in "$@"; do iptables -A WEBGW-NO-INBOUND -s "$a" -p tcp -j REJECT --reject-with tcp-reset; iptables -A WEBGW-NO-INBOUND -s "$a" -j DROP; done
+    for chain in INPUT FORWARD; do iptables -C "$chain" -j WEBGW-NO-INBOUND 2>/dev/null || iptables -I "$chain" 1 -j WEBGW-NO-INBOUND; done
+  ' refuse "$@"
+}
+
+clean() {
+  for d in "$cache"/run/*/; do
+    [[ -d "$d" ]] || continue
+    name="$(basename "$d")"; dir="$cache/run/$name"
+    index=0; [[ -f "$dir/index" ]] && index="$(cat "$dir/index")"
+    veth="wgn$index"
+    down
+    rm -rf "$dir"
+  done
+  ip link del "$bridge" 2>/dev/null || true
+  ip addr del "$api_address/32" dev lo 2>/dev/null || true
+  # Routes to pod ranges went with the bridge; anything else still in the node ranges is ours too.
+  ip route show | awk '$1 ~ /^198\.1[89]\./ {print $1}' | xargs -r -n1 ip route del 2>/dev/null || true
+}
+
+# $dir/WHO.kubeconfig with a client certificate for SUBJECT signed by the plane's CA.
+kubeconfig_for() {
+  local who="$1" subject="$2" plane="$3" port="$4"
+  openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/$who.key" -subj "$subject" -out "$dir/$who.csr" 2>/dev/null
+  openssl x509 -req -in "$dir/$who.csr" -CA "$plane/ca.crt" -CAkey "$plane/ca.key" -CAcreateserial -days 1 -out "$dir/$who.crt" 2>/dev/null
+  cat > "$dir/$who.kubeconfig" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: plane, cluster: {server: "https://$api_address:$port", certificate-authority: "$plane/ca.crt"}}]
+users: [{name: $who, user: {client-certificate: "$dir/$who.crt", client-key: "$dir/$who.key"}}]
+contexts: [{name: plane, context: {cluster: plane, user: $who}}]
+current-context: plane
+KC
+}
+
 up() {
   local plane="${4:?plane dir}"; shift 4
   local labels=("$@")
   down
   mkdir -p "$dir"/{containerd,kubelet,logs,cni/net.d,cni/ipam,sysctl}
-  # The API server's address for nodes, on the host's loopback (idempotent; no dummy module here):
-  # Linux delivers to any local address whichever interface a packet came in on.
-  ip addr show dev lo | grep -q "$api_address/32" || ip addr add "$api_address/32" dev lo
-
-  # Network namespace and its veth to the host; only the API server is routed to.
-  ip netns add "$name"
-  ip link add "$veth" type veth peer name eth0 netns "$name"
-  ip addr add "$host_ip/30" dev "$veth"; ip link set "$veth" up
-  ip netns exec "$name" sh -c "ip link set lo up; ip addr add $node_ip/30 dev eth0; ip link set eth0 up; ip route add $api_address/32 via $host_ip; sysctl -qw net.ipv4.ip_forward=1"
+  echo "$index" > "$dir/index"; touch "$dir/netns"
+  netns_up
+  ip netns exec "$name" sysctl -qw net.ipv4.ip_forward=1
 
   # A mount namespace held by a sleeping process: sysfs of the node's network, cgroups moved back in.
   nsenter --net="/run/netns/$name" unshare --mount --propagation private sleep infinity > /dev/null 2>&1 < /dev/null &
@@ -128,17 +220,8 @@ TOML
   done
 
   # The kubelet's identity: system:node:<name>, signed by the plane's CA.
-  openssl req -new -newkey rsa:2048 -nodes -keyout "$dir/kubelet.key" -subj "/O=system:nodes/CN=system:node:$name" -out "$dir/kubelet.csr" 2>/dev/null
-  openssl x509 -req -in "$dir/kubelet.csr" -CA "$plane/ca.crt" -CAkey "$plane/ca.key" -CAcreateserial -days 1 -out "$dir/kubelet.crt" 2>/dev/null
   local port; port="$(sed -n 's/.*"apiserver": \([0-9]*\).*/\1/p' "$plane/state.json")"
-  cat > "$dir/kubelet.kubeconfig" <<KC
-apiVersion: v1
-kind: Config
-clusters: [{name: plane, cluster: {server: "https://$api_address:$port", certificate-authority: "$plane/ca.crt"}}]
-users: [{name: kubelet, user: {client-certificate: "$dir/kubelet.crt", client-key: "$dir/kubelet.key"}}]
-contexts: [{name: plane, context: {cluster: plane, user: kubelet}}]
-current-context: plane
-KC
+  kubeconfig_for kubelet "/O=system:nodes/CN=system:node:$name" "$plane" "$port"
   cat > "$dir/kubelet.yaml" <<KY
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -182,11 +265,36 @@ KY
 CNI
   # The API server reaches pods (webhooks) through the node.
   ip route replace "$cidr" via "$node_ip"
+
+  # kube-proxy (iptables) as system:kube-proxy. conntrack fields 0: the table is global to the
+  # machine, leave it alone; masqueradeAll: a pod reaching a Service backed by a pod on its own
+  # bridge gets the reply through the node (no br_netfilter needed).
+  kubeconfig_for kube-proxy "/CN=system:kube-proxy" "$plane" "$port"
+  cat > "$dir/kube-proxy.yaml" <<KP
+apiVersion: kubeproxy.config.k8s.io/v1alpha1
+kind: KubeProxyConfiguration
+clientConnection: {kubeconfig: "$dir/kube-proxy.kubeconfig"}
+mode: iptables
+hostnameOverride: $name
+clusterCIDR: $pod_range
+bindAddress: $node_ip
+healthzBindAddress: $node_ip:10256
+metricsBindAddress: $node_ip:10249
+nodePortAddresses: ["$node_ip/32"]
+conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s, udpTimeout: 0s, udpStreamTimeout: 0s}
+iptables: {localhostNodePorts: false, masqueradeAll: true, syncPeriod: 30s, minSyncPeriod: 1s}
+KP
+  in_node "$bin/kube-proxy" --config "$dir/kube-proxy.yaml" --v=1 > "$dir/kube-proxy.log" 2>&1 < /dev/null &
+  echo $! > "$dir/kube-proxy.pid"
   echo "node $name: $node_ip, pods $cidr"
 }
 
 case "$cmd" in
   up) up "$@" ;;
+  client) client ;;
+  routes) routes "$@" ;;
+  refuse-inbound) refuse_inbound "$@" ;;
   down) down ;;
-  *) echo "usage: $0 up|down NAME INDEX ..." >&2; exit 2 ;;
+  clean) clean ;;
+  *) echo "usage: $0 up|client|routes|refuse-inbound|down|clean ..." >&2; exit 2 ;;
 esac

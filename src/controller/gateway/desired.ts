@@ -14,6 +14,8 @@ import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/author
 import { GATEWAY_COMMAND } from '../image.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
+/** On proxy pods (not their template): a digest of the admitted agents, set by the reconciler. */
+export const ADMITTED_DIGEST_ANNOTATION = 'webgw.io/admitted-agents-digest';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 export const ADMIN_PORT = 9901;
 const CONFIG_DIR = '/etc/webgw';

@@ -3,6 +3,7 @@
  * apply, skipped when the object already carries the hash of what we would write) → one status
  * write when the status changed. A steady cluster produces zero writes.
  */
+import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
@@ -22,7 +23,7 @@ import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../run
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { GATEWAY_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
+import { ADMITTED_DIGEST_ANNOTATION, GATEWAY_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
 
 export interface GatewayCaches {
@@ -118,6 +119,7 @@ export class GatewayReconciler {
     }
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
+    if (!applyError) await this.pokeProxyPods(name, admission.serials);
     const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, ...admitted, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status);
@@ -126,6 +128,27 @@ export class GatewayReconciler {
     if (applyError) throw new Error(applyError);
     const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity);
     return { requeueAfterMs: Math.max(1000, nextLook - now.getTime()) };
+  }
+
+  /**
+   * A kubelet refreshes a pod's ConfigMap volumes at its next sync of the pod: up to a minute or
+   * more later (a real node took 82 s to carry a withdrawn agent to the proxy, issue 13), unless
+   * the pod itself changes. So each proxy pod is annotated with a digest of the admitted agents:
+   * the kubelet syncs it at once and the proxy sees the new list within a second. One patch per
+   * pod per change of the list, none at rest.
+   */
+  private async pokeProxyPods(gateway: string, admitted: readonly string[]): Promise<void> {
+    const digest = createHash('sha256').update(admitted.join('\n')).digest('hex').slice(0, 16);
+    for (const pod of this.opts.caches.pods.list(this.opts.namespace)) {
+      if (pod.metadata?.labels?.[GATEWAY_LABEL] !== gateway || pod.metadata.deletionTimestamp) continue;
+      if (pod.metadata.annotations?.[ADMITTED_DIGEST_ANNOTATION] === digest) continue;
+      try {
+        await this.opts.client.annotatePod(this.opts.namespace, pod.metadata.name ?? '', ADMITTED_DIGEST_ANNOTATION, digest);
+      } catch (err) {
+        // The kubelet still refreshes the volume at its own pace: late, never wrong.
+        if (statusCode(err) !== 404) this.opts.logger.warn('cannot annotate a proxy pod; its admitted agents refresh at the kubelet\'s pace', { pod: pod.metadata.name, err: describeError(err) });
+      }
+    }
   }
 
   /** The CA Secret is created once; an existing one is used as it is, forever. */

@@ -26,7 +26,7 @@ export class KubeClient {
   readonly apiextensions: ApiextensionsV1Api;
   private readonly objects: KubernetesObjectApi;
   /** Writes sent to the API server, by verb: the steady-state check reads this. */
-  readonly writes = { apply: 0, create: 0, delete: 0, status: 0, lease: 0, event: 0, webhook: 0 };
+  readonly writes = { apply: 0, create: 0, delete: 0, status: 0, lease: 0, event: 0, webhook: 0, annotate: 0 };
   onWrite: ((verb: string) => void) | undefined;
 
   constructor(kc: KubeConfig) {
@@ -85,6 +85,12 @@ export class KubeClient {
     this.count('webhook');
     const ops = webhooks.map((w) => ({ op: w.add ? 'add' : 'replace', path: `/webhooks/${w.index}/clientConfig/caBundle`, value: caBundle }));
     await this.admission.patchMutatingWebhookConfiguration({ name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+  }
+
+  /** Sets one annotation of a pod (merge patch of metadata.annotations, nothing else). */
+  async annotatePod(namespace: string, name: string, key: string, value: string): Promise<void> {
+    this.count('annotate');
+    await this.core.patchNamespacedPod({ namespace, name, body: { metadata: { annotations: { [key]: value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   }
 
   countLeaseWrite(): void {

@@ -4,10 +4,11 @@
  * renewed for `leaseDuration`. Writes use the Lease's resourceVersion, so two candidates can
  * never both win a round. A leader that cannot renew within `renewDeadline` steps down.
  */
-import { V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import { V1MicroTime, type V1Lease, type V1OwnerReference } from '@kubernetes/client-node';
 import type { Clock, Timer } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
+import { ownedBy, withOwner } from './installation.ts';
 import { statusCode, type KubeClient } from './kube.ts';
 
 export interface LeaderElectionOptions {
@@ -22,10 +23,12 @@ export interface LeaderElectionOptions {
   logger: Logger;
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
+  /** The Lease's owner, once known (runtime/installation.ts): uninstalling removes the Lease. */
+  owner?: () => V1OwnerReference | undefined;
 }
 
 export class LeaderElector {
-  private readonly opts: Required<Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading'>> & Pick<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading'>;
+  private readonly opts: Required<Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'owner'>> & Pick<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'owner'>;
   private leading = false;
   private lastRenew = 0;
   private timer: Timer | undefined;
@@ -101,7 +104,7 @@ export class LeaderElector {
       this.opts.client.countLeaseWrite();
       await this.opts.client.coordination.createNamespacedLease({
         namespace: this.opts.namespace,
-        body: { metadata: { name: this.opts.name, namespace: this.opts.namespace }, spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime, renewTime: microTime, leaseTransitions: 0 } },
+        body: { metadata: { name: this.opts.name, namespace: this.opts.namespace, ownerReferences: withOwner(undefined, this.opts.owner?.()) }, spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime, renewTime: microTime, leaseTransitions: 0 } },
       });
       return true;
     }
@@ -111,6 +114,8 @@ export class LeaderElector {
     const expired = !holder || now.getTime() - renewed > (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
     if (holder !== this.opts.identity && !expired) return false;
     const takingOver = holder !== this.opts.identity;
+    const owner = this.opts.owner?.();
+    if (!ownedBy(lease.metadata, owner)) lease.metadata = { ...lease.metadata, ownerReferences: withOwner(lease.metadata, owner) };
     lease.spec = {
       ...spec,
       holderIdentity: this.opts.identity,

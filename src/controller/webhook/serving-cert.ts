@@ -5,10 +5,11 @@
  * `caBundle` so the API server trusts the webhook. No cert-manager needed.
  */
 import { X509Certificate } from 'node:crypto';
-import type { V1Secret } from '@kubernetes/client-node';
+import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { createCA, issueCertificate, type KeyPairPem } from '../../pki/issue.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { secretText } from '../runtime/apply.ts';
+import { ownedBy, withOwner } from '../runtime/installation.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
 
 const DAY = 24 * 3600_000;
@@ -19,8 +20,11 @@ export interface WebhookTls {
   serving: KeyPairPem;
 }
 
-/** Reads, creates or renews the webhook TLS Secret; `hosts` are the names the API server dials. */
-export async function ensureWebhookTls(client: KubeClient, namespace: string, hosts: readonly string[], now: Date): Promise<WebhookTls> {
+/**
+ * Reads, creates or renews the webhook TLS Secret; `hosts` are the names the API server dials;
+ * `owner` (runtime/installation.ts) removes the Secret with the installation.
+ */
+export async function ensureWebhookTls(client: KubeClient, namespace: string, hosts: readonly string[], now: Date, owner?: V1OwnerReference): Promise<WebhookTls> {
   let secret: V1Secret | undefined;
   try {
     secret = await client.core.readNamespacedSecret({ name: WEBHOOK_SECRET, namespace });
@@ -33,11 +37,12 @@ export async function ensureWebhookTls(client: KubeClient, namespace: string, ho
   const tlsCert = secret && secretText(secret, 'tls.crt');
   const tlsKey = secret && secretText(secret, 'tls.key');
   const sameHosts = tlsCert ? hosts.every((h) => (new X509Certificate(tlsCert).subjectAltName ?? '').includes(h)) : false;
-  if (secret && caCert && tlsCert && tlsKey && sameHosts && renewalTime(tlsCert) > now) return { ca, serving: { certPem: tlsCert, keyPem: tlsKey } };
-  const serving = issueCertificate(ca, { commonName: hosts[0] ?? 'webgw-webhook', usage: 'server', hosts }, { notAfter: new Date(now.getTime() + 365 * DAY) });
+  const current = tlsCert && tlsKey && sameHosts && renewalTime(tlsCert) > now ? { certPem: tlsCert, keyPem: tlsKey } : undefined;
+  if (secret && caCert && current && ownedBy(secret.metadata, owner)) return { ca, serving: current };
+  const serving = current ?? issueCertificate(ca, { commonName: hosts[0] ?? 'webgw-webhook', usage: 'server', hosts }, { notAfter: new Date(now.getTime() + 365 * DAY) });
   const body = {
     apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
-    metadata: { name: WEBHOOK_SECRET, namespace, labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'webhook' } },
+    metadata: { name: WEBHOOK_SECRET, namespace, labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'webhook' }, ownerReferences: withOwner(secret?.metadata, owner) },
     stringData: { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem, 'tls.crt': serving.certPem, 'tls.key': serving.keyPem },
   };
   if (secret) {
@@ -47,7 +52,7 @@ export async function ensureWebhookTls(client: KubeClient, namespace: string, ho
       await client.create(body);
     } catch (err) {
       // Another replica created it first: use theirs.
-      if (statusCode(err) === 409) return ensureWebhookTls(client, namespace, hosts, now);
+      if (statusCode(err) === 409) return ensureWebhookTls(client, namespace, hosts, now, owner);
       throw err;
     }
   }
