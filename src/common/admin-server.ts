@@ -10,6 +10,8 @@ import { listen, closeServer } from './net.ts';
 export interface AdminServerOptions {
   address: string;
   port: number;
+  /** Bind with SO_REUSEPORT (common/net.ts listen). */
+  reusePort?: boolean;
   registry: Registry;
   /** Returns undefined when ready, else the reason it is not. */
   notReadyReason: () => string | undefined;
@@ -46,7 +48,7 @@ export class AdminServer {
   }
 
   async start(): Promise<AddressInfo> {
-    return listen(this.server, this.opts.port, this.opts.address);
+    return listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
   }
 
   close(): Promise<void> {

@@ -7,11 +7,15 @@ export function plainAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-export function listen(server: NetServer, port: number, host: string): Promise<AddressInfo> {
+/**
+ * Binds and listens. `reusePort` (SO_REUSEPORT): another process of the same user may bind the
+ * same address and port, and the kernel spreads new connections over both (a gateway's handover).
+ */
+export function listen(server: NetServer, port: number, host: string, options: { reusePort?: boolean } = {}): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);
-    server.listen({ port, host }, () => {
+    server.listen({ port, host, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
       server.removeListener('error', onError);
       resolve(server.address() as AddressInfo);
     });

@@ -29,6 +29,13 @@ export const gatewayConfigSchema = z.strictObject({
     }).optional(),
   }).prefault({}),
   admin: listener.extend({ address: z.string().min(1).default('127.0.0.1') }).optional(),
+  /**
+   * Handover on one host: every listener is bound with SO_REUSEPORT, so a new gateway process
+   * (a rolling update on the host network) listens before the old one stops; on SIGTERM the old
+   * one closes its listeners first, then sends its agents to the new one (GOAWAY). Linux lets
+   * only processes of the same user share a port.
+   */
+  sharePorts: z.boolean().default(false),
   limits: z.strictObject({
     maxAgents: z.number().int().min(1).max(100_000).default(1000),
     maxStreamsPerAgent: z.number().int().min(1).max(100_000).default(10_000),
@@ -48,6 +55,16 @@ export const gatewayConfigSchema = z.strictObject({
     openTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     responseTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
     keepAliveTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
+    /**
+     * A connection for a route whose agents all left (restarting, moving to a new gateway process)
+     * waits this long for one to come back before the 503. 0: answer at once.
+     */
+    agentWaitMs: z.number().int().min(0).max(60_000).default(0),
+    /**
+     * For this long after start, a connection for a name no agent has registered yet waits too
+     * (at most agentWaitMs): after a handover the agents arrive a moment after the clients.
+     */
+    warmupMs: z.number().int().min(0).max(600_000).default(0),
   }).prefault({}),
 });
 

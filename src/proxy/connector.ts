@@ -19,18 +19,62 @@ export interface ConnectorOptions {
   routes: RouteTable<AgentLink>;
   clock: Clock;
   openTimeoutMs: number;
+  /** How long a connection waits for an agent, and the warm-up after start (config.ts limits). */
+  agentWaitMs?: number;
+  warmupMs?: number;
 }
+
+export type RouteStatus = 'unknown' | 'no-agent' | 'ok';
+
+/** Connections waiting for an agent at once, over all routes; beyond it they are answered at once. */
+const MAX_WAITING = 10_000;
 
 export class Connector {
   private readonly opts: ConnectorOptions;
+  private readonly startedAt: number;
+  private readonly waiting = new Set<() => void>();
 
   constructor(opts: ConnectorOptions) {
     this.opts = opts;
+    this.startedAt = opts.clock.now();
   }
 
   /** 'unknown' (404), 'no-agent' (503) or 'ok', without rotating the round-robin cursor. */
-  status(protocol: OpenRequest['protocol'], target: string | number): 'unknown' | 'no-agent' | 'ok' {
+  status(protocol: OpenRequest['protocol'], target: string | number): RouteStatus {
     return this.opts.routes.status(protocol, target, this.opts.clock.now());
+  }
+
+  /**
+   * The route's status once an agent serves it, or once waiting is over: a route whose agents
+   * just left waits up to agentWaitMs for one to come back; during the warm-up after start, a
+   * name nobody registered yet waits too (until the warm-up ends, at most agentWaitMs). Without
+   * those settings, or with MAX_WAITING connections already waiting, it answers at once.
+   */
+  async awaitAgent(protocol: OpenRequest['protocol'], target: string | number): Promise<RouteStatus> {
+    let status = this.status(protocol, target);
+    const clock = this.opts.clock;
+    const waitMs = this.opts.agentWaitMs ?? 0;
+    const allowed = status === 'no-agent' ? waitMs : Math.min(waitMs, this.startedAt + (this.opts.warmupMs ?? 0) - clock.now());
+    if (status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING) return status;
+    const deadline = clock.now() + allowed;
+    while (status !== 'ok' && clock.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const wake = (): void => {
+          timer.cancel();
+          this.waiting.delete(wake);
+          resolve();
+        };
+        const timer = clock.setTimeout(wake, deadline - clock.now());
+        this.waiting.add(wake);
+      });
+      status = this.status(protocol, target);
+    }
+    return status;
+  }
+
+  /** An agent registered its routes: every waiting connection looks again. */
+  routesChanged(): void {
+    for (const wake of [...this.waiting]) wake();
   }
 
   /** The next agent for a route in round-robin order (one step of the rotation), if any serves it. */

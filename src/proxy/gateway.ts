@@ -2,10 +2,11 @@
  * The gateway process: tunnel endpoint, public listeners (HTTP, TLS, TCP) and the admin
  * listener, wired around one route table that only authenticated agents' grants fill.
  */
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
-import { systemClock, type Clock } from '../common/clock.ts';
+import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { FileWatcher } from '../common/file-watcher.ts';
 import type { Logger } from '../common/log.ts';
@@ -20,6 +21,12 @@ import { TcpListeners } from './tcp-listeners.ts';
 import { TlsListener } from './tls-listener.ts';
 import { TunnelServer } from './tunnel-server.ts';
 import { loadAuthorizedAgents } from './authorized-agents.ts';
+
+/**
+ * sharePorts: how long the old process keeps its agents after its listeners closed, so that
+ * connections accepted just before get their requests through (they arrive within a round trip).
+ */
+const HANDOVER_GRACE_MS = 1000;
 
 export interface GatewayDeps {
   logger: Logger;
@@ -60,12 +67,14 @@ export class Gateway {
     this.registry = deps.registry ?? new Registry();
     const metrics = createGatewayMetrics(this.registry);
     const limits = config.limits;
-    const connector = new Connector({ routes: this.routes, clock: this.clock, openTimeoutMs: limits.openTimeoutMs });
+    const connector = new Connector({ routes: this.routes, clock: this.clock, openTimeoutMs: limits.openTimeoutMs, agentWaitMs: limits.agentWaitMs, warmupMs: limits.warmupMs });
+    const reusePort = config.sharePorts;
     const range = config.listeners.tcp?.portRange;
     const clients = new ClientLimiter({ maxConnectionsPerClient: limits.maxConnectionsPerClient, maxConnections: limits.maxConnections }, metrics, this.log, this.clock);
-    const common = { connector, clients, clock: this.clock, logger: this.log, metrics };
+    const common = { connector, clients, clock: this.clock, logger: this.log, metrics, reusePort };
     this.tunnel = new TunnelServer({
       ...config.tunnel,
+      reusePort,
       maxAgents: limits.maxAgents,
       maxStreamsPerAgent: limits.maxStreamsPerAgent,
       maxSessionsPerIdentity: limits.maxSessionsPerIdentity,
@@ -78,10 +87,11 @@ export class Gateway {
     if (config.listeners.tls) this.tls = new TlsListener({ ...config.listeners.tls, helloTimeoutMs: limits.clientHelloTimeoutMs, ...common });
     if (config.listeners.tcp) this.tcp = new TcpListeners({ address: config.listeners.tcp.address, ...common });
     if (config.admin) {
-      this.admin = new AdminServer({ ...config.admin, registry: this.registry, notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting') });
+      this.admin = new AdminServer({ ...config.admin, reusePort, registry: this.registry, notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting') });
     }
     this.tunnel.on('agent', (link) => {
       this.routes.add(link, link.grants);
+      connector.routesChanged();
       void this.tcp?.sync(this.routes.tcpPorts());
     });
     this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link));
@@ -119,6 +129,7 @@ export class Gateway {
       await this.agentsWatcher.start();
       await reload();
     }
+    if (this.config.sharePorts) warnUnlessRequestsMigrate(this.log);
     const tunnel = await this.tunnel.start();
     const http = await this.http?.start();
     const tls = await this.tls?.start();
@@ -136,13 +147,30 @@ export class Gateway {
     return this.tcp?.ports ?? [];
   }
 
-  /** Drain: GOAWAY to agents, stop accepting, let open connections finish (bounded). */
+  /**
+   * Drain: stop accepting clients, then GOAWAY to agents and stop accepting agents, and let open
+   * connections finish (bounded). With sharePorts a new process shares every port: the admin
+   * listener closes first (the kubelet's probes reach the new process), then the public ones (new
+   * clients reach the new process, which waits for the agents), then the agents are sent over.
+   */
   close(timeoutMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
       this.watcher.stop();
       this.agentsWatcher?.stop();
-      await Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
-      await this.tunnel.close(timeoutMs);
+      if (this.config.sharePorts) {
+        await this.admin?.close();
+        const clientsDone = Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
+        // Connections accepted just before the listeners closed get their requests onto the
+        // agents' sessions first; then the agents go over while the last clients finish here (a
+        // request waiting for them in the new process must not wait for the slowest download).
+        let grace: Timer | undefined;
+        await Promise.race([clientsDone, new Promise<void>((resolve) => { grace = this.clock.setTimeout(resolve, HANDOVER_GRACE_MS); })]);
+        grace?.cancel();
+        await Promise.all([clientsDone, this.tunnel.close(timeoutMs)]);
+      } else {
+        await Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
+        await this.tunnel.close(timeoutMs);
+      }
       await this.admin?.close();
     })();
     return this.closing;
@@ -158,4 +186,17 @@ export class Gateway {
     this.tunnel.destroy();
     void this.admin?.close();
   }
+}
+
+/**
+ * With shared ports, a listener that closes resets the connections still in its accept queue
+ * unless the kernel moves them to the other listener of its port (Linux 5.14+, a per network
+ * namespace setting the farmer makes on the node: a pod on the host network may not set it).
+ */
+function warnUnlessRequestsMigrate(log: Logger): void {
+  let value = '';
+  try {
+    value = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
+  } catch { /* not Linux, or no such setting */ }
+  if (value !== '1') log.warn('net.ipv4.tcp_migrate_req is not 1 on this host: a rollout may reset the few connections waiting to be accepted; set it on the node (docs: farmer nodes)', { value });
 }

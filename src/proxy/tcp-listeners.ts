@@ -13,6 +13,8 @@ import type { GatewayMetrics } from './metrics.ts';
 
 export interface TcpListenersOptions {
   address: string;
+  /** Bind with SO_REUSEPORT (common/net.ts listen). */
+  reusePort?: boolean;
   connector: Connector;
   clients: ClientLimiter;
   logger: Logger;
@@ -64,7 +66,7 @@ export class TcpListeners {
       if (this.servers.has(port)) continue;
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket, port));
       try {
-        const info = await listen(server, port, this.opts.address);
+        const info = await listen(server, port, this.opts.address, { reusePort: this.opts.reusePort });
         this.servers.set(port, server);
         this.log.info('TCP listener ready', { address: formatHostPort(info.address, info.port) });
       } catch (err) {
@@ -84,6 +86,8 @@ export class TcpListeners {
       client: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
       local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
     };
-    void forwardConnection(socket, request, undefined, this.opts, () => socket.destroy());
+    void this.opts.connector.awaitAgent('tcp', port).then(() => {
+      if (!socket.destroyed) void forwardConnection(socket, request, undefined, this.opts, () => socket.destroy());
+    });
   }
 }

@@ -18,6 +18,8 @@ import type { GatewayMetrics } from './metrics.ts';
 export interface TlsListenerOptions {
   address: string;
   port: number;
+  /** Bind with SO_REUSEPORT (common/net.ts listen). */
+  reusePort?: boolean;
   helloTimeoutMs: number;
   connector: Connector;
   clients: ClientLimiter;
@@ -39,7 +41,7 @@ export class TlsListener {
   }
 
   async start(): Promise<AddressInfo> {
-    const info = await listen(this.server, this.opts.port, this.opts.address);
+    const info = await listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
     this.log.info('TLS passthrough listener ready', { address: formatHostPort(info.address, info.port) });
     return info;
   }
@@ -92,16 +94,16 @@ export class TlsListener {
         reject(`missing or invalid SNI ${JSON.stringify(result.sni ?? '')}`, 'unrecognized_name');
         return;
       }
-      if (this.opts.connector.status('tls', hostname) === 'unknown') {
-        reject(`no route for SNI ${hostname}`, 'unrecognized_name');
-        return;
-      }
       const request = {
         protocol: 'tls' as const, hostname, port: socket.localPort ?? 0,
         client: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
         local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
       };
-      void forwardConnection(socket, request, data, this.opts, () => reject(`no agent for ${hostname}`, 'internal_error'));
+      void this.opts.connector.awaitAgent('tls', hostname).then((status) => {
+        if (socket.destroyed) return;
+        if (status === 'unknown') reject(`no route for SNI ${hostname}`, 'unrecognized_name');
+        else void forwardConnection(socket, request, data, this.opts, () => reject(`no agent for ${hostname}`, 'internal_error'));
+      });
     };
     socket.on('data', onData);
   }

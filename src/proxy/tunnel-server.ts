@@ -28,6 +28,8 @@ import type { GatewayMetrics } from './metrics.ts';
 export interface TunnelServerOptions {
   address: string;
   port: number;
+  /** Bind with SO_REUSEPORT (common/net.ts listen). */
+  reusePort?: boolean;
   caFile: string;
   certFile: string;
   keyFile: string;
@@ -110,7 +112,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       else this.refusals.warn('tls-error', 'TLS handshake failed on the tunnel port', fields);
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) => this.onUpgrade(req, socket, head));
-    const info = await listen(this.server, this.opts.port, this.opts.address);
+    const info = await listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
     this.log.info('tunnel endpoint listening', { address: formatHostPort(info.address, info.port), path: TUNNEL_PATH });
     return info;
   }

@@ -50,6 +50,8 @@ export interface GatewayFixture {
   /** Issues an agent certificate from this gateway's CA and writes it to `name`.crt/key. */
   issueAgent(name: string, grants: Partial<GrantSet>, validity?: Validity): Promise<AgentCredentialFiles>;
   restart(): Promise<void>;
+  /** With sharePorts: starts a second gateway on the same ports, then drains the first (a rollout). */
+  handover(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,8 @@ export interface GatewayFixtureOptions {
   dir?: TempDir;
   /** Admit only the agents listed in this file (see src/proxy/authorized-agents.ts). */
   authorizedAgentsFile?: string;
+  /** Bind with SO_REUSEPORT (config sharePorts), for handover(). */
+  sharePorts?: boolean;
 }
 
 export async function startGateway(options: GatewayFixtureOptions = {}): Promise<GatewayFixture> {
@@ -88,6 +92,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
       ...(options.tcpRange ? { tcp: { address: '127.0.0.1', portRange: options.tcpRange } } : {}),
     },
     admin: { address: '127.0.0.1', port: 0 },
+    sharePorts: options.sharePorts ?? false,
     limits: options.limits ?? {},
   }, gatewayConfigSchema, 'test gateway'), { logger: log.logger, credentialPollMs: 200 });
   let gateway = build(options.ports ?? { tunnel: 0, http: 0, tls: 0 });
@@ -109,6 +114,15 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
       await gateway.close(2000);
       gateway = build(ports);
       addresses = await gateway.start();
+    },
+    async handover() {
+      const ports = { tunnel: addresses.tunnel.port, http: addresses.http!.port, tls: addresses.tls!.port };
+      const next = build(ports);
+      const nextAddresses = await next.start();
+      const old = gateway;
+      gateway = next;
+      addresses = nextAddresses;
+      await old.close(5000);
     },
     async stop() {
       await gateway.close(2000);

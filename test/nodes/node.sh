@@ -161,7 +161,8 @@ up() {
   mkdir -p "$dir"/{containerd,kubelet,logs,cni/net.d,cni/ipam,sysctl}
   echo "$index" > "$dir/index"; touch "$dir/netns"
   netns_up
-  ip netns exec "$name" sysctl -qw net.ipv4.ip_forward=1
+  # tcp_migrate_req: a gateway handing its shared ports over loses no queued connection (proxy/config.ts).
+  ip netns exec "$name" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.tcp_migrate_req=1
 
   # A mount namespace held by a sleeping process: sysfs of the node's network, cgroups moved back in.
   nsenter --net="/run/netns/$name" unshare --mount --propagation private sleep infinity > /dev/null 2>&1 < /dev/null &

@@ -22,7 +22,7 @@ const PLAIN_HOST = 'plain.shop.test';
 /** How long the tenant's pods are watched (a real kubelet evicted them after 45-60 s before). */
 const UPTIME_MS = Number(process.env.WEBGW_NODES_UPTIME_MS ?? 150_000);
 const LOAD_PER_SECOND = 20;
-/** The goal is zero; these are what the rollouts cost today (see the issue 13 closing note). */
+/** Failed requests a rollout may cost: none (the gateway hands its ports over, proxy/config.ts sharePorts). */
 const ALLOWED_ROLLOUT_FAILURES = { 'the app': 0, 'the gateway': 0 };
 
 describe('the operator on real nodes', () => {
@@ -185,9 +185,10 @@ spec:
     expect((await curlFromClient(`http://${FARMER_IP}/`, WEB)).status).toBe(200);
     const started = Date.now();
     await kubectlOk(['delete', 'xsvc', 'shop', '-n', TENANT, '--wait=false']);
-    await eventually(async () => (await curlFromClient(`http://${FARMER_IP}/`, WEB)).status !== 200, 30_000, 'the route to stop');
+    // Before, the kubelet carried the withdrawal to the proxy at its next sync of the pod: 82 s.
+    await eventually(async () => (await curlFromClient(`http://${FARMER_IP}/`, WEB)).status !== 200, 10_000, 'the route to stop');
     figures.routeStopsAfterDeleteMs = Date.now() - started;
-    expect([404, 503]).toContain((await curlFromClient(`http://${FARMER_IP}/`, WEB)).status);
+    await eventually(async () => [404, 503].includes((await curlFromClient(`http://${FARMER_IP}/`, WEB)).status), 30_000, 'a 404 or 503');
   });
 
   it('upgrades with helm while the connector keeps serving, then uninstalls and leaves nothing behind', async () => {

@@ -65,6 +65,11 @@ export interface GatewayInputs {
   reservations?: Reservations;
   /** Result of the last apply, for Programmed. */
   applyError?: string;
+  /**
+   * Whether the running DaemonSet's pods share their ports (SHARE_PORTS_LABEL): only then may a
+   * rollout start the new pod beside the old one on the same node (maxSurge).
+   */
+  runningPodsSharePorts?: boolean;
   now: Date;
 }
 
@@ -97,13 +102,23 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
     },
     // Bound to loopback: with host networking anything else would publish metrics on the edge.
     admin: { address: '127.0.0.1', port: ADMIN_PORT },
+    // A rollout starts the new pod beside the old one (same node, same ports); clients that reach
+    // the new one before the agents do wait for them (proxy/config.ts).
+    sharePorts: true,
     limits: {
+      agentWaitMs: HANDOVER_AGENT_WAIT_MS,
+      warmupMs: HANDOVER_WARMUP_MS,
       ...(gw.spec.limits?.maxStreamsPerAgent ? { maxStreamsPerAgent: gw.spec.limits.maxStreamsPerAgent } : {}),
       ...(gw.spec.limits?.maxHeaderBytes ? { maxHeaderBytes: gw.spec.limits.maxHeaderBytes } : {}),
       maxSessionsPerIdentity: gw.spec.limits?.maxSessionsPerService ?? gatewayLimitDefaults.maxSessionsPerService,
     },
   };
 }
+
+/** Pod template label: this pod's gateway binds with SO_REUSEPORT (config sharePorts). */
+export const SHARE_PORTS_LABEL = 'webgw.io/share-ports';
+const HANDOVER_AGENT_WAIT_MS = 5000;
+const HANDOVER_WARMUP_MS = 10_000;
 
 function hash(...parts: string[]): string {
   const h = createHash('sha256');
@@ -113,7 +128,7 @@ function hash(...parts: string[]): string {
 
 function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Record<string, unknown> {
   const names = gatewayObjectNames(gw.metadata.name);
-  const labels = { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway', 'app.kubernetes.io/name': 'webgw' };
+  const labels = { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway', [SHARE_PORTS_LABEL]: 'true', 'app.kubernetes.io/name': 'webgw' };
   const probe = (path: string, periodSeconds: number): Record<string, unknown> => ({
     httpGet: { host: '127.0.0.1', port: ADMIN_PORT, path }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3,
   });
@@ -176,6 +191,15 @@ export const PROXY_CONTAINER_SECURITY = {
   capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
 };
 
+/**
+ * Pods that share their ports roll with the new pod started first (maxSurge: the old one drains
+ * once the new one is Ready, and no request is lost); pods from before sharePorts cannot share,
+ * so their node's gateway is replaced one node at a time, with a short gap (issue 13).
+ */
+function daemonSetUpdate(runningPodsSharePorts: boolean): Record<string, unknown> {
+  return { type: 'RollingUpdate', rollingUpdate: runningPodsSharePorts ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge: 0, maxUnavailable: 1 } };
+}
+
 export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const gw = inputs.gateway;
   const names = gatewayObjectNames(gw.metadata.name);
@@ -200,7 +224,7 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const template = podTemplate(gw, inputs, configYaml);
   const replicas = gw.spec.placement.replicas;
   const workload: K8sObject = replicas === undefined
-    ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(names.workload), spec: { selector, template, updateStrategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } } } }
+    ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(names.workload), spec: { selector, template, updateStrategy: daemonSetUpdate(inputs.runningPodsSharePorts ?? true) } }
     : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(names.workload), spec: { replicas, selector, template, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } } } };
   const objects: K8sObject[] = [
     // The admission list changes whenever a tenant's credential does; the proxy reloads it

@@ -23,7 +23,7 @@ import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../run
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { ADMITTED_DIGEST_ANNOTATION, GATEWAY_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
+import { ADMITTED_DIGEST_ANNOTATION, GATEWAY_LABEL, SHARE_PORTS_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
 
 export interface GatewayCaches {
@@ -85,7 +85,10 @@ export class GatewayReconciler {
     const nextRenewal = tunnelRenewalTime(credentials, ca) as Date;
 
     const selector = (o: KubernetesObject): boolean => o.metadata?.labels?.[GATEWAY_LABEL] === name;
-    const pods = caches.pods.list(namespace).filter(selector).map((p) => ({
+    const proxyPods = caches.pods.list(namespace).filter(selector);
+    // Until every pod of an older template is gone, a rollout may not start pods beside them.
+    const runningPodsSharePorts = proxyPods.every((p) => p.metadata?.labels?.[SHARE_PORTS_LABEL] === 'true');
+    const pods = proxyPods.map((p) => ({
       name: p.metadata?.name ?? '',
       ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
       ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && !p.metadata?.deletionTimestamp,
@@ -107,7 +110,8 @@ export class GatewayReconciler {
     const { reservations, nextExpiry } = nextReservations(name, reserved.get(name) ?? new Map(), plans, now);
     const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted, reservations };
     let applyError: string | undefined;
-    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, ...admitted, now });
+    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, ...admitted };
+    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, now });
     for (const obj of first.objects) {
       try {
         await this.applyIfChanged(obj);
@@ -120,7 +124,7 @@ export class GatewayReconciler {
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
     if (!applyError) await this.pokeProxyPods(name, admission.serials);
-    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, credentials, pods, nodes, desiredReplicas, ...admitted, applyError, now }) : first;
+    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status);
       await this.recordFlips(gw, final.status.conditions ?? []);

@@ -49,6 +49,8 @@ export class ClientConnection {
   private requestComplete = false;
   private inRequest = false;
   private closing = false;
+  /** socket.bytesRead when the last response finished; -1 before the first request. */
+  private readAtLastFinish = -1;
   /** The connection is ending: input is read and dropped until the peer closes too. */
   private ending = false;
   /** The request stream is malformed: nothing more is parsed; the listener answers or cuts. */
@@ -88,6 +90,7 @@ export class ClientConnection {
   /** The response is complete: wait for the next request, or close the connection. */
   finishRequest(keep: boolean): void {
     this.inRequest = false;
+    this.readAtLastFinish = this.socket.bytesRead;
     this.sink = undefined;
     if (!keep || this.closing || !this.requestComplete) {
       this.end();
@@ -99,10 +102,16 @@ export class ClientConnection {
     if (!this.socket.destroyed && !this.inRequest && !this.ending) this.socket.resume();
   }
 
-  /** Asks a kept connection to close after its current response (gateway shutdown). */
+  /**
+   * Asks a kept connection to close after its current response (gateway shutdown). Idle means
+   * between requests with nothing of the next one read: a connection just accepted has its first
+   * request coming (its client chose this gateway a moment ago), so it is served, within the
+   * header timeout, and then closed.
+   */
   closeWhenIdle(): void {
     this.closing = true;
-    if (!this.inRequest) this.end();
+    const idle = !this.inRequest && this.readAtLastFinish >= 0 && this.socket.bytesRead === this.readAtLastFinish;
+    if (idle) this.end();
   }
 
   /**

@@ -28,6 +28,8 @@ import type { GatewayMetrics } from '../metrics.ts';
 export interface HttpListenerOptions {
   address: string;
   port: number;
+  /** Bind with SO_REUSEPORT (common/net.ts listen). */
+  reusePort?: boolean;
   connector: Connector;
   clients: ClientLimiter;
   limits: GatewayLimits;
@@ -70,7 +72,7 @@ export class HttpListener {
   }
 
   async start(): Promise<AddressInfo> {
-    const info = await listen(this.server, this.opts.port, this.opts.address);
+    const info = await listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
     this.localPort = info.port;
     this.log.info('HTTP listener ready', { address: formatHostPort(info.address, info.port) });
     return info;
@@ -113,16 +115,12 @@ export class HttpListener {
       answer(400, 'missing or invalid Host header');
       return;
     }
-    const status = this.opts.connector.status('http', hostname);
-    if (status === 'unknown') {
-      answer(404, messageForStatus(404, hostname));
-      return;
-    }
-    if (status === 'no-agent') {
-      answer(503, messageForStatus(503, hostname));
-      return;
-    }
-    this.forward(conn, head, hostname, 1, observe);
+    void this.opts.connector.awaitAgent('http', hostname).then((status) => {
+      if (conn.socket.destroyed) return;
+      if (status === 'unknown') answer(404, messageForStatus(404, hostname));
+      else if (status === 'no-agent') answer(503, messageForStatus(503, hostname));
+      else this.forward(conn, head, hostname, 1, observe);
+    }).catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
   private forward(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void): void {
