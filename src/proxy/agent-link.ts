@@ -10,6 +10,8 @@ export class AgentLink implements RouteAgent {
   readonly remote: string;
   readonly notAfter: Date;
   readonly serial: string;
+  /** Its credential was withdrawn: its routes are gone for good, not waiting for it to return. */
+  withdrawn = false;
 
   constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date, serial: string) {
     this.id = id;

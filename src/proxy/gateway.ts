@@ -96,7 +96,7 @@ export class Gateway {
     });
     this.tunnel.on('agentDraining', (link) => this.http?.dropAgent(link));
     this.tunnel.on('agentGone', (link) => {
-      this.routes.remove(link, this.clock.now());
+      this.routes.remove(link, this.clock.now(), !link.withdrawn);
       this.http?.dropAgent(link);
       void this.tcp?.sync(this.routes.tcpPorts());
     });

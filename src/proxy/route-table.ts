@@ -52,7 +52,11 @@ export class RouteTable<A extends RouteAgent> {
     }
   }
 
-  remove(agent: A, now: number): void {
+  /**
+   * `remember`: a route left without agents answers 503 (and clients may wait for an agent) for a
+   * while; false when the route is gone for good (its credential was withdrawn): 404 at once.
+   */
+  remove(agent: A, now: number, remember = true): void {
     for (const key of this.routesOf.get(agent) ?? []) {
       const map = key.includes(':*.') ? this.wildcards : this.byKey;
       const list = (map.get(key) ?? []).filter((a) => a !== agent);
@@ -62,6 +66,10 @@ export class RouteTable<A extends RouteAgent> {
       }
       map.delete(key);
       this.cursor.delete(key);
+      if (!remember) {
+        this.orphans.delete(key);
+        continue;
+      }
       this.orphans.set(key, now);
       if (this.orphans.size > MAX_REMEMBERED) this.orphans.delete(this.orphans.keys().next().value as string);
     }

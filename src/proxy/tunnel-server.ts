@@ -136,6 +136,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       if (authorized.has(normalizeSerial(link.serial))) continue;
       this.log.warn('agent credential withdrawn; closing its session', { agent: link.id, serial: link.serial });
       this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
+      link.withdrawn = true;
       link.session.destroy(new WebgwError('WEBGW_ERR_CERT_INVALID', 'agent credential withdrawn'));
     }
   }

@@ -17,7 +17,7 @@ export interface HttpAnswer {
 
 /** An HTTP GET from the client namespace, with a Host header, on a fresh connection. */
 export async function curlFromClient(url: string, host?: string): Promise<HttpAnswer> {
-  const r = await fromClient('curl', ['-sS', '-m', '5', '-o', '-', '-w', '\n%{http_code}', ...(host ? ['-H', `Host: ${host}`] : []), url]);
+  const r = await fromClient('curl', ['-sS', '-m', '15', '-o', '-', '-w', '\n%{http_code}', ...(host ? ['-H', `Host: ${host}`] : []), url]);
   const lines = r.stdout.split('\n');
   const status = Number(lines.pop());
   return { status, body: lines.join('\n'), curl: r.code };
