@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { binDir, repoRoot, type ControlPlane } from '../cluster/plane.ts';
 import { SYSTEM, TENANT, WEB, APP_ON_WORKER, DB, appDeployment, chartValues, tenantObjects } from './sample.ts';
-import { CLIENT, FARMER, addressOf, fromClient, missingForNodes, nodesUp, runOk } from './topology.ts';
+import { CLIENT, FARMER, addressOf, fromClient, missingForNodes, nodesUp, runOk, waitForClusterDns } from './topology.ts';
 
 export async function realNodesDemo(plane: ControlPlane, log: (line: string) => void): Promise<void> {
   log('[demo] building what real nodes need (cached after the first run) ...');
@@ -16,6 +16,7 @@ export async function realNodesDemo(plane: ControlPlane, log: (line: string) => 
   const missing = missingForNodes();
   if (missing.length > 0) throw new Error(`real nodes need: ${missing.join(', ')}`);
   await nodesUp(plane, log);
+  await waitForClusterDns(plane.kubeconfig);
   const kubectl = (args: string[], input?: string): Promise<string> => runOk('kubectl', ['--kubeconfig', plane.kubeconfig, ...args], { input, timeoutMs: 240_000 });
   await runOk(join(binDir(), 'helm'), ['--kubeconfig', plane.kubeconfig, 'install', 'webgw', join(repoRoot(), 'charts/webgw'), '-n', SYSTEM, '--create-namespace', '--values', '-', '--wait', '--timeout', '180s'], { input: chartValues(), timeoutMs: 240_000 });
   log('[demo] operator installed (helm release webgw in webgw-system), Gateway edge on the farmer node');

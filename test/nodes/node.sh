@@ -133,6 +133,16 @@ clean() {
     down
     rm -rf "$dir"
   done
+  # Shims that outlived every node (their containerd is gone): any in a mount namespace other than
+  # the host's belongs to a node of ours.
+  local host_mnt; host_mnt="$(readlink /proc/self/ns/mnt)"
+  for _ in 1 2 3; do
+    for pid in $(pgrep -f containerd-shim-runc-v2 || true); do
+      local m; m="$(readlink "/proc/$pid/ns/mnt" 2>/dev/null)" || continue
+      [[ "$m" != "$host_mnt" ]] && kill -9 "$pid" 2>/dev/null || true
+    done
+    sleep 0.2
+  done
   ip link del "$bridge" 2>/dev/null || true
   ip addr del "$api_address/32" dev lo 2>/dev/null || true
   # Routes to pod ranges went with the bridge; anything else still in the node ranges is ours too.

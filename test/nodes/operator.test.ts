@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { CHART, helmOk } from '../cluster/chart-helpers.ts';
-import { eventually, kubectl, kubectlOk } from '../cluster/helpers.ts';
+import { eventually, kubectl, kubectlOk, plane } from '../cluster/helpers.ts';
 import { FARMER_IP, curlFromClient, loadFromClient, pods, tcpFromClient } from './helpers.ts';
 import { APP_ON_WORKER, DB, SYSTEM, TCP_FROM, TENANT, WEB, appDeployment, chartValues, tenantObjects } from './sample.ts';
-import { CLIENT, FARMER, WORKER, addressOf, fromClient, run } from './topology.ts';
+import { CLIENT, FARMER, WORKER, addressOf, fromClient, run, waitForClusterDns } from './topology.ts';
 
 const PLAIN = 'plain';
 const PLAIN_HOST = 'plain.shop.test';
@@ -137,6 +137,7 @@ spec:
   backend: {service: app, port: 80}
   routes: [{protocol: HTTP, hostnames: [${PLAIN_HOST}]}]
 ---${appDeployment(PLAIN, 1, { tls: false })}`);
+    await waitForClusterDns(plane().kubeconfig);
     await kubectlOk(['rollout', 'status', 'deployment/app', '-n', PLAIN, '--timeout=120s']);
     await eventually(async () => (await kubectl(['rollout', 'status', 'deployment/webgw-connector-plain', '-n', PLAIN, '--timeout=5s'])).code === 0, 120_000, 'the connector Deployment');
     const answer = await eventually(async () => {

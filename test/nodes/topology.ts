@@ -81,7 +81,7 @@ export async function nodesClean(): Promise<void> {
 
 /**
  * Brings up the farmer and the worker (in parallel), the client, the pod routes, the worker's
- * refusal of inbound connections, then CoreDNS; returns when both nodes are Ready and DNS serves.
+ * refusal of inbound connections, and CoreDNS; returns when both nodes are Ready.
  */
 export async function nodesUp(plane: ControlPlane, log: (line: string) => void): Promise<void> {
   const started = Date.now();
@@ -95,7 +95,12 @@ export async function nodesUp(plane: ControlPlane, log: (line: string) => void):
   // The farmer's node is for gateways (they tolerate this); tenants' pods go to the worker.
   await kubectl(['taint', 'node', FARMER.name, `${FARMER_TAINT}:NoSchedule`, '--overwrite']);
   log(`[nodes] farmer and worker Ready after ${Date.now() - started} ms`);
+  // Not waited for: only Connector mode needs it (waitForClusterDns). The first pod a fresh
+  // kubelet runs has waited up to 70 s for its ConfigMap volume ("failed to sync configmap cache").
   await kubectl(['apply', '-f', '-'], readFileSync(join(HERE, 'coredns.yaml'), 'utf8'));
-  await kubectl(['-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=120s']);
-  log(`[nodes] CoreDNS serving after ${Date.now() - started} ms`);
+}
+
+/** Until CoreDNS (coredns.yaml) answers for the cluster. */
+export async function waitForClusterDns(kubeconfig: string): Promise<void> {
+  await runOk('kubectl', ['--kubeconfig', kubeconfig, '-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], { timeoutMs: 200_000 });
 }
