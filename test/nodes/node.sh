@@ -145,6 +145,8 @@ clean() {
   done
   ip link del "$bridge" 2>/dev/null || true
   ip addr del "$api_address/32" dev lo 2>/dev/null || true
+  # `ip netns add` bind-mounts /run/netns on itself; drop that when no namespace is left.
+  if [[ -z "$(ip netns list)" ]] && mountpoint -q /run/netns; then umount /run/netns 2>/dev/null || true; fi
   # Routes to pod ranges went with the bridge; anything else still in the node ranges is ours too.
   ip route show | awk '$1 ~ /^198\.1[89]\./ {print $1}' | xargs -r -n1 ip route del 2>/dev/null || true
 }
