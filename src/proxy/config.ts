@@ -36,6 +36,13 @@ export const gatewayConfigSchema = z.strictObject({
    * only processes of the same user share a port.
    */
   sharePorts: z.boolean().default(false),
+  /**
+   * A file written once every listener is bound and removed when draining starts: the readiness
+   * check of this very process. With sharePorts a TCP or HTTP probe may be answered by the other
+   * process on the same port (a real node's DaemonSet rollout marked the new pod Ready before it
+   * listened, and 10 of 156 requests were refused).
+   */
+  readyFile: z.string().min(1).optional(),
   limits: z.strictObject({
     maxAgents: z.number().int().min(1).max(100_000).default(1000),
     maxStreamsPerAgent: z.number().int().min(1).max(100_000).default(10_000),
@@ -76,6 +83,7 @@ export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
   const t = config.tunnel;
   return {
     ...config,
+    ...(config.readyFile ? { readyFile: resolveFrom(file, config.readyFile) } : {}),
     tunnel: {
       ...t, caFile: resolveFrom(file, t.caFile), certFile: resolveFrom(file, t.certFile), keyFile: resolveFrom(file, t.keyFile),
       ...(t.authorizedAgentsFile ? { authorizedAgentsFile: resolveFrom(file, t.authorizedAgentsFile) } : {}),

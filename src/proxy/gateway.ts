@@ -3,6 +3,7 @@
  * listener, wired around one route table that only authenticated agents' grants fill.
  */
 import { readFileSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
@@ -136,6 +137,7 @@ export class Gateway {
     const admin = await this.admin?.start();
     await this.watcher.start();
     this.started = true;
+    if (this.config.readyFile) await writeFile(this.config.readyFile, `${process.pid}\n`);
     return { tunnel, ...(http && { http }), ...(tls && { tls }), ...(admin && { admin }) };
   }
 
@@ -155,6 +157,7 @@ export class Gateway {
    */
   close(timeoutMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
+      if (this.config.readyFile) await rm(this.config.readyFile, { force: true });
       this.watcher.stop();
       this.agentsWatcher?.stop();
       if (this.config.sharePorts) {

@@ -48,8 +48,10 @@ describe('Gateway desired()', () => {
     });
     expect(pod.containers[0].securityContext).toEqual({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] } });
     expect(pod.containers[0].command).toEqual(['/usr/local/bin/node-net-bind', '/app/dist/cli/main.js']);
-    expect(pod.containers[0].readinessProbe.httpGet).toEqual({ host: '127.0.0.1', port: 9901, path: '/readyz' });
-    expect(pod.volumes.map((v: Obj) => v.secret?.secretName ?? v.configMap?.name)).toEqual(['webgw-gw-farmer-eu-1-config', 'webgw-gw-farmer-eu-1-tunnel']);
+    // Readiness of this process, not of whichever process shares the port (sharePorts).
+    expect(pod.containers[0].readinessProbe.exec).toEqual({ command: ['/bin/cat', '/etc/webgw/run/ready'] });
+    expect(pod.containers[0].livenessProbe.httpGet).toEqual({ host: '127.0.0.1', port: 9901, path: '/healthz' });
+    expect(pod.volumes.map((v: Obj) => v.secret?.secretName ?? v.configMap?.name ?? v.name)).toEqual(['webgw-gw-farmer-eu-1-config', 'webgw-gw-farmer-eu-1-tunnel', 'state']);
   });
 
   it('renders a config the gateway program accepts', () => {

@@ -19,6 +19,9 @@ export const ADMITTED_DIGEST_ANNOTATION = 'webgw.io/admitted-agents-digest';
 export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 export const ADMIN_PORT = 9901;
 const CONFIG_DIR = '/etc/webgw';
+/** An emptyDir for the proxy's ready file (config readyFile, relative to CONFIG_DIR like tls/). */
+const STATE_DIR = '/etc/webgw/run';
+const READY_FILE = `${STATE_DIR}/ready`;
 const TLS_DIR = '/etc/webgw/tls';
 
 /** The DNS name in every gateway's tunnel certificate; agents verify it (serverName). */
@@ -105,6 +108,7 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
     // A rollout starts the new pod beside the old one (same node, same ports); clients that reach
     // the new one before the agents do wait for them (proxy/config.ts).
     sharePorts: true,
+    readyFile: 'run/ready',
     limits: {
       agentWaitMs: HANDOVER_AGENT_WAIT_MS,
       warmupMs: HANDOVER_WARMUP_MS,
@@ -159,17 +163,21 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
         command: GATEWAY_COMMAND,
         args: ['gateway', '--config', `${CONFIG_DIR}/gateway.yaml`],
         securityContext: PROXY_CONTAINER_SECURITY,
-        readinessProbe: probe('/readyz', 5),
+        // This process's own readiness: the admin port is shared with the pod it replaces.
+        readinessProbe: { exec: { command: ['/bin/cat', READY_FILE] }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
         livenessProbe: probe('/healthz', 10),
         resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
         volumeMounts: [
           { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
           { name: 'tunnel-tls', mountPath: TLS_DIR, readOnly: true },
+          { name: 'state', mountPath: STATE_DIR },
         ],
       }],
       volumes: [
         { name: 'config', configMap: { name: names.config } },
         { name: 'tunnel-tls', secret: { secretName: names.tunnelSecret, defaultMode: 0o440 } },
+        // One small file; a real kubelet evicts a pod whose emptyDir passes its sizeLimit.
+        { name: 'state', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
       ],
     },
   };
