@@ -26,13 +26,18 @@ export interface ConnectorOptions {
 
 export type RouteStatus = 'unknown' | 'no-agent' | 'ok';
 
-/** Connections waiting for an agent at once, over all routes; beyond it they are answered at once. */
+/**
+ * Connections waiting for an agent at once, over all routes and for one route: beyond either they
+ * are answered at once, so clients of one tenant's dead route cannot take every place.
+ */
 const MAX_WAITING = 10_000;
+const MAX_WAITING_PER_ROUTE = 1000;
 
 export class Connector {
   private readonly opts: ConnectorOptions;
   private readonly startedAt: number;
   private readonly waiting = new Set<() => void>();
+  private readonly waitingPerRoute = new Map<string, number>();
 
   constructor(opts: ConnectorOptions) {
     this.opts = opts;
@@ -55,21 +60,30 @@ export class Connector {
     const clock = this.opts.clock;
     const waitMs = this.opts.agentWaitMs ?? 0;
     const allowed = status === 'no-agent' ? waitMs : Math.min(waitMs, this.startedAt + (this.opts.warmupMs ?? 0) - clock.now());
-    if (status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING) return status;
-    const deadline = clock.now() + allowed;
-    while (status !== 'ok' && clock.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const wake = (): void => {
-          timer.cancel();
-          this.waiting.delete(wake);
-          resolve();
-        };
-        const timer = clock.setTimeout(wake, deadline - clock.now());
-        this.waiting.add(wake);
-      });
-      status = this.status(protocol, target);
+    const route = `${protocol}:${target}`;
+    const onRoute = this.waitingPerRoute.get(route) ?? 0;
+    if (status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING || onRoute >= MAX_WAITING_PER_ROUTE) return status;
+    this.waitingPerRoute.set(route, onRoute + 1);
+    try {
+      const deadline = clock.now() + allowed;
+      while (status !== 'ok' && clock.now() < deadline) {
+        await new Promise<void>((resolve) => {
+          const wake = (): void => {
+            timer.cancel();
+            this.waiting.delete(wake);
+            resolve();
+          };
+          const timer = clock.setTimeout(wake, deadline - clock.now());
+          this.waiting.add(wake);
+        });
+        status = this.status(protocol, target);
+      }
+      return status;
+    } finally {
+      const left = (this.waitingPerRoute.get(route) ?? 1) - 1;
+      if (left > 0) this.waitingPerRoute.set(route, left);
+      else this.waitingPerRoute.delete(route);
     }
-    return status;
   }
 
   /** An agent registered its routes: every waiting connection looks again. */

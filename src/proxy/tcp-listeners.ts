@@ -88,6 +88,6 @@ export class TcpListeners {
     };
     void this.opts.connector.awaitAgent('tcp', port).then(() => {
       if (!socket.destroyed) void forwardConnection(socket, request, undefined, this.opts, () => socket.destroy());
-    });
+    }).catch(() => socket.destroy());
   }
 }

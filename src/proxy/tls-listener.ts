@@ -103,7 +103,7 @@ export class TlsListener {
         if (socket.destroyed) return;
         if (status === 'unknown') reject(`no route for SNI ${hostname}`, 'unrecognized_name');
         else void forwardConnection(socket, request, data, this.opts, () => reject(`no agent for ${hostname}`, 'internal_error'));
-      });
+      }).catch(() => socket.destroy());
     };
     socket.on('data', onData);
   }

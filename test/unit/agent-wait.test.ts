@@ -95,20 +95,35 @@ describe('Connector.awaitAgent', () => {
     expect(w.settled()).toBe('unknown');
   });
 
-  it('at most 10,000 connections wait at once; the next is answered at once', async () => {
+  it('at most 1,000 connections wait for one route and 10,000 in all; the next are answered at once', async () => {
     const { table, connector, wait, flush, clock } = setup({ agentWaitMs: 5000 });
-    const a = agent('a');
-    table.add(a, routes(['busy.test']));
-    table.remove(a, clock.now());
-    const waiting = Array.from({ length: 10_000 }, () => wait('busy.test'));
+    const hosts = Array.from({ length: 11 }, (_, i) => `busy${i}.test`);
+    for (const host of hosts) {
+      const a = agent(host);
+      table.add(a, routes([host]));
+      table.remove(a, clock.now());
+    }
+    // One route's clients take 1,000 places, no more.
+    const first = Array.from({ length: 1000 }, () => wait(hosts[0]!));
+    const overRoute = wait(hosts[0]!);
     await flush();
-    const extra = wait('busy.test');
+    expect(overRoute.settled()).toBe('no-agent');
+    // Nine more routes fill the rest; then nobody else waits, whatever the route.
+    const rest = hosts.slice(1, 10).flatMap((h) => Array.from({ length: 1000 }, () => wait(h)));
+    const overAll = wait(hosts[10]!);
     await flush();
-    expect(extra.settled()).toBe('no-agent');
-    expect(waiting.every((w) => w.settled() === undefined)).toBe(true);
-    table.add(agent('b'), routes(['busy.test']));
+    expect(overAll.settled()).toBe('no-agent');
+    expect([...first, ...rest].every((w) => w.settled() === undefined)).toBe(true);
+    table.add(agent('back'), routes([hosts[0]!]));
     connector.routesChanged();
     await flush();
-    expect(waiting.every((w) => w.settled() === 'ok')).toBe(true);
+    expect(first.every((w) => w.settled() === 'ok')).toBe(true);
+    // The places are given back: the route's clients may wait again.
+    clock.advance(5000);
+    await flush();
+    expect(rest.every((w) => w.settled() === 'no-agent')).toBe(true);
+    const again = wait(hosts[10]!);
+    await flush();
+    expect(again.settled()).toBeUndefined();
   });
 });
