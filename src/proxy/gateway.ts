@@ -157,7 +157,10 @@ export class Gateway {
    */
   close(timeoutMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
-      if (this.config.readyFile) await rm(this.config.readyFile, { force: true });
+      // A ready file that cannot be removed must not cost the drain (the pod is going anyway).
+      if (this.config.readyFile) {
+        await rm(this.config.readyFile, { force: true }).catch((err: unknown) => this.log.warn('cannot remove the ready file', { file: this.config.readyFile, err: describeError(err) }));
+      }
       this.watcher.stop();
       this.agentsWatcher?.stop();
       if (this.config.sharePorts) {
