@@ -13,8 +13,10 @@ import type { Logger } from '../common/log.ts';
 import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
 import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedservice/reconciler.ts';
-import { COMPONENT_LABEL, GATEWAY_LABEL } from './gateway/desired.ts';
+import { COMPONENT_LABEL, GATEWAY_LABEL, dialAddress, gatewayObjectNames, tunnelServerName } from './gateway/desired.ts';
 import { HostnameVerifier } from './trust/verification.ts';
+import { SessionProbe, type GatewayTargets } from './sessions/probe.ts';
+import { secretText } from './runtime/apply.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
@@ -41,6 +43,8 @@ export interface ManagerOptions {
   manageCrds?: boolean;
   /** DNS server (`host:port`) for proof-of-control TXT lookups; the system's resolvers when absent. */
   dnsServer?: string;
+  /** How often the leader reads every gateway replica's session table (default 10 s). */
+  sessionProbeIntervalMs?: number;
   /** Serve the injection webhook (every replica does; the Service balances over them). */
   webhook?: { address: string; port: number; hosts: string[]; configurationName: string };
   clock?: Clock;
@@ -67,6 +71,7 @@ export class Manager {
   private webhookServer: WebhookServer | undefined;
   private webhookTimer: Timer | undefined;
   private readonly clock: Clock;
+  private readonly probe: SessionProbe;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -148,12 +153,28 @@ export class Manager {
       gatewaySecrets: caches.secrets,
       gatewayConfigMaps: caches.configMaps,
     };
+    this.probe = new SessionProbe({
+      intervalMs: opts.sessionProbeIntervalMs ?? 10_000, clock, logger: log.child({ component: 'session-probe' }),
+      targets: () => probeTargets(caches, ns),
+      onGatewayChanged: (gw) => this.gatewayController.enqueue(gw),
+      onServicesChanged: (_gw, identities) => {
+        if (identities === 'all') return enqueueAllServices();
+        // `namespace/name/uid`: the reconciler reads the sessions by the same identity.
+        for (const id of identities) this.serviceController.enqueue(id.split('/').slice(0, 2).join('/'));
+      },
+    });
     const resolver = new Resolver({ timeout: 3000, tries: 2 });
     if (opts.dnsServer) resolver.setServers([opts.dnsServer]);
     const verifier = new HostnameVerifier((name) => resolver.resolveTxt(name), clock);
-    const serviceReconciler = new ExposedServiceReconciler({ client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: enqueueEverything });
+    const serviceReconciler = new ExposedServiceReconciler({
+      client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: enqueueEverything,
+      sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
+    });
     const events = new EventRecorder(this.client, clock, log);
-    const reconciler = new GatewayReconciler({ client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), verifier });
+    const reconciler = new GatewayReconciler({
+      client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), verifier,
+      proxiesOf: (gw) => this.probe.observation(gw)?.proxies(),
+    });
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
         client: this.client, namespace: ns, name: 'webgw-controller',
@@ -223,6 +244,7 @@ export class Manager {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      this.probe.stop();
       await this.elector?.stop();
       await this.gatewayController.stop();
       await this.serviceController.stop();
@@ -247,6 +269,7 @@ export class Manager {
     }
     this.gatewayController.run();
     this.serviceController.run();
+    this.probe.start();
     for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
     for (const s of this.services.list()) this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
   }
@@ -256,8 +279,40 @@ export class Manager {
     // Like controller-runtime: a process that lost its lease stops acting; its workers end.
     this.leading = false;
     this.leaderGauge.set(0);
+    this.probe.stop();
     void this.gatewayController.stop();
     void this.serviceController.stop();
     if (!this.closing) this.opts.logger.warn('lost leadership: stopped reconciling');
   }
+}
+
+/**
+ * What the session probe reads: per Gateway whose CA exists, one target per node its running
+ * proxy pods are on (pods sharing a node share its ports: a rollout's old and new process), at
+ * the address agents dial.
+ */
+function probeTargets(caches: GatewayCaches, namespace: string): GatewayTargets[] {
+  const nodes = new Map(caches.nodes.list().map((n) => [n.metadata?.name ?? '', { name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }]));
+  const out: GatewayTargets[] = [];
+  for (const gw of caches.gateways.list()) {
+    const name = gw.metadata.name;
+    const caSecret = caches.secrets.get(gatewayObjectNames(name).caSecret, namespace);
+    const certPem = secretText(caSecret, 'ca.crt');
+    const keyPem = secretText(caSecret, 'ca.key');
+    if (!certPem || !keyPem) continue;
+    const byAddress = new Map<string, { pod: string; ready: boolean }>();
+    for (const pod of caches.pods.list(namespace)) {
+      if (pod.metadata?.labels?.[GATEWAY_LABEL] !== name || pod.metadata.deletionTimestamp || pod.status?.phase !== 'Running') continue;
+      const address = dialAddress(nodes.get(pod.spec?.nodeName ?? ''));
+      if (!address) continue;
+      const ready = pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
+      const known = byAddress.get(address);
+      if (!known || (ready && !known.ready)) byAddress.set(address, { pod: pod.metadata.name ?? '', ready });
+    }
+    out.push({
+      gateway: name, ca: { certPem, keyPem }, serverName: tunnelServerName(name), port: gw.spec.listeners.tunnel.port,
+      replicas: [...byAddress].map(([address, p]) => ({ pod: p.pod, address })),
+    });
+  }
+  return out;
 }

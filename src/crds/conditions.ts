@@ -15,6 +15,9 @@ export const ExposedServiceCondition = {
   Accepted: 'Accepted',
   /** Every named gateway exists and admits this namespace. */
   ResolvedRefs: 'ResolvedRefs',
+  /** Credentials and agent config are written for every accepted gateway with a tunnel endpoint. */
+  Programmed: 'Programmed',
+  /** Every accepted gateway has an agent session of this service on each replica it can be read on. */
   Ready: 'Ready',
   /** A hostname is already held by an older ExposedService on that gateway. */
   HostnameConflict: 'HostnameConflict',
@@ -41,6 +44,11 @@ export const ConditionReason = {
   PortsExhausted: 'PortsExhausted',
   AllInjected: 'AllInjected',
   PodsWithoutAgent: 'PodsWithoutAgent',
+  NoTunnelEndpoint: 'NoTunnelEndpoint',
+  AgentsConnected: 'AgentsConnected',
+  NoAgentConnected: 'NoAgentConnected',
+  /** The controller has not read the gateways' session tables yet. */
+  AgentsNotObserved: 'AgentsNotObserved',
 } as const;
 
 export type ConditionStatus = 'True' | 'False' | 'Unknown';

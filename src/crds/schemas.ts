@@ -106,6 +106,11 @@ export const gatewaySchema: Schema = obj({
     tunnelEndpoints: arr(str(), 100),
     replicas: obj({ desired: int(0, 100000), ready: int(0, 100000) }),
     attachedServices: int(0, 1000000),
+    sessions: int(0, 100000000),
+    proxies: arr(obj({
+      name: str(), address: str(), reachable: { type: 'boolean' }, sessions: int(0, 10000000), routes: int(0, 10000000),
+      message: str({ maxLength: 256 }),
+    }, { required: ['name', 'reachable', 'sessions', 'routes'] }), 1000),
   }),
 }, { required: ['spec'] });
 
@@ -152,7 +157,12 @@ export const exposedServiceSchema: Schema = obj({
       urls: arr(str({ maxLength: 2048 }), 64),
       // address is absent until the gateway reports one; the port is allocated (and kept) anyway.
       tcp: arr(obj({ address: str(), port: port(), backendPort: port() }, { required: ['port', 'backendPort'] }), 64),
+      sessions: int(0, 10000000, { description: 'Agent sessions of this service connected to the gateway, over its replicas.' }),
+      replicas: arr(obj({
+        name: str(), sessions: int(0, 10000000), since: str({ format: 'date-time' }), rttMilliseconds: int(0, 3600000), reachable: { type: 'boolean' },
+      }, { required: ['name', 'sessions', 'reachable'] }), 1000),
     }, { required: ['gateway'] }), 16),
+    connectedGateways: str({ maxLength: 16, description: 'connected/accepted: accepted gateways with at least one agent session of this service.' }),
   }),
 }, { required: ['spec'] });
 
@@ -196,6 +206,7 @@ export const gatewayCrd = crd({
     readyColumn,
     { name: 'Addresses', type: 'string', jsonPath: '.status.addresses[*].value' },
     { name: 'Services', type: 'integer', jsonPath: '.status.attachedServices' },
+    { name: 'Sessions', type: 'integer', jsonPath: '.status.sessions' },
     { name: 'Domain', type: 'string', jsonPath: '.spec.domain', priority: 1 },
     ageColumn,
   ],
@@ -205,6 +216,7 @@ export const exposedServiceCrd = crd({
   plural: 'exposedservices', singular: 'exposedservice', kind: 'ExposedService', shortName: 'xsvc', scope: 'Namespaced', schema: exposedServiceSchema,
   columns: [
     readyColumn,
+    { name: 'Connected', type: 'string', jsonPath: '.status.connectedGateways', description: 'Accepted gateways with an agent session of this service' },
     { name: 'URLs', type: 'string', jsonPath: '.status.endpoints[*].urls[*]' },
     { name: 'Mode', type: 'string', jsonPath: '.spec.mode', priority: 1 },
     ageColumn,

@@ -56,7 +56,12 @@ export interface GatewayStatus {
   addresses?: Array<{ type: 'IPAddress' | 'Hostname'; value: string }>;
   tunnelEndpoints?: string[];
   replicas?: { desired: number; ready: number };
+  /** ExposedServices whose claims this gateway accepted. */
   attachedServices?: number;
+  /** Agent sessions over every replica, as last read from them. */
+  sessions?: number;
+  /** Per proxy replica: whether the controller could read it, its sessions and routes. */
+  proxies?: Array<{ name: string; address: string; reachable: boolean; sessions: number; routes: number; message?: string }>;
 }
 
 export interface Gateway {
@@ -87,10 +92,28 @@ export interface ExposedServiceSpec {
   proxyProtocol: 'None' | 'V1' | 'V2';
 }
 
+/** One gateway replica as an ExposedService sees it: its agents' sessions there. */
+export interface ReplicaSessionsStatus {
+  name: string;
+  sessions: number;
+  since?: string;
+  rttMilliseconds?: number;
+  reachable: boolean;
+}
+
 export interface ExposedServiceStatus {
   observedGeneration?: number;
   conditions?: Condition[];
-  endpoints?: Array<{ gateway: string; urls?: string[]; tcp?: Array<{ address?: string; port: number; backendPort: number }> }>;
+  /** `connected/accepted` gateways: how many of the accepted gateways have an agent session. */
+  connectedGateways?: string;
+  endpoints?: Array<{
+    gateway: string;
+    urls?: string[];
+    tcp?: Array<{ address?: string; port: number; backendPort: number }>;
+    /** Agent sessions of this service on the gateway, over its replicas. */
+    sessions?: number;
+    replicas?: ReplicaSessionsStatus[];
+  }>;
 }
 
 export interface ExposedService {

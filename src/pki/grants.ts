@@ -7,6 +7,9 @@
  *   webgw:tcp:20001                a public TCP port
  *   webgw:id:namespace/name/uid    the ExposedService (or any identity) it was issued for
  *
+ * and one grant that is not an agent's: `webgw:read:sessions`, alone in the certificate the
+ * controller reads a gateway's session table with (verify.ts). Agents' parsing refuses it.
+ *
  * A hostname may be a wildcard of one leftmost label (`*.example.com`), as in RFC 6125 §6.4.3.
  */
 import { WebgwError } from '../common/errors.ts';
@@ -21,6 +24,9 @@ export interface GrantSet extends Grants {
   /** `namespace/name/uid` or any label the issuer chose; empty when none. */
   identity: string;
 }
+
+/** The only SAN of a session reader's certificate. */
+export const SESSION_READER_GRANT = 'webgw:read:sessions';
 
 export const emptyGrants = (): GrantSet => ({ http: [], tls: [], tcp: [], identity: '' });
 

@@ -6,7 +6,7 @@
 import { constants, generateKeyPairSync, privateEncrypt, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
-import { grantsToUris, type GrantSet } from './grants.ts';
+import { SESSION_READER_GRANT, grantsToUris, type GrantSet } from './grants.ts';
 
 export interface KeyPairPem {
   certPem: string;
@@ -132,4 +132,9 @@ export function issueServerCertificate(ca: KeyPairPem, hosts: readonly string[],
 /** An agent certificate: clientAuth only, carrying its grants as SAN URIs. */
 export function issueAgentCertificate(ca: KeyPairPem, grants: GrantSet, validity: Validity): KeyPairPem {
   return issueCertificate(ca, { commonName: grants.identity || 'webgw-agent', usage: 'client', uris: grantsToUris(grants) }, validity);
+}
+
+/** The controller's certificate for reading one gateway's session table (verify.ts). */
+export function issueSessionReaderCertificate(ca: KeyPairPem, validity: Validity): KeyPairPem {
+  return issueCertificate(ca, { commonName: 'webgw-controller session reader', usage: 'client', uris: [SESSION_READER_GRANT] }, validity);
 }

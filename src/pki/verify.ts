@@ -6,7 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { WebgwError } from '../common/errors.ts';
-import { grantsFromUris, parseSubjectAltName, type GrantSet } from './grants.ts';
+import { SESSION_READER_GRANT, grantsFromUris, parseSubjectAltName, type GrantSet } from './grants.ts';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
@@ -17,7 +17,11 @@ export interface VerifiedAgent {
   fingerprint: string;
 }
 
-export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): VerifiedAgent {
+/**
+ * What every client certificate of a gateway's CA must be: issued by it, valid now, not a CA,
+ * meant for client authentication. Returns its SAN URIs.
+ */
+function verifyClientCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): string[] {
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
     throw new WebgwError('WEBGW_ERR_CERT_UNTRUSTED', `certificate ${cert.serialNumber} was not issued by ${ca.subject.replace(/\n/g, ', ')}`);
   }
@@ -29,10 +33,27 @@ export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificat
   if (cert.ca) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'a CA certificate cannot authenticate an agent');
   const usages = cert.keyUsage ?? [];
   if (!usages.includes(CLIENT_AUTH)) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate is not valid for client authentication');
-  const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
-  const grants = grantsFromUris(uris);
+  return parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
+}
+
+export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): VerifiedAgent {
+  // A reader's certificate carries a grant kind agents do not know: grantsFromUris refuses it.
+  const grants = grantsFromUris(verifyClientCertificate(cert, ca, now));
   if (grants.http.length + grants.tls.length + grants.tcp.length === 0) {
     throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate carries no webgw grants');
   }
-  return { grants, notAfter, serial: cert.serialNumber, fingerprint: cert.fingerprint256 };
+  return { grants, notAfter: new Date(cert.validTo), serial: cert.serialNumber, fingerprint: cert.fingerprint256 };
+}
+
+/**
+ * The certificate the controller reads a gateway's session table with: a client certificate of
+ * that gateway's CA whose only SAN is the reader grant. An agent's certificate (routes, identity)
+ * cannot read, and a reader's cannot open a tunnel session.
+ */
+export function verifySessionReaderCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): void {
+  const uris = verifyClientCertificate(cert, ca, now);
+  const others = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type !== 'URI');
+  if (uris.length !== 1 || uris[0] !== SESSION_READER_GRANT || others.length > 0) {
+    throw new WebgwError('WEBGW_ERR_CERT_INVALID', `certificate ${cert.serialNumber} does not grant reading the session table`);
+  }
 }

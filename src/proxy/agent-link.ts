@@ -10,16 +10,19 @@ export class AgentLink implements RouteAgent {
   readonly remote: string;
   readonly notAfter: Date;
   readonly serial: string;
+  /** When its session was accepted (the session report's "since"). */
+  readonly connectedAt: Date;
   /** Its credential was withdrawn: its routes are gone for good, not waiting for it to return. */
   withdrawn = false;
 
-  constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date, serial: string) {
+  constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date, serial: string, connectedAt: Date) {
     this.id = id;
     this.session = session;
     this.grants = grants;
     this.remote = remote;
     this.notAfter = notAfter;
     this.serial = serial;
+    this.connectedAt = connectedAt;
   }
 
   get draining(): boolean {

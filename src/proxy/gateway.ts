@@ -82,6 +82,7 @@ export class Gateway {
       receiveBudgetBytes: limits.receiveBudgetBytes,
       receiveBudgetPerIdentityBytes: limits.receiveBudgetPerIdentityBytes,
       tcpPortAllowed: (p) => range !== undefined && p >= range.from && p <= range.to,
+      routeCount: () => this.routes.routeCount,
       clock: this.clock, logger: this.log, metrics,
     });
     if (config.listeners.http) this.http = new HttpListener({ ...config.listeners.http, limits, ...common });

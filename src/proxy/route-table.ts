@@ -129,6 +129,11 @@ export class RouteTable<A extends RouteAgent> {
     return ports;
   }
 
+  /** Routes (names and ports) served by at least one agent. */
+  get routeCount(): number {
+    return this.byKey.size + this.wildcards.size;
+  }
+
   get agentCount(): number {
     return this.routesOf.size;
   }

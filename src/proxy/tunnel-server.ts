@@ -7,7 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../common/clock.ts';
@@ -15,7 +15,8 @@ import { WebgwError, describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { LogThrottle } from '../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
-import { verifyAgentCertificate } from '../pki/verify.ts';
+import { SESSION_REPORT_PATH, type SessionReport } from '../common/session-report.ts';
+import { verifyAgentCertificate, verifySessionReaderCertificate } from '../pki/verify.ts';
 import { ReceiveBudget } from '../tunnel/receive-budget.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
@@ -40,6 +41,8 @@ export interface TunnelServerOptions {
   receiveBudgetPerIdentityBytes: number;
   /** TCP ports the gateway may serve; grants outside are ignored. */
   tcpPortAllowed: (port: number) => boolean;
+  /** How many routes this replica serves now (for the session report). */
+  routeCount: () => number;
   clock: Clock;
   logger: Logger;
   metrics: GatewayMetrics;
@@ -51,6 +54,9 @@ export interface TunnelServerEvents {
   agentDraining: [link: AgentLink];
   agentGone: [link: AgentLink];
 }
+
+/** Session reports served per second at most (the controller asks once per interval). */
+const REPORTS_PER_SECOND = 5;
 
 interface Credentials {
   ca: string;
@@ -73,6 +79,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly tenants = new Map<string, { sessions: number; budget: ReceiveBudget }>();
   private readonly budget: ReceiveBudget;
   private authorized: AuthorizedAgents | undefined;
+  private reportWindow = { second: 0, count: 0 };
 
   constructor(opts: TunnelServerOptions) {
     super();
@@ -101,7 +108,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.refusals.warn(`handshake ${reason}`, 'agent refused at TLS handshake', { remote: plainAddress(socket.remoteAddress), reason, err: String(socket.authorizationError ?? '') });
       socket.destroy();
     });
-    this.server.on('request', (_req, res) => {
+    this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if ((req.url ?? '').split('?')[0] === SESSION_REPORT_PATH) {
+        this.serveSessionReport(req, res);
+        return;
+      }
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}\n`);
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
@@ -151,6 +162,47 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     for (const link of this.links) link.session.destroy(new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'gateway stopped'));
     this.server?.closeAllConnections();
     this.server?.close();
+  }
+
+  /**
+   * The session table, for the controller only: the client certificate (already chained to this
+   * gateway's CA in the handshake) must be a reader's (pki/verify.ts), never an agent's. Bounded
+   * to REPORTS_PER_SECOND; the controller asks once per interval.
+   */
+  private serveSessionReport(req: IncomingMessage, res: ServerResponse): void {
+    const answer = (status: number, body: string, type = 'text/plain'): void => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
+    };
+    const remote = plainAddress(req.socket.remoteAddress);
+    const peer = (req.socket as TLSSocket).getPeerX509Certificate();
+    try {
+      if (!peer) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'no client certificate');
+      verifySessionReaderCertificate(peer, (this.credentials as Credentials).caCert, this.opts.clock.date());
+    } catch (err) {
+      this.refusals.warn('report', 'session report refused: not a reader certificate', { remote, err: describeError(err) });
+      answer(403, 'not a session reader\n');
+      return;
+    }
+    if (req.method !== 'GET') {
+      answer(405, 'GET only\n');
+      return;
+    }
+    const second = Math.floor(this.opts.clock.now() / 1000);
+    if (second !== this.reportWindow.second) this.reportWindow = { second, count: 0 };
+    if (++this.reportWindow.count > REPORTS_PER_SECOND) {
+      answer(429, 'too many session reports\n');
+      return;
+    }
+    const report: SessionReport = {
+      routes: this.opts.routeCount(),
+      sessions: [...this.links].map((l) => ({
+        identity: l.grants.identity,
+        since: l.connectedAt.toISOString(),
+        ...(l.session.rttMs === undefined ? {} : { rttMs: Math.round(l.session.rttMs * 100) / 100 }),
+        draining: l.draining,
+      })),
+    };
+    answer(200, JSON.stringify(report), 'application/json');
   }
 
   private async readCredentials(): Promise<Credentials> {
@@ -230,7 +282,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       clock: this.opts.clock,
       logger: log,
     });
-    const link = new AgentLink(id, session, grants, remote, verified.notAfter, verified.serial);
+    const link = new AgentLink(id, session, grants, remote, verified.notAfter, verified.serial, this.opts.clock.date());
     this.links.add(link);
     this.opts.metrics.agentSessions.inc();
     session.on('rtt', (ms) => this.opts.metrics.tunnelRtt.observe(ms / 1000));

@@ -71,13 +71,16 @@ describe('ExposedService desired()', () => {
       { gateway: 'us', urls: ['http://shop.example.com:8080', 'http://shop.us.gw.example.net:8080'], tcp: [{ address: '127.0.10.1', port: 30000, backendPort: 6379 }] },
     ]);
     expect(status.observedGeneration).toBe(2);
-    expect(status.conditions!.map((c) => [c.type, c.status])).toEqual([['ResolvedRefs', 'True'], ['Accepted', 'True'], ['HostnameConflict', 'False'], ['Ready', 'True'], ['AgentInjected', 'True']]);
+    // No session table read yet: programmed, readiness unknown.
+    expect(status.conditions!.map((c) => [c.type, c.status])).toEqual([['ResolvedRefs', 'True'], ['Accepted', 'True'], ['HostnameConflict', 'False'], ['Programmed', 'True'], ['Ready', 'Unknown'], ['AgentInjected', 'True']]);
+    expect(status.connectedGateways).toBe('0/2');
   });
 
   it('records an allocated port before the gateway has an address', () => {
     const { status } = render(service(), [gateway('eu', {}, {}), gateway('us', {}, {})]);
     expect(status.endpoints![0]!.tcp).toEqual([{ port: 20000, backendPort: 6379 }]);
-    expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False' });
+    expect(status.conditions!.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'NoTunnelEndpoint' });
+    expect(status.conditions!.find((c) => c.type === 'Programmed')).toMatchObject({ status: 'False', reason: 'NoTunnelEndpoint' });
   });
 
   it('names the selected pods that run without the agent', () => {

@@ -11,6 +11,13 @@ import { AGENT_CONTAINER, AGENT_VOLUME, agentSidecar } from '../webhook/injector
 
 export const CONNECTOR_LABEL = 'webgw.io/connector';
 
+/** Connector agents per ExposedService (two, spread over nodes). */
+const CONNECTOR_REPLICAS = 2;
+
+export function connectorReplicas(_service: ExposedService): number {
+  return CONNECTOR_REPLICAS;
+}
+
 export function connectorName(service: string): string {
   return `webgw-connector-${service}`;
 }
@@ -26,7 +33,7 @@ export function connectorDeployment(service: ExposedService, image: string): Rec
       ownerReferences: [controllerReference({ kind: 'ExposedService', name, uid: service.metadata.uid })],
     },
     spec: {
-      replicas: 2,
+      replicas: connectorReplicas(service),
       selector: { matchLabels: { [CONNECTOR_LABEL]: name } },
       template: {
         metadata: { labels },

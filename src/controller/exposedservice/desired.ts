@@ -10,6 +10,7 @@ import { type ExposedService, type ExposedServiceStatus, type Gateway } from '..
 import { tunnelServerName } from '../gateway/desired.ts';
 import type { GatewayPlan, ServicePlan } from './claims.ts';
 import { controllerReference } from '../runtime/ownership.ts';
+import type { ReplicaSessions } from '../sessions/observations.ts';
 
 export const AGENT_DIR = '/etc/webgw-agent';
 export const AGENT_ADMIN_PORT = 9903;
@@ -28,6 +29,13 @@ export interface ExposedServiceInputs {
   credentials: ReadonlyMap<string, AgentCredential>;
   /** Sidecar mode: selected pods that run without the agent (names). */
   podsWithoutAgent?: readonly string[];
+  /** How many agents should connect to each replica: pods with the agent, or connector replicas. */
+  agentPods?: number;
+  /**
+   * Per accepted gateway, this service's sessions on each of its replicas as last read
+   * (controller/sessions); a gateway not read yet is absent (its last status entry stays).
+   */
+  sessions?: ReadonlyMap<string, readonly ReplicaSessions[]>;
   /** Objects of our names that we did not create (never adopted): `Kind namespace/name`. */
   inTheWay?: readonly string[];
   now: Date;
@@ -141,11 +149,18 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
   set(ExposedServiceCondition.HostnameConflict, problems.length > 0, conflicts.length > 0 ? ConditionReason.HostnameConflict : refusedNames.length > 0 ? ConditionReason.HostnameNotAllowed : ConditionReason.NoConflicts, problems.length > 0 ? problems.join('; ') : 'no conflicts');
   const served = servedPlans(inputs);
   const blocked = inputs.inTheWay ?? [];
+  const sessions = sessionsOf(inputs, served);
   if (blocked.length > 0) {
-    set(ExposedServiceCondition.Ready, false, ConditionReason.ObjectInTheWay, `${blocked.join(' and ')} exist(s) and were not created by webgw for this ExposedService; they are left untouched: delete or rename them`);
+    const message = `${blocked.join(' and ')} exist(s) and were not created by webgw for this ExposedService; they are left untouched: delete or rename them`;
+    set(ExposedServiceCondition.Programmed, false, ConditionReason.ObjectInTheWay, message);
+    set(ExposedServiceCondition.Ready, false, ConditionReason.ObjectInTheWay, message);
+  } else if (served.length === 0) {
+    set(ExposedServiceCondition.Programmed, false, ConditionReason.NoTunnelEndpoint, 'no accepted gateway has a tunnel endpoint yet');
+    set(ExposedServiceCondition.Ready, false, ConditionReason.NoTunnelEndpoint, 'no accepted gateway has a tunnel endpoint yet');
   } else {
-    set(ExposedServiceCondition.Ready, served.length > 0, served.length > 0 ? ConditionReason.Programmed : ConditionReason.PodsNotReady,
-      served.length > 0 ? `credentials issued for ${served.map((g) => g.gateway).join(', ')}` : 'no accepted gateway has a tunnel endpoint yet');
+    set(ExposedServiceCondition.Programmed, true, ConditionReason.Programmed, `credentials issued for ${served.map((g) => g.gateway).join(', ')}`);
+    const ready = readiness(served.map((g) => g.gateway), sessions, inputs.agentPods);
+    conditions = setCondition(conditions, { type: ExposedServiceCondition.Ready, ...ready, observedGeneration: generation }, now);
   }
 
   if (service.spec.mode === 'Sidecar') {
@@ -160,7 +175,53 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
     const addresses = gateway?.status?.addresses?.map((a) => a.value) ?? [];
     const urls = urlsFor(gp, gateway);
     const tcp = gp.tcp.flatMap((a) => (addresses.length > 0 ? addresses : [undefined]).map((address) => ({ ...(address ? { address } : {}), port: a.port, backendPort: a.backendPort })));
-    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}) };
+    const replicas = sessions.get(gp.gateway);
+    const connected = replicas === undefined ? {} : { sessions: replicas.reduce((n, r) => n + r.sessions, 0), replicas: [...replicas] };
+    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...connected };
   });
-  return { ...service.status, observedGeneration: generation, conditions, endpoints };
+  const accepted = plan.gateways.filter((g) => g.accepted).length;
+  const connectedGateways = `${served.filter((g) => (sessions.get(g.gateway) ?? []).some((r) => r.sessions > 0)).length}/${accepted}`;
+  return { ...service.status, observedGeneration: generation, conditions, connectedGateways, endpoints };
+}
+
+/** Sessions per served gateway: as read now, else as the last status showed them. */
+function sessionsOf(inputs: ExposedServiceInputs, served: readonly GatewayPlan[]): Map<string, readonly ReplicaSessions[]> {
+  const out = new Map<string, readonly ReplicaSessions[]>();
+  for (const gp of served) {
+    const now = inputs.sessions?.get(gp.gateway);
+    const before = inputs.service.status?.endpoints?.find((e) => e.gateway === gp.gateway)?.replicas;
+    const replicas = now ?? before;
+    if (replicas) out.set(gp.gateway, replicas);
+  }
+  return out;
+}
+
+/**
+ * Ready: every served gateway has this service's agents on each replica the controller can
+ * read (an unreachable replica is the gateway's failure, named in the message, not this
+ * service's), and at least one session in all.
+ */
+export function readiness(gateways: readonly string[], sessions: ReadonlyMap<string, readonly ReplicaSessions[]>, agentPods: number | undefined): Pick<Condition, 'status' | 'reason' | 'message'> {
+  const missing: string[] = [];
+  const fine: string[] = [];
+  const unread: string[] = [];
+  for (const gw of gateways) {
+    const replicas = sessions.get(gw);
+    if (!replicas) {
+      unread.push(gw);
+      continue;
+    }
+    const reachable = replicas.filter((r) => r.reachable);
+    const down = replicas.filter((r) => !r.reachable).map((r) => `replica ${r.name} unreachable`);
+    const agents = Math.max(0, ...reachable.map((r) => r.sessions));
+    const of = agentPods === undefined ? '' : ` of ${agentPods}`;
+    const empty = reachable.filter((r) => r.sessions === 0);
+    if (reachable.length === 0) missing.push(`${gw}: ${replicas.length === 0 ? 'no proxy replica runs' : down.join(', ')}`);
+    else if (agents === 0) missing.push(`0${of} pods' agents connected to ${gw}${down.length > 0 ? ` (${down.join(', ')})` : ''}`);
+    else if (empty.length > 0) missing.push(`${gw} replica(s) ${empty.map((r) => r.name).join(', ')} have none of this service's agents (others have ${agents}${of})`);
+    else fine.push(`${gw} (${agents}${of} pods' agents${down.length > 0 ? `; ${down.join(', ')}` : ''})`);
+  }
+  if (missing.length > 0) return { status: 'False', reason: ConditionReason.NoAgentConnected, message: [...missing, ...unread.map((g) => `${g} not read yet`)].join('; ') };
+  if (unread.length > 0) return { status: 'Unknown', reason: ConditionReason.AgentsNotObserved, message: `the session tables of ${unread.join(', ')} were not read yet` };
+  return { status: 'True', reason: ConditionReason.AgentsConnected, message: `connected to ${fine.join(', ')}` };
 }

@@ -3,7 +3,7 @@
  * issue or keep one agent certificate per accepted gateway (grants exactly as planned, renewed
  * at two thirds of its lifetime), apply the credential Secret, write the status when it changed.
  */
-import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
 import type { GrantSet } from '../../pki/grants.ts';
@@ -13,7 +13,7 @@ import type { Watched } from '../runtime/informer.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHash } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
-import { certificateFits, grantsServe, plannedGrants } from '../trust/admission.ts';
+import { certificateFits, grantsServe, plannedGrants, serviceIdentity } from '../trust/admission.ts';
 import { readReservations, planReservations } from '../trust/reservations.ts';
 import { RETRY_MS, type HostnameVerifier } from '../trust/verification.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
@@ -21,7 +21,8 @@ import { gatewayObjectNames } from '../gateway/desired.ts';
 import { namespaceInfos, needsProof, planClaims, resolveGateways, routeHostnames, serviceKey, type GatewayPlan } from './claims.ts';
 import { credentialSecret, credentialSecretName, serviceStatus, type AgentCredential, type ExposedServiceInputs } from './desired.ts';
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
-import { connectorDeployment, connectorName } from './connector.ts';
+import { connectorDeployment, connectorName, connectorReplicas } from './connector.ts';
+import type { ReplicaSessions } from '../sessions/observations.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
 const POD_RECHECK_MS = 60_000;
@@ -49,6 +50,8 @@ export interface ExposedServiceReconcilerOptions {
   verifier?: HostnameVerifier;
   /** A verdict changed: every plan may change with it. */
   onVerdictsChanged?: () => void;
+  /** This service's sessions on a gateway's replicas, as last read; undefined: not read yet. */
+  sessionsOn?: (gateway: string, identity: string) => readonly ReplicaSessions[] | undefined;
 }
 
 export class ExposedServiceReconciler {
@@ -87,8 +90,17 @@ export class ExposedServiceReconciler {
       nextRenewal = Math.min(nextRenewal, renewalTime(cred.certPem).getTime());
     }
 
-    const podsWithoutAgent = service.spec.mode === 'Sidecar' ? await this.podsWithoutAgent(service) : [];
-    const inputs: ExposedServiceInputs = { service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials, podsWithoutAgent, now };
+    const pods = service.spec.mode === 'Sidecar' ? await this.agentPods(service) : { withAgent: connectorReplicas(service), withoutAgent: [] };
+    const identity = serviceIdentity(service);
+    const sessions = new Map<string, readonly ReplicaSessions[]>();
+    for (const gw of credentials.keys()) {
+      const seen = this.opts.sessionsOn?.(gw, identity);
+      if (seen) sessions.set(gw, seen);
+    }
+    const inputs: ExposedServiceInputs = {
+      service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials,
+      podsWithoutAgent: pods.withoutAgent, agentPods: pods.withAgent, sessions, now,
+    };
     const inTheWay: string[] = [];
     const secretInTheWay = cached !== undefined && current === undefined;
     if (secretInTheWay || !(await this.writeOwned(credentialSecret(inputs), current))) inTheWay.push(`Secret ${namespace}/${credentialSecretName(name)}`);
@@ -158,16 +170,14 @@ export class ExposedServiceReconciler {
     return this.writeOwned(deployment, live);
   }
 
-  /** Running or pending pods the selector matches that have no agent container. */
-  private async podsWithoutAgent(service: ExposedService): Promise<string[]> {
+  /** Running or pending pods the selector matches: how many run the agent, and those that do not. */
+  private async agentPods(service: ExposedService): Promise<{ withAgent: number; withoutAgent: string[] }> {
     const selector = Object.entries(service.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-    if (!selector) return [];
+    if (!selector) return { withAgent: 0, withoutAgent: [] };
     const list = await this.opts.client.core.listNamespacedPod({ namespace: service.metadata.namespace ?? '', labelSelector: selector });
-    return list.items
-      .filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase))
-      .filter((p) => ![...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER))
-      .map((p) => p.metadata?.name ?? '')
-      .sort();
+    const live = list.items.filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase));
+    const hasAgent = (p: V1Pod): boolean => [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
+    return { withAgent: live.filter(hasAgent).length, withoutAgent: live.filter((p) => !hasAgent(p)).map((p) => p.metadata?.name ?? '').sort() };
   }
 
   private gatewayCA(gateway: string): KeyPairPem | undefined {

@@ -12,6 +12,7 @@ import { RESERVATIONS_KEY, renderReservations, reservationsName, type Reservatio
 import { controllerReference } from '../runtime/ownership.ts';
 import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
 import { GATEWAY_COMMAND } from '../image.ts';
+import type { ProxyReplicaStatus } from '../sessions/observations.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
 /** On proxy pods (not their template): a digest of the admitted agents, set by the reconciler. */
@@ -32,6 +33,11 @@ export function tunnelServerName(gateway: string): string {
 export function gatewayObjectNames(gateway: string): { workload: string; config: string; caSecret: string; tunnelSecret: string } {
   const base = `webgw-gw-${gateway}`;
   return { workload: base, config: `${base}-config`, caSecret: `${base}-ca`, tunnelSecret: `${base}-tunnel` };
+}
+
+/** The address agents and clients dial a proxy on: its node's external address, else internal. */
+export function dialAddress(node: ObservedNode | undefined): string | undefined {
+  return node?.addresses.find((a) => a.type === 'ExternalIP')?.address ?? node?.addresses.find((a) => a.type === 'InternalIP')?.address;
 }
 
 export interface TunnelCredentials {
@@ -73,6 +79,10 @@ export interface GatewayInputs {
    * rollout start the new pod beside the old one on the same node (maxSurge).
    */
   runningPodsSharePorts?: boolean;
+  /** ExposedServices whose claims this gateway accepted. */
+  attachedServices?: number;
+  /** Each replica's sessions and routes as last read (sessions/); undefined: not read yet. */
+  proxies?: readonly ProxyReplicaStatus[];
   now: Date;
 }
 
@@ -250,8 +260,7 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const nodeByName = new Map(inputs.nodes.map((n) => [n.name, n]));
   const addresses: string[] = [];
   for (const pod of ready) {
-    const node = nodeByName.get(pod.nodeName as string);
-    const address = node?.addresses.find((a) => a.type === 'ExternalIP')?.address ?? node?.addresses.find((a) => a.type === 'InternalIP')?.address;
+    const address = dialAddress(nodeByName.get(pod.nodeName as string));
     if (address && !addresses.includes(address)) addresses.push(address);
   }
   addresses.sort();
@@ -275,6 +284,8 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
       addresses: addresses.map((value) => ({ type: 'IPAddress' as const, value })),
       tunnelEndpoints: addresses.map((a) => `wss://${a.includes(':') ? `[${a}]` : a}:${tunnelPort}`),
       replicas: { desired, ready: ready.length },
+      ...(inputs.attachedServices === undefined ? {} : { attachedServices: inputs.attachedServices }),
+      ...(inputs.proxies === undefined ? {} : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
     },
   };
 }

@@ -25,6 +25,7 @@ import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { ADMITTED_DIGEST_ANNOTATION, GATEWAY_LABEL, SHARE_PORTS_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
+import type { ProxyReplicaStatus } from '../sessions/observations.ts';
 
 export interface GatewayCaches {
   gateways: Watched<Gateway & KubernetesObject>;
@@ -51,6 +52,8 @@ export interface GatewayReconcilerOptions {
   logger: Logger;
   /** The same verdicts the ExposedService reconciler gathers (it does the lookups). */
   verifier?: HostnameVerifier;
+  /** Each replica's sessions and routes as last read (controller/sessions); undefined: not read yet. */
+  proxiesOf?: (gateway: string) => readonly ProxyReplicaStatus[] | undefined;
 }
 
 const involved = (gw: Gateway) => ({ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}) });
@@ -110,7 +113,9 @@ export class GatewayReconciler {
     const { reservations, nextExpiry } = nextReservations(name, reserved.get(name) ?? new Map(), plans, now);
     const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted, reservations };
     let applyError: string | undefined;
-    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, ...admitted };
+    const attachedServices = [...plans.values()].filter((p) => p.gateways.some((g) => g.gateway === name && g.accepted)).length;
+    const proxies = this.opts.proxiesOf?.(name) ?? gw.status?.proxies;
+    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, attachedServices, ...(proxies ? { proxies } : {}), ...admitted };
     const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, now });
     for (const obj of first.objects) {
       try {
