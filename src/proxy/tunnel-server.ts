@@ -286,6 +286,8 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.links.add(link);
     this.opts.metrics.agentSessions.inc();
     session.on('rtt', (ms) => this.opts.metrics.tunnelRtt.observe(ms / 1000));
+    // A first round trip now, not one ping interval later: the session report shows it at once.
+    session.ping();
     session.on('close', (err) => {
       this.links.delete(link);
       if (--tenant.sessions === 0) this.tenants.delete(grants.identity);

@@ -81,7 +81,7 @@ spec:
   routes: [{protocol: HTTP, hostnames: [app.chart.example]}, {protocol: TCP}]
 `);
     await waitForCondition('gateway', 'chart-gw', undefined, 'Ready');
-    await waitForCondition('xsvc', 'app', TENANT, 'Ready');
+    await waitForCondition('xsvc', 'app', TENANT, 'Programmed');
     expect((await kubectl(['get', 'secret', 'webgw-agent-app', '-n', TENANT])).code).toBe(0);
     expect(await jsonpath(['get', 'events', '-n', 'default', '--field-selector', 'involvedObject.name=chart-gw'], '{.items[*].reason}')).toContain('CreatedCA');
   });

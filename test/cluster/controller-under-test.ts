@@ -16,6 +16,9 @@ export interface ControllerUnderTest {
   close(): Promise<void>;
 }
 
+/** How often the controllers under test read the gateways' session tables. */
+export const SESSION_PROBE_INTERVAL_MS = 1000;
+
 export async function startControllerWithWebhook(opts: { namespace: string; tenants: string[]; configurationName: string }): Promise<ControllerUnderTest> {
   await installCrdsAndNamespace(opts.namespace);
   for (const tenant of opts.tenants) {
@@ -28,6 +31,7 @@ export async function startControllerWithWebhook(opts: { namespace: string; tena
     kc: loadKubeConfig(plane().kubeconfig), namespace: opts.namespace, image: 'webgw:e2e', leaderElection: false,
     logger: createLogger({ test: opts.configurationName }, { level: 'error' }),
     webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: opts.configurationName },
+    sessionProbeIntervalMs: SESSION_PROBE_INTERVAL_MS,
   });
   await manager.start();
   return {
@@ -42,6 +46,23 @@ export async function startControllerWithWebhook(opts: { namespace: string; tena
 export async function waitForCondition(kind: string, name: string, namespace: string | undefined, type: string, timeoutMs = 90_000): Promise<void> {
   const where = namespace ? ['-n', namespace] : [];
   await eventually(async () => (await kubectlOk(['get', kind, name, ...where, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")].status}`])).trim() === 'True', timeoutMs, `${kind} ${name} ${type}`);
+}
+
+export interface ConditionView { status: string; reason: string; message: string }
+
+/** A condition as the API server has it now (undefined when absent). */
+export async function conditionOf(kind: string, name: string, namespace: string | undefined, type: string): Promise<ConditionView | undefined> {
+  const where = namespace ? ['-n', namespace] : [];
+  const text = await kubectlOk(['get', kind, name, ...where, '-o', `jsonpath={.status.conditions[?(@.type=="${type}")]}`]);
+  return text.trim() ? JSON.parse(text) as ConditionView : undefined;
+}
+
+/** Until the condition is as `check` wants it; returns it. */
+export function waitForConditionMatching(kind: string, name: string, namespace: string | undefined, type: string, check: (c: ConditionView) => boolean, timeoutMs = 30_000): Promise<ConditionView> {
+  return eventually(async () => {
+    const c = await conditionOf(kind, name, namespace, type);
+    return c && check(c) ? c : undefined;
+  }, timeoutMs, `${kind} ${name} ${type} as expected`);
 }
 
 /** Until the gateway's ConfigMap admits the ExposedService's current certificate for it. */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import { conditionOf, startControllerWithWebhook, waitForAdmission, waitForCondition, waitForConditionMatching, type ControllerUnderTest } from './controller-under-test.ts';
 import { eventually, fakeNode, freeWildcardPort, kubectl, kubectlOk } from './helpers.ts';
 import { agentContainer, runContainerLocally, runGatewayLocally, type PodSpec } from './run-container.ts';
 import { emulateService, type EmulatedService } from './service-network.ts';
@@ -78,7 +78,7 @@ spec:
       servers.push(server);
     }
     service = await emulateService(TENANT, 'legacy-svc', '127.0.41.1');
-    await waitForCondition('xsvc', 'legacy', TENANT, 'Ready');
+    await waitForCondition('xsvc', 'legacy', TENANT, 'Programmed');
   });
 
   afterAll(async () => {
@@ -114,11 +114,16 @@ spec:
     const from = new Set(responses.map((r) => r.body));
     expect([...from].sort()).toEqual(BACKEND_PODS.map((p) => `legacy from ${p}`));
     expect([...service!.forwarded.keys()].length).toBe(BACKEND_PODS.length);
+    const ready = await waitForConditionMatching('xsvc', 'legacy', TENANT, 'Ready', (c) => c.status === 'True');
+    expect(ready.message).toBe("connected to conn (2 of 2 pods' agents)");
 
     // Either replica alone serves: stop one, the other carries on.
     await agents[0]!.stop();
     await eventually(async () => (await get(ports.http, 'legacy.conn.example')).status === 200, 10_000, 'service with one connector replica');
     const after = await Promise.all(Array.from({ length: 8 }, () => get(ports.http, 'legacy.conn.example')));
     expect(after.every((r) => r.status === 200)).toBe(true);
+    // One connector left: still Ready, and the status counts one session.
+    await eventually(async () => (await kubectlOk(['get', 'xsvc', 'legacy', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].sessions}'])) === '1', 15_000, 'one session in status');
+    expect(await conditionOf('xsvc', 'legacy', TENANT, 'Ready')).toMatchObject({ status: 'True', message: "connected to conn (1 of 2 pods' agents)" });
   });
 });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get, tcpExchange } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import { SESSION_PROBE_INTERVAL_MS, conditionOf, createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, waitForConditionMatching, type ControllerUnderTest } from './controller-under-test.ts';
 import { eventually, fakeNode, freeWildcardPort, kubectlOk } from './helpers.ts';
 import { agentContainer, runContainerLocally, runGatewayLocally } from './run-container.ts';
 
@@ -30,6 +30,7 @@ describe('end to end: one service on two gateways', () => {
   let controller: ControllerUnderTest;
   let appPort = 0;
   let echoPort = 0;
+  const readiness: Array<[string, number]> = [];
 
   beforeAll(async () => {
     const app = createHttpServer((req, res) => res.end(`hello ${req.headers.host}`));
@@ -71,7 +72,8 @@ spec:
     - {protocol: HTTP, hostnames: [web.ha.example]}
     - {protocol: TCP, backend: {port: ${echoPort}}}
 `);
-    await waitForCondition('xsvc', 'web', TENANT, 'Ready');
+    // Credentials are written; no agent runs yet.
+    await waitForCondition('xsvc', 'web', TENANT, 'Programmed');
   });
 
   afterAll(async () => {
@@ -89,9 +91,28 @@ spec:
       processes.push(process);
       gatewayProcesses.set(gw, process);
     }
+    // Gateways run, the agent does not: not Ready, and the status says what is missing.
+    const started = Date.now();
+    // (Until both processes listen, a replica may also read as unreachable.)
+    const notReady = await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'False' && !/unreachable|not read yet/.test(c.message));
+    expect(notReady).toMatchObject({ reason: 'NoAgentConnected', message: "0 of 1 pods' agents connected to ha-a; 0 of 1 pods' agents connected to ha-b" });
+    readiness.push(['no agent', Date.now() - started]);
+
     const agent = await runContainerLocally(agentContainer(pod), pod.volumes, TENANT, join(root, 'agent'));
     processes.push(agent);
     await eventually(async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length >= 2, 20_000, 'the agent connected to both gateways');
+    const connectedAt = Date.now();
+    const ready = await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'True', 3 * SESSION_PROBE_INTERVAL_MS + 5000);
+    readiness.push(['agent connected → Ready', Date.now() - connectedAt]);
+    expect(ready).toMatchObject({ reason: 'AgentsConnected', message: "connected to ha-a (1 of 1 pods' agents), ha-b (1 of 1 pods' agents)" });
+    expect(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.connectedGateways}'])).toBe('2/2');
+    const withSessions = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; sessions: number; replicas: Array<{ name: string; sessions: number; since: string; rttMilliseconds?: number; reachable: boolean }> }>;
+    for (const e of withSessions) {
+      expect(e.sessions).toBe(1);
+      expect(e.replicas).toEqual([expect.objectContaining({ name: expect.stringMatching(new RegExp(`^webgw-gw-${e.gateway}-`)), sessions: 1, reachable: true })]);
+    }
+    const gatewayStatus = JSON.parse(await kubectlOk(['get', 'gateway', 'ha-a', '-o', 'jsonpath={.status}'])) as { sessions: number; attachedServices: number; proxies: Array<{ reachable: boolean; sessions: number; routes: number }> };
+    expect(gatewayStatus).toMatchObject({ sessions: 1, attachedServices: 1, proxies: [{ reachable: true, sessions: 1, routes: 2 }] });
 
     const status = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; urls?: string[]; tcp?: Array<{ port: number }> }>;
     expect(status.map((e) => e.gateway).sort()).toEqual([...GATEWAYS]);
@@ -120,7 +141,15 @@ spec:
     victim.proc.kill('SIGKILL');
     await once(victim.proc, 'exit');
     await agent.waitForLog((l) => l.msg === 'tunnel closed', 10_000);
-    await new Promise((r) => setTimeout(r, 1500));
+    const killedAt = Date.now();
+    // The lost replica's entry drops to zero and the status names it.
+    const lost = await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'False' && /unreachable/.test(c.message), 3 * SESSION_PROBE_INTERVAL_MS + 5000);
+    readiness.push(['gateway killed → Ready=False', Date.now() - killedAt]);
+    expect(lost.message).toMatch(/^ha-a: replica webgw-gw-ha-a-\S+ unreachable$/);
+    const afterLoss = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; sessions: number; replicas: Array<{ sessions: number; reachable: boolean }> }>;
+    expect(afterLoss.find((e) => e.gateway === 'ha-a')).toMatchObject({ sessions: 0, replicas: [{ sessions: 0, reachable: false }] });
+    expect(afterLoss.find((e) => e.gateway === 'ha-b')).toMatchObject({ sessions: 1 });
+    await new Promise((r) => setTimeout(r, 500));
     stop = true;
     await load;
     expect(failures).toEqual([]);
@@ -134,5 +163,18 @@ spec:
     processes.push(restarted);
     await eventually(async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length > connectedBefore, 30_000, 'the agent back on gateway A');
     await eventually(async () => (await get(ports.get('ha-a')!.http, 'web.ha.example')).status === 200, 10_000, 'gateway A serving again');
+    const backAt = Date.now();
+    await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'True', 3 * SESSION_PROBE_INTERVAL_MS + 5000);
+    readiness.push(['gateway back → Ready', Date.now() - backAt]);
   });
+
+  it('writes nothing for 30 s while the data plane is steady (reading every replica every second)', async () => {
+    await new Promise((r) => setTimeout(r, 3 * SESSION_PROBE_INTERVAL_MS));
+    const before = { ...controller.manager.client.writes };
+    const ready = await conditionOf('xsvc', 'web', TENANT, 'Ready');
+    await new Promise((r) => setTimeout(r, 30_000));
+    expect(controller.manager.client.writes).toEqual(before);
+    expect(await conditionOf('xsvc', 'web', TENANT, 'Ready')).toEqual(ready);
+    process.stdout.write(`status truth timings (ms): ${JSON.stringify(readiness)}\n`);
+  }, 60_000);
 });

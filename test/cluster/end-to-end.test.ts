@@ -73,7 +73,7 @@ spec:
     - {protocol: TLS, hostnames: [db.e2e.example], backend: {port: ${ports.tlsApp}}}
     - {protocol: TCP, backend: {port: ${ports.echo}}}
 `);
-    await waitForCondition('xsvc', 'shop', TENANT, 'Ready');
+    await waitForCondition('xsvc', 'shop', TENANT, 'Programmed');
   });
 
   afterAll(async () => {
@@ -108,6 +108,8 @@ spec:
     const tcpPort = Number(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].tcp[0].port}']));
     await eventually(async () => gateway.logs.some((l) => l.msg === 'TCP listener ready'), 10_000, 'the TCP listener');
     expect(await tcpExchange(tcpPort, 'echo through the operator')).toBe('echo through the operator');
+    // Reachable, so Ready: what `kubectl wait --for=condition=Ready xsvc/shop` waits for.
+    await waitForCondition('xsvc', 'shop', TENANT, 'Ready', 30_000);
 
     // Deleting the ExposedService withdraws its grants at the gateway: the controller drops its
     // certificate from the gateway's admitted agents; the proxy reloads that file (here we

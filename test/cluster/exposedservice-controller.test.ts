@@ -64,12 +64,16 @@ spec:
     await kubectlOk(['apply', '-f', '-'], xsvc('tenant-a', 'shop', '[{protocol: HTTP, hostnames: [shop.example.com], subdomain: shop}, {protocol: TCP, backend: {port: 6379}}]'));
     const status = await eventually(async () => {
       const x = await getXsvc('tenant-a', 'shop');
-      return cond(x, 'Ready')?.status === 'True' ? x : undefined;
-    }, 60_000, 'shop Ready');
+      // Programmed, and its gateway's one replica read: no gateway process runs in this file.
+      return cond(x, 'Programmed')?.status === 'True' && /unreachable/.test(cond(x, 'Ready')?.message ?? '') ? x : undefined;
+    }, 60_000, 'shop Programmed, its gateway replica read');
+    expect(cond(status, 'Ready')).toMatchObject({ status: 'False', reason: 'NoAgentConnected', message: expect.stringMatching(/^xs-eu: replica webgw-gw-xs-eu-\S+ unreachable$/) });
     expect(status.status?.endpoints).toEqual([{
       gateway: 'xs-eu',
       urls: ['http://shop.example.com', 'http://shop.eu1.gw.example.net'],
       tcp: [{ address: '127.0.20.1', port: 21000, backendPort: 6379 }],
+      sessions: 0,
+      replicas: [{ name: expect.stringMatching(/^webgw-gw-xs-eu-/), sessions: 0, reachable: false }],
     }]);
     const data = (await secretData('tenant-a', 'webgw-agent-shop'))!;
     const cert = new X509Certificate(data['xs-eu.crt']!);
@@ -113,7 +117,7 @@ spec:
     await kubectlOk(['apply', '-f', '-'], xsvc('tenant-a', 'shop', '[{protocol: HTTP, hostnames: [shop.example.com]}]'));
     const shop = await eventually(async () => {
       const x = await getXsvc('tenant-a', 'shop');
-      return cond(x, 'Ready')?.status === 'True' && cond(x, 'HostnameConflict')?.status === 'False' ? x : undefined;
+      return cond(x, 'Programmed')?.status === 'True' && cond(x, 'HostnameConflict')?.status === 'False' ? x : undefined;
     }, 60_000, 'shop to hold its name again');
     expect(shop.status?.endpoints?.[0]?.urls).toEqual(['http://shop.example.com']);
     await eventually(async () => /shop\.example\.com on xs-eu is held by tenant-a\/shop/.test(cond(await getXsvc('tenant-b', 'copy'), 'HostnameConflict')?.message ?? ''), 60_000, 'the conflict to name the holder again');

@@ -14,12 +14,12 @@ describe('steadyRtt()', () => {
     [undefined, 0.3, 1],
     [undefined, 12.2, 13],
     [1, 0.4, 1],
-    [1, 3.9, 1], // within 2×1+2
-    [1, 4.5, 5],
-    [10, 21, 10],
-    [10, 23, 23],
-    [10, 4, 10], // above 10/2−2
-    [10, 2, 2],
+    [1, 11.9, 1], // within 2×1+10
+    [1, 12.5, 13],
+    [10, 30, 10],
+    [10, 31, 31],
+    [40, 11, 40], // above 40/2−10
+    [40, 9, 9],
     [7, undefined, 7],
   ])('shown %p, measured %p → %p', (previous, measured, expected) => {
     expect(steadyRtt(previous, measured)).toBe(expected);

@@ -24,7 +24,7 @@ export interface ReplicaSessions {
   sessions: number;
   /** Since when the oldest of them is connected. */
   since?: string;
-  /** The slowest of their tunnels' round trips, in whole milliseconds. */
+  /** The slowest of their tunnels' round trips, in whole milliseconds (steadyRtt). */
   rttMilliseconds?: number;
   /** False when the controller could not read the replica's session table. */
   reachable: boolean;
@@ -40,12 +40,18 @@ export interface ProxyReplicaStatus {
   message?: string;
 }
 
-/** The reported round trip stays until the measured one halves or doubles (plus 2 ms). */
+/**
+ * The reported round trip stays until the measured one (a single PING's) is off by more than
+ * half or double plus RTT_SLACK_MS: a garbage collection or a busy moment is not news, a link
+ * that went from 1 ms to 200 ms is.
+ */
+export const RTT_SLACK_MS = 10;
+
 export function steadyRtt(previous: number | undefined, measured: number | undefined): number | undefined {
   if (measured === undefined) return previous;
   const next = Math.max(1, Math.ceil(measured));
   if (previous === undefined) return next;
-  return next > previous * 2 + 2 || next < previous / 2 - 2 ? next : previous;
+  return next > previous * 2 + RTT_SLACK_MS || next < previous / 2 - RTT_SLACK_MS ? next : previous;
 }
 
 /**
