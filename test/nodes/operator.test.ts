@@ -107,6 +107,17 @@ describe('the operator on real nodes', () => {
     }, 30_000, 'TCP through the gateway');
     expect(echo.code).toBe(0);
 
+    // Ready means reachable: the leading controller (a pod) read the farmer's session table over
+    // mutual TLS and found both pods' agents there.
+    const served = Date.now();
+    await kubectlOk(['wait', '--for=condition=Ready', 'xsvc/shop', '-n', TENANT, '--timeout=60s']);
+    figures.readyAfterServingMs = Date.now() - served;
+    const endpoints = JSON.parse(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ sessions: number; replicas: Array<{ sessions: number; reachable: boolean; rttMilliseconds?: number }> }>;
+    expect(endpoints[0]).toMatchObject({ sessions: 2, replicas: [{ sessions: 2, reachable: true }] });
+    figures.tunnelRttMs = endpoints[0]!.replicas[0]!.rttMilliseconds;
+    const proxies = JSON.parse(await kubectlOk(['get', 'wgw', 'edge', '-o', 'jsonpath={.status.proxies}'])) as Array<{ address: string; reachable: boolean; sessions: number }>;
+    expect(proxies).toEqual([expect.objectContaining({ address: FARMER_IP, reachable: true })]);
+
     // The same app, straight from the Internet and from the farmer: refused by the worker.
     const direct = await curlFromClient(`http://${app[0]!.ip}:8080/`);
     expect(direct.curl).toBe(7);
