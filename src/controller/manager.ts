@@ -5,7 +5,7 @@
 import { Resolver } from 'node:dns/promises';
 import { hostname } from 'node:os';
 import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1OwnerReference, V1Pod, V1Secret } from '@kubernetes/client-node';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
@@ -83,6 +83,8 @@ export class Manager {
     if (!opts.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_controller_' });
     const metrics = createControllerMetrics(this.registry);
     this.leaderGauge = new Gauge({ name: 'webgw_controller_leader', help: '1 while this process leads', registers: [this.registry] });
+    const writes = new Counter({ name: 'webgw_controller_api_writes_total', help: 'Writes sent to the API server, by verb (zero at rest)', labelNames: ['verb'], registers: [this.registry] });
+    this.client.onWrite = (verb) => writes.inc({ verb });
     const { core, apps, custom } = this.client;
     const ns = opts.namespace;
     const managed = `${GATEWAY_LABEL}`;

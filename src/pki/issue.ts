@@ -1,11 +1,18 @@
 /**
  * Certificate issuance. node-forge builds the X.509 structures; keys and signatures come from
- * Node's native crypto (forge's pure-JS RSA takes ~1 s per signature under Jest's VM and tens
- * of milliseconds elsewhere; native signing takes about one).
+ * Node's native crypto (forge's pure-JS RSA takes ~1 s per signature under Jest's VM).
+ *
+ * CAs keep RSA-2048 keys (agents pin existing CAs; a CA is made once). Leaf certificates get
+ * ECDSA P-256 keys: generating one takes ~0.1 ms where RSA-2048 takes ~100 ms of event loop, and
+ * the controller issues one per ExposedService and gateway (issue 15: RSA key generation was a
+ * quarter of the controller's CPU in a 1,000-service burst). forge encodes only RSA keys, so a
+ * leaf is built with a placeholder RSA key whose SubjectPublicKeyInfo is then replaced by the
+ * real one before the CA signs the TBSCertificate.
  */
-import { constants, generateKeyPairSync, privateEncrypt, randomBytes } from 'node:crypto';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { WebgwError } from '../common/errors.ts';
 import { SESSION_READER_GRANT, grantsToUris, type GrantSet } from './grants.ts';
 
 export interface KeyPairPem {
@@ -21,25 +28,26 @@ export interface Validity {
 
 const SKEW_MS = 5 * 60 * 1000;
 
-/** DER prefix of a SHA-256 DigestInfo (RFC 8017 §9.2, note 1). */
-const SHA256_DIGEST_INFO = Buffer.from('3031300d060960864801650304020105000420', 'hex');
+/** Stands in for a leaf's EC key while forge builds the TBSCertificate (replaced before signing). */
+const PLACEHOLDER_KEY = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('3'), new forge.jsbn.BigInteger('3'));
+const PLACEHOLDER_SPKI_DER = forge.asn1.toDer(forge.pki.publicKeyToAsn1(PLACEHOLDER_KEY)).getBytes();
 
-/** Signs like forge's RSA key (PKCS#1 v1.5 over the forge digest), with Node's native RSA. */
-function nativeSigner(keyPem: string): forge.pki.rsa.PrivateKey {
-  const sign = (md: forge.md.MessageDigest): string => {
-    const digestInfo = Buffer.concat([SHA256_DIGEST_INFO, Buffer.from(md.digest().getBytes(), 'binary')]);
-    return privateEncrypt({ key: keyPem, padding: constants.RSA_PKCS1_PADDING }, digestInfo).toString('binary');
-  };
-  return { sign } as unknown as forge.pki.rsa.PrivateKey;
-}
-
-function newKeyPair(): { publicKey: forge.pki.rsa.PublicKey; keyPem: string } {
+function newCaKeyPair(): { publicKey: forge.pki.rsa.PublicKey; keyPem: string } {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
     publicKeyEncoding: { type: 'spki', format: 'pem' },
     privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
   });
   return { publicKey: forge.pki.publicKeyFromPem(publicKey), keyPem: privateKey };
+}
+
+function newLeafKeyPair(): { spki: forge.asn1.Asn1; keyId: string; keyPem: string } {
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const der = publicKey.export({ type: 'spki', format: 'der' });
+  const spki = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
+  // RFC 5280 §4.2.1.2 (1): SHA-1 of the subjectPublicKey BIT STRING's bits.
+  const bits = Buffer.from(((spki.value as forge.asn1.Asn1[])[1]!.value as string).slice(1), 'binary');
+  return { spki, keyId: createHash('sha1').update(bits).digest('binary'), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
 }
 
 function newCertificate(publicKey: forge.pki.rsa.PublicKey, validity: Validity): forge.pki.Certificate {
@@ -54,13 +62,30 @@ function newCertificate(publicKey: forge.pki.rsa.PublicKey, validity: Validity):
   return cert;
 }
 
-function sign(cert: forge.pki.Certificate, keyPem: string): string {
-  cert.sign(nativeSigner(keyPem), forge.md.sha256.create());
+/**
+ * Signs with the issuer's RSA key (sha256WithRSAEncryption, Node's native RSA), putting `spki`
+ * in place of the placeholder key first when given.
+ */
+function sign(cert: forge.pki.Certificate, issuerKey: string | KeyObject, spki?: forge.asn1.Asn1): string {
+  const oid = forge.pki.oids.sha256WithRSAEncryption as string;
+  cert.signatureOid = oid;
+  (cert.siginfo as { algorithmOid: string }).algorithmOid = oid;
+  // Not in @types/node-forge; forge's own cert.sign() calls it the same way.
+  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  if (spki) {
+    const fields = tbs.value as forge.asn1.Asn1[];
+    const at = fields.findIndex((f) => forge.asn1.toDer(f).getBytes() === PLACEHOLDER_SPKI_DER);
+    if (at < 0) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'placeholder key not found in the TBSCertificate');
+    fields[at] = spki;
+  }
+  (cert as { tbsCertificate?: forge.asn1.Asn1 }).tbsCertificate = tbs;
+  const signature = cryptoSign('sha256', Buffer.from(forge.asn1.toDer(tbs).getBytes(), 'binary'), issuerKey);
+  cert.signature = signature.toString('binary');
   return forge.pki.certificateToPem(cert);
 }
 
 export function createCA(commonName: string, validity: Validity): KeyPairPem {
-  const { publicKey, keyPem } = newKeyPair();
+  const { publicKey, keyPem } = newCaKeyPair();
   const cert = newCertificate(publicKey, validity);
   const subject = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'WebGW' }];
   cert.setSubject(subject);
@@ -76,10 +101,25 @@ export function createCA(commonName: string, validity: Validity): KeyPairPem {
 interface Issuer {
   cert: forge.pki.Certificate;
   keyPem: string;
+  /** The CA's subject key identifier: its leaves' authority key identifier. */
+  keyId: string;
+  /** The CA's private key, parsed (parsing the PEM costs as much as a signature). */
+  key: KeyObject;
 }
 
+/** Parsed CAs by certificate (forge's parsing is pure JS: once per CA, not once per leaf). */
+const issuers = new Map<string, Issuer>();
+const MAX_ISSUERS = 256;
+
 function loadIssuer(ca: KeyPairPem): Issuer {
-  return { cert: forge.pki.certificateFromPem(ca.certPem), keyPem: ca.keyPem };
+  const known = issuers.get(ca.certPem);
+  if (known && known.keyPem === ca.keyPem) return known;
+  const cert = forge.pki.certificateFromPem(ca.certPem);
+  // Same key id as forge's subjectKeyIdentifier on the CA (SHA-1 of the RSAPublicKey), so chains link.
+  const issuer = { cert, keyPem: ca.keyPem, keyId: cert.generateSubjectKeyIdentifier().getBytes(), key: createPrivateKey(ca.keyPem) };
+  if (issuers.size >= MAX_ISSUERS) issuers.delete(issuers.keys().next().value as string);
+  issuers.set(ca.certPem, issuer);
+  return issuer;
 }
 
 export interface LeafSpec {
@@ -107,21 +147,19 @@ export function issueCertificate(ca: KeyPairPem, spec: LeafSpec, validity: Valid
 
 function issueLeaf(ca: KeyPairPem, subject: forge.pki.CertificateField[], validity: Validity, usage: 'server' | 'client', altNames: object[]): KeyPairPem {
   const issuer = loadIssuer(ca);
-  const { publicKey, keyPem } = newKeyPair();
-  const cert = newCertificate(publicKey, validity);
+  const key = newLeafKeyPair();
+  const cert = newCertificate(PLACEHOLDER_KEY, validity);
   cert.setSubject(subject);
   cert.setIssuer(issuer.cert.subject.attributes);
-  // Same key id as forge's subjectKeyIdentifier on the CA (SHA-1 of the RSAPublicKey), so chains link.
-  const caKeyId = issuer.cert.generateSubjectKeyIdentifier().getBytes();
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: usage === 'server', clientAuth: usage === 'client' },
     { name: 'subjectAltName', altNames },
-    { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier: caKeyId },
+    { name: 'subjectKeyIdentifier', value: forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.OCTETSTRING, false, key.keyId) },
+    { name: 'authorityKeyIdentifier', keyIdentifier: issuer.keyId },
   ]);
-  return { certPem: sign(cert, issuer.keyPem), keyPem };
+  return { certPem: sign(cert, issuer.key, key.spki), keyPem: key.keyPem };
 }
 
 /** The gateway's tunnel server certificate: serverAuth only, for the given names and IPs. */

@@ -112,8 +112,14 @@ describe('the operator on real nodes', () => {
     const served = Date.now();
     await kubectlOk(['wait', '--for=condition=Ready', 'xsvc/shop', '-n', TENANT, '--timeout=60s']);
     figures.readyAfterServingMs = Date.now() - served;
-    const endpoints = JSON.parse(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ sessions: number; replicas: Array<{ sessions: number; reachable: boolean; rttMilliseconds?: number }> }>;
+    // Ready needs one agent; within an interval or two the status counts both pods' agents.
+    type Endpoints = Array<{ sessions: number; replicas: Array<{ sessions: number; reachable: boolean; rttMilliseconds?: number }> }>;
+    const endpoints = await eventually(async () => {
+      const e = JSON.parse(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Endpoints;
+      return e[0]?.sessions === 2 ? e : undefined;
+    }, 45_000, 'both agents in the status');
     expect(endpoints[0]).toMatchObject({ sessions: 2, replicas: [{ sessions: 2, reachable: true }] });
+    expect(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.conditions[?(@.type=="Ready")].message}'])).toBe("connected to edge (2 of 2 pods' agents)");
     figures.tunnelRttMs = endpoints[0]!.replicas[0]!.rttMilliseconds;
     const proxies = JSON.parse(await kubectlOk(['get', 'wgw', 'edge', '-o', 'jsonpath={.status.proxies}'])) as Array<{ address: string; reachable: boolean; sessions: number }>;
     expect(proxies).toEqual([expect.objectContaining({ address: FARMER_IP, reachable: true })]);
