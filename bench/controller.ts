@@ -13,7 +13,7 @@
  *   counter, minus the plane's own rate measured before the controller started);
  * - SIGTERM during a second burst: time to exit, and whether the Lease was released.
  *
- * Results: bench/results/controller-<N>.json and a table on stdout.
+ * Results: bench/results/controller-<N>-<label>.json and a table on stdout.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -32,7 +32,10 @@ import { percentile, runKubectl, sleep, treeCpuSeconds, treeRssMiB } from './lib
 const { values } = parseArgs({ options: {
   services: { type: 'string', default: '1000' }, namespaces: { type: 'string', default: '50' },
   rest: { type: 'string', default: '30' }, timeout: { type: 'string', default: '1500' },
+  // Builds before issue 15 said Ready=True where later ones say Programmed=True (credentials written).
+  condition: { type: 'string', default: 'Programmed' }, label: { type: 'string', default: 'current' },
 } });
+const CONDITION = values.condition;
 const N = Number(values.services);
 const NAMESPACES = Number(values.namespaces);
 const REST_S = Number(values.rest);
@@ -148,7 +151,7 @@ webhooks: []
     log(`SIGTERM during a burst: exited after ${exitMs ?? 'NEVER'} ms; lease holder after exit: ${JSON.stringify(sigterm.leaseHolderAfterExit)}`);
 
     const result = {
-      date: new Date().toISOString(), services: N, namespaces: NAMESPACES, gateways: GATEWAYS.length,
+      label: values.label, date: new Date().toISOString(), services: N, namespaces: NAMESPACES, gateways: GATEWAYS.length,
       convergedSeconds: converged, curve,
       burst: { ...during, cpuSeconds: atConvergence.cpuS },
       rssMiB: { start: start.rssMiB, atConvergence: atConvergence.rssMiB, rest: rest.rssMiB },
@@ -157,7 +160,7 @@ webhooks: []
     };
     const out = join(repoRoot(), 'bench', 'results');
     mkdirSync(out, { recursive: true });
-    writeFileSync(join(out, `controller-${N}.json`), `${JSON.stringify(result, null, 2)}\n`);
+    writeFileSync(join(out, `controller-${N}-${values.label}.json`), `${JSON.stringify(result, null, 2)}\n`);
     printTable(result);
   } finally {
     if (controller && controller.exitCode === null) controller.kill('SIGKILL');
@@ -192,7 +195,7 @@ async function createServices(custom: CustomObjectsApi, namespaces: string[], fr
 
 async function countProgrammed(custom: CustomObjectsApi): Promise<number> {
   const list = await custom.listClusterCustomObject({ group: 'webgw.io', version: 'v1alpha1', plural: 'exposedservices' }) as { items: Array<{ metadata: { generation?: number }; status?: { observedGeneration?: number; conditions?: Array<{ type: string; status: string }> } }> };
-  return list.items.filter((x) => x.status?.observedGeneration === x.metadata.generation && x.status?.conditions?.some((c) => c.type === 'Programmed' && c.status === 'True')).length;
+  return list.items.filter((x) => x.status?.observedGeneration === x.metadata.generation && x.status?.conditions?.some((c) => c.type === CONDITION && c.status === 'True')).length;
 }
 
 /** /healthz and webhook latency every 100 ms, event-loop stall every second, until stop(). */
@@ -282,9 +285,11 @@ function diffKinds(a: Map<string, number>, b: Map<string, number>, seconds: numb
   return out;
 }
 
+/** The controller's own count of its writes (NaN for builds without the counter). */
 async function controllerWrites(admin: number): Promise<number> {
   const text = (await httpGet(admin, '/metrics')).body;
-  return [...text.matchAll(/^webgw_controller_api_writes_total\{[^}]*\} (\S+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+  const counts = [...text.matchAll(/^webgw_controller_api_writes_total\{[^}]*\} (\S+)$/gm)];
+  return /webgw_controller_api_writes_total/.test(text) ? counts.reduce((n, m) => n + Number(m[1]), 0) : Number.NaN;
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

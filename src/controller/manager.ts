@@ -18,6 +18,8 @@ import { HostnameVerifier } from './trust/verification.ts';
 import { SessionProbe, type GatewayTargets } from './sessions/probe.ts';
 import { secretText } from './runtime/apply.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
+import { Coalesced } from './runtime/coalesce.ts';
+import { SharedPlan } from './exposedservice/shared-plan.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { upgradeCrds } from './crd-upgrade.ts';
@@ -28,6 +30,8 @@ import { WebhookServer } from './webhook/server.ts';
 import { ensureCaBundle, ensureWebhookTls } from './webhook/serving-cert.ts';
 
 const SERVICE_LABEL = 'webgw.io/exposed-service';
+/** How long a burst of changes gathers before every service (or gateway) is looked at again. */
+const SWEEP_DELAY_MS = 500;
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -72,6 +76,7 @@ export class Manager {
   private webhookTimer: Timer | undefined;
   private readonly clock: Clock;
   private readonly probe: SessionProbe;
+  private readonly sweeps: Coalesced[];
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -97,19 +102,28 @@ export class Manager {
       reconcile: (key) => serviceReconciler.reconcile(key),
     });
     // Claims are global (first come per hostname and gateway): any change may move another
-    // service's outcome, so every ExposedService is reconsidered. Reconciles without a change
-    // write nothing.
-    const enqueueAllServices = (): void => {
-      for (const s of this.services.list()) this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
+    // service's outcome, so every ExposedService is reconsidered, in one sweep per burst of
+    // changes (the object that changed is queued at once). Reconciles without a change write
+    // nothing; the plan itself is computed once per change (SharedPlan).
+    const serviceKeyOf = (s: KubernetesObject): string => `${s.metadata!.namespace}/${s.metadata!.name}`;
+    const allServices = new Coalesced(clock, SWEEP_DELAY_MS, () => {
+      for (const s of this.services.list()) this.serviceController.enqueue(serviceKeyOf(s));
+    });
+    const allGateways = new Coalesced(clock, SWEEP_DELAY_MS, () => {
+      for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+    });
+    this.sweeps = [allServices, allGateways];
+    const planChanged = (): void => {
+      plan.invalidate();
+      allServices.trigger();
+      allGateways.trigger();
     };
     const enqueueOwner = (obj: KubernetesObject): void => {
       for (const key of GatewayReconciler.keysFor(obj)) this.gatewayController.enqueue(key);
-      // A gateway's CA Secret is what the agents' certificates are issued from; its hostname
-      // reservations decide which claims the services' plans accept.
-      if ((obj as V1Secret).data?.['ca.key'] !== undefined || obj.metadata?.labels?.[COMPONENT_LABEL] === 'reservations') enqueueAllServices();
-    };
-    const enqueueAll = (): void => {
-      for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+      // Hostname reservations decide which claims the plan accepts; a gateway's CA Secret is what
+      // the agents' certificates are issued from.
+      if (obj.metadata?.labels?.[COMPONENT_LABEL] === 'reservations') planChanged();
+      else if ((obj as V1Secret).data?.['ca.key'] !== undefined) allServices.trigger();
     };
     const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, onEvent: (o: T) => void, labelSelector?: string): Watched<T> => {
       const w = new Watched<T>({ kc: opts.kc, path, list: list as never, onEvent, logger: log, clock, ...(labelSelector ? { labelSelector } : {}) });
@@ -120,23 +134,20 @@ export class Manager {
       const name = s.metadata?.labels?.[SERVICE_LABEL];
       if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
       // A new or withdrawn certificate changes whom the gateways admit.
-      enqueueAll();
+      allGateways.trigger();
     }, SERVICE_LABEL);
-    // The claims plan over every service and namespace decides what services serve and whom
-    // gateways admit: a change to either concerns both controllers.
-    const enqueueEverything = (): void => {
-      enqueueAllServices();
-      enqueueAll();
-    };
-    this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, enqueueEverything);
-    const namespaces = watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), enqueueEverything);
+    this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, (s) => {
+      this.serviceController.enqueue(serviceKeyOf(s));
+      planChanged();
+    });
+    const namespaces = watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), planChanged);
     const caches: GatewayCaches = {
       credentialSecrets,
       services: this.services,
       namespaces,
       gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => {
         this.gatewayController.enqueue(gw.metadata!.name!);
-        enqueueAllServices();
+        planChanged();
       }),
       secrets: watch<V1Secret>(`/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
       configMaps: watch<KubernetesObject>(`/api/v1/namespaces/${ns}/configmaps`, () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
@@ -144,8 +155,12 @@ export class Manager {
       daemonSets: watch<V1DaemonSet>(`/apis/apps/v1/namespaces/${ns}/daemonsets`, () => apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
       deployments: watch<V1Deployment>(`/apis/apps/v1/namespaces/${ns}/deployments`, () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
       // Node addresses become Gateway addresses.
-      nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => enqueueAll()),
+      nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => allGateways.trigger()),
     };
+    const resolver = new Resolver({ timeout: 3000, tries: 2 });
+    if (opts.dnsServer) resolver.setServers([opts.dnsServer]);
+    const verifier = new HostnameVerifier((name) => resolver.resolveTxt(name), clock);
+    const plan = new SharedPlan({ services: this.services, gateways: caches.gateways, namespaces, configMaps: caches.configMaps, namespace: ns, verifier }, clock);
     this.gateways = caches.gateways;
     const serviceCaches: ExposedServiceCaches = {
       services: this.services,
@@ -160,21 +175,18 @@ export class Manager {
       targets: () => probeTargets(caches, ns),
       onGatewayChanged: (gw) => this.gatewayController.enqueue(gw),
       onServicesChanged: (_gw, identities) => {
-        if (identities === 'all') return enqueueAllServices();
+        if (identities === 'all') return allServices.trigger();
         // `namespace/name/uid`: the reconciler reads the sessions by the same identity.
         for (const id of identities) this.serviceController.enqueue(id.split('/').slice(0, 2).join('/'));
       },
     });
-    const resolver = new Resolver({ timeout: 3000, tries: 2 });
-    if (opts.dnsServer) resolver.setServers([opts.dnsServer]);
-    const verifier = new HostnameVerifier((name) => resolver.resolveTxt(name), clock);
     const serviceReconciler = new ExposedServiceReconciler({
-      client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: enqueueEverything,
+      client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: planChanged, claims: plan,
       sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
     });
     const events = new EventRecorder(this.client, clock, log);
     const reconciler = new GatewayReconciler({
-      client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), verifier,
+      client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), claims: plan,
       proxiesOf: (gw) => this.probe.observation(gw)?.proxies(),
     });
     if (opts.leaderElection) {
@@ -247,6 +259,7 @@ export class Manager {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.probe.stop();
+      for (const sweep of this.sweeps) sweep.cancel();
       await this.elector?.stop();
       await this.gatewayController.stop();
       await this.serviceController.stop();

@@ -54,4 +54,14 @@ describe('work queue', () => {
     q.shutDown();
     expect(await next).toBeUndefined();
   });
+
+  it('hands out no more keys once shut down, though some are queued (the next leader does them)', async () => {
+    const q = new WorkQueue();
+    for (const k of ['a', 'b', 'c']) q.add(k);
+    expect(await q.get()).toBe('a');
+    q.shutDown();
+    expect(await q.get()).toBeUndefined();
+    q.done('a');
+    expect(await q.get()).toBeUndefined();
+  });
 });

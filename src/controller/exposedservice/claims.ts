@@ -109,9 +109,8 @@ function byAge(a: ExposedService, b: ExposedService): number {
   return serviceKey(a) < serviceKey(b) ? -1 : serviceKey(a) > serviceKey(b) ? 1 : 0;
 }
 
-export function resolveGateways(service: ExposedService, gateways: readonly Gateway[]): { found: Gateway[]; missing: string[] } {
+export function resolveGateways(service: ExposedService, gateways: readonly Gateway[], byName: ReadonlyMap<string, Gateway> = new Map(gateways.map((g) => [g.metadata.name, g]))): { found: Gateway[]; missing: string[] } {
   if (service.spec.gateways) {
-    const byName = new Map(gateways.map((g) => [g.metadata.name, g]));
     const found: Gateway[] = [];
     const missing: string[] = [];
     for (const ref of service.spec.gateways) {
@@ -131,6 +130,19 @@ export function routeHostnames(route: ExposedService['spec']['routes'][number], 
   return names.map((n) => n.toLowerCase());
 }
 
+type HostnamePolicy = NonNullable<Gateway['spec']['hostnamePolicy']>;
+const policies = new WeakMap<Gateway, Required<Pick<HostnamePolicy, 'wildcards' | 'external'>>>();
+
+/** A Gateway's hostname policy with its defaults, once per Gateway object (planClaims asks per name). */
+function policyOf(gateway: Gateway): Required<Pick<HostnamePolicy, 'wildcards' | 'external'>> {
+  let policy = policies.get(gateway);
+  if (!policy) {
+    policy = { wildcards: gateway.spec.hostnamePolicy?.wildcards ?? hostnamePolicyDefaults.wildcards, external: gateway.spec.hostnamePolicy?.external ?? hostnamePolicyDefaults.external };
+    policies.set(gateway, policy);
+  }
+  return policy;
+}
+
 /** Why `hostname` may not be claimed on `gateway`, or undefined when it may. */
 export function hostnameRefusal(hostname: string, gateway: Gateway): string | undefined {
   const domain = gateway.spec.domain?.toLowerCase();
@@ -144,7 +156,7 @@ export function hostnameRefusal(hostname: string, gateway: Gateway): string | un
       return undefined;
     }
   }
-  const policy = { ...hostnamePolicyDefaults, ...gateway.spec.hostnamePolicy };
+  const policy = policyOf(gateway);
   if (wildcard && policy.wildcards !== 'Allowed') return 'wildcard hostnames are not allowed on this Gateway';
   if (policy.external === 'Forbidden') return domain ? `only names under ${domain} are served on this Gateway` : 'this Gateway serves no hostnames outside its domain';
   return undefined;
@@ -156,7 +168,7 @@ export function hostnameRefusal(hostname: string, gateway: Gateway): string | un
  * not among the farmer's `trustedNamespaces`.
  */
 export function needsProof(hostname: string, gateway: Gateway, namespaceLabels: Record<string, string>): boolean {
-  const policy = { ...hostnamePolicyDefaults, ...gateway.spec.hostnamePolicy };
+  const policy = policyOf(gateway);
   if (policy.external !== 'Verified') return false;
   const trusted = gateway.spec.hostnamePolicy?.trustedNamespaces?.selector;
   if (trusted && selectorMatches(trusted, namespaceLabels)) return false;
@@ -195,10 +207,13 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
   };
 
   const kept = keptPorts(gateways, ordered, usedPorts, options.reservedPorts);
+  const byName = new Map(gateways.map((g) => [g.metadata.name, g]));
+  /** Per gateway, no free port below this one (ports are only taken while planning, but for a quota). */
+  const freeFrom = new Map<string, number>();
 
   for (const s of ordered) {
     const key = serviceKey(s);
-    const { found, missing } = resolveGateways(s, gateways);
+    const { found, missing } = resolveGateways(s, gateways, byName);
     const plan: ServicePlan = { key, missingGateways: missing, gateways: [] };
     for (const g of found) {
       const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], tls: [], tcp: [], conflicts: [], refused: [] };
@@ -227,19 +242,20 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           let port = kept.get(key)?.get(`${g.metadata.name} ${index}`);
           if (bump(portsOf, g.metadata.name, namespace) > maxPorts) {
             // A port kept from before goes back to the pool: the quota is the farmer's word now.
-            if (port !== undefined) used.delete(port);
+            if (port !== undefined) {
+              used.delete(port);
+              freeFrom.set(g.metadata.name, Math.min(freeFrom.get(g.metadata.name) ?? range.from, port));
+            }
             Object.assign(gp, { reason: 'NamespaceQuotaExceeded', message: `namespace ${namespace} holds the most TCP ports allowed on Gateway ${g.metadata.name} (${maxPorts}, limits.maxTcpPortsPerNamespace)` });
             return;
           }
           if (port === undefined) {
             const reservedHere = options.reservedPorts?.get(g.metadata.name);
-            for (let p = range.from; p <= range.to; p++) {
-              // A port reserved for another route stays free for it (its service may come back).
-              if (!used.has(p) && !reservedHere?.has(p)) {
-                port = p;
-                break;
-              }
-            }
+            let p = Math.max(range.from, freeFrom.get(g.metadata.name) ?? range.from);
+            // A port reserved for another route stays free for it (its service may come back).
+            while (p <= range.to && (used.has(p) || reservedHere?.has(p))) p++;
+            freeFrom.set(g.metadata.name, p);
+            if (p <= range.to) port = p;
           }
           if (port === undefined) {
             Object.assign(gp, { reason: 'PortsExhausted', message: `no free port left in ${range.from}-${range.to} on Gateway ${g.metadata.name}` });

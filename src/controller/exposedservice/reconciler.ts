@@ -14,18 +14,19 @@ import { statusCode, type KubeClient } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHash } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
 import { certificateFits, grantsServe, plannedGrants, serviceIdentity } from '../trust/admission.ts';
-import { readReservations, planReservations } from '../trust/reservations.ts';
 import { RETRY_MS, type HostnameVerifier } from '../trust/verification.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
-import { namespaceInfos, needsProof, planClaims, resolveGateways, routeHostnames, serviceKey, type GatewayPlan } from './claims.ts';
+import { needsProof, resolveGateways, routeHostnames, serviceKey, type GatewayPlan } from './claims.ts';
+import type { SharedPlan } from './shared-plan.ts';
 import { credentialSecret, credentialSecretName, serviceStatus, type AgentCredential, type ExposedServiceInputs } from './desired.ts';
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
 import { connectorDeployment, connectorName, connectorReplicas } from './connector.ts';
 import type { ReplicaSessions } from '../sessions/observations.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
-const POD_RECHECK_MS = 60_000;
+const POD_RECHECK_MS = 10 * 60_000;
+const PLAN_STALE_MS = 250;
 
 export interface ExposedServiceCaches {
   services: Watched<ExposedService & KubernetesObject>;
@@ -50,12 +51,21 @@ export interface ExposedServiceReconcilerOptions {
   verifier?: HostnameVerifier;
   /** A verdict changed: every plan may change with it. */
   onVerdictsChanged?: () => void;
+  /** The claims plan over every service, shared with the Gateway reconciler. */
+  claims: SharedPlan;
   /** This service's sessions on a gateway's replicas, as last read; undefined: not read yet. */
   sessionsOn?: (gateway: string, identity: string) => readonly ReplicaSessions[] | undefined;
 }
 
+interface PodView {
+  withAgent: number;
+  withoutAgent: string[];
+}
+
 export class ExposedServiceReconciler {
   private readonly opts: ExposedServiceReconcilerOptions;
+  /** Per service: its pods as last listed, and what they were listed for. */
+  private readonly podViews = new Map<string, PodView & { version: string; sessions: number; at: number }>();
 
   constructor(opts: ExposedServiceReconcilerOptions) {
     this.opts = opts;
@@ -65,13 +75,16 @@ export class ExposedServiceReconciler {
     const [namespace, name] = key.split('/') as [string, string];
     const { caches, clock } = this.opts;
     const service = caches.services.get(name, namespace);
-    if (!service) return {}; // deleted: its Secret goes with it (owner reference)
+    if (!service) {
+      this.podViews.delete(key);
+      return {}; // deleted: its Secret goes with it (owner reference)
+    }
     const now = clock.date();
     const gateways = caches.gateways.list();
     const pendingProof = await this.proveHostnames(service, gateways);
-    const reserved = readReservations(gateways.map((g) => g.metadata.name), (n) => caches.gatewayConfigMaps.get(n, this.opts.namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gateways, caches.services.list(), namespaceInfos(caches.namespaces.list()), { ...planReservations(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
-    const plan = plans.get(serviceKey(service));
+    // A plan up to PLAN_STALE_MS old (then this service is looked at again, with a newer one).
+    const claims = this.opts.claims.get({ maxStaleMs: PLAN_STALE_MS, needs: serviceKey(service) });
+    const plan = claims.plans.get(serviceKey(service));
     if (!plan) return {};
 
     const owner = { kind: 'ExposedService' as const, name, uid: service.metadata.uid };
@@ -90,13 +103,13 @@ export class ExposedServiceReconciler {
       nextRenewal = Math.min(nextRenewal, renewalTime(cred.certPem).getTime());
     }
 
-    const pods = service.spec.mode === 'Sidecar' ? await this.agentPods(service) : { withAgent: connectorReplicas(service), withoutAgent: [] };
     const identity = serviceIdentity(service);
     const sessions = new Map<string, readonly ReplicaSessions[]>();
     for (const gw of credentials.keys()) {
       const seen = this.opts.sessionsOn?.(gw, identity);
       if (seen) sessions.set(gw, seen);
     }
+    const pods = service.spec.mode === 'Sidecar' ? await this.agentPods(key, service, sessions) : { withAgent: connectorReplicas(service), withoutAgent: [] };
     const inputs: ExposedServiceInputs = {
       service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials,
       podsWithoutAgent: pods.withoutAgent, agentPods: pods.withAgent, sessions, now,
@@ -109,9 +122,9 @@ export class ExposedServiceReconciler {
     if (canonicalJson(status) !== canonicalJson(service.status ?? {})) {
       await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, status);
     }
-    // Pods are listed, not watched (only this service's, by its selector): look again regularly.
+    // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
-    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity);
+    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? PLAN_STALE_MS : Infinity);
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
@@ -170,14 +183,29 @@ export class ExposedServiceReconciler {
     return this.writeOwned(deployment, live);
   }
 
-  /** Running or pending pods the selector matches: how many run the agent, and those that do not. */
-  private async agentPods(service: ExposedService): Promise<{ withAgent: number; withoutAgent: string[] }> {
+  /**
+   * Running or pending pods the selector matches: how many run the agent, and those that do not.
+   * Pods are listed, not watched (a tenant's pods are not the controller's to cache): again when
+   * the ExposedService changed (any write to it, an annotation too), when the number of its
+   * agents' sessions did (pods came or went), and at least every POD_RECHECK_MS; not on every
+   * reconcile (issue 15: these lists were nearly all of the API requests at rest).
+   */
+  private async agentPods(key: string, service: ExposedService, sessions: ReadonlyMap<string, readonly ReplicaSessions[]>): Promise<PodView> {
+    const version = service.metadata.resourceVersion ?? '';
+    const connected = [...sessions.values()].flat().reduce((n, r) => n + r.sessions, 0);
+    const now = this.opts.clock.now();
+    const known = this.podViews.get(key);
+    if (known && known.version === version && known.sessions === connected && now - known.at < POD_RECHECK_MS) return known;
     const selector = Object.entries(service.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
-    if (!selector) return { withAgent: 0, withoutAgent: [] };
-    const list = await this.opts.client.core.listNamespacedPod({ namespace: service.metadata.namespace ?? '', labelSelector: selector });
-    const live = list.items.filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase));
-    const hasAgent = (p: V1Pod): boolean => [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
-    return { withAgent: live.filter(hasAgent).length, withoutAgent: live.filter((p) => !hasAgent(p)).map((p) => p.metadata?.name ?? '').sort() };
+    let view: PodView = { withAgent: 0, withoutAgent: [] };
+    if (selector) {
+      const list = await this.opts.client.core.listNamespacedPod({ namespace: service.metadata.namespace ?? '', labelSelector: selector });
+      const live = list.items.filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase));
+      const hasAgent = (p: V1Pod): boolean => [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
+      view = { withAgent: live.filter(hasAgent).length, withoutAgent: live.filter((p) => !hasAgent(p)).map((p) => p.metadata?.name ?? '').sort() };
+    }
+    this.podViews.set(key, { ...view, version, sessions: connected, at: now });
+    return view;
   }
 
   private gatewayCA(gateway: string): KeyPairPem | undefined {

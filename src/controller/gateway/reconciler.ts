@@ -11,11 +11,10 @@ import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
 import { API_VERSION, type ExposedService, type Gateway } from '../../crds/types.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
-import { namespaceInfos, planClaims } from '../exposedservice/claims.ts';
+import type { SharedPlan } from '../exposedservice/shared-plan.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
 import { admittedAgents } from '../trust/admission.ts';
-import { nextReservations, readReservations, planReservations } from '../trust/reservations.ts';
-import type { HostnameVerifier } from '../trust/verification.ts';
+import { nextReservations } from '../trust/reservations.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
@@ -50,8 +49,8 @@ export interface GatewayReconcilerOptions {
   image: string;
   clock: Clock;
   logger: Logger;
-  /** The same verdicts the ExposedService reconciler gathers (it does the lookups). */
-  verifier?: HostnameVerifier;
+  /** The claims plan over every service, shared with the ExposedService reconciler. */
+  claims: SharedPlan;
   /** Each replica's sessions and routes as last read (controller/sessions); undefined: not read yet. */
   proxiesOf?: (gateway: string) => readonly ProxyReplicaStatus[] | undefined;
 }
@@ -103,9 +102,7 @@ export class GatewayReconciler {
 
     // The claims plan decides whom this gateway admits and which names stay reserved for whom.
     const services = caches.services.list();
-    const gatewayList = caches.gateways.list();
-    const reserved = readReservations(gatewayList.map((g) => g.metadata.name), (n) => caches.configMaps.get(n, namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gatewayList, services, namespaceInfos(caches.namespaces.list()), { ...planReservations(reserved), verified: this.opts.verifier?.verified.bind(this.opts.verifier) });
+    const { plans, reserved } = this.opts.claims.get();
     const admission = admittedAgents({
       gateway: name, caPem: ca.certPem, services, plans,
       credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
