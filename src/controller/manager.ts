@@ -41,6 +41,11 @@ export interface ManagerOptions {
   leaderElection: boolean;
   identity?: string;
   admin?: { address: string; port: number };
+  /**
+   * Concurrent ExposedService reconciles (default 8: each waits on a few API calls, and keys are
+   * independent; two made a 1,000-service burst wait on the API's latency, issue 15). Gateways
+   * get two.
+   */
   workers?: number;
   leaseDurationMs?: number;
   /** Keep the webgw CRDs at this version's schema while leading (crd-upgrade.ts). */
@@ -94,11 +99,11 @@ export class Manager {
     const ns = opts.namespace;
     const managed = `${GATEWAY_LABEL}`;
     this.gatewayController = new Controller({
-      name: 'gateway', workers: opts.workers ?? 2, metrics, logger: log,
+      name: 'gateway', workers: 2, metrics, logger: log,
       reconcile: (key) => reconciler.reconcile(key),
     });
     this.serviceController = new Controller({
-      name: 'exposedservice', workers: opts.workers ?? 2, metrics, logger: log,
+      name: 'exposedservice', workers: opts.workers ?? 8, metrics, logger: log,
       reconcile: (key) => serviceReconciler.reconcile(key),
     });
     // Claims are global (first come per hostname and gateway): any change may move another

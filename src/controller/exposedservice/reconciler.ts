@@ -186,12 +186,13 @@ export class ExposedServiceReconciler {
   /**
    * Running or pending pods the selector matches: how many run the agent, and those that do not.
    * Pods are listed, not watched (a tenant's pods are not the controller's to cache): again when
-   * the ExposedService changed (any write to it, an annotation too), when the number of its
-   * agents' sessions did (pods came or went), and at least every POD_RECHECK_MS; not on every
-   * reconcile (issue 15: these lists were nearly all of the API requests at rest).
+   * the ExposedService's spec or annotations changed (annotating it asks for a new look; our own
+   * status writes do not count), when the number of its agents' sessions did (pods came or went),
+   * and at least every POD_RECHECK_MS; not on every reconcile (issue 15: these lists were nearly
+   * all of the API requests at rest).
    */
   private async agentPods(key: string, service: ExposedService, sessions: ReadonlyMap<string, readonly ReplicaSessions[]>): Promise<PodView> {
-    const version = service.metadata.resourceVersion ?? '';
+    const version = `${service.metadata.generation ?? 0} ${canonicalJson(service.metadata.annotations ?? {})}`;
     const connected = [...sessions.values()].flat().reduce((n, r) => n + r.sessions, 0);
     const now = this.opts.clock.now();
     const known = this.podViews.get(key);
