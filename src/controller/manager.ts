@@ -16,7 +16,7 @@ import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedse
 import { COMPONENT_LABEL, GATEWAY_LABEL, dialAddress, gatewayObjectNames, tunnelServerName } from './gateway/desired.ts';
 import { HostnameVerifier } from './trust/verification.ts';
 import { SessionProbe, type GatewayTargets } from './sessions/probe.ts';
-import { secretText } from './runtime/apply.ts';
+import { canonicalJson, secretText } from './runtime/apply.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Coalesced } from './runtime/coalesce.ts';
 import { SharedPlan } from './exposedservice/shared-plan.ts';
@@ -32,6 +32,12 @@ import { ensureCaBundle, ensureWebhookTls } from './webhook/serving-cert.ts';
 const SERVICE_LABEL = 'webgw.io/exposed-service';
 /** How long a burst of changes gathers before every service (or gateway) is looked at again. */
 const SWEEP_DELAY_MS = 500;
+/**
+ * Gateways gather longer: each of their reconciles rewrites the admitted-agents list (one
+ * ConfigMap of up to 25,000 serials) and pokes the proxy pods, so a burst of new services is
+ * admitted in a few writes a second, not one per service.
+ */
+const GATEWAY_SWEEP_DELAY_MS = 1500;
 
 export interface ManagerOptions {
   kc: KubeConfig;
@@ -114,13 +120,18 @@ export class Manager {
     const allServices = new Coalesced(clock, SWEEP_DELAY_MS, () => {
       for (const s of this.services.list()) this.serviceController.enqueue(serviceKeyOf(s));
     });
-    const allGateways = new Coalesced(clock, SWEEP_DELAY_MS, () => {
+    const allGateways = new Coalesced(clock, GATEWAY_SWEEP_DELAY_MS, () => {
       for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
     });
-    this.sweeps = [allServices, allGateways];
+    // A change of what the plan reads: the services whose plan moved, and every gateway (whom it
+    // admits follows the plan).
+    const changedPlans = new Coalesced(clock, SWEEP_DELAY_MS, () => {
+      for (const key of plan.changedPlans()) this.serviceController.enqueue(key);
+    });
+    this.sweeps = [allServices, allGateways, changedPlans];
     const planChanged = (): void => {
       plan.invalidate();
-      allServices.trigger();
+      changedPlans.trigger();
       allGateways.trigger();
     };
     const enqueueOwner = (obj: KubernetesObject): void => {
@@ -141,8 +152,17 @@ export class Manager {
       // A new or withdrawn certificate changes whom the gateways admit.
       allGateways.trigger();
     }, SERVICE_LABEL);
+    // Our own status writes come back as events too: only what the plan reads re-plans.
+    const planned = new Map<string, string>();
+    const gatewaysSeen = new Map<string, string>();
     this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, (s) => {
-      this.serviceController.enqueue(serviceKeyOf(s));
+      const key = serviceKeyOf(s);
+      this.serviceController.enqueue(key);
+      const live = this.services.get(s.metadata.name, s.metadata.namespace);
+      const print = live ? planFingerprint(live) : undefined;
+      if (planned.get(key) === print) return;
+      if (print === undefined) planned.delete(key);
+      else planned.set(key, print);
       planChanged();
     });
     const namespaces = watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), planChanged);
@@ -152,7 +172,14 @@ export class Manager {
       namespaces,
       gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => {
         this.gatewayController.enqueue(gw.metadata!.name!);
+        const live = caches.gateways.get(gw.metadata!.name!);
+        const print = live ? gatewayFingerprint(live) : undefined;
+        if (gatewaysSeen.get(gw.metadata!.name!) === print) return; // our own status write
+        if (print === undefined) gatewaysSeen.delete(gw.metadata!.name!);
+        else gatewaysSeen.set(gw.metadata!.name!, print);
+        // Its spec is in the plan; its endpoints and addresses in every attached service's config and status.
         planChanged();
+        allServices.trigger();
       }),
       secrets: watch<V1Secret>(`/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
       configMaps: watch<KubernetesObject>(`/api/v1/namespaces/${ns}/configmaps`, () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
@@ -335,4 +362,19 @@ function probeTargets(caches: GatewayCaches, namespace: string): GatewayTargets[
     });
   }
   return out;
+}
+
+/**
+ * What the claims plan reads of an ExposedService (claims.ts): its identity and age, its spec,
+ * and the TCP ports its status recorded (kept for objects older than the reservations).
+ */
+function planFingerprint(s: ExposedService): string {
+  const { uid, creationTimestamp, generation } = s.metadata;
+  const deleting = (s.metadata as { deletionTimestamp?: unknown }).deletionTimestamp !== undefined;
+  return canonicalJson({ uid, creationTimestamp, generation, deleting, spec: s.spec, tcp: (s.status?.endpoints ?? []).map((e) => [e.gateway, e.tcp ?? []]) });
+}
+
+/** What services read of a Gateway: its spec and labels (the plan), its endpoints and addresses (their config and status). */
+function gatewayFingerprint(gw: Gateway): string {
+  return canonicalJson({ uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [] });
 }

@@ -33,6 +33,8 @@ export class SharedPlan {
   private readonly clock: Clock;
   private version = 0;
   private cached: { version: number; at: number; view: ClaimsView } | undefined;
+  /** Each service's plan as of the last changedPlans(), serialized. */
+  private seen = new Map<string, string>();
 
   constructor(inputs: PlanInputs, clock: Clock) {
     this.inputs = inputs;
@@ -63,5 +65,18 @@ export class SharedPlan {
     const view = { plans, reserved };
     this.cached = { version: this.version, at: this.clock.now(), view };
     return { ...view, stale: false };
+  }
+
+  /**
+   * The services whose plan is not what it was at the last call (new, changed or gone): after a
+   * change of the inputs only these need a reconcile, not every service (a burst of N creations
+   * swept all N services N times, issue 15).
+   */
+  changedPlans(): string[] {
+    const now = new Map([...this.get().plans].map(([key, plan]) => [key, JSON.stringify(plan)]));
+    const changed = [...now].filter(([key, text]) => this.seen.get(key) !== text).map(([key]) => key);
+    for (const key of this.seen.keys()) if (!now.has(key)) changed.push(key);
+    this.seen = now;
+    return changed;
   }
 }

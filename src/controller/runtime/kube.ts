@@ -3,13 +3,43 @@
  * every write counted (the steady-state test asserts that nothing is written). Server-side apply
  * with field manager `webgw`; status through the status subresource.
  */
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node';
+import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject, type RequestContext } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../crds/types.ts';
 
 export const FIELD_MANAGER = 'webgw';
 
+/** How long one connection pool to the API server is used before a fresh one (rotated files). */
+const REUSE_CONNECTIONS_MS = 5 * 60_000;
+
+/**
+ * client-node 2.0 builds a new undici Agent for every request, so every API call paid a TLS
+ * handshake and left a pool behind until its keep-alive ran out: a fifth of the controller's CPU
+ * in a 1,000-service burst, and much of its memory (issue 15). This KubeConfig hands out one
+ * pool per cluster and user, replaced every REUSE_CONNECTIONS_MS (so rotated certificate files
+ * are read again); the replaced pool closes once its requests (watches too) end.
+ */
+export class ConnectionReusingKubeConfig extends KubeConfig {
+  private reused: { key: string; dispatcher: NonNullable<ReturnType<RequestContext['getDispatcher']>>; until: number } | undefined;
+
+  override async applySecurityAuthentication(context: RequestContext): Promise<void> {
+    await super.applySecurityAuthentication(context);
+    const fresh = context.getDispatcher();
+    if (!fresh) return;
+    const key = JSON.stringify([this.getCurrentCluster(), this.getCurrentUser()]);
+    const now = Date.now();
+    if (this.reused && this.reused.key === key && now < this.reused.until) {
+      context.setDispatcher(this.reused.dispatcher);
+      void fresh.close().catch(() => {});
+      return;
+    }
+    const old = this.reused;
+    this.reused = { key, dispatcher: fresh, until: now + REUSE_CONNECTIONS_MS };
+    void old?.dispatcher.close().catch(() => {});
+  }
+}
+
 export function loadKubeConfig(file?: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new ConnectionReusingKubeConfig();
   if (file) kc.loadFromFile(file);
   else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
   else kc.loadFromDefault();
