@@ -88,6 +88,7 @@ export class Manager {
   private readonly clock: Clock;
   private readonly probe: SessionProbe;
   private readonly sweeps: Coalesced[];
+  private readonly serviceReconciler: ExposedServiceReconciler;
 
   constructor(opts: ManagerOptions) {
     this.opts = opts;
@@ -212,7 +213,7 @@ export class Manager {
         for (const id of identities) this.serviceController.enqueue(id.split('/').slice(0, 2).join('/'));
       },
     });
-    const serviceReconciler = new ExposedServiceReconciler({
+    const serviceReconciler = this.serviceReconciler = new ExposedServiceReconciler({
       client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: planChanged, claims: plan,
       sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
     });
@@ -267,6 +268,10 @@ export class Manager {
     this.webhookServer = new WebhookServer({
       address: w.address, port: w.port, certPem: tls.serving.certPem, keyPem: tls.serving.keyPem,
       image: this.opts.image, servicesIn: (ns) => this.exposedServicesIn(ns), logger: this.opts.logger.child({ component: 'webhook' }),
+      onInjected: (namespace, service) => {
+        this.serviceReconciler.podsChanged(`${namespace}/${service}`);
+        if (this.leading) this.serviceController.enqueue(`${namespace}/${service}`);
+      },
     });
     const { port } = await this.webhookServer.start();
     // The configuration may be installed after us, and the serving certificate renews: recheck.

@@ -14,7 +14,7 @@ describe('webgw.io CRDs', () => {
     const spec = JSON.parse(await kubectlOk(['get', 'wgw', 'minimal', '-o', 'jsonpath={.spec}'])) as { listeners: { http: { port: number }; tunnel: { port: number } } };
     expect(spec.listeners).toEqual({ http: { port: 80 }, tunnel: { port: 8443 } });
     const table = await kubectlOk(['get', 'wgw']);
-    expect(table.split('\n')[0]).toMatch(/NAME\s+READY\s+ADDRESSES\s+SERVICES\s+AGE/);
+    expect(table.split('\n')[0]).toMatch(/NAME\s+READY\s+ADDRESSES\s+SERVICES\s+SESSIONS\s+AGE/);
   });
 
   it.each([

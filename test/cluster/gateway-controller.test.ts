@@ -77,6 +77,15 @@ describe('Gateway controller', () => {
   });
 
   it('makes zero writes while nothing changes', async () => {
+    // Settled: both replicas read by the session probe (nothing listens there: unreachable).
+    const read = await eventually(async () => {
+      const g = await getGateway('edge');
+      return (g.status as { proxies?: Array<{ reachable: boolean; message?: string }> } | undefined)?.proxies?.length === 2 ? g : undefined;
+    }, 30_000, 'both replicas read');
+    expect((read.status as { proxies: Array<{ reachable: boolean; message?: string }> }).proxies).toEqual([
+      expect.objectContaining({ reachable: false, message: 'unreachable (ECONNREFUSED)' }),
+      expect.objectContaining({ reachable: false, message: 'unreachable (ECONNREFUSED)' }),
+    ]);
     const before = { ...manager.client.writes };
     const versions = await kubectlOk(['get', 'wgw/edge', 'ds/webgw-gw-edge', 'cm/webgw-gw-edge-config', 'secret/webgw-gw-edge-tunnel', 'secret/webgw-gw-edge-ca', '-n', NS, '-o', 'jsonpath={.items[*].metadata.resourceVersion}']);
     await new Promise((r) => setTimeout(r, 30_000));

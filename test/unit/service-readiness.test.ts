@@ -16,6 +16,7 @@ describe('readiness()', () => {
   const table: Array<[string, Array<[string, ReplicaSessions[] | undefined]>, number | undefined, string, string, RegExp]> = [
     ['every replica has agents', [['eu', [up('eu-a', 3), up('eu-b', 3)]]], 3, 'True', 'AgentsConnected', /^connected to eu \(3 of 3 pods' agents\)$/],
     ['no agent anywhere', [['eu', [up('eu-a', 0)]]], 3, 'False', 'NoAgentConnected', /^0 of 3 pods' agents connected to eu$/],
+    ['no pod with the agent', [['eu', [up('eu-a', 0)]]], 0, 'False', 'NoAgentConnected', /^no selected pod runs the agent, so none is connected to eu$/],
     ['no agent, pod count unknown', [['eu', [up('eu-a', 0)]]], undefined, 'False', 'NoAgentConnected', /^0 pods' agents connected to eu$/],
     ['one replica without agents', [['eu', [up('eu-a', 2), up('eu-b', 0)]]], 2, 'False', 'NoAgentConnected', /^eu replica\(s\) eu-b have none of this service's agents \(others have 2 of 2\)$/],
     ['a replica unreachable, the other serves', [['eu', [up('eu-a', 2), down('eu-b')]]], 2, 'True', 'AgentsConnected', /eu \(2 of 2 pods' agents; replica eu-b unreachable\)/],

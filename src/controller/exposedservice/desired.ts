@@ -217,6 +217,7 @@ export function readiness(gateways: readonly string[], sessions: ReadonlyMap<str
     const of = agentPods === undefined ? '' : ` of ${agentPods}`;
     const empty = reachable.filter((r) => r.sessions === 0);
     if (reachable.length === 0) missing.push(`${gw}: ${replicas.length === 0 ? 'no proxy replica runs' : down.join(', ')}`);
+    else if (agents === 0 && agentPods === 0) missing.push(`no selected pod runs the agent, so none is connected to ${gw}`);
     else if (agents === 0) missing.push(`0${of} pods' agents connected to ${gw}${down.length > 0 ? ` (${down.join(', ')})` : ''}`);
     else if (empty.length > 0) missing.push(`${gw} replica(s) ${empty.map((r) => r.name).join(', ')} have none of this service's agents (others have ${agents}${of})`);
     else fine.push(`${gw} (${agents}${of} pods' agents${down.length > 0 ? `; ${down.join(', ')}` : ''})`);

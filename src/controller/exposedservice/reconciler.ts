@@ -26,6 +26,7 @@ import type { ReplicaSessions } from '../sessions/observations.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
 const POD_RECHECK_MS = 10 * 60_000;
+const POD_RECHECK_UNCONNECTED_MS = 30_000;
 const PLAN_STALE_MS = 250;
 
 export interface ExposedServiceCaches {
@@ -124,7 +125,8 @@ export class ExposedServiceReconciler {
     }
     // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
-    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? PLAN_STALE_MS : Infinity);
+    const connected = [...sessions.values()].flat().some((r) => r.sessions > 0);
+    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? (connected ? POD_RECHECK_MS : POD_RECHECK_UNCONNECTED_MS) : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? PLAN_STALE_MS : Infinity);
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
@@ -183,6 +185,11 @@ export class ExposedServiceReconciler {
     return this.writeOwned(deployment, live);
   }
 
+  /** A pod of this service was just given the agent (the webhook): list its pods again next time. */
+  podsChanged(key: string): void {
+    this.podViews.delete(key);
+  }
+
   /**
    * Running or pending pods the selector matches: how many run the agent, and those that do not.
    * Pods are listed, not watched (a tenant's pods are not the controller's to cache): again when
@@ -196,7 +203,9 @@ export class ExposedServiceReconciler {
     const connected = [...sessions.values()].flat().reduce((n, r) => n + r.sessions, 0);
     const now = this.opts.clock.now();
     const known = this.podViews.get(key);
-    if (known && known.version === version && known.sessions === connected && now - known.at < POD_RECHECK_MS) return known;
+    // While none of its agents is connected, look more often: that is when the pod count says why.
+    const recheckMs = connected > 0 ? POD_RECHECK_MS : POD_RECHECK_UNCONNECTED_MS;
+    if (known && known.version === version && known.sessions === connected && now - known.at < recheckMs) return known;
     const selector = Object.entries(service.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
     let view: PodView = { withAgent: 0, withoutAgent: [] };
     if (selector) {

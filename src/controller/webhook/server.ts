@@ -11,7 +11,7 @@ import type { ExposedService } from '../../crds/types.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { closeServer, listen } from '../../common/net.ts';
-import { injectAgent, injectionPatch, type PodLike } from './injector.ts';
+import { injectAgent, injectionPatch, selectingService, type PodLike } from './injector.ts';
 
 export const INJECT_PATH = '/inject';
 const MAX_BODY_BYTES = 3 * 1024 * 1024; // the API server's own request limit for objects
@@ -49,6 +49,8 @@ export interface WebhookServerOptions {
   keyPem: string;
   image: string;
   servicesIn: (namespace: string) => readonly ExposedService[];
+  /** A pod got the agent of this ExposedService (its pods changed: the controller looks again). */
+  onInjected?: (namespace: string, service: string) => void;
   logger: Logger;
 }
 
@@ -85,6 +87,12 @@ export class WebhookServer {
         let response: AdmissionResponse;
         try {
           response = admit(review, this.opts.servicesIn, this.opts.image);
+          const pod = review.request?.object;
+          if (response.patch && pod) {
+            const namespace = review.request?.namespace ?? pod.metadata?.namespace ?? '';
+            const service = selectingService(pod, this.opts.servicesIn(namespace));
+            if (service) this.opts.onInjected?.(namespace, service.metadata.name);
+          }
         } catch (err) {
           this.opts.logger.error('injection failed; admitting the pod unchanged', { err: describeError(err) });
           response = { uid: review.request?.uid ?? '', allowed: true, warnings: ['webgw: agent injection failed; the pod runs without its agent'] };
