@@ -25,8 +25,11 @@ import { connectorDeployment, connectorName, connectorReplicas } from './connect
 import type { ReplicaSessions } from '../sessions/observations.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
+/**
+ * At most this long between two lists of a service's pods. Not shorter while no agent is
+ * connected: 5,000 services without agents made 166 LISTs a second at rest (issue 15).
+ */
 const POD_RECHECK_MS = 10 * 60_000;
-const POD_RECHECK_UNCONNECTED_MS = 30_000;
 const PLAN_STALE_MS = 250;
 
 export interface ExposedServiceCaches {
@@ -83,8 +86,9 @@ export class ExposedServiceReconciler {
     const now = clock.date();
     const gateways = caches.gateways.list();
     const pendingProof = await this.proveHostnames(service, gateways);
-    // A plan up to PLAN_STALE_MS old (then this service is looked at again, with a newer one).
-    const claims = this.opts.claims.get({ maxStaleMs: PLAN_STALE_MS, needs: serviceKey(service) });
+    // A plan up to staleMs old (then this service is looked at again, with a newer one).
+    const staleMs = this.opts.claims.staleBudgetMs(PLAN_STALE_MS);
+    const claims = this.opts.claims.get({ maxStaleMs: staleMs, needs: serviceKey(service) });
     const plan = claims.plans.get(serviceKey(service));
     if (!plan) return {};
 
@@ -125,8 +129,7 @@ export class ExposedServiceReconciler {
     }
     // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
-    const connected = [...sessions.values()].flat().some((r) => r.sessions > 0);
-    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? (connected ? POD_RECHECK_MS : POD_RECHECK_UNCONNECTED_MS) : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? PLAN_STALE_MS : Infinity);
+    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? staleMs : Infinity);
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
@@ -195,17 +198,16 @@ export class ExposedServiceReconciler {
    * Pods are listed, not watched (a tenant's pods are not the controller's to cache): again when
    * the ExposedService's spec or annotations changed (annotating it asks for a new look; our own
    * status writes do not count), when the number of its agents' sessions did (pods came or went),
-   * and at least every POD_RECHECK_MS; not on every reconcile (issue 15: these lists were nearly
-   * all of the API requests at rest).
+   * when this process's webhook gave one of its pods the agent (podsChanged), and at least every
+   * POD_RECHECK_MS; not on every reconcile (issue 15: these lists were nearly all of the API
+   * requests at rest).
    */
   private async agentPods(key: string, service: ExposedService, sessions: ReadonlyMap<string, readonly ReplicaSessions[]>): Promise<PodView> {
     const version = `${service.metadata.generation ?? 0} ${canonicalJson(service.metadata.annotations ?? {})}`;
     const connected = [...sessions.values()].flat().reduce((n, r) => n + r.sessions, 0);
     const now = this.opts.clock.now();
     const known = this.podViews.get(key);
-    // While none of its agents is connected, look more often: that is when the pod count says why.
-    const recheckMs = connected > 0 ? POD_RECHECK_MS : POD_RECHECK_UNCONNECTED_MS;
-    if (known && known.version === version && known.sessions === connected && now - known.at < recheckMs) return known;
+    if (known && known.version === version && known.sessions === connected && now - known.at < POD_RECHECK_MS) return known;
     const selector = Object.entries(service.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
     let view: PodView = { withAgent: 0, withoutAgent: [] };
     if (selector) {
