@@ -46,12 +46,15 @@ export class LeaderElector {
     void this.tick();
   }
 
-  /** Steps down and releases the lease so a standby takes over at once. */
+  /**
+   * Steps down and releases the lease so a standby takes over at once; also when this process
+   * had already stepped down (a renewal missed its deadline under load) but the Lease still
+   * names it (issue 15: a controller SIGTERMed during a 5,000-service burst left it held).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
-    if (!this.leading) return;
-    this.setLeading(false);
+    if (this.leading) this.setLeading(false);
     try {
       const lease = await this.read();
       if (lease?.spec?.holderIdentity === this.opts.identity) {
@@ -61,7 +64,7 @@ export class LeaderElector {
         await this.opts.client.coordination.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
       }
     } catch (err) {
-      this.opts.logger.debug('could not release the lease', { err: describeError(err) });
+      this.opts.logger.warn('could not release the lease; a standby takes over when it expires', { err: describeError(err) });
     }
   }
 
