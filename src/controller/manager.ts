@@ -13,13 +13,13 @@ import type { Logger } from '../common/log.ts';
 import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
 import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedservice/reconciler.ts';
-import { COMPONENT_LABEL, GATEWAY_LABEL, dialAddress, gatewayObjectNames, tunnelServerName } from './gateway/desired.ts';
+import { COMPONENT_LABEL, GATEWAY_LABEL } from './gateway/desired.ts';
 import { HostnameVerifier } from './trust/verification.ts';
-import { SessionProbe, type GatewayTargets } from './sessions/probe.ts';
-import { canonicalJson, secretText } from './runtime/apply.ts';
+import { SessionProbe } from './sessions/probe.ts';
+import { probeTargets } from './sessions/targets.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Coalesced } from './runtime/coalesce.ts';
-import { SharedPlan } from './exposedservice/shared-plan.ts';
+import { SharedPlan, gatewayFingerprint, planFingerprint } from './exposedservice/shared-plan.ts';
 import { Watched } from './runtime/informer.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { upgradeCrds } from './crd-upgrade.ts';
@@ -336,50 +336,4 @@ export class Manager {
     void this.serviceController.stop();
     if (!this.closing) this.opts.logger.warn('lost leadership: stopped reconciling');
   }
-}
-
-/**
- * What the session probe reads: per Gateway whose CA exists, one target per node its running
- * proxy pods are on (pods sharing a node share its ports: a rollout's old and new process), at
- * the address agents dial.
- */
-function probeTargets(caches: GatewayCaches, namespace: string): GatewayTargets[] {
-  const nodes = new Map(caches.nodes.list().map((n) => [n.metadata?.name ?? '', { name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }]));
-  const out: GatewayTargets[] = [];
-  for (const gw of caches.gateways.list()) {
-    const name = gw.metadata.name;
-    const caSecret = caches.secrets.get(gatewayObjectNames(name).caSecret, namespace);
-    const certPem = secretText(caSecret, 'ca.crt');
-    const keyPem = secretText(caSecret, 'ca.key');
-    if (!certPem || !keyPem) continue;
-    const byAddress = new Map<string, { pod: string; ready: boolean }>();
-    for (const pod of caches.pods.list(namespace)) {
-      if (pod.metadata?.labels?.[GATEWAY_LABEL] !== name || pod.metadata.deletionTimestamp || pod.status?.phase !== 'Running') continue;
-      const address = dialAddress(nodes.get(pod.spec?.nodeName ?? ''));
-      if (!address) continue;
-      const ready = pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
-      const known = byAddress.get(address);
-      if (!known || (ready && !known.ready)) byAddress.set(address, { pod: pod.metadata.name ?? '', ready });
-    }
-    out.push({
-      gateway: name, ca: { certPem, keyPem }, serverName: tunnelServerName(name), port: gw.spec.listeners.tunnel.port,
-      replicas: [...byAddress].map(([address, p]) => ({ pod: p.pod, address })),
-    });
-  }
-  return out;
-}
-
-/**
- * What the claims plan reads of an ExposedService (claims.ts): its identity and age, its spec,
- * and the TCP ports its status recorded (kept for objects older than the reservations).
- */
-function planFingerprint(s: ExposedService): string {
-  const { uid, creationTimestamp, generation } = s.metadata;
-  const deleting = (s.metadata as { deletionTimestamp?: unknown }).deletionTimestamp !== undefined;
-  return canonicalJson({ uid, creationTimestamp, generation, deleting, spec: s.spec, tcp: (s.status?.endpoints ?? []).map((e) => [e.gateway, e.tcp ?? []]) });
-}
-
-/** What services read of a Gateway: its spec and labels (the plan), its endpoints and addresses (their config and status). */
-function gatewayFingerprint(gw: Gateway): string {
-  return canonicalJson({ uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [] });
 }

@@ -7,6 +7,7 @@
 import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
+import { canonicalJson } from '../runtime/apply.ts';
 import type { Watched } from '../runtime/informer.ts';
 import { planReservations, readReservations, type Reservations } from '../trust/reservations.ts';
 import type { HostnameVerifier } from '../trust/verification.ts';
@@ -93,4 +94,19 @@ export class SharedPlan {
     this.seen = now;
     return changed;
   }
+}
+
+/**
+ * What the claims plan reads of an ExposedService (claims.ts): its identity and age, its spec,
+ * and the TCP ports its status recorded (kept for objects older than the reservations).
+ */
+export function planFingerprint(s: ExposedService): string {
+  const { uid, creationTimestamp, generation } = s.metadata;
+  const deleting = (s.metadata as { deletionTimestamp?: unknown }).deletionTimestamp !== undefined;
+  return canonicalJson({ uid, creationTimestamp, generation, deleting, spec: s.spec, tcp: (s.status?.endpoints ?? []).map((e) => [e.gateway, e.tcp ?? []]) });
+}
+
+/** What services read of a Gateway: its spec and labels (the plan), its endpoints and addresses (their config and status). */
+export function gatewayFingerprint(gw: Gateway): string {
+  return canonicalJson({ uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [] });
 }
