@@ -78,7 +78,7 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
   const [tunnelPort, httpPort] = await freePorts(2) as [number, number];
   const tcpPorts = await freeConsecutivePorts(backends.length); // the gateway's TCP port range
   const tcpFrom = tcpPorts[0]!;
-  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], tls: [], tcp: tcpPorts, identity: 'bench' }, DAY));
+  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], https: [], tls: [], tlsTerminated: [], tcp: tcpPorts, identity: 'bench' }, DAY));
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify({
     tunnel: { address: '127.0.0.1', port: tunnelPort, caFile: 'ca.crt', certFile: 'gateway.crt', keyFile: 'gateway.key' },
     listeners: { http: { address: '127.0.0.1', port: httpPort }, tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } } },

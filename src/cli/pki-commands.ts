@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { WebgwError } from '../common/errors.ts';
 import { pkiUsage } from './usage.ts';
-import { checkPort } from '../pki/grants.ts';
+import { checkPort, hasRoutes } from '../pki/grants.ts';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../pki/issue.ts';
 import { readKeyPair, writeKeyPair } from '../pki/files.ts';
 
@@ -42,14 +42,17 @@ async function pkiInit(args: string[], out: (line: string) => void): Promise<voi
 
 async function pkiIssue(args: string[], out: (line: string) => void): Promise<void> {
   const { values } = parseArgs({ args, options: {
-    dir: { type: 'string' }, out: { type: 'string' }, http: { type: 'string', multiple: true }, tls: { type: 'string', multiple: true },
+    dir: { type: 'string' }, out: { type: 'string' }, http: { type: 'string', multiple: true }, https: { type: 'string', multiple: true },
+    tls: { type: 'string', multiple: true }, 'tls-terminated': { type: 'string', multiple: true },
     tcp: { type: 'string', multiple: true }, identity: { type: 'string' }, hours: { type: 'string' },
   } });
   if (!values.dir || !values.out) throw new WebgwError('WEBGW_ERR_USAGE', `--dir and --out are required\n${pkiUsage}`);
   const hours = positiveNumber(values.hours, 24, 'hours');
   const tcp = (values.tcp ?? []).map((p) => checkPort(Number(p)));
-  const grants = { http: values.http ?? [], tls: values.tls ?? [], tcp, identity: values.identity ?? '' };
-  if (grants.http.length + grants.tls.length + tcp.length === 0) throw new WebgwError('WEBGW_ERR_USAGE', 'give at least one --http, --tls or --tcp grant');
+  const grants = {
+    http: values.http ?? [], https: values.https ?? [], tls: values.tls ?? [], tlsTerminated: values['tls-terminated'] ?? [], tcp, identity: values.identity ?? '',
+  };
+  if (!hasRoutes(grants)) throw new WebgwError('WEBGW_ERR_USAGE', 'give at least one --http, --https, --tls, --tls-terminated or --tcp grant');
   const ca = await readKeyPair(values.dir, 'ca');
   const agent = issueAgentCertificate(ca, grants, { notAfter: new Date(Date.now() + hours * HOUR) });
   await writeKeyPair(values.out, 'agent', agent);

@@ -10,7 +10,10 @@ import { dirname } from 'node:path';
 import type { Clock, Timer } from './clock.ts';
 
 export interface FileWatcherOptions {
-  files: readonly string[];
+  /** The files, or a function that lists them now (a folder whose set of files changes). */
+  files: readonly string[] | (() => Promise<readonly string[]>);
+  /** Folders to watch besides those of `files` (needed when `files` is a function). */
+  dirs?: readonly string[];
   pollMs: number;
   clock: Clock;
   onChange: () => void;
@@ -30,7 +33,8 @@ export class FileWatcher {
 
   async start(): Promise<void> {
     this.digest = await this.currentDigest();
-    for (const dir of new Set(this.opts.files.map((f) => dirname(f)))) {
+    const fixed = typeof this.opts.files === 'function' ? [] : this.opts.files;
+    for (const dir of new Set([...fixed.map((f) => dirname(f)), ...(this.opts.dirs ?? [])])) {
       try {
         const w = watch(dir, { persistent: false }, () => this.soon());
         w.on('error', () => {});
@@ -71,11 +75,12 @@ export class FileWatcher {
     this.opts.onChange();
   }
 
-  /** Hash of all files' contents; '' while any is missing (mid-update). */
+  /** Hash of all files' names and contents; '' while any is missing (mid-update). */
   private async currentDigest(): Promise<string> {
     const hash = createHash('sha256');
     try {
-      for (const f of this.opts.files) hash.update(await readFile(f)).update('\0');
+      const files = typeof this.opts.files === 'function' ? await this.opts.files() : this.opts.files;
+      for (const f of files) hash.update(f).update('\0').update(await readFile(f)).update('\0');
     } catch {
       return '';
     }

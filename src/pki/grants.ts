@@ -2,8 +2,11 @@
  * Grants: what an agent certificate allows its holder to serve, encoded as SAN URIs
  * (design: Trust model):
  *
- *   webgw:http:shop.example.com    HTTP Host
+ *   webgw:http:shop.example.com    HTTP Host, plain HTTP
+ *   webgw:https:shop.example.com   HTTPS: TLS terminated by the gateway (a certificate it holds),
+ *                                  then HTTP by Host as above; alone, plain HTTP is redirected
  *   webgw:tls:db.example.com       TLS SNI (passthrough)
+ *   webgw:tls-terminated:db.example.com  TLS SNI, terminated by the gateway, the plaintext relayed
  *   webgw:tcp:20001                a public TCP port
  *   webgw:id:namespace/name/uid    the ExposedService (or any identity) it was issued for
  *
@@ -16,8 +19,18 @@ import { WebgwError } from '../common/errors.ts';
 
 export interface Grants {
   http: string[];
+  https: string[];
   tls: string[];
+  tlsTerminated: string[];
   tcp: number[];
+}
+
+/** The hostname grant kinds, as they appear in the URI (`webgw:<kind>:<hostname>`). */
+const HOSTNAME_KINDS = { http: 'http', https: 'https', tls: 'tls', 'tls-terminated': 'tlsTerminated' } as const satisfies Record<string, keyof Grants>;
+
+/** True when the grants name at least one route. */
+export function hasRoutes(grants: Grants): boolean {
+  return grants.http.length + grants.https.length + grants.tls.length + grants.tlsTerminated.length + grants.tcp.length > 0;
 }
 
 export interface GrantSet extends Grants {
@@ -28,7 +41,7 @@ export interface GrantSet extends Grants {
 /** The only SAN of a session reader's certificate. */
 export const SESSION_READER_GRANT = 'webgw:read:sessions';
 
-export const emptyGrants = (): GrantSet => ({ http: [], tls: [], tcp: [], identity: '' });
+export const emptyGrants = (): GrantSet => ({ http: [], https: [], tls: [], tlsTerminated: [], tcp: [], identity: '' });
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 const IDENTITY = /^[A-Za-z0-9._:/-]{1,253}$/;
@@ -51,8 +64,7 @@ export function checkPort(port: number): number {
 
 export function grantsToUris(grants: GrantSet): string[] {
   const uris = [
-    ...grants.http.map((h) => `webgw:http:${normalizeHostname(h)}`),
-    ...grants.tls.map((h) => `webgw:tls:${normalizeHostname(h)}`),
+    ...Object.entries(HOSTNAME_KINDS).flatMap(([kind, field]) => grants[field].map((h) => `webgw:${kind}:${normalizeHostname(h)}`)),
     ...grants.tcp.map((p) => `webgw:tcp:${checkPort(p)}`),
   ];
   if (grants.identity) {
@@ -69,13 +81,12 @@ export function grantsFromUris(uris: readonly string[]): GrantSet {
     if (!uri.startsWith('webgw:')) continue;
     const [, kind, ...rest] = uri.split(':');
     const value = rest.join(':');
+    const field = Object.hasOwn(HOSTNAME_KINDS, kind ?? '') ? HOSTNAME_KINDS[kind as keyof typeof HOSTNAME_KINDS] : undefined;
+    if (field) {
+      out[field].push(normalizeHostname(value));
+      continue;
+    }
     switch (kind) {
-      case 'http':
-        out.http.push(normalizeHostname(value));
-        break;
-      case 'tls':
-        out.tls.push(normalizeHostname(value));
-        break;
       case 'tcp':
         if (!/^\d{1,5}$/.test(value)) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid TCP grant ${JSON.stringify(uri)}`);
         out.tcp.push(checkPort(Number(value)));

@@ -6,7 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { WebgwError } from '../common/errors.ts';
-import { SESSION_READER_GRANT, grantsFromUris, parseSubjectAltName, type GrantSet } from './grants.ts';
+import { SESSION_READER_GRANT, grantsFromUris, hasRoutes, parseSubjectAltName, type GrantSet } from './grants.ts';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
@@ -39,7 +39,7 @@ function verifyClientCertificate(cert: X509Certificate, ca: X509Certificate, now
 export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): VerifiedAgent {
   // A reader's certificate carries a grant kind agents do not know: grantsFromUris refuses it.
   const grants = grantsFromUris(verifyClientCertificate(cert, ca, now));
-  if (grants.http.length + grants.tls.length + grants.tcp.length === 0) {
+  if (!hasRoutes(grants)) {
     throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate carries no webgw grants');
   }
   return { grants, notAfter: new Date(cert.validTo), serial: cert.serialNumber, fingerprint: cert.fingerprint256 };

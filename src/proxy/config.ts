@@ -22,7 +22,14 @@ export const gatewayConfigSchema = z.strictObject({
   }),
   listeners: z.strictObject({
     http: listener.optional(),
-    tls: listener.optional(),
+    tls: listener.extend({
+      /**
+       * A folder of `<name>.crt` + `<name>.key` pairs the gateway terminates TLS with (https and
+       * tls-terminated grants), reloaded when it changes (certificate-store.ts). Without it, TLS
+       * is passed through only.
+       */
+      certificatesDir: z.string().min(1).optional(),
+    }).optional(),
     tcp: z.strictObject({
       address,
       portRange: z.strictObject({ from: port, to: port }).refine((r) => r.from <= r.to, 'from must be <= to'),
@@ -81,8 +88,13 @@ export type GatewayLimits = GatewayConfig['limits'];
 export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
   const config = await loadConfigFile(file, gatewayConfigSchema);
   const t = config.tunnel;
+  const tls = config.listeners.tls;
   return {
     ...config,
+    listeners: {
+      ...config.listeners,
+      ...(tls ? { tls: { ...tls, ...(tls.certificatesDir ? { certificatesDir: resolveFrom(file, tls.certificatesDir) } : {}) } } : {}),
+    },
     ...(config.readyFile ? { readyFile: resolveFrom(file, config.readyFile) } : {}),
     tunnel: {
       ...t, caFile: resolveFrom(file, t.caFile), certFile: resolveFrom(file, t.certFile), keyFile: resolveFrom(file, t.keyFile),

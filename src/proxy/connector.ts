@@ -8,7 +8,7 @@ import type { Clock } from '../common/clock.ts';
 import type { OpenRequest } from '../tunnel/open.ts';
 import type { TunnelStream } from '../tunnel/stream.ts';
 import type { AgentLink } from './agent-link.ts';
-import type { RouteTable } from './route-table.ts';
+import { tunnelProtocolOf, type RouteKind, type RouteTable } from './route-table.ts';
 
 export interface OpenedStream {
   stream: TunnelStream;
@@ -45,7 +45,7 @@ export class Connector {
   }
 
   /** 'unknown' (404), 'no-agent' (503) or 'ok', without rotating the round-robin cursor. */
-  status(protocol: OpenRequest['protocol'], target: string | number): RouteStatus {
+  status(protocol: RouteKind, target: string | number): RouteStatus {
     return this.opts.routes.status(protocol, target, this.opts.clock.now());
   }
 
@@ -55,18 +55,26 @@ export class Connector {
    * name nobody registered yet waits too (until the warm-up ends, at most agentWaitMs). Without
    * those settings, or with MAX_WAITING connections already waiting, it answers at once.
    */
-  async awaitAgent(protocol: OpenRequest['protocol'], target: string | number): Promise<RouteStatus> {
-    let status = this.status(protocol, target);
+  async awaitAgent(protocol: RouteKind, target: string | number): Promise<RouteStatus> {
+    return (await this.awaitRoute([protocol], target)).status;
+  }
+
+  /**
+   * awaitAgent over several ways to serve one name (a TLS connection may be passed through or
+   * terminated): the first of `kinds` an agent serves, else the first one known.
+   */
+  async awaitRoute(kinds: readonly [RouteKind, ...RouteKind[]], target: string | number): Promise<{ kind: RouteKind; status: RouteStatus }> {
+    let found = this.statusOf(kinds, target);
     const clock = this.opts.clock;
     const waitMs = this.opts.agentWaitMs ?? 0;
-    const allowed = status === 'no-agent' ? waitMs : Math.min(waitMs, this.startedAt + (this.opts.warmupMs ?? 0) - clock.now());
-    const route = `${protocol}:${target}`;
+    const allowed = found.status === 'no-agent' ? waitMs : Math.min(waitMs, this.startedAt + (this.opts.warmupMs ?? 0) - clock.now());
+    const route = `${kinds.join('|')}:${target}`;
     const onRoute = this.waitingPerRoute.get(route) ?? 0;
-    if (status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING || onRoute >= MAX_WAITING_PER_ROUTE) return status;
+    if (found.status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING || onRoute >= MAX_WAITING_PER_ROUTE) return found;
     this.waitingPerRoute.set(route, onRoute + 1);
     try {
       const deadline = clock.now() + allowed;
-      while (status !== 'ok' && clock.now() < deadline) {
+      while (found.status !== 'ok' && clock.now() < deadline) {
         await new Promise<void>((resolve) => {
           const wake = (): void => {
             timer.cancel();
@@ -76,14 +84,24 @@ export class Connector {
           const timer = clock.setTimeout(wake, deadline - clock.now());
           this.waiting.add(wake);
         });
-        status = this.status(protocol, target);
+        found = this.statusOf(kinds, target);
       }
-      return status;
+      return found;
     } finally {
       const left = (this.waitingPerRoute.get(route) ?? 1) - 1;
       if (left > 0) this.waitingPerRoute.set(route, left);
       else this.waitingPerRoute.delete(route);
     }
+  }
+
+  private statusOf(kinds: readonly [RouteKind, ...RouteKind[]], target: string | number): { kind: RouteKind; status: RouteStatus } {
+    let known: { kind: RouteKind; status: RouteStatus } | undefined;
+    for (const kind of kinds) {
+      const status = this.status(kind, target);
+      if (status === 'ok') return { kind, status };
+      if (status === 'no-agent') known ??= { kind, status };
+    }
+    return known ?? { kind: kinds[0], status: 'unknown' };
   }
 
   /** An agent registered its routes: every waiting connection looks again. */
@@ -92,7 +110,7 @@ export class Connector {
   }
 
   /** The next agent for a route in round-robin order (one step of the rotation), if any serves it. */
-  pick(protocol: OpenRequest['protocol'], target: string | number): AgentLink | undefined {
+  pick(protocol: RouteKind, target: string | number): AgentLink | undefined {
     const found = this.opts.routes.lookup(protocol, target, this.opts.clock.now());
     return found.kind === 'agents' ? this.opts.routes.rotate(found.key, found.agents)[0] : undefined;
   }
@@ -100,14 +118,16 @@ export class Connector {
   /**
    * Opens a stream on `preferred` if given (HTTP picked it, and keeps a pool per agent: no second
    * rotation step), else on the next agent in round-robin order; falls back to the route's other
-   * agents when that fails.
+   * agents when that fails. `kind` is the route the client came by (https for a request on a
+   * terminated TLS connection); it must carry `request.protocol` to the agent.
    * Throws WEBGW_ERR_NO_ROUTE (unknown), _NO_AGENT (none connected), _BACKEND or _TIMEOUT.
    */
-  async open(request: OpenRequest, preferred?: AgentLink): Promise<OpenedStream> {
+  async open(request: OpenRequest, preferred?: AgentLink, kind: RouteKind = request.protocol): Promise<OpenedStream> {
+    if (tunnelProtocolOf(kind) !== request.protocol) throw new WebgwError('WEBGW_ERR_NO_ROUTE', `a ${kind} route does not carry ${request.protocol} streams`);
     const target = request.protocol === 'tcp' ? request.port : request.hostname;
-    const found = this.opts.routes.lookup(request.protocol, target, this.opts.clock.now());
-    if (found.kind === 'unknown') throw new WebgwError('WEBGW_ERR_NO_ROUTE', `no route for ${request.protocol} ${target}`);
-    if (found.kind === 'no-agent') throw new WebgwError('WEBGW_ERR_NO_AGENT', `no agent connected for ${request.protocol} ${target}`);
+    const found = this.opts.routes.lookup(kind, target, this.opts.clock.now());
+    if (found.kind === 'unknown') throw new WebgwError('WEBGW_ERR_NO_ROUTE', `no route for ${kind} ${target}`);
+    if (found.kind === 'no-agent') throw new WebgwError('WEBGW_ERR_NO_AGENT', `no agent connected for ${kind} ${target}`);
     const agents = preferred && found.agents.includes(preferred)
       ? [preferred, ...found.agents.filter((a) => a !== preferred)]
       : this.opts.routes.rotate(found.key, found.agents);

@@ -12,6 +12,7 @@ import { describeError } from '../common/errors.ts';
 import { FileWatcher } from '../common/file-watcher.ts';
 import type { Logger } from '../common/log.ts';
 import type { AgentLink } from './agent-link.ts';
+import { CertificateStore } from './certificate-store.ts';
 import type { GatewayConfig } from './config.ts';
 import { Connector } from './connector.ts';
 import { HttpListener } from './http/listener.ts';
@@ -57,6 +58,10 @@ export class Gateway {
   private readonly admin?: AdminServer;
   private readonly watcher: FileWatcher;
   private agentsWatcher: FileWatcher | undefined;
+  /** Certificates for TLS terminated here, and what watches their folder. */
+  private readonly certificates?: CertificateStore;
+  private certificatesWatcher: FileWatcher | undefined;
+  private tlsPort: number | undefined;
   private readonly pollMs: number;
   private started = false;
   private closing: Promise<void> | undefined;
@@ -85,8 +90,18 @@ export class Gateway {
       routeCount: () => this.routes.routeCount,
       clock: this.clock, logger: this.log, metrics,
     });
-    if (config.listeners.http) this.http = new HttpListener({ ...config.listeners.http, limits, ...common });
-    if (config.listeners.tls) this.tls = new TlsListener({ ...config.listeners.tls, helloTimeoutMs: limits.clientHelloTimeoutMs, ...common });
+    const tlsConfig = config.listeners.tls;
+    if (tlsConfig?.certificatesDir) this.certificates = new CertificateStore(tlsConfig.certificatesDir);
+    // The HTTP listener also serves the HTTPS connections the TLS listener terminates.
+    if (config.listeners.http || this.certificates) {
+      this.http = new HttpListener({ ...config.listeners.http, httpsPort: () => this.tlsPort, limits, ...common });
+    }
+    if (tlsConfig) {
+      this.tls = new TlsListener({
+        address: tlsConfig.address, port: tlsConfig.port, helloTimeoutMs: limits.clientHelloTimeoutMs,
+        ...(this.certificates ? { certificates: this.certificates } : {}), ...(this.http ? { https: this.http } : {}), ...common,
+      });
+    }
     if (config.listeners.tcp) this.tcp = new TcpListeners({ address: config.listeners.tcp.address, ...common });
     if (config.admin) {
       this.admin = new AdminServer({ ...config.admin, reusePort, registry: this.registry, notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting') });
@@ -131,15 +146,37 @@ export class Gateway {
       await this.agentsWatcher.start();
       await reload();
     }
+    await this.watchCertificates();
     if (this.config.sharePorts) warnUnlessRequestsMigrate(this.log);
     const tunnel = await this.tunnel.start();
-    const http = await this.http?.start();
+    const http = this.config.listeners.http ? await this.http?.start() : undefined;
     const tls = await this.tls?.start();
+    this.tlsPort = tls?.port;
     const admin = await this.admin?.start();
     await this.watcher.start();
     this.started = true;
     if (this.config.readyFile) await writeFile(this.config.readyFile, `${process.pid}\n`);
     return { tunnel, ...(http && { http }), ...(tls && { tls }), ...(admin && { admin }) };
+  }
+
+  /** Loads the certificates for terminated TLS, and again whenever their folder changes. */
+  private async watchCertificates(): Promise<void> {
+    const store = this.certificates;
+    if (!store) return;
+    const dir = this.config.listeners.tls?.certificatesDir as string;
+    const reload = async (): Promise<void> => {
+      const { loaded, skipped } = await store.reload(this.clock.date());
+      this.log.info('certificates loaded', { dir, loaded, names: store.size });
+      for (const s of skipped.slice(0, 20)) this.log.warn('certificate skipped', { dir, name: s.name, why: s.why });
+    };
+    this.certificatesWatcher = new FileWatcher({
+      files: () => store.files(), dirs: [dir], pollMs: this.pollMs, clock: this.clock,
+      onChange: () => {
+        reload().catch((err) => this.log.error('cannot reload the certificates; keeping the old ones', { dir, err: describeError(err) }));
+      },
+    });
+    await this.certificatesWatcher.start();
+    await reload();
   }
 
   get agentCount(): number {
@@ -164,6 +201,7 @@ export class Gateway {
       }
       this.watcher.stop();
       this.agentsWatcher?.stop();
+      this.certificatesWatcher?.stop();
       if (this.config.sharePorts) {
         await this.admin?.close();
         const clientsDone = Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
@@ -187,6 +225,7 @@ export class Gateway {
   destroy(): void {
     this.watcher.stop();
     this.agentsWatcher?.stop();
+    this.certificatesWatcher?.stop();
     this.http?.destroy();
     this.tls?.destroy();
     this.tcp?.destroy();

@@ -10,6 +10,7 @@ export interface GatewayMetrics {
   refusedConnections: Counter<'protocol' | 'reason'>;
   bytes: Counter<'protocol' | 'route' | 'direction'>;
   httpRequests: Histogram<'route' | 'code'>;
+  tlsTerminations: Counter<'result'>;
 }
 
 export function createGatewayMetrics(registry: Registry): GatewayMetrics {
@@ -29,5 +30,6 @@ export function createGatewayMetrics(registry: Registry): GatewayMetrics {
       name: 'webgw_gateway_http_request_duration_seconds', help: 'HTTP requests by route and status code',
       labelNames: ['route', 'code'], buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers,
     }),
+    tlsTerminations: new Counter({ name: 'webgw_gateway_tls_terminations_total', help: 'TLS handshakes the gateway terminated, by result (done, failed, timeout, no-certificate)', labelNames: ['result'], registers }),
   };
 }

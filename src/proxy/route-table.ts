@@ -4,7 +4,17 @@
  * own (time is passed in), so it is tested with tables.
  */
 import { hostnameMatches } from '../pki/grants.ts';
-import type { RouteProtocol } from '../tunnel/open.ts';
+
+/**
+ * How a public connection is served, one per grant kind (pki/grants.ts): plain HTTP, HTTPS
+ * terminated here, TLS passed through, TLS terminated here and relayed, a TCP port. The agent
+ * sees only the tunnel protocol (`tunnelProtocolOf`): https is http to it, tls-terminated is tls.
+ */
+export type RouteKind = 'http' | 'https' | 'tls' | 'tls-terminated' | 'tcp';
+
+export function tunnelProtocolOf(kind: RouteKind): 'http' | 'tls' | 'tcp' {
+  return kind === 'https' ? 'http' : kind === 'tls-terminated' ? 'tls' : kind;
+}
 
 export interface RouteAgent {
   readonly id: string;
@@ -14,7 +24,9 @@ export interface RouteAgent {
 
 export interface AgentRoutes {
   http: readonly string[];
+  https: readonly string[];
   tls: readonly string[];
+  tlsTerminated: readonly string[];
   tcp: readonly number[];
 }
 
@@ -39,7 +51,9 @@ export class RouteTable<A extends RouteAgent> {
   add(agent: A, routes: AgentRoutes): void {
     const keys = [
       ...routes.http.map((h) => routeKey('http', h)),
+      ...routes.https.map((h) => routeKey('https', h)),
       ...routes.tls.map((h) => routeKey('tls', h)),
+      ...routes.tlsTerminated.map((h) => routeKey('tls-terminated', h)),
       ...routes.tcp.map((p) => routeKey('tcp', p)),
     ];
     this.routesOf.set(agent, keys);
@@ -81,7 +95,7 @@ export class RouteTable<A extends RouteAgent> {
    * twice for one connection cannot skew the balance (issue 14: the HTTP listener asked twice per
    * new stream and, with two agents, sent every request to the first). Rotation is rotate()'s.
    */
-  lookup(protocol: RouteProtocol, target: string | number, now: number): Lookup<A> {
+  lookup(protocol: RouteKind, target: string | number, now: number): Lookup<A> {
     const exact = routeKey(protocol, target);
     let key = exact;
     let list = this.byKey.get(exact);
@@ -111,7 +125,7 @@ export class RouteTable<A extends RouteAgent> {
   }
 
   /** What lookup would say, without the agents: for answering 404/503 before any work. */
-  status(protocol: RouteProtocol, target: string | number, now: number): 'unknown' | 'no-agent' | 'ok' {
+  status(protocol: RouteKind, target: string | number, now: number): 'unknown' | 'no-agent' | 'ok' {
     const exact = routeKey(protocol, target);
     let list = this.byKey.get(exact);
     if (!list && typeof target === 'string') {
@@ -147,6 +161,6 @@ export class RouteTable<A extends RouteAgent> {
   }
 }
 
-function routeKey(protocol: RouteProtocol, target: string | number): string {
+function routeKey(protocol: RouteKind, target: string | number): string {
   return `${protocol}:${target}`;
 }

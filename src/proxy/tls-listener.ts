@@ -1,19 +1,36 @@
 /**
- * The public TLS listener: TLS passthrough routed by SNI. The gateway reads the ClientHello
- * (bounded in size and time), picks the route, replays the bytes to the agent and relays the
- * rest; it never holds the service's key. Unknown or missing SNI: a fatal alert and close.
+ * The public TLS listener, routed by SNI. The gateway reads the ClientHello (bounded in size and
+ * time) and picks the route:
+ * - tls (passthrough): it replays the bytes to the agent and relays the rest; it never holds the
+ *   service's key;
+ * - https: it terminates TLS with a certificate of its own (certificate-store.ts) and hands the
+ *   connection to the HTTP listener, which serves it as HTTPS;
+ * - tls-terminated: it terminates TLS and relays the plaintext to the agent.
+ * Unknown or missing SNI, or a terminated route without a certificate: a fatal alert and close.
+ * The handshake of a terminated connection is bounded by the same timeout as the ClientHello.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { normalizeHostname } from '../pki/grants.ts';
 import { MAX_HELLO_BYTES, parseClientHello, tlsAlert } from './client-hello.ts';
+import type { CertificateStore, ServedCertificate } from './certificate-store.ts';
 import type { ClientLimiter } from './client-limiter.ts';
 import type { Connector } from './connector.ts';
 import { forwardConnection } from './forward-connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
+import type { RouteKind } from './route-table.ts';
+
+/** Where a connection terminated here goes when its route is https. */
+export interface HttpsServer {
+  serveHttps(socket: TLSSocket, port: number, certificate: ServedCertificate): void;
+}
+
+/** Passthrough first: a tenant that holds its own key for a name keeps it end to end. */
+const TLS_ROUTES = ['tls', 'https', 'tls-terminated'] as const satisfies readonly [RouteKind, ...RouteKind[]];
 
 export interface TlsListenerOptions {
   address: string;
@@ -21,6 +38,9 @@ export interface TlsListenerOptions {
   /** Bind with SO_REUSEPORT (common/net.ts listen). */
   reusePort?: boolean;
   helloTimeoutMs: number;
+  /** Certificates for terminated routes; without them, https and tls-terminated are refused. */
+  certificates?: CertificateStore;
+  https?: HttpsServer;
   connector: Connector;
   clients: ClientLimiter;
   clock: Clock;
@@ -32,7 +52,7 @@ export class TlsListener {
   private readonly opts: TlsListenerOptions;
   private readonly log: Logger;
   private readonly server: Server;
-  private readonly sockets = new Set<Socket>();
+  private readonly sockets = new Set<Socket | TLSSocket>();
 
   constructor(opts: TlsListenerOptions) {
     this.opts = opts;
@@ -42,7 +62,7 @@ export class TlsListener {
 
   async start(): Promise<AddressInfo> {
     const info = await listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
-    this.log.info('TLS passthrough listener ready', { address: formatHostPort(info.address, info.port) });
+    this.log.info('TLS listener ready', { address: formatHostPort(info.address, info.port) });
     return info;
   }
 
@@ -99,12 +119,65 @@ export class TlsListener {
         client: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
         local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
       };
-      void this.opts.connector.awaitAgent('tls', hostname).then((status) => {
+      void this.opts.connector.awaitRoute(TLS_ROUTES, hostname).then(({ kind, status }) => {
         if (socket.destroyed) return;
-        if (status === 'unknown') reject(`no route for SNI ${hostname}`, 'unrecognized_name');
-        else void forwardConnection(socket, request, data, this.opts, () => reject(`no agent for ${hostname}`, 'internal_error'));
-      }).catch(() => socket.destroy());
+        if (status === 'unknown') {
+          reject(`no route for SNI ${hostname}`, 'unrecognized_name');
+          return;
+        }
+        if (kind === 'tls') {
+          void forwardConnection(socket, request, data, this.opts, () => reject(`no agent for ${hostname}`, 'internal_error'));
+          return;
+        }
+        const certificate = this.opts.certificates?.find(hostname, this.opts.clock.date());
+        if (!certificate || (kind === 'https' && !this.opts.https)) {
+          this.opts.metrics.tlsTerminations.inc({ result: 'no-certificate' });
+          reject(`no certificate for ${hostname}`, 'unrecognized_name');
+          return;
+        }
+        this.terminate(socket, data, certificate, kind === 'https', (secure) => {
+          if (kind === 'https') this.opts.https?.serveHttps(secure, request.port, certificate);
+          else void forwardConnection(secure, request, undefined, this.opts, () => secure.destroy(), 'tls-terminated');
+        });
+      }).catch((err: unknown) => {
+        this.log.error('TLS connection failed unexpectedly; closing it', { err: describeError(err) });
+        socket.destroy();
+      });
     };
     socket.on('data', onData);
+  }
+
+  /**
+   * The handshake with our certificate: the ClientHello already read goes back into the socket
+   * (TLSSocket feeds data buffered on the socket to TLS first). `secured` runs once it is done.
+   * ALPN: http/1.1 for HTTPS; none for a relayed stream, whose protocol only the backend knows.
+   */
+  private terminate(socket: Socket, hello: Buffer, certificate: ServedCertificate, http: boolean, secured: (secure: TLSSocket) => void): void {
+    socket.unshift(hello);
+    const secure = new TLSSocket(socket, { isServer: true, secureContext: certificate.context(), ...(http ? { ALPNProtocols: ['http/1.1'] } : {}) });
+    this.sockets.add(secure);
+    const timer = this.opts.clock.setTimeout(() => {
+      this.opts.metrics.tlsTerminations.inc({ result: 'timeout' });
+      secure.destroy();
+    }, this.opts.helloTimeoutMs);
+    const failed = (err: Error): void => {
+      timer.cancel();
+      this.opts.metrics.tlsTerminations.inc({ result: 'failed' });
+      this.log.debug('TLS handshake failed', { remote: plainAddress(socket.remoteAddress), err: describeError(err) });
+      secure.destroy();
+    };
+    secure.once('error', failed);
+    secure.once('close', () => {
+      timer.cancel();
+      this.sockets.delete(secure);
+      socket.destroy();
+    });
+    secure.once('secure', () => {
+      timer.cancel();
+      secure.removeListener('error', failed);
+      secure.on('error', () => secure.destroy());
+      this.opts.metrics.tlsTerminations.inc({ result: 'done' });
+      secured(secure);
+    });
   }
 }

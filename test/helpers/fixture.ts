@@ -72,6 +72,8 @@ export interface GatewayFixtureOptions {
   authorizedAgentsFile?: string;
   /** Bind with SO_REUSEPORT (config sharePorts), for handover(). */
   sharePorts?: boolean;
+  /** Certificates the TLS listener terminates with (config listeners.tls.certificatesDir). */
+  certificatesDir?: string;
 }
 
 export async function startGateway(options: GatewayFixtureOptions = {}): Promise<GatewayFixture> {
@@ -88,7 +90,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
     },
     listeners: {
       http: { address: '127.0.0.1', port: ports.http },
-      tls: { address: '127.0.0.1', port: ports.tls },
+      tls: { address: '127.0.0.1', port: ports.tls, ...(options.certificatesDir ? { certificatesDir: options.certificatesDir } : {}) },
       ...(options.tcpRange ? { tcp: { address: '127.0.0.1', portRange: options.tcpRange } } : {}),
     },
     admin: { address: '127.0.0.1', port: 0 },
@@ -105,7 +107,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
     get httpPort() { return addresses.http!.port; },
     get tlsPort() { return addresses.tls!.port; },
     async issueAgent(name, grants, validity = hours(1)) {
-      const pair = issueAgentCertificate(ca, { http: [], tls: [], tcp: [], identity: `test/${name}`, ...grants }, validity);
+      const pair = issueAgentCertificate(ca, { http: [], https: [], tls: [], tlsTerminated: [], tcp: [], identity: `test/${name}`, ...grants }, validity);
       const { certFile, keyFile } = await writeKeyPair(dir.path, name, pair);
       return { caFile: dir.file('ca.crt'), certFile, keyFile };
     },

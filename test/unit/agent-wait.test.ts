@@ -8,7 +8,7 @@ import { RouteTable } from '../../src/proxy/route-table.ts';
 import { FakeClock } from '../helpers/fake-clock.ts';
 
 const agent = (id: string): AgentLink => ({ id, draining: false }) as unknown as AgentLink;
-const routes = (hosts: string[]) => ({ http: hosts, tls: [], tcp: [] });
+const routes = (hosts: string[]) => ({ http: hosts, https: [], tls: [], tlsTerminated: [], tcp: [] });
 
 function setup(opts: { agentWaitMs?: number; warmupMs?: number }) {
   const clock = new FakeClock();

@@ -24,7 +24,7 @@ function fakeAgent(id: string): AgentLink {
 async function serve(agents: number, requests: number, pooled: boolean, backendCloses: boolean): Promise<number[]> {
   const routes = new RouteTable<AgentLink>();
   const links = Array.from({ length: agents }, (_, i) => fakeAgent(`a${i}`));
-  for (const l of links) routes.add(l, { http: ['shop.example'], tls: [], tcp: [] });
+  for (const l of links) routes.add(l, { http: ['shop.example'], https: [], tls: [], tlsTerminated: [], tcp: [] });
   const connector = new Connector({ routes, clock: systemClock, openTimeoutMs: 1000 });
   const idle = new Set<string>();
   const served = new Map<string, number>();
@@ -50,7 +50,7 @@ describe('balancing across the agents of a route', () => {
   it('TLS and TCP connections (no preferred agent) rotate once per connection', async () => {
     const routes = new RouteTable<AgentLink>();
     const links = [fakeAgent('a'), fakeAgent('b')];
-    for (const l of links) routes.add(l, { http: [], tls: ['db.example'], tcp: [] });
+    for (const l of links) routes.add(l, { http: [], https: [], tls: ["db.example"], tlsTerminated: [], tcp: [] });
     const connector = new Connector({ routes, clock: systemClock, openTimeoutMs: 1000 });
     const order: string[] = [];
     for (let i = 0; i < 4; i++) order.push((await connector.open({ ...request, protocol: 'tls', hostname: 'db.example' })).agent.id);

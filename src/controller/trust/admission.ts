@@ -30,7 +30,7 @@ export function serviceIdentity(service: ExposedService): string {
 
 /** The grants an ExposedService holds on one gateway: exactly what the plan accepted. */
 export function plannedGrants(service: ExposedService, gp: GatewayPlan): GrantSet {
-  return { http: gp.http, tls: gp.tls, tcp: gp.tcp.map((t) => t.port), identity: serviceIdentity(service) };
+  return { http: gp.http, https: [], tls: gp.tls, tlsTerminated: [], tcp: gp.tcp.map((t) => t.port), identity: serviceIdentity(service) };
 }
 
 export function grantsServe(gp: GatewayPlan): boolean {

@@ -12,6 +12,7 @@ import type { Socket } from 'node:net';
 import type { Clock, Timer } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
+import type { ServedCertificate } from '../certificate-store.ts';
 import { HttpRequestError, RequestParser, type RequestHead } from './request-parser.ts';
 
 /** How long an ending connection may take to close after our answer. */
@@ -21,6 +22,14 @@ export interface ConnectionLimits {
   maxHeaderBytes: number;
   headerTimeoutMs: number;
   keepAliveTimeoutMs: number;
+}
+
+/** How the client reached the gateway; for HTTPS, with the certificate its handshake got. */
+export interface ConnectionOrigin {
+  scheme: 'http' | 'https';
+  /** The public port (X-Forwarded-Port). */
+  port: number;
+  certificate?: ServedCertificate;
 }
 
 export interface ConnectionHooks {
@@ -39,6 +48,7 @@ export interface BodySink {
 
 export class ClientConnection {
   readonly socket: Socket;
+  readonly origin: ConnectionOrigin;
   private readonly parser: RequestParser;
   private readonly limits: ConnectionLimits;
   private readonly clock: Clock;
@@ -56,8 +66,9 @@ export class ClientConnection {
   /** The request stream is malformed: nothing more is parsed; the listener answers or cuts. */
   private broken = false;
 
-  constructor(socket: Socket, limits: ConnectionLimits, clock: Clock, hooks: ConnectionHooks, log: Logger) {
+  constructor(socket: Socket, origin: ConnectionOrigin, limits: ConnectionLimits, clock: Clock, hooks: ConnectionHooks, log: Logger) {
     this.socket = socket;
+    this.origin = origin;
     this.limits = limits;
     this.clock = clock;
     this.hooks = hooks;
@@ -116,13 +127,13 @@ export class ClientConnection {
 
   /**
    * An answer from the gateway itself. The connection stays only when the request had no body
-   * still unread; otherwise it closes after the answer.
+   * still unread; otherwise it closes after the answer. `location`: for a redirect.
    */
-  answer(status: number, message: string, keep = true): void {
+  answer(status: number, message: string, keep = true, location?: string): void {
     const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
     const stay = keep && this.requestComplete && !this.closing;
-    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\nX-Webgw-Error: ${status}\r\n${stay ? '' : 'Connection: close\r\n'}\r\n`;
+    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${location ? `Location: ${location}\r\n` : ''}Content-Type: text/plain; charset=utf-8\r\n`
+      + `Content-Length: ${Buffer.byteLength(body)}\r\n${status >= 400 ? `X-Webgw-Error: ${status}\r\n` : ''}${stay ? '' : 'Connection: close\r\n'}\r\n`;
     this.socket.write(head + body);
     this.finishRequest(stay);
   }

@@ -1,12 +1,14 @@
 /**
- * The public HTTP listener: a reverse proxy per request, routed by Host. client-connection.ts
+ * The public HTTP listener: a reverse proxy per request, routed by Host, for plain HTTP
+ * connections it accepts and HTTPS connections the TLS listener terminated (serveHttps). Plain
+ * HTTP for a name served only over HTTPS is redirected there (308). client-connection.ts
  * reads the requests (limits, timeouts, 400/408/431); each request goes to the next agent of its
  * route over a keep-alive tunnel stream (idle-streams.ts), written and parsed by exchange.ts, so
  * requests reuse streams and the agent's backend connections. Upgrade requests (WebSocket) are
  * relayed as raw bytes after their head. Answers: 400, 404, 408, 431, 502, 503, 504 (design:
  * Routing).
  */
-import { createServer, type AddressInfo, type Server } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
@@ -15,19 +17,24 @@ import { closeServer, formatHostPort, listen, plainAddress } from '../../common/
 import { relay } from '../../common/relay.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { AgentLink } from '../agent-link.ts';
+import { certificateCovers, type ServedCertificate } from '../certificate-store.ts';
 import type { GatewayLimits } from '../config.ts';
 import type { ClientLimiter } from '../client-limiter.ts';
 import type { Connector } from '../connector.ts';
-import { ClientConnection } from './client-connection.ts';
+import { ClientConnection, type ConnectionOrigin } from './client-connection.ts';
 import { exchange } from './exchange.ts';
 import { forwardRequestHeaders, headerLines, hostFromHeader, type ForwardContext } from './headers.ts';
 import { IdleStreams } from './idle-streams.ts';
 import { HttpRequestError, type RequestHead } from './request-parser.ts';
 import type { GatewayMetrics } from '../metrics.ts';
+import type { RouteKind } from '../route-table.ts';
 
 export interface HttpListenerOptions {
-  address: string;
-  port: number;
+  /** Where plain HTTP is accepted; without it, the listener serves only HTTPS (serveHttps). */
+  address?: string;
+  port?: number;
+  /** The public HTTPS port, for redirects; undefined while there is no TLS listener. */
+  httpsPort?: () => number | undefined;
   /** Bind with SO_REUSEPORT (common/net.ts listen). */
   reusePort?: boolean;
   connector: Connector;
@@ -63,16 +70,26 @@ export class HttpListener {
       onRequest: (conn: ClientConnection, head: RequestHead) => this.onRequest(conn, head),
       onUpgrade: (conn: ClientConnection, head: RequestHead, rest: Buffer) => this.onUpgrade(conn, head, rest),
     };
-    this.server = createServer({ noDelay: true }, (socket) => {
-      if (!opts.clients.admit(socket, 'http')) return;
-      const conn = new ClientConnection(socket, connectionLimits, opts.clock, hooks, this.log);
+    this.accept = (socket, origin) => {
+      const conn = new ClientConnection(socket, origin, connectionLimits, opts.clock, hooks, this.log);
       this.connections.add(conn);
       socket.once('close', () => this.connections.delete(conn));
+    };
+    this.server = createServer({ noDelay: true }, (socket) => {
+      if (opts.clients.admit(socket, 'http')) this.accept(socket, { scheme: 'http', port: this.localPort });
     });
   }
 
+  private readonly accept: (socket: Socket, origin: ConnectionOrigin) => void;
+
+  /** A connection the TLS listener terminated with `certificate` (already admitted there). */
+  serveHttps(socket: Socket, port: number, certificate: ServedCertificate): void {
+    this.accept(socket, { scheme: 'https', port, certificate });
+  }
+
   async start(): Promise<AddressInfo> {
-    const info = await listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
+    if (this.opts.port === undefined) throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', 'the HTTP listener has no port');
+    const info = await listen(this.server, this.opts.port, this.opts.address ?? '0.0.0.0', { reusePort: this.opts.reusePort });
     this.localPort = info.port;
     this.log.info('HTTP listener ready', { address: formatHostPort(info.address, info.port) });
     return info;
@@ -109,24 +126,48 @@ export class HttpListener {
     };
     const answer = (status: number, message: string, route = '-'): void => {
       observe(route, status);
-      conn.answer(status, message);
+      conn.answer(status, message, head.keepAlive);
     };
     if (!hostname) {
       answer(400, 'missing or invalid Host header');
       return;
     }
-    void this.opts.connector.awaitAgent('http', hostname).then((status) => {
+    if (this.misdirected(conn, hostname)) {
+      answer(421, `this connection's certificate does not name ${hostname}: open a connection for it`);
+      return;
+    }
+    void this.opts.connector.awaitRoute(routeKinds(conn), hostname).then(({ kind, status }) => {
       if (conn.socket.destroyed) return;
       if (status === 'unknown') answer(404, messageForStatus(404, hostname));
+      else if (kind === 'https' && conn.origin.scheme === 'http') this.redirect(conn, head, hostname, observe, head.keepAlive);
       else if (status === 'no-agent') answer(503, messageForStatus(503, hostname));
       else this.forward(conn, head, hostname, 1, observe);
     }).catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
+  /** A Host the connection's certificate does not name (RFC 9110 §15.5.20): 421. */
+  private misdirected(conn: ClientConnection, hostname: string): boolean {
+    return conn.origin.certificate !== undefined && !certificateCovers(conn.origin.certificate, hostname);
+  }
+
+  /** Plain HTTP for a name served only over HTTPS: 308 to the same target over HTTPS. */
+  private redirect(conn: ClientConnection, head: RequestHead, hostname: string, observe: (route: string, status: number) => void, keep = true): void {
+    const port = this.opts.httpsPort?.();
+    if (port === undefined) {
+      observe(hostname, 404);
+      conn.answer(404, `${hostname} is served over HTTPS only, and this gateway has no HTTPS listener`, keep);
+      return;
+    }
+    const location = `https://${hostname}${port === 443 ? '' : `:${port}`}${pathOf(head.target)}`;
+    observe(hostname, 308);
+    conn.answer(308, `served over HTTPS: ${location}`, keep, location);
+  }
+
   private forward(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void): void {
-    const link = this.opts.connector.pick('http', hostname);
+    const kind = routeKinds(conn)[0];
+    const link = this.opts.connector.pick(kind, hostname);
     if (!link) {
-      this.fail(conn, hostname, new WebgwError('WEBGW_ERR_NO_AGENT', 'no agent'), false, observe);
+      this.fail(conn, head, hostname, new WebgwError('WEBGW_ERR_NO_AGENT', 'no agent'), false, observe);
       return;
     }
     const key = `${hostname} ${link.id}`;
@@ -134,13 +175,13 @@ export class HttpListener {
     const streamReady = idle
       ? Promise.resolve({ stream: idle, agent: link, reused: true })
       : this.opts.connector.open({
-        protocol: 'http', hostname, port: this.localPort,
+        protocol: 'http', hostname, port: conn.origin.port,
         // A pooled stream serves many clients: the client is in X-Forwarded-For, not in OPEN.
-        client: { address: '', port: 0 }, local: { address: '', port: this.localPort },
-      }, link).then((opened) => ({ ...opened, reused: false }));
+        client: { address: '', port: 0 }, local: { address: '', port: conn.origin.port },
+      }, link, kind).then((opened) => ({ ...opened, reused: false }));
     streamReady.then(
       ({ stream, agent, reused }) => this.runExchange(conn, head, hostname, attempt, observe, stream, agent, reused),
-      (err: Error) => this.fail(conn, hostname, err, false, observe),
+      (err: Error) => this.fail(conn, head, hostname, err, false, observe),
     ).catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
@@ -173,7 +214,7 @@ export class HttpListener {
       this.forward(conn, head, hostname, attempt + 1, observe);
       return;
     }
-    this.fail(conn, hostname, outcome.error, true, observe);
+    this.fail(conn, head, hostname, outcome.error, true, observe);
   }
 
   /**
@@ -186,16 +227,16 @@ export class HttpListener {
   }
 
   private forwardContext(conn: ClientConnection, upgrade: boolean): ForwardContext {
-    return { clientAddress: plainAddress(conn.socket.remoteAddress), proto: 'http', port: this.localPort, upgrade };
+    return { clientAddress: plainAddress(conn.socket.remoteAddress), proto: conn.origin.scheme, port: conn.origin.port, upgrade };
   }
 
-  private fail(conn: ClientConnection, hostname: string, err: Error, bodyStarted: boolean, observe: (route: string, status: number) => void): void {
+  private fail(conn: ClientConnection, head: RequestHead, hostname: string, err: Error, bodyStarted: boolean, observe: (route: string, status: number) => void): void {
     const status = statusForError(err);
     if (status >= 502 && status !== 503) this.upstreamFailures.warn(hostname, 'upstream request failed', { host: hostname, status, err: describeError(err) });
     observe(hostname, status);
     if (conn.socket.destroyed) return;
     // A body that went (partly) upstream cannot be read again: answer, then close.
-    conn.answer(status, err instanceof HttpRequestError ? err.message : messageForStatus(status, hostname), !bodyStarted);
+    conn.answer(status, err instanceof HttpRequestError ? err.message : messageForStatus(status, hostname), !bodyStarted && head.keepAlive);
   }
 
   /**
@@ -211,14 +252,23 @@ export class HttpListener {
       conn.answer(400, 'missing or invalid Host header', false);
       return;
     }
-    const status = this.opts.connector.status('http', hostname);
+    if (this.misdirected(conn, hostname)) {
+      conn.answer(421, `this connection's certificate does not name ${hostname}: open a connection for it`, false);
+      return;
+    }
+    const [kind] = routeKinds(conn);
+    const status = this.opts.connector.status(kind, hostname);
+    if (status === 'unknown' && kind === 'http' && this.opts.connector.status('https', hostname) !== 'unknown') {
+      this.redirect(conn, head, hostname, () => {}, false);
+      return;
+    }
     if (status !== 'ok') {
       const code = status === 'unknown' ? 404 : 503;
       conn.answer(code, messageForStatus(code, hostname), false);
       return;
     }
     const client = { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
-    this.opts.connector.open({ protocol: 'http', hostname, port: this.localPort, client, local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 } }).then(
+    this.opts.connector.open({ protocol: 'http', hostname, port: conn.origin.port, client, local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 } }, undefined, kind).then(
       ({ stream }) => this.runUpgrade(conn, head, hostname, stream, rest),
       (err: Error) => {
         const code = statusForError(err);
@@ -263,6 +313,22 @@ export class HttpListener {
     const code = statusForError(outcome.error);
     conn.answer(code, messageForStatus(code, hostname), false);
   }
+}
+
+/**
+ * The routes a request may take: on HTTPS the https route only; on plain HTTP the http route,
+ * else the https one (to redirect to it).
+ */
+function routeKinds(conn: ClientConnection): [RouteKind, ...RouteKind[]] {
+  return conn.origin.scheme === 'https' ? ['https'] : ['http', 'https'];
+}
+
+/** The path and query of a request target (origin-form as is, absolute-form without its authority). */
+function pathOf(target: string): string {
+  if (target.startsWith('/')) return target;
+  const absolute = /^https?:\/\/[^/?#]*(.*)$/i.exec(target);
+  const rest = absolute?.[1] ?? '';
+  return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
 export function statusForError(err: unknown): number {
