@@ -9,6 +9,8 @@ export const GatewayCondition = {
   Programmed: 'Programmed',
   /** Proxy pods run and serve. */
   Ready: 'Ready',
+  /** spec.tls: the certificate is valid, covers *.<domain> and is handed to the proxy pods. */
+  CertificateReady: 'CertificateReady',
 } as const;
 
 export const ExposedServiceCondition = {
@@ -47,6 +49,12 @@ export const ConditionReason = {
   NoTunnelEndpoint: 'NoTunnelEndpoint',
   AgentsConnected: 'AgentsConnected',
   NoAgentConnected: 'NoAgentConnected',
+  CertificateIssued: 'CertificateIssued',
+  CertificateInvalid: 'CertificateInvalid',
+  CertificateExpired: 'CertificateExpired',
+  SecretNotFound: 'SecretNotFound',
+  /** spec.tls is not set: HTTPS is passed through only. */
+  NoCertificate: 'NoCertificate',
   /** The controller has not read the gateways' session tables yet. */
   AgentsNotObserved: 'AgentsNotObserved',
 } as const;

@@ -102,6 +102,9 @@ export const gatewaySchema: Schema = obj({
   status: obj({
     observedGeneration: { type: 'integer', format: 'int64' },
     conditions,
+    certificate: obj({
+      secret: str(), names: arr(str(), 100), notAfter: str(), issuer: str({ maxLength: 1024 }),
+    }, { description: 'The certificate HTTPS is terminated with for names under spec.domain (spec.tls).' }),
     addresses: arr(obj({ type: { type: 'string', enum: ['IPAddress', 'Hostname'] }, value: str() }, { required: ['type', 'value'] }), 64),
     tunnelEndpoints: arr(str(), 100),
     replicas: obj({ desired: int(0, 100000), ready: int(0, 100000) }),
@@ -118,7 +121,8 @@ const route: Schema = obj({
   protocol: { type: 'string', enum: ['HTTP', 'TLS', 'TCP'] },
   hostnames: arr(str({ pattern: HOSTNAME }), 16),
   subdomain: str({ pattern: DNS_LABEL, maxLength: 63, description: 'Served as <subdomain>.<gateway domain> on gateways that have a domain.' }),
-  termination: { type: 'string', enum: ['Passthrough', 'Terminate'], description: 'TLS only. Omitted: Passthrough (the gateway never sees plaintext).' },
+  termination: { type: 'string', enum: ['Passthrough', 'Terminate'], description: 'TLS only. Omitted: Passthrough (the gateway never sees plaintext). Terminate: the gateway terminates TLS with its certificate (spec.tls of the Gateway, names under its domain) and relays the plaintext.' },
+  redirect: { type: 'boolean', description: 'HTTP only. Where the gateway serves the name over HTTPS (its certificate covers it): true (default) answers plain HTTP with a redirect to HTTPS, false serves plain HTTP too.' },
   backend: obj({ port: port() }, { required: ['port'], description: 'Overrides spec.backend.port for this route.' }),
 }, {
   required: ['protocol'],
@@ -126,6 +130,7 @@ const route: Schema = obj({
     rule("self.protocol == 'TCP' || has(self.hostnames) || has(self.subdomain)", 'HTTP and TLS routes need hostnames or a subdomain'),
     rule("self.protocol != 'TCP' || (!has(self.hostnames) && !has(self.subdomain))", 'TCP routes are served on an allocated port and take no hostnames'),
     rule("!has(self.termination) || self.protocol == 'TLS'", 'termination applies to TLS routes only'),
+    rule("!has(self.redirect) || self.protocol == 'HTTP'", 'redirect applies to HTTP routes only'),
   ],
 });
 
@@ -157,6 +162,9 @@ export const exposedServiceSchema: Schema = obj({
       urls: arr(str({ maxLength: 2048 }), 64),
       // address is absent until the gateway reports one; the port is allocated (and kept) anyway.
       tcp: arr(obj({ address: str(), port: port(), backendPort: port() }, { required: ['port', 'backendPort'] }), 64),
+      certificate: obj({
+        names: arr(str(), 64), state: { type: 'string', enum: ['Ready'] }, issuer: str({ maxLength: 1024 }), notAfter: str(),
+      }, { description: 'The certificate the gateway terminates this service\'s HTTPS names with (its Gateway\'s spec.tls).' }),
       sessions: int(0, 10000000, { description: 'Agent sessions of this service connected to the gateway, over its replicas.' }),
       replicas: arr(obj({
         name: str(), sessions: int(0, 10000000), since: str({ format: 'date-time' }), rttMilliseconds: int(0, 3600000), reachable: { type: 'boolean' },

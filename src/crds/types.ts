@@ -50,8 +50,18 @@ export const hostnamePolicyDefaults = { wildcards: 'Forbidden', external: 'Verif
 /** Defaults of Gateway.spec.limits (the schema's too, for objects written before they existed). */
 export const gatewayLimitDefaults = { maxSessionsPerService: 64, maxServicesPerNamespace: 100, maxTcpPortsPerNamespace: 10 } as const;
 
+/** The certificate the gateway terminates HTTPS with for its domain (spec.tls). */
+export interface GatewayCertificateStatus {
+  /** `namespace/name` of the Secret it came from. */
+  secret: string;
+  names: string[];
+  notAfter: string;
+  issuer: string;
+}
+
 export interface GatewayStatus {
   observedGeneration?: number;
+  certificate?: GatewayCertificateStatus;
   conditions?: Condition[];
   addresses?: Array<{ type: 'IPAddress' | 'Hostname'; value: string }>;
   tunnelEndpoints?: string[];
@@ -79,6 +89,11 @@ export interface ExposedServiceRoute {
   hostnames?: string[];
   subdomain?: string;
   termination?: 'Passthrough' | 'Terminate';
+  /**
+   * HTTP only, on gateways that terminate HTTPS for the name: plain HTTP answers 308 to HTTPS
+   * (true, the default) or is served too (false).
+   */
+  redirect?: boolean;
   backend?: { port: number };
 }
 
@@ -110,6 +125,8 @@ export interface ExposedServiceStatus {
     gateway: string;
     urls?: string[];
     tcp?: Array<{ address?: string; port: number; backendPort: number }>;
+    /** The certificate the gateway terminates this service's HTTPS names with. */
+    certificate?: { names: string[]; state: 'Ready'; issuer: string; notAfter: string };
     /** Agent sessions of this service on the gateway, over its replicas. */
     sessions?: number;
     replicas?: ReplicaSessionsStatus[];

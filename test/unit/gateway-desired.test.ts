@@ -51,14 +51,14 @@ describe('Gateway desired()', () => {
     // Readiness of this process, not of whichever process shares the port (sharePorts).
     expect(pod.containers[0].readinessProbe.exec).toEqual({ command: ['/bin/cat', '/etc/webgw/run/ready'] });
     expect(pod.containers[0].livenessProbe.httpGet).toEqual({ host: '127.0.0.1', port: 9901, path: '/healthz' });
-    expect(pod.volumes.map((v: Obj) => v.secret?.secretName ?? v.configMap?.name ?? v.name)).toEqual(['webgw-gw-farmer-eu-1-config', 'webgw-gw-farmer-eu-1-tunnel', 'state']);
+    expect(pod.volumes.map((v: Obj) => v.secret?.secretName ?? v.configMap?.name ?? v.name)).toEqual(['webgw-gw-farmer-eu-1-config', 'webgw-gw-farmer-eu-1-tunnel', 'state', 'webgw-gw-farmer-eu-1-certs']);
   });
 
   it('renders a config the gateway program accepts', () => {
     const cm = find(desiredGateway(inputs()).objects, 'ConfigMap');
     const config = gatewayConfigSchema.parse(parse(cm.data['gateway.yaml']));
     expect(config.listeners).toEqual({
-      http: { address: '0.0.0.0', port: 80 }, tls: { address: '0.0.0.0', port: 443 },
+      http: { address: '0.0.0.0', port: 80 }, tls: { address: '0.0.0.0', port: 443, certificatesDir: 'certs' },
       tcp: { address: '0.0.0.0', portRange: { from: 20000, to: 20999 } },
     });
     expect(config.tunnel).toMatchObject({ port: 8443, caFile: 'tls/ca.crt' });

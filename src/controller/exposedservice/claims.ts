@@ -24,7 +24,8 @@
  *
  * The result feeds the credential (the grants are exactly what was accepted) and the status.
  */
-import { gatewayLimitDefaults, hostnamePolicyDefaults, type ExposedService, type Gateway, type LabelSelector } from '../../crds/types.ts';
+import { gatewayLimitDefaults, hostnamePolicyDefaults, type ExposedService, type ExposedServiceRoute, type Gateway, type LabelSelector } from '../../crds/types.ts';
+import { gatewayServesHttps } from '../gateway/served-certificate.ts';
 import { challengeRecord, verificationValue } from '../trust/verification.ts';
 
 export interface NamespaceInfo {
@@ -61,13 +62,41 @@ export interface GatewayPlan {
   accepted: boolean;
   reason?: 'NamespaceNotAllowed' | 'PortsExhausted' | 'NamespaceQuotaExceeded';
   message?: string;
+  /** HTTP routes' names served as plain HTTP. */
   http: string[];
+  /** HTTP routes' names the gateway terminates HTTPS for (its certificate covers them). */
+  https: string[];
+  /** TLS routes' names passed through. */
   tls: string[];
+  /** TLS routes' names with termination: Terminate, which the gateway's certificate covers. */
+  tlsTerminated: string[];
   tcp: TcpAllocation[];
   /** Names held by another ExposedService on this gateway. */
   conflicts: Array<{ protocol: 'HTTP' | 'TLS'; hostname: string; holder: string }>;
   /** Names the gateway's hostnamePolicy does not let anyone claim, and why. */
   refused: Array<{ hostname: string; why: string }>;
+}
+
+/** Every hostname the plan serves on its gateway, however it is served. */
+export function planHostnames(gp: Pick<GatewayPlan, 'http' | 'https' | 'tls' | 'tlsTerminated'>): string[] {
+  return [...new Set([...gp.http, ...gp.https, ...gp.tls, ...gp.tlsTerminated])];
+}
+
+/**
+ * The lists a claimed name goes in. HTTP: HTTPS where the gateway's certificate covers the name
+ * and it has an https listener, plain HTTP too unless the route redirects (the default); plain
+ * HTTP only elsewhere. TLS: passthrough, or terminated (terminationRefusal checked it can be).
+ */
+function servedAs(gp: GatewayPlan, route: ExposedServiceRoute, hostname: string, g: Gateway): string[][] {
+  if (route.protocol === 'TLS') return [route.termination === 'Terminate' ? gp.tlsTerminated : gp.tls];
+  if (!g.spec.listeners.https || !gatewayServesHttps(g.status, hostname)) return [gp.http];
+  return route.redirect === false && g.spec.listeners.http ? [gp.https, gp.http] : [gp.https];
+}
+
+/** A TLS route to terminate needs the gateway's certificate for the name. */
+function terminationRefusal(route: ExposedServiceRoute, hostname: string, g: Gateway): string | undefined {
+  if (route.protocol !== 'TLS' || route.termination !== 'Terminate' || gatewayServesHttps(g.status, hostname)) return undefined;
+  return `Gateway ${g.metadata.name} has no certificate for ${hostname} (termination: Terminate needs a name its spec.tls certificate covers)`;
 }
 
 export interface ServicePlan {
@@ -216,7 +245,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     const { found, missing } = resolveGateways(s, gateways, byName);
     const plan: ServicePlan = { key, missingGateways: missing, gateways: [] };
     for (const g of found) {
-      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], tls: [], tcp: [], conflicts: [], refused: [] };
+      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], https: [], tls: [], tlsTerminated: [], tcp: [], conflicts: [], refused: [] };
       plan.gateways.push(gp);
       const namespace = s.metadata.namespace ?? '';
       if (!selectorMatches(g.spec.allowedNamespaces?.selector, nsLabels.get(namespace) ?? {})) {
@@ -266,7 +295,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           return;
         }
         for (const hostname of routeHostnames(route, g)) {
-          const why = hostnameRefusal(hostname, g);
+          const why = hostnameRefusal(hostname, g) ?? terminationRefusal(route, hostname, g);
           if (why) {
             if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why });
             continue;
@@ -287,11 +316,10 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             continue;
           }
           claims.set(hostname, key);
-          const list = route.protocol === 'HTTP' ? gp.http : gp.tls;
-          if (!list.includes(hostname)) list.push(hostname);
+          for (const list of servedAs(gp, route, hostname, g)) if (!list.includes(hostname)) list.push(hostname);
         }
       });
-      if (gp.http.length + gp.tls.length + gp.tcp.length === 0 && gp.accepted && gp.reason) gp.accepted = false;
+      if (planHostnames(gp).length + gp.tcp.length === 0 && gp.accepted && gp.reason) gp.accepted = false;
     }
     plans.set(key, plan);
   }

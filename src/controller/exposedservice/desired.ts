@@ -66,7 +66,8 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
   for (const gp of served) {
     service.spec.routes.forEach((route, index) => {
       if (route.protocol === 'TCP') return;
-      const names = route.protocol === 'HTTP' ? gp.http : gp.tls;
+      // The agent serves a terminated name as it serves a plain one: https is http to it.
+      const names = route.protocol === 'HTTP' ? [...gp.http, ...gp.https] : [...gp.tls, ...gp.tlsTerminated];
       for (const hostname of names) {
         const key = `${route.protocol} ${hostname}`;
         if (seen.has(key)) continue;
@@ -98,11 +99,12 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
   };
 }
 
+/** What works: https:// for names served over TLS (terminated or passed through), http:// for plain HTTP. */
 function urlsFor(gp: GatewayPlan, gateway: Gateway | undefined): string[] {
   const port = (p: number | undefined, def: number): string => (p === undefined || p === def ? '' : `:${p}`);
+  const https = gateway?.spec.listeners.https ? [...gp.https, ...gp.tls, ...gp.tlsTerminated].map((h) => `https://${h}${port(gateway.spec.listeners.https?.port, 443)}`) : [];
   const http = gateway?.spec.listeners.http ? gp.http.map((h) => `http://${h}${port(gateway.spec.listeners.http?.port, 80)}`) : [];
-  const tls = gateway?.spec.listeners.https ? gp.tls.map((h) => `https://${h}${port(gateway.spec.listeners.https?.port, 443)}`) : [];
-  return [...http, ...tls];
+  return [...http, ...https];
 }
 
 export function desiredExposedService(inputs: ExposedServiceInputs): { secret: Record<string, unknown>; status: ExposedServiceStatus } {
@@ -177,7 +179,11 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
     const tcp = gp.tcp.flatMap((a) => (addresses.length > 0 ? addresses : [undefined]).map((address) => ({ ...(address ? { address } : {}), port: a.port, backendPort: a.backendPort })));
     const replicas = sessions.get(gp.gateway);
     const connected = replicas === undefined ? {} : { sessions: replicas.reduce((n, r) => n + r.sessions, 0), replicas: [...replicas] };
-    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...connected };
+    // Names the gateway terminates TLS for: whose certificate, and until when.
+    const served = gateway?.status?.certificate;
+    const terminated = gp.https.length + gp.tlsTerminated.length > 0 && served;
+    const certificate = terminated ? { certificate: { names: [...gp.https, ...gp.tlsTerminated], state: 'Ready' as const, issuer: served.issuer, notAfter: served.notAfter } } : {};
+    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...certificate, ...connected };
   });
   const accepted = plan.gateways.filter((g) => g.accepted).length;
   const connectedGateways = `${served.filter((g) => (sessions.get(g.gateway) ?? []).some((r) => r.sessions > 0)).length}/${accepted}`;

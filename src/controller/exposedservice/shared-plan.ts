@@ -108,5 +108,10 @@ export function planFingerprint(s: ExposedService): string {
 
 /** What services read of a Gateway: its spec and labels (the plan), its endpoints and addresses (their config and status). */
 export function gatewayFingerprint(gw: Gateway): string {
-  return canonicalJson({ uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [] });
+  // The served certificate decides which names get HTTPS grants (claims.ts servedAs).
+  const certificateReady = gw.status?.conditions?.find((c) => c.type === 'CertificateReady')?.status;
+  return canonicalJson({
+    uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [],
+    certificate: gw.status?.certificate ?? null, certificateReady: certificateReady ?? null,
+  });
 }

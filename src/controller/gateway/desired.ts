@@ -13,6 +13,7 @@ import { controllerReference } from '../runtime/ownership.ts';
 import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
 import { GATEWAY_COMMAND } from '../image.ts';
 import type { ProxyReplicaStatus } from '../sessions/observations.ts';
+import type { InspectedCertificate } from './served-certificate.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
 /** On proxy pods (not their template): a digest of the admitted agents, set by the reconciler. */
@@ -24,15 +25,19 @@ const CONFIG_DIR = '/etc/webgw';
 const STATE_DIR = '/etc/webgw/run';
 const READY_FILE = `${STATE_DIR}/ready`;
 const TLS_DIR = '/etc/webgw/tls';
+/** The certificates the proxy terminates HTTPS with (config listeners.tls.certificatesDir). */
+const CERTS_DIR = '/etc/webgw/certs';
+/** The pair's name in the certificates Secret: the farmer's certificate for the domain. */
+export const DOMAIN_CERTIFICATE = 'domain';
 
 /** The DNS name in every gateway's tunnel certificate; agents verify it (serverName). */
 export function tunnelServerName(gateway: string): string {
   return `${gateway}.gateway.webgw.io`;
 }
 
-export function gatewayObjectNames(gateway: string): { workload: string; config: string; caSecret: string; tunnelSecret: string } {
+export function gatewayObjectNames(gateway: string): { workload: string; config: string; caSecret: string; tunnelSecret: string; certificatesSecret: string } {
   const base = `webgw-gw-${gateway}`;
-  return { workload: base, config: `${base}-config`, caSecret: `${base}-ca`, tunnelSecret: `${base}-tunnel` };
+  return { workload: base, config: `${base}-config`, caSecret: `${base}-ca`, tunnelSecret: `${base}-tunnel`, certificatesSecret: `${base}-certs` };
 }
 
 /** The address agents and clients dial a proxy on: its node's external address, else internal. */
@@ -83,6 +88,8 @@ export interface GatewayInputs {
   attachedServices?: number;
   /** Each replica's sessions and routes as last read (sessions/); undefined: not read yet. */
   proxies?: readonly ProxyReplicaStatus[];
+  /** spec.tls's certificate as the reconciler read and checked it; undefined without spec.tls. */
+  certificate?: InspectedCertificate;
   now: Date;
 }
 
@@ -110,7 +117,7 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
     tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key', authorizedAgentsFile: ADMITTED_AGENTS_FILE },
     listeners: {
       ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
-      ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port } } : {}),
+      ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port, certificatesDir: 'certs' } } : {}),
       ...(l.tcp ? { tcp: { address: '0.0.0.0', portRange: l.tcp.portRange } } : {}),
     },
     // Bound to loopback: with host networking anything else would publish metrics on the edge.
@@ -181,6 +188,7 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
           { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
           { name: 'tunnel-tls', mountPath: TLS_DIR, readOnly: true },
           { name: 'state', mountPath: STATE_DIR },
+          ...(gw.spec.listeners.https ? [{ name: 'certificates', mountPath: CERTS_DIR, readOnly: true }] : []),
         ],
       }],
       volumes: [
@@ -188,6 +196,8 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
         { name: 'tunnel-tls', secret: { secretName: names.tunnelSecret, defaultMode: 0o440 } },
         // One small file; a real kubelet evicts a pod whose emptyDir passes its sizeLimit.
         { name: 'state', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+        // Renewed in place (the proxy reloads the folder): not part of the template's hash.
+        ...(gw.spec.listeners.https ? [{ name: 'certificates', secret: { secretName: names.certificatesSecret, defaultMode: 0o440 } }] : []),
       ],
     },
   };
@@ -250,6 +260,11 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml, [ADMITTED_AGENTS_FILE]: renderAuthorizedAgents(inputs.admittedAgents) } },
     // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
     { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
+    // The certificates HTTPS is terminated with: the farmer's for the domain once it checks out.
+    ...(gw.spec.listeners.https ? [{
+      apiVersion: 'v1', kind: 'Secret', metadata: meta(names.certificatesSecret), type: 'Opaque',
+      stringData: inputs.certificate?.ready ? { [`${DOMAIN_CERTIFICATE}.crt`]: inputs.certificate.certPem, [`${DOMAIN_CERTIFICATE}.key`]: inputs.certificate.keyPem } : {},
+    }] : []),
     workload,
     // Hostname reservations: the controller's own record, in its own namespace (never the edge's).
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...meta(reservationsName(gw.metadata.name)), labels: { ...(meta('').labels as Record<string, string>), [COMPONENT_LABEL]: 'reservations' } }, data: { [RESERVATIONS_KEY]: renderReservations(inputs.reservations ?? new Map()) } },
@@ -269,16 +284,20 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   if (inputs.applyError) set(GatewayCondition.Programmed, false, ConditionReason.ApplyFailed, inputs.applyError);
   else if (inputs.admissionOmitted) set(GatewayCondition.Programmed, false, ConditionReason.AdmissionListFull, `the admission list is full: the agents of ${inputs.admissionOmitted} newest ExposedServices are not admitted`);
   else set(GatewayCondition.Programmed, true, ConditionReason.Programmed, `proxy ${workload.kind} ${names.workload} in ${inputs.namespace}`);
+  if (gw.spec.tls) certificateCondition(inputs.certificate, set);
+  else conditions = conditions.filter((c) => c.type !== GatewayCondition.CertificateReady);
   const desired = inputs.desiredReplicas;
   if (desired === 0) set(GatewayCondition.Ready, false, ConditionReason.NoMatchingNodes, 'no node matches spec.placement');
   else if (ready.length >= desired) set(GatewayCondition.Ready, true, ConditionReason.PodsReady, `${ready.length}/${desired} proxy pods ready`);
   else set(GatewayCondition.Ready, false, ConditionReason.PodsNotReady, `${ready.length}/${desired} proxy pods ready`);
 
+  const { certificate: _previous, ...status } = gw.status ?? {};
   return {
     invalid,
     objects,
     status: {
-      ...gw.status,
+      ...status,
+      ...(inputs.certificate?.ready ? { certificate: inputs.certificate.status } : {}),
       observedGeneration: generation,
       conditions,
       addresses: addresses.map((value) => ({ type: 'IPAddress' as const, value })),
@@ -288,4 +307,14 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
       ...(inputs.proxies === undefined ? {} : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
     },
   };
+}
+
+/**
+ * CertificateReady (Gateways with spec.tls): True with what is served and until when, or
+ * False with why (the Secret missing, not a pair, expired, not covering *.<domain>).
+ */
+function certificateCondition(cert: InspectedCertificate | undefined, set: (type: string, ok: boolean, reason: string, message: string) => void): void {
+  if (!cert) set(GatewayCondition.CertificateReady, false, ConditionReason.SecretNotFound, 'the certificate has not been read yet');
+  else if (cert.ready) set(GatewayCondition.CertificateReady, true, ConditionReason.CertificateIssued, cert.message);
+  else set(GatewayCondition.CertificateReady, false, ConditionReason[cert.reason], cert.message);
 }

@@ -24,6 +24,14 @@ import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
 import { ADMITTED_DIGEST_ANNOTATION, GATEWAY_LABEL, SHARE_PORTS_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
+import { inspectCertificate, type InspectedCertificate } from './served-certificate.ts';
+
+/**
+ * How often spec.tls's Secret is read again when nothing else brings the Gateway back: a renewed
+ * certificate (cert-manager renews weeks before expiry) reaches the proxies within this time.
+ * One GET per Gateway per interval; watching every Secret of the cluster would cost more.
+ */
+const CERTIFICATE_RECHECK_MS = 5 * 60_000;
 import type { ProxyReplicaStatus } from '../sessions/observations.ts';
 
 export interface GatewayCaches {
@@ -112,7 +120,8 @@ export class GatewayReconciler {
     let applyError: string | undefined;
     const attachedServices = [...plans.values()].filter((p) => p.gateways.some((g) => g.gateway === name && g.accepted)).length;
     const proxies = this.opts.proxiesOf?.(name) ?? gw.status?.proxies;
-    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, attachedServices, ...(proxies ? { proxies } : {}), ...admitted };
+    const certificate = await this.readCertificate(gw, now);
+    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, attachedServices, ...(proxies ? { proxies } : {}), ...(certificate ? { certificate } : {}), ...admitted };
     const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, now });
     for (const obj of first.objects) {
       try {
@@ -125,26 +134,41 @@ export class GatewayReconciler {
     }
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
-    if (!applyError) await this.pokeProxyPods(name, admission.serials);
+    if (!applyError) await this.pokeProxyPods(name, [...admission.serials, certificate?.ready ? certificate.certPem : '']);
     const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status);
       await this.recordFlips(gw, final.status.conditions ?? []);
     }
     if (applyError) throw new Error(applyError);
-    const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity);
+    const certificateLook = !gw.spec.tls ? Infinity
+      : Math.min(now.getTime() + CERTIFICATE_RECHECK_MS, certificate?.ready ? Date.parse(certificate.status.notAfter) + 1000 : Infinity);
+    const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity, certificateLook);
     return { requeueAfterMs: Math.max(1000, nextLook - now.getTime()) };
   }
 
+  /** spec.tls's Secret, read now (not cached: it may be in any namespace) and checked. */
+  private async readCertificate(gw: Gateway, now: Date): Promise<InspectedCertificate | undefined> {
+    const ref = gw.spec.tls?.certificateRef;
+    if (!ref) return undefined;
+    let secret: V1Secret | undefined;
+    try {
+      secret = await this.opts.client.core.readNamespacedSecret({ name: ref.name, namespace: ref.namespace });
+    } catch (err) {
+      if (statusCode(err) !== 404 && statusCode(err) !== 403) throw err;
+    }
+    return inspectCertificate(secret, ref, gw.spec.domain, now);
+  }
+
   /**
-   * A kubelet refreshes a pod's ConfigMap volumes at its next sync of the pod: up to a minute or
-   * more later (a real node took 82 s to carry a withdrawn agent to the proxy, issue 13), unless
-   * the pod itself changes. So each proxy pod is annotated with a digest of the admitted agents:
-   * the kubelet syncs it at once and the proxy sees the new list within a second. One patch per
-   * pod per change of the list, none at rest.
+   * A kubelet refreshes a pod's ConfigMap and Secret volumes at its next sync of the pod: up to a
+   * minute or more later (a real node took 82 s to carry a withdrawn agent to the proxy, issue
+   * 13), unless the pod itself changes. So each proxy pod is annotated with a digest of what it
+   * reloads (the admitted agents, the served certificate): the kubelet syncs it at once and the
+   * proxy sees the change within a second. One patch per pod per change, none at rest.
    */
-  private async pokeProxyPods(gateway: string, admitted: readonly string[]): Promise<void> {
-    const digest = createHash('sha256').update(admitted.join('\n')).digest('hex').slice(0, 16);
+  private async pokeProxyPods(gateway: string, reloaded: readonly string[]): Promise<void> {
+    const digest = createHash('sha256').update(reloaded.join('\n')).digest('hex').slice(0, 16);
     for (const pod of this.opts.caches.pods.list(this.opts.namespace)) {
       if (pod.metadata?.labels?.[GATEWAY_LABEL] !== gateway || pod.metadata.deletionTimestamp) continue;
       if (pod.metadata.annotations?.[ADMITTED_DIGEST_ANNOTATION] === digest) continue;

@@ -14,7 +14,7 @@ import { grantsFromUris, parseSubjectAltName, type GrantSet } from '../../pki/gr
 import { secretText } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
 import type { GatewayPlan, ServicePlan } from '../exposedservice/claims.ts';
-import { serviceKey } from '../exposedservice/claims.ts';
+import { planHostnames, serviceKey } from '../exposedservice/claims.ts';
 
 /**
  * Serials a gateway's list may hold: ~33 bytes each, so the list stays well inside a ConfigMap's
@@ -30,14 +30,14 @@ export function serviceIdentity(service: ExposedService): string {
 
 /** The grants an ExposedService holds on one gateway: exactly what the plan accepted. */
 export function plannedGrants(service: ExposedService, gp: GatewayPlan): GrantSet {
-  return { http: gp.http, https: [], tls: gp.tls, tlsTerminated: [], tcp: gp.tcp.map((t) => t.port), identity: serviceIdentity(service) };
+  return { http: gp.http, https: gp.https, tls: gp.tls, tlsTerminated: gp.tlsTerminated, tcp: gp.tcp.map((t) => t.port), identity: serviceIdentity(service) };
 }
 
 export function grantsServe(gp: GatewayPlan): boolean {
-  return gp.accepted && gp.http.length + gp.tls.length + gp.tcp.length > 0;
+  return gp.accepted && planHostnames(gp).length + gp.tcp.length > 0;
 }
 
-const sorted = (g: GrantSet): string => JSON.stringify([g.identity, [...g.http].sort(), [...g.tls].sort(), [...g.tcp].sort((a, b) => a - b)]);
+const sorted = (g: GrantSet): string => JSON.stringify([g.identity, [...g.http].sort(), [...g.https].sort(), [...g.tls].sort(), [...g.tlsTerminated].sort(), [...g.tcp].sort((a, b) => a - b)]);
 
 /** What a credential certificate says, parsed once (issue 15: re-parsing and re-verifying every
  * certificate on every Gateway reconcile was 40 % of the controller's CPU at 1,000 services). */

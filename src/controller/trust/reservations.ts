@@ -8,7 +8,7 @@
  * reservation lasts while it is held, and for RELEASE_AFTER_MS after that; only then may
  * someone else take it.
  */
-import { portHolder, type ServicePlan } from '../exposedservice/claims.ts';
+import { planHostnames, portHolder, type ServicePlan } from '../exposedservice/claims.ts';
 
 export const RELEASE_AFTER_MS = 60 * 60_000;
 export const RESERVATIONS_KEY = 'reservations.txt';
@@ -61,7 +61,7 @@ export function nextReservations(gateway: string, previous: Reservations, plans:
     const namespace = plan.key.split('/')[0] as string;
     for (const gp of plan.gateways) {
       if (gp.gateway !== gateway || !gp.accepted) continue;
-      for (const hostname of [...gp.http, ...gp.tls]) held.set(hostname, { namespace });
+      for (const hostname of planHostnames(gp)) held.set(hostname, { namespace });
       for (const t of gp.tcp) held.set(`${PORT_PREFIX}${t.port}`, { namespace, holder: portHolder(plan.key, t.route) });
     }
   }
