@@ -89,7 +89,7 @@ describe('desiredGateway with spec.tls', () => {
   it('copies a good certificate to the proxies, reports it and says CertificateReady=True', () => {
     const certificate = inspectCertificate(tlsSecret(wildcard.certPem, wildcard.keyPem), ref, 'eu1.gw.example.net', now);
     const d = desiredGateway({ ...base, gateway: gw(), certificate });
-    expect(secretOf(d.objects).stringData).toEqual({ 'domain.crt': wildcard.certPem, 'domain.key': wildcard.keyPem });
+    expect(secretOf(d.objects).data).toEqual({ 'domain.crt': Buffer.from(wildcard.certPem).toString('base64'), 'domain.key': Buffer.from(wildcard.keyPem).toString('base64') });
     expect(d.status.certificate).toMatchObject({ secret: 'certs/wildcard', names: ['*.eu1.gw.example.net'] });
     expect(d.status.conditions?.find((c) => c.type === 'CertificateReady')).toMatchObject({ status: 'True', reason: 'CertificateIssued' });
     const config = gatewayConfigSchema.parse(parse((d.objects as Obj[]).find((o) => o.kind === 'ConfigMap' && o.data['gateway.yaml'])!.data['gateway.yaml']));
@@ -104,7 +104,7 @@ describe('desiredGateway with spec.tls', () => {
   it('serves nothing of a bad certificate and says why; drops the status entry', () => {
     const bad = inspectCertificate(undefined, ref, 'eu1.gw.example.net', now);
     const d = desiredGateway({ ...base, gateway: gw(ready), certificate: bad });
-    expect(secretOf(d.objects).stringData).toEqual({});
+    expect(secretOf(d.objects).data).toEqual({});
     expect(d.status.certificate).toBeUndefined();
     expect(d.status.conditions?.find((c) => c.type === 'CertificateReady')).toMatchObject({ status: 'False', reason: 'SecretNotFound', message: expect.stringContaining('certs/wildcard') });
   });

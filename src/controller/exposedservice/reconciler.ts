@@ -125,7 +125,7 @@ export class ExposedServiceReconciler {
     if (service.spec.mode === 'Connector' && !(await this.applyConnector(service))) inTheWay.push(`Deployment ${namespace}/${connectorName(name)}`);
     const status = serviceStatus({ ...inputs, inTheWay });
     if (canonicalJson(status) !== canonicalJson(service.status ?? {})) {
-      await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, status);
+      await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, status, service.status);
     }
     // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;

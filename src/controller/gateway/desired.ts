@@ -141,6 +141,8 @@ export const SHARE_PORTS_LABEL = 'webgw.io/share-ports';
 const HANDOVER_AGENT_WAIT_MS = 5000;
 const HANDOVER_WARMUP_MS = 10_000;
 
+const base64 = (text: string): string => Buffer.from(text).toString('base64');
+
 function hash(...parts: string[]): string {
   const h = createHash('sha256');
   for (const p of parts) h.update(p).update('\0');
@@ -261,9 +263,11 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
     // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
     { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
     // The certificates HTTPS is terminated with: the farmer's for the domain once it checks out.
+    // `data`, not stringData: a server-side apply removes the keys it no longer names only from
+    // data (a certificate that stopped checking out must leave the edge).
     ...(gw.spec.listeners.https ? [{
       apiVersion: 'v1', kind: 'Secret', metadata: meta(names.certificatesSecret), type: 'Opaque',
-      stringData: inputs.certificate?.ready ? { [`${DOMAIN_CERTIFICATE}.crt`]: inputs.certificate.certPem, [`${DOMAIN_CERTIFICATE}.key`]: inputs.certificate.keyPem } : {},
+      data: inputs.certificate?.ready ? { [`${DOMAIN_CERTIFICATE}.crt`]: base64(inputs.certificate.certPem), [`${DOMAIN_CERTIFICATE}.key`]: base64(inputs.certificate.keyPem) } : {},
     }] : []),
     workload,
     // Hostname reservations: the controller's own record, in its own namespace (never the edge's).

@@ -137,7 +137,7 @@ export class GatewayReconciler {
     if (!applyError) await this.pokeProxyPods(name, [...admission.serials, certificate?.ready ? certificate.certPem : '']);
     const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
-      await this.opts.client.patchClusterStatus('gateways', name, final.status);
+      await this.opts.client.patchClusterStatus('gateways', name, final.status, gw.status);
       await this.recordFlips(gw, final.status.conditions ?? []);
     }
     if (applyError) throw new Error(applyError);

@@ -92,20 +92,23 @@ export class KubeClient {
     }
   }
 
-  /** Replaces the status of a cluster-scoped webgw.io object (merge patch on /status). */
-  async patchClusterStatus(plural: string, name: string, status: unknown): Promise<void> {
+  /**
+   * Replaces the status of a cluster-scoped webgw.io object with `status`: a merge patch on
+   * /status that also deletes the fields `previous` had and `status` has not.
+   */
+  async patchClusterStatus(plural: string, name: string, status: object, previous: object | undefined): Promise<void> {
     this.count('status');
     await this.custom.patchClusterCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural, name, body: { status } },
+      { group: GROUP, version: VERSION, plural, name, body: { status: replacingMergePatch(previous, status) } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   }
 
-  /** Replaces the status of a namespaced webgw.io object (merge patch on /status). */
-  async patchNamespacedStatus(plural: string, namespace: string, name: string, status: unknown): Promise<void> {
+  /** patchClusterStatus for a namespaced webgw.io object. */
+  async patchNamespacedStatus(plural: string, namespace: string, name: string, status: object, previous: object | undefined): Promise<void> {
     this.count('status');
     await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural, namespace, name, body: { status } },
+      { group: GROUP, version: VERSION, plural, namespace, name, body: { status: replacingMergePatch(previous, status) } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   }
@@ -142,4 +145,19 @@ export function statusCode(err: unknown): number | undefined {
   const e = err as { code?: unknown; statusCode?: unknown; response?: { statusCode?: unknown } };
   for (const v of [e.code, e.statusCode, e.response?.statusCode]) if (typeof v === 'number') return v;
   return undefined;
+}
+
+/**
+ * A JSON merge patch (RFC 7396) that turns `previous` into `next`: `next` itself, plus null for
+ * every member of an object `previous` had and `next` has not (a merge patch keeps members it
+ * does not name: a status field that should go away would otherwise stay forever). Arrays and
+ * values are replaced whole, as merge patches do.
+ */
+export function replacingMergePatch(previous: unknown, next: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!isObject(next) || !isObject(previous)) return next;
+  const patch: Record<string, unknown> = {};
+  for (const key of Object.keys(previous)) if (!(key in next)) patch[key] = null;
+  for (const [key, value] of Object.entries(next)) patch[key] = replacingMergePatch(previous[key], value);
+  return patch;
 }
