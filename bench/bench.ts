@@ -2,7 +2,9 @@
  * `npm run bench`: WebGW against the direct path, OpenSSH `ssh -R` and the peer tunnels frp,
  * chisel, rathole and bore, in one run on this machine, on loopback. Scenarios: HTTP keep-alive
  * (wrk, 1/64/256 connections, 1 KiB and 1 MiB), a fixed-rate latency sweep (vegeta), bulk
- * throughput (iperf3, 1 and 8 streams, both directions, with the tunnel's CPU per GB),
+ * throughput (iperf3, 1 and 8 streams, both directions, with the tunnel's CPU per GB), HTTPS
+ * terminated at the edge (WebGW's gateway against nginx terminating TLS for the same backend:
+ * keep-alive requests and new connections per second),
  * connection churn, head-of-line blocking (a latency probe while a bulk transfer shares the
  * tunnel) and memory (RSS idle and with 1,000 and 10,000 open streams). Every figure is the
  * median of --runs runs and is also given as a ratio to direct. Results: bench/results/
@@ -25,7 +27,7 @@ import { allSystems, peersBin, repoRoot, type System } from './lib/systems.ts';
 import { vegeta } from './lib/vegeta.ts';
 import { wrk } from './lib/wrk.ts';
 
-const SCENARIOS = ['http', 'latency', 'throughput', 'churn', 'hol', 'memory'] as const;
+const SCENARIOS = ['http', 'https', 'latency', 'throughput', 'churn', 'hol', 'memory'] as const;
 const { values } = parseArgs({ options: {
   duration: { type: 'string', default: '5' }, runs: { type: 'string', default: '3' },
   systems: { type: 'string', default: Object.keys(allSystems).join(',') }, scenarios: { type: 'string', default: SCENARIOS.join(',') },
@@ -45,7 +47,10 @@ function httpTargets(s: System): Array<{ system: string; port: number; host?: st
   return s.http ? [{ system: s.name, port: s.http.port, host: s.http.host }, { system: `${s.name} (tcp route)`, port: s.ports[0]! }] : [{ system: s.name, port: s.ports[0]! }];
 }
 
-/** Median of `n` runs; a run that fails is logged and left out (all failed: NaN, and `failed`). */
+/**
+ * Median of `n` runs, and the spread: `<metric>Min` and `<metric>Max` of the runs. A run that
+ * fails is logged and left out (all failed: NaN, and `failed`).
+ */
 async function medianOf<T extends object>(n: number, fn: () => Promise<T>, pick: Array<keyof T>): Promise<Record<string, number>> {
   const results: T[] = [];
   for (let i = 0; i < n; i++) {
@@ -56,7 +61,10 @@ async function medianOf<T extends object>(n: number, fn: () => Promise<T>, pick:
     }
   }
   if (results.length === 0) return { ...Object.fromEntries(pick.map((k) => [k, NaN])), failed: n };
-  return Object.fromEntries(pick.map((k) => [k, median(results.map((r) => Number(r[k])))]));
+  return Object.fromEntries(pick.flatMap((k) => {
+    const values = results.map((r) => Number(r[k]));
+    return [[k, median(values)], [`${String(k)}Min`, Math.min(...values)], [`${String(k)}Max`, Math.max(...values)]];
+  }));
 }
 
 async function measure(s: System, records: BenchRecord[]): Promise<void> {
@@ -97,6 +105,16 @@ async function measure(s: System, records: BenchRecord[]): Promise<void> {
       }, ['p50Ms', 'p99Ms', 'bulkGbitPerSec']);
       add(t.system, 'hol', {}, m);
     }
+  }
+  if (scenarios.has('https') && s.https) {
+    // HTTPS terminated at the edge: keep-alive requests, and new connections (a TLS handshake and
+    // one request each, Connection: close), the same for both.
+    const url = `https://${s.https.host}:${s.https.port}/1k`;
+    await wrk({ url, connections: 16, durationSec: 1 }); // warm-up
+    for (const connections of [1, 64]) {
+      add(s.name, 'https', { mode: 'keep-alive', connections }, await medianOf(runs, () => wrk({ url, connections, durationSec }), ['requestsPerSec', 'p50Ms', 'p99Ms', 'errors']));
+    }
+    add(s.name, 'https', { mode: 'new connection', connections: 64 }, await medianOf(runs, () => wrk({ url, connections: 64, durationSec, headers: ['Connection: close'] }), ['requestsPerSec', 'p50Ms', 'p99Ms', 'errors']));
   }
   if (scenarios.has('throughput')) {
     for (const streams of [1, 8]) {

@@ -1,5 +1,6 @@
 /**
  * What the tunnels forward to, on loopback: nginx (HTTP, `/1k` and `/1m`), an iperf3 server,
+ * nginx terminating TLS in front of that nginx (the HTTPS baseline),
  * and a holder that accepts and keeps idle connections (a child process, so 10,000 of them do
  * not share the benchmark's file limit) and reports how many it holds.
  */
@@ -37,6 +38,41 @@ http {
   keepalive_timeout 75s;
   sendfile on;
   server { listen 127.0.0.1:${port} backlog=4096; root ${root}; location / { default_type application/octet-stream; } }
+}`);
+  const child = spawnTool('nginx', ['-c', join(dir, 'nginx.conf'), '-e', 'stderr']);
+  await waitForPort(port);
+  return { port, stop: () => stopChild(child) };
+}
+
+/**
+ * nginx terminating TLS and proxying to `backendPort`, tuned as its docs advise: a shared
+ * session cache (tickets are on by default), HTTP/1.1 keep-alive to the upstream.
+ */
+export async function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert: string; key: string }): Promise<Backend> {
+  const tmp = join(dir, 'nginx-tmp');
+  mkdirSync(tmp, { recursive: true });
+  for (const d of [dirname(dir), dir]) chmodSync(d, 0o755);
+  const port = await freeLoopbackPort();
+  writeFileSync(join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log stderr error;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};
+  keepalive_requests 1000000;
+  upstream backend { server 127.0.0.1:${backendPort}; keepalive 256; }
+  ssl_session_cache shared:SSL:10m;
+  ssl_session_timeout 1h;
+  server {
+    listen 127.0.0.1:${port} ssl backlog=4096;
+    ssl_certificate ${tls.cert};
+    ssl_certificate_key ${tls.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
+  }
 }`);
   const child = spawnTool('nginx', ['-c', join(dir, 'nginx.conf'), '-e', 'stderr']);
   await waitForPort(port);

@@ -13,6 +13,7 @@ import { IMAGE_NODE_OPTIONS } from '../../src/controller/image.ts';
 import { freeLoopbackPort } from '../../src/common/net.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../../src/pki/issue.ts';
+import { startNginxTlsProxy } from './backends.ts';
 import { spawnTool, stopChild, waitForPort } from './proc.ts';
 
 export const repoRoot = join(import.meta.dirname, '..', '..');
@@ -25,6 +26,11 @@ export interface System {
   ports: number[];
   /** HTTP by Host header, when the system routes HTTP itself (WebGW's HTTP listener). */
   http?: { port: number; host: string };
+  /**
+   * HTTPS terminated by the system for backends[0], by SNI `host`: WebGW's gateway (through the
+   * tunnel), and for direct nginx terminating TLS in front of the backend (the baseline).
+   */
+  https?: { port: number; host: string };
   /** The tunnel's processes (their trees are measured); empty for direct. */
   pids: number[];
   /** Encryption between the tunnel's ends, as configured here. */
@@ -68,26 +74,35 @@ async function serverTls(dir: string): Promise<{ ca: string; cert: string; key: 
   return { ca: join(dir, 'ca.crt'), cert: join(dir, 'server.crt'), key: join(dir, 'server.key') };
 }
 
-export const startDirect: SystemStarter = async (_dir, backends) => ({ name: 'direct', ports: backends, pids: [], transport: 'none', stop: async () => {} });
+export const startDirect: SystemStarter = async (dir, backends) => {
+  mkdirSync(dir, { recursive: true });
+  const tls = await serverTls(dir);
+  const proxy = await startNginxTlsProxy(join(dir, 'nginx-tls'), backends[0]!, tls);
+  return { name: 'direct', ports: backends, https: { port: proxy.port, host: 'localhost' }, pids: [], transport: 'none (HTTPS: nginx terminates TLS)', stop: () => proxy.stop() };
+};
 
 export const startWebgw: SystemStarter = async (dir, backends) => {
   mkdirSync(dir, { recursive: true });
   const ca = createCA('bench CA', DAY);
   await writeKeyPair(dir, 'ca', ca);
   await writeKeyPair(dir, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], DAY));
-  const [tunnelPort, httpPort] = await freePorts(2) as [number, number];
+  const [tunnelPort, httpPort, httpsPort] = await freePorts(3) as [number, number, number];
+  // HTTPS terminated by the gateway for `localhost` (wrk sends the URL's host as SNI).
+  const servedCa = createCA('bench public CA', DAY);
+  await writeKeyPair(join(dir, 'certs'), 'localhost', issueServerCertificate(servedCa, ['localhost'], DAY));
   const tcpPorts = await freeConsecutivePorts(backends.length); // the gateway's TCP port range
   const tcpFrom = tcpPorts[0]!;
-  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], https: [], tls: [], tlsTerminated: [], tcp: tcpPorts, identity: 'bench' }, DAY));
+  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], https: ['localhost'], tls: [], tlsTerminated: [], tcp: tcpPorts, identity: 'bench' }, DAY));
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify({
     tunnel: { address: '127.0.0.1', port: tunnelPort, caFile: 'ca.crt', certFile: 'gateway.crt', keyFile: 'gateway.key' },
-    listeners: { http: { address: '127.0.0.1', port: httpPort }, tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } } },
+    listeners: { http: { address: '127.0.0.1', port: httpPort }, tls: { address: '127.0.0.1', port: httpsPort, certificatesDir: 'certs' }, tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } } },
     limits: { maxStreamsPerAgent: 100_000 },
   }));
   writeFileSync(join(dir, 'agent.json'), JSON.stringify({
     gateways: [{ name: 'bench', endpoints: [`wss://127.0.0.1:${tunnelPort}`], caFile: 'ca.crt', certFile: 'agent.crt', keyFile: 'agent.key' }],
     routes: [
       { protocol: 'http', hostname: 'bench.localhost', backend: `127.0.0.1:${backends[0]}` },
+      { protocol: 'http', hostname: 'localhost', backend: `127.0.0.1:${backends[0]}` },
       ...backends.map((b, i) => ({ protocol: 'tcp', port: tcpPorts[i], backend: `127.0.0.1:${b}` })),
     ],
   }));
@@ -110,7 +125,7 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const p of tcpPorts) await waitForPort(p);
-  return { name: 'webgw', ports: tcpPorts, http: { port: httpPort, host: 'bench.localhost' }, pids: [gateway.pid!, agent.pid!], transport: 'TLS 1.3 (mTLS), WebSocket', stop: stopAll([gateway, agent]) };
+  return { name: 'webgw', ports: tcpPorts, http: { port: httpPort, host: 'bench.localhost' }, https: { port: httpsPort, host: 'localhost' }, pids: [gateway.pid!, agent.pid!], transport: 'TLS 1.3 (mTLS), WebSocket', stop: stopAll([gateway, agent]) };
 };
 
 export const startSshReverse: SystemStarter = async (dir, backends) => {
