@@ -17,52 +17,21 @@ export interface Backend {
 
 export async function startNginx(dir: string): Promise<Backend> {
   const root = join(dir, 'www');
-  const tmp = join(dir, 'nginx-tmp');
   mkdirSync(root, { recursive: true });
-  mkdirSync(tmp, { recursive: true });
-  // nginx workers run unprivileged: they must be able to traverse the temp folders.
-  for (const d of [dirname(dir), dir, root]) chmodSync(d, 0o755);
   writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
   writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-  const port = await freeLoopbackPort();
-  writeFileSync(join(dir, 'nginx.conf'), `
-worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log stderr error;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};
-  keepalive_requests 1000000;
+  return runNginx(dir, [root], (port) => `
   keepalive_timeout 75s;
   sendfile on;
-  server { listen 127.0.0.1:${port} backlog=4096; root ${root}; location / { default_type application/octet-stream; } }
-}`);
-  const child = spawnTool('nginx', ['-c', join(dir, 'nginx.conf'), '-e', 'stderr']);
-  await waitForPort(port);
-  return { port, stop: () => stopChild(child) };
+  server { listen 127.0.0.1:${port} backlog=4096; root ${root}; location / { default_type application/octet-stream; } }`);
 }
 
 /**
  * nginx terminating TLS and proxying to `backendPort`, tuned as its docs advise: a shared
  * session cache (tickets are on by default), HTTP/1.1 keep-alive to the upstream.
  */
-export async function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert: string; key: string }): Promise<Backend> {
-  const tmp = join(dir, 'nginx-tmp');
-  mkdirSync(tmp, { recursive: true });
-  for (const d of [dirname(dir), dir]) chmodSync(d, 0o755);
-  const port = await freeLoopbackPort();
-  writeFileSync(join(dir, 'nginx.conf'), `
-worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log stderr error;
-events { worker_connections 16384; }
-http {
-  access_log off;
-  client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};
-  keepalive_requests 1000000;
+export function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert: string; key: string }): Promise<Backend> {
+  return runNginx(dir, [], (port) => `
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 256; }
   ssl_session_cache shared:SSL:10m;
   ssl_session_timeout 1h;
@@ -72,7 +41,26 @@ http {
     ssl_certificate_key ${tls.key};
     ssl_protocols TLSv1.2 TLSv1.3;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
-  }
+  }`);
+}
+
+/** One nginx worker in the foreground, with `http` (given its port) inside the common settings. */
+async function runNginx(dir: string, readable: string[], http: (port: number) => string): Promise<Backend> {
+  const tmp = join(dir, 'nginx-tmp');
+  mkdirSync(tmp, { recursive: true });
+  // nginx workers run unprivileged: they must be able to traverse the temp folders.
+  for (const d of [dirname(dir), dir, ...readable]) chmodSync(d, 0o755);
+  const port = await freeLoopbackPort();
+  writeFileSync(join(dir, 'nginx.conf'), `
+worker_processes 1;
+daemon off;
+pid ${join(dir, 'nginx.pid')};
+error_log stderr error;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};
+  keepalive_requests 1000000;${http(port)}
 }`);
   const child = spawnTool('nginx', ['-c', join(dir, 'nginx.conf'), '-e', 'stderr']);
   await waitForPort(port);
