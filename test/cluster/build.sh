@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds, once, the control-plane components the cluster tests run, from the Go module proxy:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok and helm. Each comes from a
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm and Pebble. Each comes from a
 # small wrapper module in components/ (committed go.mod/go.sum). Binaries are cached outside the
 # repo, in $WEBGW_CACHE (default ~/.cache/webgw/k8s-<version>), keyed by the wrapper's go.sum.
 set -euo pipefail
@@ -48,6 +48,8 @@ for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
   helm_ldflags+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$helm_k8s_minor"
 done
 build helm "$helm_ldflags" helm.sh/helm/v3/cmd/helm
+# Pebble (the ACME test server) and pebble-challtestsrv (the DNS server it resolves test names with).
+build pebble "-s -w" github.com/letsencrypt/pebble/v2/cmd/pebble github.com/letsencrypt/pebble/v2/cmd/pebble-challtestsrv
 # The Prometheus Operator's ServiceMonitor CRD (from its Go module), so the chart's optional
 # ServiceMonitor is validated by the API server like everything else it renders.
 crds="$cache/crds"
