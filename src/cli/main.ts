@@ -20,7 +20,7 @@ Usage:
   webgw agent --config FILE       run an agent (YAML or JSON config)
   webgw controller [--kubeconfig FILE] [--namespace webgw-system] [--image IMAGE]
                    [--leader-elect] [--manage-crds] [--admin 127.0.0.1:9902] [--dns-server HOST:PORT]
-                   [--lease-duration-ms 15000] [--session-probe-interval-ms 10000]
+                   [--lease-duration-ms 15000] [--session-probe-interval-ms 10000] [--acme-ca-file FILE]
                    [--webhook 0.0.0.0:9443 [--webhook-host NAME]... [--webhook-configuration webgw-injector]]
                                   run the operator (in-cluster config when no kubeconfig)
   webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
@@ -100,20 +100,21 @@ async function runController(args: string[]): Promise<number> {
     image: { type: 'string', default: process.env.WEBGW_IMAGE ?? 'ghcr.io/webgw/webgw:latest' },
     'leader-elect': { type: 'boolean', default: false }, 'manage-crds': { type: 'boolean', default: false }, admin: { type: 'string' }, 'lease-duration-ms': { type: 'string' },
     webhook: { type: 'string' }, 'webhook-host': { type: 'string', multiple: true }, 'webhook-configuration': { type: 'string', default: 'webgw-injector' },
-    'dns-server': { type: 'string' }, 'session-probe-interval-ms': { type: 'string' },
+    'dns-server': { type: 'string' }, 'session-probe-interval-ms': { type: 'string' }, 'acme-ca-file': { type: 'string' },
   } });
   const leaseMs = values['lease-duration-ms'] === undefined ? undefined : milliseconds('--lease-duration-ms', values['lease-duration-ms'], 3000, 600_000);
   const probeMs = values['session-probe-interval-ms'] === undefined ? undefined : milliseconds('--session-probe-interval-ms', values['session-probe-interval-ms'], 500, 600_000);
   const webhookListen = values.webhook ? parseHostPort(values.webhook) : undefined;
   const webhookHosts = values['webhook-host'] ?? [`webgw-webhook.${values.namespace}.svc`];
   const admin = values.admin ? parseHostPort(values.admin) : undefined;
+  const acmeCaPem = values['acme-ca-file'] ? await readPem('--acme-ca-file', values['acme-ca-file']) : undefined;
   const log = createLogger({ component: 'controller' });
   const { loadKubeConfig } = await import('../controller/runtime/kube.ts');
   const { Manager } = await import('../controller/manager.ts');
   const manager = new Manager({
     kc: loadKubeConfig(values.kubeconfig), namespace: values.namespace, image: values.image, leaderElection: values['leader-elect'], manageCrds: values['manage-crds'],
     ...(admin ? { admin } : {}), ...(values['dns-server'] ? { dnsServer: values['dns-server'] } : {}), ...(leaseMs ? { leaseDurationMs: leaseMs } : {}),
-    ...(probeMs ? { sessionProbeIntervalMs: probeMs } : {}),
+    ...(probeMs ? { sessionProbeIntervalMs: probeMs } : {}), ...(acmeCaPem ? { acmeCaPem } : {}),
     ...(webhookListen ? { webhook: { ...webhookListen, hosts: webhookHosts, configurationName: values['webhook-configuration'] } } : {}),
     logger: log,
   });
@@ -121,6 +122,19 @@ async function runController(args: string[]): Promise<number> {
   log.info('controller started', { namespace: values.namespace, leaderElection: values['leader-elect'] });
   await runUntilSignal(manager, log);
   return 0;
+}
+
+/** A file of PEM certificates, or a usage error naming the flag. */
+async function readPem(flag: string, file: string): Promise<string> {
+  const { readFile } = await import('node:fs/promises');
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new WebgwError('WEBGW_ERR_USAGE', `${flag}: cannot read ${file}: ${describeError(err)}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new WebgwError('WEBGW_ERR_USAGE', `${flag}: ${file} holds no PEM certificate`);
+  return text;
 }
 
 /** A whole number of milliseconds within [min, max], or a usage error naming the flag. */

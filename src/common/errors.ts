@@ -23,6 +23,8 @@ export const errorCatalog = {
   WEBGW_ERR_BACKEND: { retryable: true, summary: 'local backend failed' },
   WEBGW_ERR_TIMEOUT: { retryable: true, summary: 'operation timed out' },
   WEBGW_ERR_CLIENT_HELLO: { retryable: false, summary: 'TLS ClientHello is malformed or too large' },
+  WEBGW_ERR_ACME_CHALLENGE: { retryable: false, summary: 'ACME challenge answer is malformed' },
+  WEBGW_ERR_ACME: { retryable: true, summary: 'ACME order failed' },
   WEBGW_ERR_USAGE: { retryable: false, summary: 'command-line usage error' },
 } as const;
 

@@ -17,6 +17,8 @@ import { COMPONENT_LABEL, GATEWAY_LABEL } from './gateway/desired.ts';
 import { HostnameVerifier } from './trust/verification.ts';
 import { SessionProbe } from './sessions/probe.ts';
 import { probeTargets } from './sessions/targets.ts';
+import { AcmeIssuer } from './acme/issuer.ts';
+import { ChallengeResponder } from './acme/responder.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Coalesced } from './runtime/coalesce.ts';
 import { SharedPlan, gatewayFingerprint, planFingerprint } from './exposedservice/shared-plan.ts';
@@ -60,6 +62,10 @@ export interface ManagerOptions {
   dnsServer?: string;
   /** How often the leader reads every gateway replica's session table (default 10 s). */
   sessionProbeIntervalMs?: number;
+  /** Gateways' spec.acme: CA certificates (PEM) trusted for ACME directories besides the system's. */
+  acmeCaPem?: string;
+  /** Gateways' spec.acme: delays before a failed order is retried (default 1 min doubling to 6 h). */
+  acmeBackoff?: { initialMs: number; maxMs: number };
   /** Serve the injection webhook (every replica does; the Service balances over them). */
   webhook?: { address: string; port: number; hosts: string[]; configurationName: string };
   clock?: Clock;
@@ -87,6 +93,7 @@ export class Manager {
   private webhookTimer: Timer | undefined;
   private readonly clock: Clock;
   private readonly probe: SessionProbe;
+  private readonly acme: AcmeIssuer;
   private readonly sweeps: Coalesced[];
   private readonly serviceReconciler: ExposedServiceReconciler;
 
@@ -218,9 +225,16 @@ export class Manager {
       sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
     });
     const events = new EventRecorder(this.client, clock, log);
+    this.acme = new AcmeIssuer({
+      client: this.client, namespace: ns, clock, logger: log.child({ component: 'acme' }), responder: new ChallengeResponder(clock),
+      targetsOf: (gw) => probeTargets(caches, ns).find((t) => t.gateway === gw),
+      onChanged: (gw) => this.gatewayController.enqueue(gw),
+      ...(opts.acmeCaPem ? { extraCaPem: opts.acmeCaPem } : {}), ...(opts.acmeBackoff ? { backoff: opts.acmeBackoff } : {}),
+    });
     const reconciler = new GatewayReconciler({
       client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), claims: plan,
       proxiesOf: (gw) => this.probe.observation(gw)?.proxies(),
+      acme: this.acme,
     });
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
@@ -296,6 +310,7 @@ export class Manager {
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.probe.stop();
+      this.acme.stop();
       for (const sweep of this.sweeps) sweep.cancel();
       await this.elector?.stop();
       await this.gatewayController.stop();
@@ -319,6 +334,7 @@ export class Manager {
     if (this.opts.manageCrds) {
       upgradeCrds(this.client, this.opts.logger).catch((err: unknown) => this.opts.logger.error('cannot upgrade the CRDs', { err: describeError(err) }));
     }
+    this.acme.resume();
     this.gatewayController.run();
     this.serviceController.run();
     this.probe.start();
@@ -332,6 +348,7 @@ export class Manager {
     this.leading = false;
     this.leaderGauge.set(0);
     this.probe.stop();
+    this.acme.stop();
     void this.gatewayController.stop();
     void this.serviceController.stop();
     if (!this.closing) this.opts.logger.warn('lost leadership: stopped reconciling');

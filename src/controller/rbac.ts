@@ -39,6 +39,8 @@ export const namespaceRules: Rule[] = [
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
   // An annotation on proxy pods makes their kubelet refresh the admitted agents at once.
   { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
+  // spec.acme: a certificate whose hostname is no longer served here leaves with its Secret.
+  { apiGroups: [''], resources: ['secrets'], verbs: ['delete'] },
 ];
 
 /**

@@ -25,6 +25,8 @@ export const ExposedServiceCondition = {
   HostnameConflict: 'HostnameConflict',
   /** Sidecar mode: every selected pod runs the agent (False lists those that do not). */
   AgentInjected: 'AgentInjected',
+  /** Every HTTPS name has its certificate served (False: pending or failed ACME orders, named). */
+  CertificateReady: 'CertificateReady',
 } as const;
 
 export const ConditionReason = {
@@ -53,6 +55,10 @@ export const ConditionReason = {
   CertificateInvalid: 'CertificateInvalid',
   CertificateExpired: 'CertificateExpired',
   SecretNotFound: 'SecretNotFound',
+  /** spec.acme: a certificate is being ordered. */
+  CertificatePending: 'CertificatePending',
+  /** spec.acme: an order failed (the ACME problem in the message); retried with backoff. */
+  CertificateFailed: 'CertificateFailed',
   /** spec.tls is not set: HTTPS is passed through only. */
   NoCertificate: 'NoCertificate',
   /** The controller has not read the gateways' session tables yet. */

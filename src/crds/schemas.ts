@@ -82,6 +82,10 @@ export const gatewaySchema: Schema = obj({
     tls: obj({
       certificateRef: obj({ name: str({ pattern: DNS_LABEL }), namespace: str({ pattern: DNS_LABEL, maxLength: 63 }) }, { required: ['name', 'namespace'] }),
     }, { required: ['certificateRef'] }),
+    acme: obj({
+      directoryUrl: str({ maxLength: 2048, pattern: '^https://', description: 'The ACME directory (Let\'s Encrypt, its staging, ZeroSSL, a private step-ca...).' }),
+      email: str({ maxLength: 254, pattern: '^[^@\\s]+@[^@\\s]+$', description: 'Contact for the ACME account (expiry and policy notices).' }),
+    }, { required: ['directoryUrl'], description: 'HTTPS for tenants\' own hostnames: the controller orders a certificate per name through ACME HTTP-01, answered by the proxies on the http listener, and renews it at two thirds of its life. Needs listeners.http (port 80 for public CAs) and listeners.https.' }),
     allowedNamespaces: obj({ selector: labelSelector }, { description: 'Namespaces whose ExposedServices may attach. Omitted: every namespace.' }),
     hostnamePolicy: obj({
       wildcards: { type: 'string', enum: ['Allowed', 'Forbidden'], default: 'Forbidden', description: 'Whether tenants may claim *.name hostnames (never *.<domain> or above it).' },
@@ -97,7 +101,10 @@ export const gatewaySchema: Schema = obj({
     }),
   }, {
     required: ['placement', 'listeners'],
-    'x-kubernetes-validations': [rule('!has(self.tls) || has(self.domain)', 'tls needs a domain: the certificate serves <subdomain>.<domain>')],
+    'x-kubernetes-validations': [
+      rule('!has(self.tls) || has(self.domain)', 'tls needs a domain: the certificate serves <subdomain>.<domain>'),
+      rule('!has(self.acme) || (has(self.listeners.http) && has(self.listeners.https))', 'acme needs listeners.http (HTTP-01 is answered there) and listeners.https (where the certificates serve)'),
+    ],
   }),
   status: obj({
     observedGeneration: { type: 'integer', format: 'int64' },
@@ -105,6 +112,11 @@ export const gatewaySchema: Schema = obj({
     certificate: obj({
       secret: str(), names: arr(str(), 100), notAfter: str(), issuer: str({ maxLength: 1024 }),
     }, { description: 'The certificate HTTPS is terminated with for names under spec.domain (spec.tls).' }),
+    acme: obj({
+      certificates: arr(obj({ hostname: str(), notAfter: str(), renewAt: str(), issuer: str({ maxLength: 1024 }) }, { required: ['hostname', 'notAfter', 'renewAt', 'issuer'] }), 1000),
+      failures: arr(obj({ hostname: str(), problem: str({ maxLength: 1024 }), attempts: int(1, 1000000), retryAt: str() }, { required: ['hostname', 'problem', 'attempts', 'retryAt'] }), 1000),
+      omitted: arr(str(), 1000),
+    }, { description: 'spec.acme: the certificates obtained per hostname, the orders that failed and when they are retried.' }),
     addresses: arr(obj({ type: { type: 'string', enum: ['IPAddress', 'Hostname'] }, value: str() }, { required: ['type', 'value'] }), 64),
     tunnelEndpoints: arr(str(), 100),
     replicas: obj({ desired: int(0, 100000), ready: int(0, 100000) }),
@@ -162,9 +174,10 @@ export const exposedServiceSchema: Schema = obj({
       urls: arr(str({ maxLength: 2048 }), 64),
       // address is absent until the gateway reports one; the port is allocated (and kept) anyway.
       tcp: arr(obj({ address: str(), port: port(), backendPort: port() }, { required: ['port', 'backendPort'] }), 64),
-      certificate: obj({
-        names: arr(str(), 64), state: { type: 'string', enum: ['Ready'] }, issuer: str({ maxLength: 1024 }), notAfter: str(),
-      }, { description: 'The certificate the gateway terminates this service\'s HTTPS names with (its Gateway\'s spec.tls).' }),
+      certificates: arr(obj({
+        names: arr(str(), 64), state: { type: 'string', enum: ['Ready', 'Pending', 'Failed'] }, source: { type: 'string', enum: ['Gateway', 'ACME'] },
+        issuer: str({ maxLength: 1024 }), notAfter: str(), message: str({ maxLength: 1024 }),
+      }, { required: ['names', 'state', 'source'] }), 64, { description: 'The certificates the gateway terminates this service\'s HTTPS names with: its Gateway\'s spec.tls one, or one per name through spec.acme (Pending while ordered, Failed with the ACME problem).' }),
       sessions: int(0, 10000000, { description: 'Agent sessions of this service connected to the gateway, over its replicas.' }),
       replicas: arr(obj({
         name: str(), sessions: int(0, 10000000), since: str({ format: 'date-time' }), rttMilliseconds: int(0, 3600000), reachable: { type: 'boolean' },

@@ -39,6 +39,11 @@ export interface GatewaySpec {
     tunnel: { port: number };
   };
   tls?: { certificateRef: { name: string; namespace: string } };
+  /**
+   * Certificates for tenants' own hostnames (outside spec.domain), ordered by the controller from
+   * an ACME server (RFC 8555) with HTTP-01 answered by this Gateway's proxies.
+   */
+  acme?: { directoryUrl: string; email?: string };
   allowedNamespaces?: { selector?: LabelSelector };
   hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Verified' | 'Forbidden'; trustedNamespaces?: { selector?: LabelSelector } };
   limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number; maxSessionsPerService?: number; maxServicesPerNamespace?: number; maxTcpPortsPerNamespace?: number };
@@ -59,9 +64,35 @@ export interface GatewayCertificateStatus {
   issuer: string;
 }
 
+/** A certificate the controller obtained through ACME for one hostname (spec.acme). */
+export interface AcmeCertificateStatus {
+  hostname: string;
+  notAfter: string;
+  /** When the controller orders its successor: two thirds into its life. */
+  renewAt: string;
+  issuer: string;
+}
+
+/** The last failed order for a hostname, and when the next one may be sent (backoff). */
+export interface AcmeFailureStatus {
+  hostname: string;
+  /** The ACME problem (RFC 7807 type and detail) or the transport error. */
+  problem: string;
+  attempts: number;
+  retryAt: string;
+}
+
+export interface GatewayAcmeStatus {
+  certificates?: AcmeCertificateStatus[];
+  failures?: AcmeFailureStatus[];
+  /** Hostnames not ordered: beyond the bounds per Gateway and per namespace. */
+  omitted?: string[];
+}
+
 export interface GatewayStatus {
   observedGeneration?: number;
   certificate?: GatewayCertificateStatus;
+  acme?: GatewayAcmeStatus;
   conditions?: Condition[];
   addresses?: Array<{ type: 'IPAddress' | 'Hostname'; value: string }>;
   tunnelEndpoints?: string[];
@@ -107,6 +138,16 @@ export interface ExposedServiceSpec {
   proxyProtocol: 'None' | 'V1' | 'V2';
 }
 
+/** A certificate as a tenant sees it: Ready (served), Pending (being ordered) or Failed (why). */
+export interface EndpointCertificateStatus {
+  names: string[];
+  state: 'Ready' | 'Pending' | 'Failed';
+  source: 'Gateway' | 'ACME';
+  issuer?: string;
+  notAfter?: string;
+  message?: string;
+}
+
 /** One gateway replica as an ExposedService sees it: its agents' sessions there. */
 export interface ReplicaSessionsStatus {
   name: string;
@@ -125,8 +166,8 @@ export interface ExposedServiceStatus {
     gateway: string;
     urls?: string[];
     tcp?: Array<{ address?: string; port: number; backendPort: number }>;
-    /** The certificate the gateway terminates this service's HTTPS names with. */
-    certificate?: { names: string[]; state: 'Ready'; issuer: string; notAfter: string };
+    /** The certificates the gateway terminates this service's HTTPS names with, or is ordering. */
+    certificates?: EndpointCertificateStatus[];
     /** Agent sessions of this service on the gateway, over its replicas. */
     sessions?: number;
     replicas?: ReplicaSessionsStatus[];

@@ -10,8 +10,9 @@
  *   webgw:tcp:20001                a public TCP port
  *   webgw:id:namespace/name/uid    the ExposedService (or any identity) it was issued for
  *
- * and one grant that is not an agent's: `webgw:read:sessions`, alone in the certificate the
- * controller reads a gateway's session table with (verify.ts). Agents' parsing refuses it.
+ * and grants that are not an agent's, each alone in a certificate the controller uses with one
+ * gateway (verify.ts): `webgw:read:sessions` reads its session table, `webgw:write:acme-challenges`
+ * hands it ACME HTTP-01 answers. Agents' parsing refuses them.
  *
  * A hostname may be a wildcard of one leftmost label (`*.example.com`), as in RFC 6125 §6.4.3.
  */
@@ -40,6 +41,10 @@ export interface GrantSet extends Grants {
 
 /** The only SAN of a session reader's certificate. */
 export const SESSION_READER_GRANT = 'webgw:read:sessions';
+/** The only SAN of the certificate the controller hands a gateway ACME challenge answers with. */
+export const ACME_RESPONDER_GRANT = 'webgw:write:acme-challenges';
+/** What the controller may do on a gateway's tunnel port: one grant per certificate. */
+export type ControllerGrant = typeof SESSION_READER_GRANT | typeof ACME_RESPONDER_GRANT;
 
 export const emptyGrants = (): GrantSet => ({ http: [], https: [], tls: [], tlsTerminated: [], tcp: [], identity: '' });
 

@@ -13,7 +13,7 @@ import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign as
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { WebgwError } from '../common/errors.ts';
-import { SESSION_READER_GRANT, grantsToUris, type GrantSet } from './grants.ts';
+import { grantsToUris, type ControllerGrant, type GrantSet } from './grants.ts';
 
 export interface KeyPairPem {
   certPem: string;
@@ -172,7 +172,7 @@ export function issueAgentCertificate(ca: KeyPairPem, grants: GrantSet, validity
   return issueCertificate(ca, { commonName: grants.identity || 'webgw-agent', usage: 'client', uris: grantsToUris(grants) }, validity);
 }
 
-/** The controller's certificate for reading one gateway's session table (verify.ts). */
-export function issueSessionReaderCertificate(ca: KeyPairPem, validity: Validity): KeyPairPem {
-  return issueCertificate(ca, { commonName: 'webgw-controller session reader', usage: 'client', uris: [SESSION_READER_GRANT] }, validity);
+/** A certificate for one thing the controller does on one gateway (verify.ts verifyControllerCertificate). */
+export function issueControllerCertificate(ca: KeyPairPem, grant: ControllerGrant, validity: Validity): KeyPairPem {
+  return issueCertificate(ca, { commonName: `webgw-controller ${grant}`, usage: 'client', uris: [grant] }, validity);
 }

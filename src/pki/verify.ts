@@ -6,7 +6,7 @@
  */
 import type { X509Certificate } from 'node:crypto';
 import { WebgwError } from '../common/errors.ts';
-import { SESSION_READER_GRANT, grantsFromUris, hasRoutes, parseSubjectAltName, type GrantSet } from './grants.ts';
+import { grantsFromUris, hasRoutes, parseSubjectAltName, type ControllerGrant, type GrantSet } from './grants.ts';
 
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 
@@ -46,14 +46,15 @@ export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificat
 }
 
 /**
- * The certificate the controller reads a gateway's session table with: a client certificate of
- * that gateway's CA whose only SAN is the reader grant. An agent's certificate (routes, identity)
- * cannot read, and a reader's cannot open a tunnel session.
+ * A certificate the controller uses on one gateway's tunnel port (reading its session table,
+ * handing it ACME answers): a client certificate of that gateway's CA whose only SAN is that one
+ * grant. An agent's certificate (routes, identity) can do neither, a reader's cannot write ACME
+ * answers, and neither can open a tunnel session.
  */
-export function verifySessionReaderCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): void {
+export function verifyControllerCertificate(cert: X509Certificate, ca: X509Certificate, now: Date, grant: ControllerGrant): void {
   const uris = verifyClientCertificate(cert, ca, now);
   const others = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type !== 'URI');
-  if (uris.length !== 1 || uris[0] !== SESSION_READER_GRANT || others.length > 0) {
-    throw new WebgwError('WEBGW_ERR_CERT_INVALID', `certificate ${cert.serialNumber} does not grant reading the session table`);
+  if (uris.length !== 1 || uris[0] !== grant || others.length > 0) {
+    throw new WebgwError('WEBGW_ERR_CERT_INVALID', `certificate ${cert.serialNumber} does not grant ${grant}`);
   }
 }

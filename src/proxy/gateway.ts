@@ -12,6 +12,7 @@ import { describeError } from '../common/errors.ts';
 import { FileWatcher } from '../common/file-watcher.ts';
 import type { Logger } from '../common/log.ts';
 import type { AgentLink } from './agent-link.ts';
+import { AcmeChallenges } from './acme-challenges.ts';
 import { CertificateStore } from './certificate-store.ts';
 import type { GatewayConfig } from './config.ts';
 import { Connector } from './connector.ts';
@@ -78,6 +79,8 @@ export class Gateway {
     const range = config.listeners.tcp?.portRange;
     const clients = new ClientLimiter({ maxConnectionsPerClient: limits.maxConnectionsPerClient, maxConnections: limits.maxConnections }, metrics, this.log, this.clock);
     const common = { connector, clients, clock: this.clock, logger: this.log, metrics, reusePort };
+    // ACME HTTP-01 answers from the controller, served on plain HTTP (RFC 8555 §8.3: port 80).
+    const acmeChallenges = config.listeners.http ? new AcmeChallenges(this.clock) : undefined;
     this.tunnel = new TunnelServer({
       ...config.tunnel,
       reusePort,
@@ -88,13 +91,14 @@ export class Gateway {
       receiveBudgetPerIdentityBytes: limits.receiveBudgetPerIdentityBytes,
       tcpPortAllowed: (p) => range !== undefined && p >= range.from && p <= range.to,
       routeCount: () => this.routes.routeCount,
+      ...(acmeChallenges ? { acmeChallenges } : {}),
       clock: this.clock, logger: this.log, metrics,
     });
     const tlsConfig = config.listeners.tls;
     if (tlsConfig?.certificatesDir) this.certificates = new CertificateStore(tlsConfig.certificatesDir);
     // The HTTP listener also serves the HTTPS connections the TLS listener terminates.
     if (config.listeners.http || this.certificates) {
-      this.http = new HttpListener({ ...config.listeners.http, httpsPort: () => this.tlsPort, limits, ...common });
+      this.http = new HttpListener({ ...config.listeners.http, httpsPort: () => this.tlsPort, ...(acmeChallenges ? { acmeChallenges } : {}), limits, ...common });
     }
     if (tlsConfig) {
       this.tls = new TlsListener({

@@ -16,7 +16,9 @@ import type { Logger } from '../common/log.ts';
 import { LogThrottle } from '../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { SESSION_REPORT_PATH, type SessionReport } from '../common/session-report.ts';
-import { verifyAgentCertificate, verifySessionReaderCertificate } from '../pki/verify.ts';
+import { ACME_CHALLENGE_PATH, MAX_CHALLENGE_BODY_BYTES, parseChallengeAnswer } from '../common/acme-challenge.ts';
+import { ACME_RESPONDER_GRANT, SESSION_READER_GRANT, type ControllerGrant } from '../pki/grants.ts';
+import { verifyAgentCertificate, verifyControllerCertificate } from '../pki/verify.ts';
 import { ReceiveBudget } from '../tunnel/receive-budget.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
@@ -24,6 +26,7 @@ import { acceptUpgrade, checkUpgradeRequest, refuseUpgrade } from '../tunnel/web
 import { webSocketTransport } from '../tunnel/websocket/transport.ts';
 import { AgentLink } from './agent-link.ts';
 import { normalizeSerial, type AuthorizedAgents } from './authorized-agents.ts';
+import type { AcmeChallenges } from './acme-challenges.ts';
 import type { GatewayMetrics } from './metrics.ts';
 
 export interface TunnelServerOptions {
@@ -43,6 +46,8 @@ export interface TunnelServerOptions {
   tcpPortAllowed: (port: number) => boolean;
   /** How many routes this replica serves now (for the session report). */
   routeCount: () => number;
+  /** Where the ACME answers the controller hands over are kept (the HTTP listener serves them). */
+  acmeChallenges?: AcmeChallenges;
   clock: Clock;
   logger: Logger;
   metrics: GatewayMetrics;
@@ -57,6 +62,8 @@ export interface TunnelServerEvents {
 
 /** Session reports served per second at most (the controller asks once per interval). */
 const REPORTS_PER_SECOND = 5;
+/** ACME answers taken per second at most (one PUT and one DELETE per order and replica). */
+const ACME_WRITES_PER_SECOND = 100;
 
 interface Credentials {
   ca: string;
@@ -79,7 +86,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private readonly tenants = new Map<string, { sessions: number; budget: ReceiveBudget }>();
   private readonly budget: ReceiveBudget;
   private authorized: AuthorizedAgents | undefined;
-  private reportWindow = { second: 0, count: 0 };
+  private readonly windows = new Map<ControllerGrant, { second: number; count: number }>();
 
   constructor(opts: TunnelServerOptions) {
     super();
@@ -109,8 +116,13 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       socket.destroy();
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if ((req.url ?? '').split('?')[0] === SESSION_REPORT_PATH) {
+      const path = (req.url ?? '').split('?')[0] ?? '';
+      if (path === SESSION_REPORT_PATH) {
         this.serveSessionReport(req, res);
+        return;
+      }
+      if (path.startsWith(ACME_CHALLENGE_PATH)) {
+        this.serveAcmeChallenge(req, res, path.slice(ACME_CHALLENGE_PATH.length));
         return;
       }
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}\n`);
@@ -165,32 +177,36 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   }
 
   /**
-   * The session table, for the controller only: the client certificate (already chained to this
-   * gateway's CA in the handshake) must be a reader's (pki/verify.ts), never an agent's. Bounded
-   * to REPORTS_PER_SECOND; the controller asks once per interval.
+   * A request only the controller may make: the client certificate (already chained to this
+   * gateway's CA in the handshake) must carry exactly `grant` (pki/verify.ts), never an agent's
+   * grants; each grant has its own bound per second. False (answered) when refused.
    */
-  private serveSessionReport(req: IncomingMessage, res: ServerResponse): void {
-    const answer = (status: number, body: string, type = 'text/plain'): void => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
-    };
+  private admitController(req: IncomingMessage, res: ServerResponse, grant: ControllerGrant, perSecond: number): boolean {
     const remote = plainAddress(req.socket.remoteAddress);
     const peer = (req.socket as TLSSocket).getPeerX509Certificate();
     try {
       if (!peer) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'no client certificate');
-      verifySessionReaderCertificate(peer, (this.credentials as Credentials).caCert, this.opts.clock.date());
+      verifyControllerCertificate(peer, (this.credentials as Credentials).caCert, this.opts.clock.date(), grant);
     } catch (err) {
-      this.refusals.warn('report', 'session report refused: not a reader certificate', { remote, err: describeError(err) });
-      answer(403, 'not a session reader\n');
-      return;
-    }
-    if (req.method !== 'GET') {
-      answer(405, 'GET only\n');
-      return;
+      this.refusals.warn(grant, `${grant} refused: not the controller's certificate for it`, { remote, err: describeError(err) });
+      plainAnswer(res, 403, `this certificate does not grant ${grant}\n`);
+      return false;
     }
     const second = Math.floor(this.opts.clock.now() / 1000);
-    if (second !== this.reportWindow.second) this.reportWindow = { second, count: 0 };
-    if (++this.reportWindow.count > REPORTS_PER_SECOND) {
-      answer(429, 'too many session reports\n');
+    const window = this.windows.get(grant);
+    if (!window || window.second !== second) this.windows.set(grant, { second, count: 1 });
+    else if (++window.count > perSecond) {
+      plainAnswer(res, 429, `more than ${perSecond} ${grant} requests this second\n`);
+      return false;
+    }
+    return true;
+  }
+
+  /** The session table, for the controller only; it asks once per interval. */
+  private serveSessionReport(req: IncomingMessage, res: ServerResponse): void {
+    if (!this.admitController(req, res, SESSION_READER_GRANT, REPORTS_PER_SECOND)) return;
+    if (req.method !== 'GET') {
+      plainAnswer(res, 405, 'GET only\n');
       return;
     }
     const report: SessionReport = {
@@ -202,7 +218,47 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         draining: l.draining,
       })),
     };
-    answer(200, JSON.stringify(report), 'application/json');
+    plainAnswer(res, 200, JSON.stringify(report), 'application/json');
+  }
+
+  /** PUT (the answer, JSON, bounded) or DELETE an ACME HTTP-01 answer, from the controller only. */
+  private serveAcmeChallenge(req: IncomingMessage, res: ServerResponse, token: string): void {
+    if (!this.admitController(req, res, ACME_RESPONDER_GRANT, ACME_WRITES_PER_SECOND)) return;
+    const store = this.opts.acmeChallenges;
+    if (!store) {
+      plainAnswer(res, 404, 'this gateway has no HTTP listener to answer ACME challenges on\n');
+      return;
+    }
+    if (req.method === 'DELETE') {
+      store.delete(token);
+      plainAnswer(res, 204, '');
+      return;
+    }
+    if (req.method !== 'PUT') {
+      plainAnswer(res, 405, 'PUT or DELETE only\n');
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_CHALLENGE_BODY_BYTES) {
+        plainAnswer(res, 413, `an answer is at most ${MAX_CHALLENGE_BODY_BYTES} bytes\n`);
+        req.destroy();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (res.headersSent) return;
+      try {
+        store.put(token, parseChallengeAnswer(token, Buffer.concat(chunks).toString('utf8')));
+        plainAnswer(res, 204, '');
+      } catch (err) {
+        plainAnswer(res, 400, `${describeError(err)}\n`);
+      }
+    });
+    req.on('error', () => {});
   }
 
   private async readCredentials(): Promise<Credentials> {
@@ -309,6 +365,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     log.info('agent connected', { http: grants.http, tls: grants.tls, tcp: grants.tcp, notAfter: verified.notAfter.toISOString() });
     this.emit('agent', link);
   }
+}
+
+function plainAnswer(res: ServerResponse, status: number, body: string, type = 'text/plain'): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' }).end(body);
 }
 
 /** Maps OpenSSL's verdict on a client certificate to a short, stable reason. */

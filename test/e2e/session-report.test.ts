@@ -10,7 +10,7 @@ import { SESSION_REPORT_PATH } from '../../src/common/session-report.ts';
 import { createLogger } from '../../src/common/log.ts';
 import { SessionProbe } from '../../src/controller/sessions/probe.ts';
 import { SESSION_READER_GRANT } from '../../src/pki/grants.ts';
-import { createCA, issueCertificate, issueSessionReaderCertificate, type KeyPairPem } from '../../src/pki/issue.ts';
+import { createCA, issueCertificate, issueControllerCertificate, type KeyPairPem } from '../../src/pki/issue.ts';
 import { hours, startAgent, startGateway, waitFor, type GatewayFixture } from '../helpers/fixture.ts';
 import { startHttpBackend } from '../helpers/http-client.ts';
 
@@ -38,7 +38,7 @@ describe('session report', () => {
 
   beforeAll(async () => {
     gw = await startGateway();
-    reader = issueSessionReaderCertificate(gw.ca, hours(1));
+    reader = issueControllerCertificate(gw.ca, SESSION_READER_GRANT, hours(1));
     const creds = await gw.issueAgent('web', { http: ['web.example.com'], identity: 't/web/u1' });
     const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'web.example.com', backend: `127.0.0.1:${(await backend).port}` }]);
     stopAgent = () => agent.close(1000);
@@ -73,7 +73,7 @@ describe('session report', () => {
   });
 
   it("refuses a reader certificate of another CA at the handshake", async () => {
-    const foreign = issueSessionReaderCertificate(createCA('someone else', hours(1)), hours(1));
+    const foreign = issueControllerCertificate(createCA('someone else', hours(1)), SESSION_READER_GRANT, hours(1));
     await expect(ask(gw, foreign)).rejects.toThrow();
     expect(gw.log.lines.filter((l) => l.msg === 'agent refused at TLS handshake').at(-1)).toMatchObject({ reason: 'untrusted' });
   });

@@ -9,6 +9,7 @@ import { ConditionReason, ExposedServiceCondition, setCondition, type Condition 
 import { type ExposedService, type ExposedServiceStatus, type Gateway } from '../../crds/types.ts';
 import { tunnelServerName } from '../gateway/desired.ts';
 import type { GatewayPlan, ServicePlan } from './claims.ts';
+import { endpointCertificates, serviceCertificateCondition } from './certificates.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { ReplicaSessions } from '../sessions/observations.ts';
 
@@ -179,12 +180,13 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
     const tcp = gp.tcp.flatMap((a) => (addresses.length > 0 ? addresses : [undefined]).map((address) => ({ ...(address ? { address } : {}), port: a.port, backendPort: a.backendPort })));
     const replicas = sessions.get(gp.gateway);
     const connected = replicas === undefined ? {} : { sessions: replicas.reduce((n, r) => n + r.sessions, 0), replicas: [...replicas] };
-    // Names the gateway terminates TLS for: whose certificate, and until when.
-    const served = gateway?.status?.certificate;
-    const terminated = gp.https.length + gp.tlsTerminated.length > 0 && served;
-    const certificate = terminated ? { certificate: { names: [...gp.https, ...gp.tlsTerminated], state: 'Ready' as const, issuer: served.issuer, notAfter: served.notAfter } } : {};
-    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...certificate, ...connected };
+    // Names the gateway terminates TLS for: whose certificate, its state, and until when.
+    const certificates = endpointCertificates(gp, gateway);
+    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...(certificates.length > 0 ? { certificates } : {}), ...connected };
   });
+  const certificateReady = serviceCertificateCondition(endpoints.map((e) => ({ gateway: e.gateway, certificates: e.certificates ?? [] })));
+  if (certificateReady) conditions = setCondition(conditions, { type: ExposedServiceCondition.CertificateReady, ...certificateReady, observedGeneration: generation }, now);
+  else conditions = conditions.filter((c) => c.type !== ExposedServiceCondition.CertificateReady);
   const accepted = plan.gateways.filter((g) => g.accepted).length;
   const connectedGateways = `${served.filter((g) => (sessions.get(g.gateway) ?? []).some((r) => r.sessions > 0)).length}/${accepted}`;
   return { ...service.status, observedGeneration: generation, conditions, connectedGateways, endpoints };

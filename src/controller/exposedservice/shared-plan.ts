@@ -113,5 +113,7 @@ export function gatewayFingerprint(gw: Gateway): string {
   return canonicalJson({
     uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [],
     certificate: gw.status?.certificate ?? null, certificateReady: certificateReady ?? null,
+    // ACME certificates move names to HTTPS grants; failures are shown on the services.
+    acme: gw.status?.acme ?? null,
   });
 }

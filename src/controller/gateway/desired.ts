@@ -14,6 +14,8 @@ import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/author
 import { GATEWAY_COMMAND } from '../image.ts';
 import type { ProxyReplicaStatus } from '../sessions/observations.ts';
 import type { InspectedCertificate } from './served-certificate.ts';
+import type { AcmeCertificate } from '../acme/certificates.ts';
+import type { AcmeFailureStatus } from '../../crds/types.ts';
 
 export const GATEWAY_LABEL = 'webgw.io/gateway';
 /** On proxy pods (not their template): a digest of the admitted agents, set by the reconciler. */
@@ -90,6 +92,8 @@ export interface GatewayInputs {
   proxies?: readonly ProxyReplicaStatus[];
   /** spec.tls's certificate as the reconciler read and checked it; undefined without spec.tls. */
   certificate?: InspectedCertificate;
+  /** spec.acme: the certificates obtained (valid now, for names still wanted), failures, names past the bounds. */
+  acme?: { certificates: readonly AcmeCertificate[]; failures: readonly AcmeFailureStatus[]; omitted: readonly string[] };
   now: Date;
 }
 
@@ -267,7 +271,7 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
     // data (a certificate that stopped checking out must leave the edge).
     ...(gw.spec.listeners.https ? [{
       apiVersion: 'v1', kind: 'Secret', metadata: meta(names.certificatesSecret), type: 'Opaque',
-      data: inputs.certificate?.ready ? { [`${DOMAIN_CERTIFICATE}.crt`]: base64(inputs.certificate.certPem), [`${DOMAIN_CERTIFICATE}.key`]: base64(inputs.certificate.keyPem) } : {},
+      data: servedCertificates(inputs),
     }] : []),
     workload,
     // Hostname reservations: the controller's own record, in its own namespace (never the edge's).
@@ -295,13 +299,21 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   else if (ready.length >= desired) set(GatewayCondition.Ready, true, ConditionReason.PodsReady, `${ready.length}/${desired} proxy pods ready`);
   else set(GatewayCondition.Ready, false, ConditionReason.PodsNotReady, `${ready.length}/${desired} proxy pods ready`);
 
-  const { certificate: _previous, ...status } = gw.status ?? {};
+  const { certificate: _previous, acme: _previousAcme, ...status } = gw.status ?? {};
+  const acme = inputs.acme && (inputs.acme.certificates.length + inputs.acme.failures.length + inputs.acme.omitted.length > 0) ? {
+    acme: {
+      ...(inputs.acme.certificates.length > 0 ? { certificates: inputs.acme.certificates.map((c) => c.status).sort((a, b) => a.hostname.localeCompare(b.hostname)) } : {}),
+      ...(inputs.acme.failures.length > 0 ? { failures: [...inputs.acme.failures] } : {}),
+      ...(inputs.acme.omitted.length > 0 ? { omitted: [...inputs.acme.omitted] } : {}),
+    },
+  } : {};
   return {
     invalid,
     objects,
     status: {
       ...status,
       ...(inputs.certificate?.ready ? { certificate: inputs.certificate.status } : {}),
+      ...acme,
       observedGeneration: generation,
       conditions,
       addresses: addresses.map((value) => ({ type: 'IPAddress' as const, value })),
@@ -311,6 +323,24 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
       ...(inputs.proxies === undefined ? {} : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
     },
   };
+}
+
+/**
+ * The proxies' certificates Secret: the farmer's for the domain once it checks out, and one pair
+ * per ACME hostname (`acme-<secret suffix>`); the proxy picks by SNI (proxy/certificate-store.ts).
+ */
+function servedCertificates(inputs: GatewayInputs): Record<string, string> {
+  const data: Record<string, string> = {};
+  if (inputs.certificate?.ready) {
+    data[`${DOMAIN_CERTIFICATE}.crt`] = base64(inputs.certificate.certPem);
+    data[`${DOMAIN_CERTIFICATE}.key`] = base64(inputs.certificate.keyPem);
+  }
+  for (const c of inputs.acme?.certificates ?? []) {
+    const file = `acme-${c.secretName.slice(c.secretName.lastIndexOf('-') + 1)}`;
+    data[`${file}.crt`] = base64(c.certPem);
+    data[`${file}.key`] = base64(c.keyPem);
+  }
+  return data;
 }
 
 /**

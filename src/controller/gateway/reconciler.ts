@@ -9,7 +9,8 @@ import type { Clock } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
-import { API_VERSION, type ExposedService, type Gateway } from '../../crds/types.ts';
+import { API_VERSION, type AcmeFailureStatus, type ExposedService, type Gateway } from '../../crds/types.ts';
+import type { ServicePlan } from '../exposedservice/claims.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
 import type { SharedPlan } from '../exposedservice/shared-plan.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
@@ -22,9 +23,12 @@ import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../run
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { ADMITTED_DIGEST_ANNOTATION, GATEWAY_LABEL, SHARE_PORTS_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
+import { ADMITTED_DIGEST_ANNOTATION, COMPONENT_LABEL, GATEWAY_LABEL, SHARE_PORTS_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
 import { inspectCertificate, type InspectedCertificate } from './served-certificate.ts';
+import { ACME_COMPONENT, ACME_HOSTNAME_ANNOTATION, readAcmeCertificate, type AcmeCertificate } from '../acme/certificates.ts';
+import type { AcmeIssuer } from '../acme/issuer.ts';
+import { acmeWanted } from '../acme/wanted.ts';
 
 /**
  * How often spec.tls's Secret is read again when nothing else brings the Gateway back: a renewed
@@ -33,6 +37,33 @@ import { inspectCertificate, type InspectedCertificate } from './served-certific
  */
 const CERTIFICATE_RECHECK_MS = 5 * 60_000;
 import type { ProxyReplicaStatus } from '../sessions/observations.ts';
+
+/** Memoizes a parse of a Secret by uid and resourceVersion; the parse is re-run when it changes. */
+class ParsedSecrets<T> {
+  private readonly parse: (secret: V1Secret, now: Date) => T | undefined;
+  private readonly parsed = new Map<string, { version: string; value: T | undefined }>();
+
+  constructor(parse: (secret: V1Secret, now: Date) => T | undefined) {
+    this.parse = parse;
+  }
+
+  read(secret: V1Secret, now: Date): T | undefined {
+    const key = secret.metadata?.uid ?? secret.metadata?.name ?? '';
+    const version = secret.metadata?.resourceVersion ?? '';
+    const known = this.parsed.get(key);
+    // A cached result still has to be valid now: re-parse it (cheap) once it may have expired.
+    if (known && known.version === version && known.value !== undefined && stillValid(known.value, now)) return known.value;
+    const value = this.parse(secret, now);
+    if (this.parsed.size > 10_000) this.parsed.clear();
+    this.parsed.set(key, { version, value });
+    return value;
+  }
+}
+
+function stillValid(value: unknown, now: Date): boolean {
+  const notAfter = (value as { status?: { notAfter?: string } }).status?.notAfter;
+  return notAfter === undefined || Date.parse(notAfter) > now.getTime();
+}
 
 export interface GatewayCaches {
   gateways: Watched<Gateway & KubernetesObject>;
@@ -61,12 +92,16 @@ export interface GatewayReconcilerOptions {
   claims: SharedPlan;
   /** Each replica's sessions and routes as last read (controller/sessions); undefined: not read yet. */
   proxiesOf?: (gateway: string) => readonly ProxyReplicaStatus[] | undefined;
+  /** Orders certificates for spec.acme (acme/issuer.ts); without it spec.acme orders nothing. */
+  acme?: AcmeIssuer;
 }
 
 const involved = (gw: Gateway) => ({ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}) });
 
 export class GatewayReconciler {
   private readonly opts: GatewayReconcilerOptions;
+  /** Parsed ACME certificate Secrets, by uid and resourceVersion: each is parsed once. */
+  private readonly acmeCertificates = new ParsedSecrets(readAcmeCertificate);
 
   constructor(opts: GatewayReconcilerOptions) {
     this.opts = opts;
@@ -121,7 +156,8 @@ export class GatewayReconciler {
     const attachedServices = [...plans.values()].filter((p) => p.gateways.some((g) => g.gateway === name && g.accepted)).length;
     const proxies = this.opts.proxiesOf?.(name) ?? gw.status?.proxies;
     const certificate = await this.readCertificate(gw, now);
-    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, attachedServices, ...(proxies ? { proxies } : {}), ...(certificate ? { certificate } : {}), ...admitted };
+    const acme = await this.acmeState(gw, plans.values(), now);
+    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, attachedServices, ...(proxies ? { proxies } : {}), ...(certificate ? { certificate } : {}), acme, ...admitted };
     const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, now });
     for (const obj of first.objects) {
       try {
@@ -134,7 +170,7 @@ export class GatewayReconciler {
     }
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
-    if (!applyError) await this.pokeProxyPods(name, [...admission.serials, certificate?.ready ? certificate.certPem : '']);
+    if (!applyError) await this.pokeProxyPods(name, [...admission.serials, certificate?.ready ? certificate.certPem : '', ...acme.certificates.map((c) => c.certPem)]);
     const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now }) : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status, gw.status);
@@ -143,8 +179,39 @@ export class GatewayReconciler {
     if (applyError) throw new Error(applyError);
     const certificateLook = !gw.spec.tls ? Infinity
       : Math.min(now.getTime() + CERTIFICATE_RECHECK_MS, certificate?.ready ? Date.parse(certificate.status.notAfter) + 1000 : Infinity);
-    const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity, certificateLook);
+    const acmeLook = Math.min(...acme.certificates.map((c) => Math.min(Date.parse(c.status.renewAt), Date.parse(c.status.notAfter))), ...acme.failures.map((f) => Date.parse(f.retryAt)));
+    const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity, certificateLook, acmeLook);
     return { requeueAfterMs: Math.max(1000, nextLook - now.getTime()) };
+  }
+
+  /**
+   * spec.acme: the certificates stored for this Gateway (valid now) for the names the plan still
+   * serves here; orders for the names without one or due for renewal; Secrets of names no
+   * longer served are deleted (their certificates leave the edge).
+   */
+  private async acmeState(gw: Gateway, plans: Iterable<ServicePlan>, now: Date): Promise<{ certificates: AcmeCertificate[]; failures: AcmeFailureStatus[]; omitted: string[] }> {
+    const { caches, namespace } = this.opts;
+    const name = gw.metadata.name;
+    const wanted = this.opts.acme ? acmeWanted(gw, plans) : { names: new Map<string, string>(), omitted: [] };
+    const stored = caches.secrets.list(namespace).filter((s) => s.metadata?.labels?.[GATEWAY_LABEL] === name && s.metadata.labels[COMPONENT_LABEL] === ACME_COMPONENT);
+    const certificates: AcmeCertificate[] = [];
+    for (const secret of stored) {
+      const cert = this.acmeCertificates.read(secret, now);
+      if (cert && wanted.names.has(cert.hostname)) {
+        certificates.push(cert);
+        continue;
+      }
+      const hostname = cert?.hostname ?? secret.metadata?.annotations?.[ACME_HOSTNAME_ANNOTATION];
+      if (hostname && wanted.names.has(hostname)) continue; // expired or unreadable: ordered again below
+      await this.opts.client.deleteSecret(secret.metadata?.name ?? '', namespace);
+    }
+    const due = [...wanted.names.keys()].filter((h) => {
+      const cert = certificates.find((c) => c.hostname === h);
+      return !cert || Date.parse(cert.status.renewAt) <= now.getTime();
+    });
+    this.opts.acme?.request(gw, due, gw.status?.acme?.failures ?? []);
+    const failures = this.opts.acme?.failures(name, new Set(wanted.names.keys())) ?? [];
+    return { certificates, failures, omitted: wanted.omitted };
   }
 
   /** spec.tls's Secret, read now (not cached: it may be in any namespace) and checked. */

@@ -8,7 +8,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { describeError } from '../../common/errors.ts';
-import type { GatewayCertificateStatus } from '../../crds/types.ts';
+import type { GatewayCertificateStatus, GatewayStatus } from '../../crds/types.ts';
 import { hostnameMatches, normalizeHostname, parseSubjectAltName } from '../../pki/grants.ts';
 import { secretText } from '../runtime/apply.ts';
 
@@ -57,8 +57,13 @@ export function inspectCertificate(secret: V1Secret | undefined, ref: { name: st
   };
 }
 
-/** True when the Gateway's served certificate, as its status reports it, covers `hostname`. */
-export function gatewayServesHttps(status: { certificate?: GatewayCertificateStatus; conditions?: ReadonlyArray<{ type: string; status: string }> } | undefined, hostname: string): boolean {
+/**
+ * True when the Gateway serves HTTPS for `hostname`, as its status reports it: its spec.tls
+ * certificate covers the name, or spec.acme obtained one for it (the reconciler lists only
+ * certificates valid now, and comes back when one expires).
+ */
+export function gatewayServesHttps(status: GatewayStatus | undefined, hostname: string): boolean {
   const ready = status?.conditions?.some((c) => c.type === 'CertificateReady' && c.status === 'True') === true;
-  return ready && (status?.certificate?.names ?? []).some((n) => hostnameMatches(n, hostname));
+  if (ready && (status?.certificate?.names ?? []).some((n) => hostnameMatches(n, hostname))) return true;
+  return (status?.acme?.certificates ?? []).some((c) => c.hostname === hostname);
 }

@@ -81,6 +81,16 @@ export class KubeClient {
     return this.objects.create(obj, undefined, undefined, FIELD_MANAGER);
   }
 
+  /** Deletes a Secret; already gone counts as done. */
+  async deleteSecret(name: string, namespace: string): Promise<void> {
+    this.count('delete');
+    try {
+      await this.core.deleteNamespacedSecret({ name, namespace });
+    } catch (err) {
+      if (statusCode(err) !== 404) throw err;
+    }
+  }
+
   /** Deletes a DaemonSet or Deployment; already gone counts as done. */
   async deleteWorkload(kind: 'DaemonSet' | 'Deployment', name: string, namespace: string): Promise<void> {
     this.count('delete');

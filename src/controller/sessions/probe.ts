@@ -6,12 +6,14 @@
  * bounded in size and time. Changes are announced per ExposedService identity and per Gateway,
  * so reconcilers run (and write) only for what changed.
  */
-import { request } from 'node:https';
 import type { Clock, Timer } from '../../common/clock.ts';
 import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { MAX_REPORT_BYTES, SESSION_REPORT_PATH, parseSessionReport, type SessionReport } from '../../common/session-report.ts';
-import { issueSessionReaderCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { SESSION_READER_GRANT } from '../../pki/grants.ts';
+import type { KeyPairPem } from '../../pki/issue.ts';
+import { ControllerCertificates } from '../edge/controller-certificates.ts';
+import { replicaRequest } from '../edge/replica-request.ts';
 import { GatewayObservation, type ReplicaReading } from './observations.ts';
 
 /** A replica to read: a proxy pod and the address its agents dial. */
@@ -41,25 +43,19 @@ export interface SessionProbeOptions {
   logger: Logger;
 }
 
-const READER_VALIDITY_MS = 3600_000;
 const MAX_TIMEOUT_MS = 5000;
-
-interface Reader {
-  caPem: string;
-  pair: KeyPairPem;
-  renewAt: number;
-}
 
 export class SessionProbe {
   private readonly opts: SessionProbeOptions;
   private readonly observations = new Map<string, GatewayObservation>();
-  private readonly readers = new Map<string, Reader>();
+  private readonly readers: ControllerCertificates;
   private readonly inFlight = new Set<string>();
   private timer: Timer | undefined;
   private running = false;
 
   constructor(opts: SessionProbeOptions) {
     this.opts = opts;
+    this.readers = new ControllerCertificates(opts.clock, SESSION_READER_GRANT);
   }
 
   /** The last readings of a gateway; undefined until its first round completed. */
@@ -102,7 +98,7 @@ export class SessionProbe {
     if (this.inFlight.has(t.gateway)) return;
     this.inFlight.add(t.gateway);
     try {
-      const reader = this.reader(t);
+      const reader = this.readers.for(t.gateway, t.ca);
       const timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.max(500, this.opts.intervalMs / 2));
       const readings = await Promise.all(t.replicas.map(async (r): Promise<ReplicaReading> => {
         try {
@@ -125,60 +121,13 @@ export class SessionProbe {
     }
   }
 
-  /** The reader certificate for a gateway: reissued when its CA changed or at 2/3 of its life. */
-  private reader(t: GatewayTargets): KeyPairPem {
-    const now = this.opts.clock.date().getTime();
-    const known = this.readers.get(t.gateway);
-    if (known && known.caPem === t.ca.certPem && known.renewAt > now) return known.pair;
-    const pair = issueSessionReaderCertificate(t.ca, { notBefore: new Date(now - 5 * 60_000), notAfter: new Date(now + READER_VALIDITY_MS) });
-    this.readers.set(t.gateway, { caPem: t.ca.certPem, pair, renewAt: now + (READER_VALIDITY_MS * 2) / 3 });
-    return pair;
-  }
-}
-
-interface FetchOptions extends ProbeTarget {
-  port: number;
-  serverName: string;
-  caPem: string;
-  reader: KeyPairPem;
-  timeoutMs: number;
 }
 
 /** GET the session table: the server must present this gateway's tunnel certificate. */
-function fetchReport(o: FetchOptions): Promise<SessionReport> {
-  return new Promise((resolve, reject) => {
-    const req = request({
-      host: o.address, port: o.port, path: SESSION_REPORT_PATH, method: 'GET',
-      servername: o.serverName, ca: o.caPem, cert: o.reader.certPem, key: o.reader.keyPem,
-      agent: false, timeout: o.timeoutMs, headers: { accept: 'application/json' },
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > MAX_REPORT_BYTES) req.destroy(new WebgwError('WEBGW_ERR_PROTOCOL', 'report too large'));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => {
-        if (res.statusCode !== 200) return reject(new WebgwError('WEBGW_ERR_PROTOCOL', `HTTP ${res.statusCode}`));
-        try {
-          resolve(parseSessionReport(Buffer.concat(chunks).toString('utf8')));
-        } catch (err) {
-          reject(err as Error);
-        }
-      });
-      res.on('error', reject);
-    });
-    const timedOut = (): void => {
-      req.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', 'timeout'));
-    };
-    // `timeout` is for an idle socket; the deadline bounds the whole exchange.
-    const deadline = setTimeout(timedOut, o.timeoutMs);
-    req.on('close', () => clearTimeout(deadline));
-    req.on('timeout', timedOut);
-    req.on('error', reject);
-    req.end();
-  });
+async function fetchReport(o: ProbeTarget & { port: number; serverName: string; caPem: string; reader: KeyPairPem; timeoutMs: number }): Promise<SessionReport> {
+  const answer = await replicaRequest({ ...o, client: o.reader, method: 'GET', path: SESSION_REPORT_PATH, maxResponseBytes: MAX_REPORT_BYTES });
+  if (answer.status !== 200) throw new WebgwError('WEBGW_ERR_PROTOCOL', `HTTP ${answer.status}`);
+  return parseSessionReport(answer.body);
 }
 
 /** A short reason that stays the same while the failure does (it is shown in status). */

@@ -131,9 +131,18 @@ export class ClientConnection {
    */
   answer(status: number, message: string, keep = true, location?: string): void {
     const body = `${status} ${STATUS_CODES[status] ?? ''}: ${message}\n`;
+    const extra = `${location ? `Location: ${location}\r\n` : ''}${status >= 400 ? `X-Webgw-Error: ${status}\r\n` : ''}`;
+    this.respond(status, body, 'text/plain; charset=utf-8', keep, Buffer.byteLength(body), extra);
+  }
+
+  /**
+   * A response the gateway writes itself, `body` as it is (`length`: its Content-Length, which a
+   * HEAD answer states without the body); `extraHeaders`: whole header lines.
+   */
+  respond(status: number, body: string, contentType: string, keep: boolean, length = Buffer.byteLength(body), extraHeaders = ''): void {
     const stay = keep && this.requestComplete && !this.closing;
-    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${location ? `Location: ${location}\r\n` : ''}Content-Type: text/plain; charset=utf-8\r\n`
-      + `Content-Length: ${Buffer.byteLength(body)}\r\n${status >= 400 ? `X-Webgw-Error: ${status}\r\n` : ''}${stay ? '' : 'Connection: close\r\n'}\r\n`;
+    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${extraHeaders}Content-Type: ${contentType}\r\nContent-Length: ${length}\r\n`
+      + `Cache-Control: no-store\r\n${stay ? '' : 'Connection: close\r\n'}\r\n`;
     this.socket.write(head + body);
     this.finishRequest(stay);
   }

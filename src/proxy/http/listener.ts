@@ -17,6 +17,8 @@ import { closeServer, formatHostPort, listen, plainAddress } from '../../common/
 import { relay } from '../../common/relay.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { AgentLink } from '../agent-link.ts';
+import { WELL_KNOWN_ACME_PREFIX } from '../../common/acme-challenge.ts';
+import type { AcmeChallenges } from '../acme-challenges.ts';
 import { certificateCovers, type ServedCertificate } from '../certificate-store.ts';
 import type { GatewayLimits } from '../config.ts';
 import type { ClientLimiter } from '../client-limiter.ts';
@@ -37,6 +39,8 @@ export interface HttpListenerOptions {
   httpsPort?: () => number | undefined;
   /** Bind with SO_REUSEPORT (common/net.ts listen). */
   reusePort?: boolean;
+  /** ACME HTTP-01 answers the controller handed over, served on plain HTTP before any route. */
+  acmeChallenges?: AcmeChallenges;
   connector: Connector;
   clients: ClientLimiter;
   limits: GatewayLimits;
@@ -132,6 +136,7 @@ export class HttpListener {
       answer(400, 'missing or invalid Host header');
       return;
     }
+    if (conn.origin.scheme === 'http' && head.target.startsWith(WELL_KNOWN_ACME_PREFIX) && this.answerAcme(conn, head, hostname, observe)) return;
     if (this.misdirected(conn, hostname)) {
       answer(421, `this connection's certificate does not name ${hostname}: open a connection for it`);
       return;
@@ -143,6 +148,21 @@ export class HttpListener {
       else if (status === 'no-agent') answer(503, messageForStatus(503, hostname));
       else this.forward(conn, head, hostname, 1, observe);
     }).catch((err: unknown) => this.abandon(conn, hostname, err));
+  }
+
+  /**
+   * An ACME validation (RFC 8555 §8.3): the key authorization the controller handed over for this
+   * token and Host, before routing and before the HTTPS redirect (the name may have no
+   * certificate yet). False when this gateway holds no such answer: the request is routed.
+   */
+  private answerAcme(conn: ClientConnection, head: RequestHead, hostname: string, observe: (route: string, status: number) => void): boolean {
+    if (head.method !== 'GET' && head.method !== 'HEAD') return false;
+    const token = head.target.slice(WELL_KNOWN_ACME_PREFIX.length);
+    const keyAuthorization = this.opts.acmeChallenges?.answer(token, hostname);
+    if (keyAuthorization === undefined) return false;
+    observe('acme-challenge', 200);
+    conn.respond(200, head.method === 'HEAD' ? '' : keyAuthorization, 'application/octet-stream', head.keepAlive, Buffer.byteLength(keyAuthorization));
+    return true;
   }
 
   /** A Host the connection's certificate does not name (RFC 9110 §15.5.20): 421. */
