@@ -6,7 +6,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { createLogger } from '../../src/common/log.ts';
-import { Manager } from '../../src/controller/manager.ts';
+import { Manager, type ManagerOptions } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { eventually, freeWildcardPort, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
 import type { PodSpec } from './run-container.ts';
@@ -19,7 +19,7 @@ export interface ControllerUnderTest {
 /** How often the controllers under test read the gateways' session tables. */
 export const SESSION_PROBE_INTERVAL_MS = 1000;
 
-export async function startControllerWithWebhook(opts: { namespace: string; tenants: string[]; configurationName: string }): Promise<ControllerUnderTest> {
+export async function startControllerWithWebhook(opts: { namespace: string; tenants: string[]; configurationName: string; manager?: Partial<ManagerOptions> }): Promise<ControllerUnderTest> {
   await installCrdsAndNamespace(opts.namespace);
   for (const tenant of opts.tenants) {
     await kubectl(['create', 'namespace', tenant]);
@@ -32,6 +32,7 @@ export async function startControllerWithWebhook(opts: { namespace: string; tena
     logger: createLogger({ test: opts.configurationName }, { level: 'error' }),
     webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: opts.configurationName },
     sessionProbeIntervalMs: SESSION_PROBE_INTERVAL_MS,
+    ...opts.manager,
   });
   await manager.start();
   return {

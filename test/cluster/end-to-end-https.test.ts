@@ -122,7 +122,10 @@ spec:
       `http://both.${DOMAIN}:${ports.http}`, `http://own.tenant.example:${ports.http}`,
       `https://both.${DOMAIN}:${ports.https}`, `https://raw.${DOMAIN}:${ports.https}`, `https://web.${DOMAIN}:${ports.https}`,
     ].sort());
-    expect(JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].certificate}']))).toMatchObject({ state: 'Ready', issuer: expect.stringContaining('e2e public CA') });
+    expect(JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].certificates}']))).toEqual([
+      expect.objectContaining({ names: expect.arrayContaining([`web.${DOMAIN}`, `raw.${DOMAIN}`]), state: 'Ready', source: 'Gateway', issuer: expect.stringContaining('e2e public CA') }),
+    ]);
+    expect((await conditionOf('xsvc', 'web', TENANT, 'CertificateReady'))?.status).toBe('True');
   });
 
   it('serves HTTPS, the redirect and terminated TLS through processes run from the rendered pod specs, and a renewal without restart', async () => {

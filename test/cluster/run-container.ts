@@ -6,7 +6,7 @@
  * the same CLI on another node binary, src/controller/image.ts), so the process is this
  * repository's CLI. What cannot be emulated here: the security context and read-only mounts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE_CLI, IMAGE_NODE, IMAGE_NODE_NET_BIND } from '../../src/controller/image.ts';
 import { AGENT_CONTAINER } from '../../src/controller/webhook/injector.ts';
@@ -53,6 +53,38 @@ export async function runContainerLocally(container: Container, volumes: readonl
   return spawnWebgw(args, { ...network?.env, ...env }, { nodeArgs: network?.nodeArgs ?? [] });
 }
 
+let generation = 0;
+
+/**
+ * Writes a volume's files as the kubelet's AtomicWriter does: every key into a new
+ * `..<timestamp>` folder, then the `..data` symlink swapped to it in one rename, each key a
+ * symlink through `..data`; so a reader never sees a certificate beside the old key.
+ */
+function writeAtomically(dir: string, files: Record<string, Buffer | string>): void {
+  const stamp = `..${Date.now()}_${++generation}`;
+  mkdirSync(join(dir, stamp));
+  for (const [key, value] of Object.entries(files)) writeFileSync(join(dir, stamp, key), value);
+  symlinkSync(stamp, join(dir, '..data_tmp'));
+  renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
+  for (const key of Object.keys(files)) {
+    const path = join(dir, key);
+    let isLink = false;
+    try {
+      isLink = lstatSync(path).isSymbolicLink();
+    } catch {
+      // absent: linked below
+    }
+    if (isLink) continue;
+    rmSync(path, { force: true });
+    symlinkSync(join('..data', key), path);
+  }
+  for (const entry of readdirSync(dir)) {
+    if (entry.startsWith('..') && entry !== '..data' && entry !== stamp) rmSync(join(dir, entry), { recursive: true, force: true });
+    // A key that left the volume (its symlink); folders are other volumes mounted inside this one.
+    else if (!entry.startsWith('..') && !Object.hasOwn(files, entry) && lstatSync(join(dir, entry)).isSymbolicLink()) rmSync(join(dir, entry), { force: true });
+  }
+}
+
 /** Writes (again) what the kubelet would project into the container's volumes. */
 export async function writeMounts(container: Container, volumes: readonly Volume[], namespace: string, root: string): Promise<void> {
   const mounts = container.volumeMounts ?? [];
@@ -67,7 +99,7 @@ export async function writeMounts(container: Container, volumes: readonly Volume
     const data = JSON.parse((await kubectlOk(['get', kind, name!, '-n', namespace, '-o', 'jsonpath={.data}'])) || '{}') as Record<string, string>;
     const dir = join(root, mount.mountPath);
     mkdirSync(dir, { recursive: true });
-    for (const [key, value] of Object.entries(data)) writeFileSync(join(dir, key), kind === 'secret' ? Buffer.from(value, 'base64') : value);
+    writeAtomically(dir, Object.fromEntries(Object.entries(data).map(([key, value]) => [key, kind === 'secret' ? Buffer.from(value, 'base64') : value])));
   }
 }
 

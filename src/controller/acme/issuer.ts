@@ -9,7 +9,7 @@
  * the backoff is also resumed after a restart.
  */
 import { generateKeyPair } from 'node:crypto';
-import { Agent } from 'node:https';
+import { Agent, get as httpsGet } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
@@ -82,7 +82,28 @@ export class AcmeIssuer {
     // system's CAs plus the farmer's private ones.
     acmeHttp.defaults.timeout = REQUEST_TIMEOUT_MS;
     acmeHttp.defaults.httpsAgent = new Agent({ keepAlive: true, maxSockets: 8, ca: [...rootCertificates, ...(opts.extraCaPem ? [opts.extraCaPem] : [])] });
-    (acmeHttp.defaults as { acmeSettings?: { retryMaxAttempts: number } }).acmeSettings!.retryMaxAttempts = 2;
+    Object.assign((acmeHttp.defaults as { acmeSettings?: object }).acmeSettings ?? {}, { retryMaxAttempts: 2, retryDefaultDelay: 2 });
+  }
+
+  /**
+   * The failure as a farmer can act on it: the ACME problem as the server stated it; for a
+   * transport failure (which acme-client 5.4 turns into a TypeError once its retries are spent)
+   * the reason the directory cannot be reached, found by asking it once more.
+   */
+  private async explain(err: unknown, directoryUrl: string): Promise<string> {
+    if (!(err instanceof TypeError)) return describeError(err);
+    const agent = acmeHttp.defaults.httpsAgent as Agent;
+    const reached = await new Promise<number | string>((resolve) => {
+      const req = httpsGet(directoryUrl, { agent, timeout: 10_000, headers: { 'user-agent': 'webgw-controller' } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+      req.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
+    });
+    return typeof reached === 'number'
+      ? `the ACME server at ${directoryUrl} failed a request (its directory answers HTTP ${reached}): ${err.message}`
+      : `the ACME server at ${directoryUrl} cannot be reached (${reached})`;
   }
 
   /**
@@ -173,10 +194,13 @@ export class AcmeIssuer {
       log.info('ACME certificate obtained', { ms: this.opts.clock.now() - started });
     } catch (err) {
       if (this.stopped) return;
+      // The account may be what failed (an ACME server that lost it, a key the CA deactivated):
+      // the next attempt registers again (with the same key: the same account where it exists).
+      this.accounts.delete(job.gateway);
       const attempts = (this.failed.get(key)?.attempts ?? 0) + 1;
       const { initialMs, maxMs } = this.opts.backoff ?? DEFAULT_BACKOFF;
       const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempts - 1, 30));
-      const problem = describeError(err).replace(/\s+/g, ' ').slice(0, 1000);
+      const problem = (await this.explain(err, job.directoryUrl)).replace(/\s+/g, ' ').slice(0, 1000);
       this.failed.set(key, { hostname: job.hostname, problem, attempts, retryAt: iso(this.opts.clock.date().getTime() + delay) });
       log.warn('ACME order failed; retried with backoff', { problem, attempts, retryInMs: delay });
     }

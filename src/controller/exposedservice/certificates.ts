@@ -24,7 +24,10 @@ export function endpointCertificates(gp: GatewayPlan, gateway: Gateway | undefin
     if (underDomain.includes(hostname) || hostname.startsWith('*.') || (domain?.names ?? []).some((n) => hostnameMatches(n, hostname))) continue;
     const issued = acme?.certificates?.find((c) => c.hostname === hostname);
     const failure = acme?.failures?.find((f) => f.hostname === hostname);
-    if (issued) out.push({ names: [hostname], state: 'Ready', source: 'ACME', issuer: issued.issuer, notAfter: issued.notAfter });
+    if (issued) {
+      const renewal = failure ? { message: `served; its renewal failed: ${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})` } : {};
+      out.push({ names: [hostname], state: 'Ready', source: 'ACME', issuer: issued.issuer, notAfter: issued.notAfter, ...renewal });
+    }
     else if (acme?.omitted?.includes(hostname)) out.push({ names: [hostname], state: 'Failed', source: 'ACME', message: 'not ordered: the Gateway holds the most ACME certificates it allows, in all or for this namespace' });
     else if (failure) out.push({ names: [hostname], state: 'Failed', source: 'ACME', message: `${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})` });
     else out.push({ names: [hostname], state: 'Pending', source: 'ACME', message: `ordering from ${gateway.spec.acme.directoryUrl}` });
