@@ -14,11 +14,13 @@ import type { ServicePlan } from '../exposedservice/claims.ts';
 export const MAX_ACME_CERTIFICATES_PER_GATEWAY = 150;
 /** Certificates one namespace may hold on one Gateway. */
 export const MAX_ACME_CERTIFICATES_PER_NAMESPACE = 20;
+/** Names left out that the status lists (the rest are counted in the message only). */
+export const MAX_OMITTED_LISTED = 100;
 
 export interface AcmeWanted {
   /** Hostname → the `namespace/name` of the ExposedService it is ordered for. */
   names: Map<string, string>;
-  /** Names past the bounds: not ordered, and said so. */
+  /** Names past the bounds: not ordered, and said so (the first MAX_OMITTED_LISTED). */
   omitted: string[];
 }
 
@@ -36,7 +38,7 @@ export function acmeWanted(gw: Gateway, plans: Iterable<ServicePlan>): AcmeWante
       if (names.has(hostname) || hostname.startsWith('*.') || domainNames.some((d) => hostnameMatches(d, hostname))) continue;
       const held = perNamespace.get(namespace) ?? 0;
       if (held >= MAX_ACME_CERTIFICATES_PER_NAMESPACE || names.size >= MAX_ACME_CERTIFICATES_PER_GATEWAY) {
-        if (!omitted.includes(hostname)) omitted.push(hostname);
+        if (omitted.length < MAX_OMITTED_LISTED && !omitted.includes(hostname)) omitted.push(hostname);
         continue;
       }
       perNamespace.set(namespace, held + 1);

@@ -192,7 +192,9 @@ export class GatewayReconciler {
   private async acmeState(gw: Gateway, plans: Iterable<ServicePlan>, now: Date): Promise<{ certificates: AcmeCertificate[]; failures: AcmeFailureStatus[]; omitted: string[] }> {
     const { caches, namespace } = this.opts;
     const name = gw.metadata.name;
-    const wanted = this.opts.acme ? acmeWanted(gw, plans) : { names: new Map<string, string>(), omitted: [] };
+    // Without an issuer (a reconciler built for tests) nothing is ordered, and nothing deleted.
+    if (!this.opts.acme) return { certificates: [], failures: [], omitted: [] };
+    const wanted = acmeWanted(gw, plans);
     const stored = caches.secrets.list(namespace).filter((s) => s.metadata?.labels?.[GATEWAY_LABEL] === name && s.metadata.labels[COMPONENT_LABEL] === ACME_COMPONENT);
     const certificates: AcmeCertificate[] = [];
     for (const secret of stored) {
@@ -209,8 +211,8 @@ export class GatewayReconciler {
       const cert = certificates.find((c) => c.hostname === h);
       return !cert || Date.parse(cert.status.renewAt) <= now.getTime();
     });
-    this.opts.acme?.request(gw, due, gw.status?.acme?.failures ?? []);
-    const failures = this.opts.acme?.failures(name, new Set(wanted.names.keys())) ?? [];
+    this.opts.acme.request(gw, due, gw.status?.acme?.failures ?? []);
+    const failures = this.opts.acme.failures(name, new Set(wanted.names.keys()));
     return { certificates, failures, omitted: wanted.omitted };
   }
 
