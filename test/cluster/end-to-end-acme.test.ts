@@ -14,10 +14,10 @@ import { createServer as createHttpServer, type IncomingMessage } from 'node:htt
 import { request as httpsRequest } from 'node:https';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
@@ -32,6 +32,7 @@ const OTHER = 'e2e-acme-other';
 const GATEWAY = 'e2e-acme';
 const OWN = 'own.acme-tenant.example';
 const SECOND = 'second.acme-tenant.example';
+const RAW = 'raw.acme-tenant.example';
 /** Pebble's certificates live this long: renewed at two thirds, 40 s in. */
 const VALIDITY_S = 60;
 
@@ -40,7 +41,8 @@ interface Answer { status: number; body: string; serial: string; notAfter: strin
 describe('end to end: ACME HTTP-01 certificates for own hostnames, against Pebble', () => {
   const root = mkdtempSync(join(tmpdir(), 'webgw-e2e-acme-'));
   const processes: WebgwProcess[] = [];
-  const ports = { http: 0, https: 0, tunnel: 0, app: 0 };
+  const ports = { http: 0, https: 0, tunnel: 0, app: 0, raw: 0 };
+  const raw = createTcpServer((sock) => { sock.on('error', () => {}); sock.on('data', (d) => sock.write(`plain:${d.toString()}`)); });
   let pebble: Pebble;
   let pebbleRoot = '';
   let controller: ControllerUnderTest;
@@ -67,8 +69,9 @@ describe('end to end: ACME HTTP-01 certificates for own hostnames, against Pebbl
 
   beforeAll(async () => {
     app.listen(0, '127.0.0.1');
-    await once(app, 'listening');
-    Object.assign(ports, { app: (app.address() as AddressInfo).port, http: await freeWildcardPort(), https: await freeWildcardPort(), tunnel: await freeWildcardPort() });
+    raw.listen(0, '127.0.0.1');
+    await Promise.all([once(app, 'listening'), once(raw, 'listening')]);
+    Object.assign(ports, { app: (app.address() as AddressInfo).port, raw: (raw.address() as AddressInfo).port, http: await freeWildcardPort(), https: await freeWildcardPort(), tunnel: await freeWildcardPort() });
     pebble = await startPebble({ dir: root, httpPort: ports.http, tlsPort: ports.https, validitySeconds: VALIDITY_S });
     pebbleRoot = await pebble.rootPem();
     controller = await startControllerWithWebhook({
@@ -97,6 +100,7 @@ spec:
   routes:
     - {protocol: HTTP, hostnames: [${OWN}]}
     - {protocol: HTTP, hostnames: ["*.wild.acme-tenant.example"]}   # refused: wildcards are Forbidden
+    - {protocol: TLS, hostnames: [${RAW}], termination: Terminate, backend: {port: ${ports.raw}}}
 `);
     await waitForCondition('xsvc', 'web', TENANT, 'Programmed');
     // Another tenant claims the same name later: HostnameConflict, and nothing ordered for it.
@@ -139,18 +143,22 @@ spec:
     await controller?.close();
     await pebble?.close();
     app.close();
+    raw.close();
     rmSync(root, { recursive: true, force: true });
   });
 
   it('obtains a certificate from Pebble, serves the name over HTTPS with a chain to its root, and redirects plain HTTP', async () => {
     await waitForConditionMatching('xsvc', 'web', TENANT, 'CertificateReady', (c) => c.status === 'True', 90_000);
     const certificates = await endpointCertificates();
-    expect(certificates).toEqual([expect.objectContaining({ names: [OWN], state: 'Ready', source: 'ACME', issuer: expect.stringContaining('Pebble') })]);
+    expect(certificates).toEqual([
+      expect.objectContaining({ names: [OWN], state: 'Ready', source: 'ACME', issuer: expect.stringContaining('Pebble') }),
+      expect.objectContaining({ names: [RAW], state: 'Ready', source: 'ACME' }),
+    ]);
     const acme = JSON.parse(await kubectlOk(['get', 'wgw', GATEWAY, '-o', 'jsonpath={.status.acme}'])) as { certificates: Array<{ hostname: string; renewAt: string; notAfter: string }> };
     // The other tenant's own name is ordered for it; the name it lost is not (below).
     await eventually(async () => {
       const status = JSON.parse(await kubectlOk(['get', 'wgw', GATEWAY, '-o', 'jsonpath={.status.acme}'])) as typeof acme;
-      return status.certificates?.length === 2 ? status : undefined;
+      return status.certificates?.length === 3 ? status : undefined;
     }, 60_000, 'both certificates');
     expect(acme.certificates.map((c) => c.hostname)).toContain(OWN);
     const urls = await eventually(async () => {
@@ -164,6 +172,15 @@ spec:
     const redirect = await get(ports.http, OWN, '/x');
     expect(redirect.status).toBe(308);
     expect(redirect.headers.location).toBe(`https://${OWN}:${ports.https}/x`);
+
+    // A TLS route terminated at the gateway with its own ACME certificate: the plaintext relayed.
+    const relayed = await eventually(async () => new Promise<string | undefined>((resolve) => {
+      const sock = tlsConnect({ host: '127.0.0.1', port: ports.https, servername: RAW, ca: pebbleRoot });
+      sock.once('secureConnect', () => sock.write('ping'));
+      sock.once('data', (d: Buffer) => { resolve(d.toString()); sock.destroy(); });
+      sock.once('error', () => resolve(undefined));
+    }), 30_000, 'the terminated TLS route');
+    expect(relayed).toBe('plain:ping');
 
     // openssl verifies the whole chain the gateway serves against Pebble's root.
     const rootFile = join(root, 'pebble-root.pem');

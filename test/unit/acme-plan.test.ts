@@ -34,6 +34,12 @@ const xsvc = (namespace: string, name: string, hostnames: string[]): ExposedServ
   spec: { gateways: [{ name: 'eu' }], mode: 'Sidecar', selector: { app: name }, backend: { port: 8080 }, routes: [{ protocol: 'HTTP', hostnames }], proxyProtocol: 'None' },
 });
 
+const tlsTerminate = (namespace: string, name: string, hostname: string): ExposedService => {
+  const s = xsvc(namespace, name, []);
+  s.spec.routes = [{ protocol: 'TLS', hostnames: [hostname], termination: 'Terminate' }];
+  return s;
+};
+
 function plans(gw: Gateway, services: ExposedService[]): ServicePlan[] {
   const namespaces = [...new Set(services.map((s) => s.metadata.namespace ?? ''))].map((name) => ({ name, labels: {} }));
   return [...planClaims([gw], services, namespaces).values()];
@@ -45,6 +51,7 @@ describe('acmeWanted', () => {
     ['no spec.acme: nothing', { acme: undefined }, undefined, [xsvc('a', 'web', ['shop.a.example'])], []],
     ['no http listener: nothing (HTTP-01 is answered there)', { listeners: { https: { port: 443 }, tunnel: { port: 8443 } } }, undefined, [xsvc('a', 'web', ['shop.a.example'])], []],
     ['never a wildcard', {}, undefined, [xsvc('a', 'web', ['*.a.example', 'shop.a.example'])], ['shop.a.example']],
+    ['a TLS route terminated at the gateway: ordered while awaiting it', {}, undefined, [tlsTerminate('a', 'db', 'db.a.example')], ['db.a.example']],
     ['a name held by an older claim is ordered once, for its holder', {}, undefined, [xsvc('a', 'web', ['shop.a.example']), xsvc('b', 'thief', ['shop.a.example', 'b.example'])], ['shop.a.example', 'b.example']],
     ['a name the policy refuses is never ordered', { hostnamePolicy: { external: 'Forbidden' } }, undefined, [xsvc('a', 'web', ['shop.a.example', 'web.eu.example.net'])], ['web.eu.example.net']],
     ['names the domain certificate covers are not ordered', {}, {
@@ -88,7 +95,7 @@ describe('readAcmeCertificate', () => {
 });
 
 describe('what a tenant sees', () => {
-  const gp: GatewayPlan = { gateway: 'eu', accepted: true, http: ['pending.a.example', 'failed.a.example'], https: ['ready.a.example'], tls: [], tlsTerminated: [], tcp: [], conflicts: [], refused: [] };
+  const gp: GatewayPlan = { gateway: 'eu', accepted: true, http: ['pending.a.example', 'failed.a.example'], https: ['ready.a.example'], tls: [], tlsTerminated: [], awaitingCertificate: ['db.a.example'], tcp: [], conflicts: [], refused: [] };
   const status: GatewayStatus = {
     acme: {
       certificates: [{ hostname: 'ready.a.example', notAfter: at(90).toISOString(), renewAt: at(60).toISOString(), issuer: 'CN=Pebble' }],
@@ -102,11 +109,22 @@ describe('what a tenant sees', () => {
       expect.objectContaining({ names: ['ready.a.example'], state: 'Ready', source: 'ACME', issuer: 'CN=Pebble' }),
       expect.objectContaining({ names: ['pending.a.example'], state: 'Pending', message: 'ordering from https://acme.example/dir' }),
       expect.objectContaining({ names: ['failed.a.example'], state: 'Failed', message: expect.stringContaining('rateLimited') }),
+      expect.objectContaining({ names: ['db.a.example'], state: 'Pending' }),
     ]);
     const condition = serviceCertificateCondition([{ gateway: 'eu', certificates }]);
     expect(condition).toMatchObject({ status: 'False', reason: 'CertificateFailed', message: expect.stringMatching(/failed\.a\.example on eu: .*rateLimited.*attempt 3.*pending\.a\.example on eu/) });
     expect(serviceCertificateCondition([{ gateway: 'eu', certificates: certificates.slice(0, 1) }])).toMatchObject({ status: 'True', reason: 'CertificateIssued' });
     expect(serviceCertificateCondition([{ gateway: 'eu', certificates: [] }])).toBeUndefined();
+  });
+
+  it('holds a terminated TLS name without serving it until its certificate is issued, then grants it', () => {
+    const service = tlsTerminate('a', 'db', 'db.a.example');
+    const waiting = plans(gateway(), [service])[0]!.gateways[0]!;
+    expect(waiting).toMatchObject({ tlsTerminated: [], awaitingCertificate: ['db.a.example'], refused: [] });
+    const issued = gateway({}, { acme: { certificates: [{ hostname: 'db.a.example', notAfter: at(9).toISOString(), renewAt: at(6).toISOString(), issuer: 'CN=x' }] } });
+    expect(plans(issued, [service])[0]!.gateways[0]).toMatchObject({ tlsTerminated: ['db.a.example'], awaitingCertificate: [] });
+    // Without spec.acme the route is refused, as before.
+    expect(plans(gateway({ acme: undefined }), [service])[0]!.gateways[0]!.refused[0]?.why).toContain('no certificate for db.a.example');
   });
 
   it('gives https grants only for names with a certificate', () => {

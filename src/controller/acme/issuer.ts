@@ -54,6 +54,8 @@ const MAX_QUEUED = 5000;
 /** One HTTP request to the ACME server. */
 const REQUEST_TIMEOUT_MS = 30_000;
 const DEFAULT_BACKOFF = { initialMs: 60_000, maxMs: 6 * 3600_000 };
+/** After a certificate is stored, the cache may lag the write: the name is not ordered again for this long. */
+const STORED_GRACE_MS = 15_000;
 
 interface Job {
   gateway: string;
@@ -72,6 +74,8 @@ export class AcmeIssuer {
   private readonly pending = new Set<string>();
   private readonly failed = new Map<string, AcmeFailureStatus>();
   private readonly seeded = new Set<string>();
+  /** When each name's certificate was last stored (STORED_GRACE_MS). */
+  private readonly stored = new Map<string, number>();
   private readonly accounts = new Map<string, { fingerprint: string; client: Promise<Client> }>();
   private running = 0;
   private stopped = false;
@@ -119,10 +123,11 @@ export class AcmeIssuer {
       for (const f of previous) this.failed.set(jobKey(gateway, f.hostname), f);
     }
     const now = this.opts.clock.date().getTime();
+    for (const [key, at] of this.stored) if (at + STORED_GRACE_MS <= now) this.stored.delete(key);
     for (const hostname of hostnames) {
       const key = jobKey(gateway, hostname);
       const failure = this.failed.get(key);
-      if (this.pending.has(key) || (failure && Date.parse(failure.retryAt) > now)) continue;
+      if (this.pending.has(key) || this.stored.has(key) || (failure && Date.parse(failure.retryAt) > now)) continue;
       if (this.queue.length >= MAX_QUEUED) {
         this.opts.logger.warn('ACME queue full; the name is asked for again at the next reconcile', { gateway, hostname, limit: MAX_QUEUED });
         break;
@@ -190,6 +195,7 @@ export class AcmeIssuer {
       const pair = await withDeadline(this.order(job), this.opts.orderTimeoutMs ?? 5 * 60_000, `the ACME order for ${job.hostname} took longer than allowed`);
       if (this.stopped) return;
       await this.store(job, pair);
+      this.stored.set(key, this.opts.clock.date().getTime());
       this.failed.delete(key);
       log.info('ACME certificate obtained', { ms: this.opts.clock.now() - started });
     } catch (err) {

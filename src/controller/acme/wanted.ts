@@ -1,6 +1,6 @@
 /**
- * Which hostnames a Gateway with spec.acme orders certificates for: the names of HTTP routes the
- * claims plan accepted on it (so never a name its hostnamePolicy refused or another tenant
+ * Which hostnames a Gateway with spec.acme orders certificates for: the names of HTTP routes and
+ * of TLS routes it terminates that the claims plan accepted on it (so never a name its hostnamePolicy refused or another tenant
  * holds), that its spec.tls certificate does not already cover, one name per certificate
  * (HTTP-01 cannot prove a wildcard). Bounded per Gateway (the certificates travel to the edge in
  * one Secret) and per namespace (one tenant cannot spend the account's rate limits), oldest
@@ -34,7 +34,7 @@ export function acmeWanted(gw: Gateway, plans: Iterable<ServicePlan>): AcmeWante
     const gp = plan.gateways.find((g) => g.gateway === gw.metadata.name && g.accepted);
     if (!gp) continue;
     const namespace = plan.key.split('/')[0] ?? '';
-    for (const hostname of [...gp.https, ...gp.http]) {
+    for (const hostname of [...gp.https, ...gp.http, ...gp.tlsTerminated, ...gp.awaitingCertificate]) {
       if (names.has(hostname) || hostname.startsWith('*.') || domainNames.some((d) => hostnameMatches(d, hostname))) continue;
       const held = perNamespace.get(namespace) ?? 0;
       if (held >= MAX_ACME_CERTIFICATES_PER_NAMESPACE || names.size >= MAX_ACME_CERTIFICATES_PER_GATEWAY) {

@@ -20,7 +20,7 @@ export function endpointCertificates(gp: GatewayPlan, gateway: Gateway | undefin
   if (domain && underDomain.length > 0) out.push({ names: underDomain, state: 'Ready', source: 'Gateway', issuer: domain.issuer, notAfter: domain.notAfter });
   const acme = gateway.status?.acme;
   if (!gateway.spec.acme) return out;
-  for (const hostname of [...gp.https, ...gp.http]) {
+  for (const hostname of [...gp.https, ...gp.http, ...gp.tlsTerminated, ...gp.awaitingCertificate]) {
     if (underDomain.includes(hostname) || hostname.startsWith('*.') || (domain?.names ?? []).some((n) => hostnameMatches(n, hostname))) continue;
     const issued = acme?.certificates?.find((c) => c.hostname === hostname);
     const failure = acme?.failures?.find((f) => f.hostname === hostname);

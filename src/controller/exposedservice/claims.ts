@@ -70,6 +70,11 @@ export interface GatewayPlan {
   tls: string[];
   /** TLS routes' names with termination: Terminate, which the gateway's certificate covers. */
   tlsTerminated: string[];
+  /**
+   * TLS routes' names with termination: Terminate on a Gateway with spec.acme, held by this
+   * service while their certificate is ordered: not served yet (no grant), then tlsTerminated.
+   */
+  awaitingCertificate: string[];
   tcp: TcpAllocation[];
   /** Names held by another ExposedService on this gateway. */
   conflicts: Array<{ protocol: 'HTTP' | 'TLS'; hostname: string; holder: string }>;
@@ -88,15 +93,20 @@ export function planHostnames(gp: Pick<GatewayPlan, 'http' | 'https' | 'tls' | '
  * HTTP only elsewhere. TLS: passthrough, or terminated (terminationRefusal checked it can be).
  */
 function servedAs(gp: GatewayPlan, route: ExposedServiceRoute, hostname: string, g: Gateway): string[][] {
-  if (route.protocol === 'TLS') return [route.termination === 'Terminate' ? gp.tlsTerminated : gp.tls];
+  if (route.protocol === 'TLS' && route.termination !== 'Terminate') return [gp.tls];
+  if (route.protocol === 'TLS') return [gatewayServesHttps(g.status, hostname) ? gp.tlsTerminated : gp.awaitingCertificate];
   if (!g.spec.listeners.https || !gatewayServesHttps(g.status, hostname)) return [gp.http];
   return route.redirect === false && g.spec.listeners.http ? [gp.https, gp.http] : [gp.https];
 }
 
-/** A TLS route to terminate needs the gateway's certificate for the name. */
+/**
+ * A TLS route to terminate needs the gateway's certificate for the name, or a Gateway that can
+ * order one (spec.acme, an HTTP listener to answer HTTP-01 on, a name that is not a wildcard).
+ */
 function terminationRefusal(route: ExposedServiceRoute, hostname: string, g: Gateway): string | undefined {
   if (route.protocol !== 'TLS' || route.termination !== 'Terminate' || gatewayServesHttps(g.status, hostname)) return undefined;
-  return `Gateway ${g.metadata.name} has no certificate for ${hostname} (termination: Terminate needs a name its spec.tls certificate covers)`;
+  if (g.spec.acme && g.spec.listeners.http && !hostname.startsWith('*.')) return undefined;
+  return `Gateway ${g.metadata.name} has no certificate for ${hostname} (termination: Terminate needs a name its spec.tls certificate covers, or spec.acme for a name that is not a wildcard)`;
 }
 
 export interface ServicePlan {
@@ -245,7 +255,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     const { found, missing } = resolveGateways(s, gateways, byName);
     const plan: ServicePlan = { key, missingGateways: missing, gateways: [] };
     for (const g of found) {
-      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], https: [], tls: [], tlsTerminated: [], tcp: [], conflicts: [], refused: [] };
+      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], https: [], tls: [], tlsTerminated: [], awaitingCertificate: [], tcp: [], conflicts: [], refused: [] };
       plan.gateways.push(gp);
       const namespace = s.metadata.namespace ?? '';
       if (!selectorMatches(g.spec.allowedNamespaces?.selector, nsLabels.get(namespace) ?? {})) {

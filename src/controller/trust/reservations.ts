@@ -61,7 +61,7 @@ export function nextReservations(gateway: string, previous: Reservations, plans:
     const namespace = plan.key.split('/')[0] as string;
     for (const gp of plan.gateways) {
       if (gp.gateway !== gateway || !gp.accepted) continue;
-      for (const hostname of planHostnames(gp)) held.set(hostname, { namespace });
+      for (const hostname of [...planHostnames(gp), ...gp.awaitingCertificate]) held.set(hostname, { namespace });
       for (const t of gp.tcp) held.set(`${PORT_PREFIX}${t.port}`, { namespace, holder: portHolder(plan.key, t.route) });
     }
   }
