@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `webgw` command: argument parsing and wiring only (design: Components). Each command loads
+ * The `webgw` command: argument parsing and wiring only (docs/architecture.md, Components). Each command loads
  * its own modules: a gateway or agent process does not carry node-forge, yaml rendering or the
  * Kubernetes client in its heap (every full GC walks the whole heap, and at full speed V8 runs
  * several per second, driven by the socket buffers).

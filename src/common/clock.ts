@@ -1,5 +1,5 @@
 /**
- * Time as a dependency (design: code conventions 6): sessions, backoff and certificate timers take
+ * Time as a dependency (docs/architecture.md, Code conventions): sessions, backoff and certificate timers take
  * a Clock so tests can drive them without sleeping.
  */
 export interface Timer {

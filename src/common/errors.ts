@@ -1,6 +1,6 @@
 /**
  * The one catalog of WebGW errors. Every error carries a stable code (`WEBGW_ERR_*`) and says
- * whether retrying the same operation can help (design: code conventions 3).
+ * whether retrying the same operation can help (docs/architecture.md, Code conventions).
  */
 export const errorCatalog = {
   WEBGW_ERR_CONFIG_INVALID: { retryable: false, summary: 'configuration is invalid' },

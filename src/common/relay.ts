@@ -1,6 +1,6 @@
 /**
  * A byte relay with explicit backpressure: pause the source when write() returns false, resume on
- * 'drain' (design: code conventions 4). Hand-written instead of stream.pipeline because pipeline
+ * 'drain' (docs/architecture.md, Code conventions). Hand-written instead of stream.pipeline because pipeline
  * allocates an AbortController per call and aborts it at the end (a DOMException plus an Event
  * dispatch): about 15% of the gateway's CPU per HTTP request in the profile of the keep-alive
  * benchmark.

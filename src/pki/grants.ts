@@ -1,6 +1,6 @@
 /**
  * Grants: what an agent certificate allows its holder to serve, encoded as SAN URIs
- * (design: Trust model):
+ * (docs/architecture.md, Trust model):
  *
  *   webgw:http:shop.example.com    HTTP Host, plain HTTP
  *   webgw:https:shop.example.com   HTTPS: TLS terminated by the gateway (a certificate it holds),

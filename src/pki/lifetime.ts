@@ -1,5 +1,5 @@
 /**
- * When a certificate should be replaced: at two thirds of its lifetime (design: Trust model),
+ * When a certificate should be replaced: at two thirds of its lifetime (docs/architecture.md, Trust model),
  * the one rule for the gateway's tunnel certificate, agent certificates and the webhook's.
  */
 import { X509Certificate } from 'node:crypto';

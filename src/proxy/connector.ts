@@ -1,7 +1,7 @@
 /**
  * Opens a tunnel stream for a public connection: looks the route up, then tries its agents in
  * round-robin order. A stream that fails before any byte was exchanged (refused, session gone,
- * stream limit) is retried on the next agent (design: Routing at the gateway).
+ * stream limit) is retried on the next agent (docs/architecture.md, Routing at the gateway).
  */
 import { WebgwError, isWebgwError } from '../common/errors.ts';
 import type { Clock } from '../common/clock.ts';

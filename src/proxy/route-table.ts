@@ -1,6 +1,6 @@
 /**
  * Which agents serve which public names and ports. Routes come only from the grants of
- * authenticated agents (design: Trust model). Pure data structure: no sockets, no timers of its
+ * authenticated agents (docs/architecture.md, Trust model). Pure data structure: no sockets, no timers of its
  * own (time is passed in), so it is tested with tables.
  */
 import { hostnameMatches } from '../pki/grants.ts';

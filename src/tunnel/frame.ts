@@ -32,7 +32,7 @@ export const FLAG_ACK = 0x01;
 export const FLAG_BLOCKED = 0x02;
 
 export const HEADER_BYTES = 10;
-/** DATA frames are small so that streams interleave fairly (design: Tunnel). */
+/** DATA frames are small so that streams interleave fairly (docs/architecture.md, Tunnel). */
 export const MAX_DATA_PAYLOAD = 64 * 1024;
 /** Control payloads (OPEN, RESET, GOAWAY, ...) are tiny; anything bigger is hostile. */
 export const MAX_CONTROL_PAYLOAD = 1024;

@@ -1,6 +1,6 @@
 /**
  * The OPEN payload: which route the stream is for and who the client is, so the agent can pick
- * the backend and write a PROXY protocol header (design: Tunnel).
+ * the backend and write a PROXY protocol header (docs/architecture.md, Tunnel).
  *
  *   u8 protocol | u32 initial window | u16 route port | u16 client port | u16 local port
  *   | u8 len + client address | u8 len + local address | u8 len + hostname

@@ -1,6 +1,6 @@
 /**
  * One multiplexed stream: a Node Duplex whose writes become DATA frames and whose readable side
- * is fed by the session. Flow control (design: Tunnel):
+ * is fed by the session. Flow control (docs/architecture.md, Tunnel):
  *
  * - The sender may have at most `sendCredit` unacknowledged bytes in flight.
  * - The receiver returns credit only for bytes that left its readable buffer, i.e. that the

@@ -1,6 +1,6 @@
 /**
  * Which ExposedService may serve what on which Gateway: a pure function over every Gateway and
- * ExposedService (design: Trust model).
+ * ExposedService (docs/architecture.md, Trust model).
  *
  * - Gateways are resolved by name or selector; a Gateway's `allowedNamespaces` admits tenants.
  * - A hostname belongs on a gateway to the oldest ExposedService that claims it, whatever the

@@ -1,7 +1,7 @@
 /**
  * What a Gateway should look like in the cluster: a pure function from the Gateway, its
  * credentials and the observed pods/nodes to plain Kubernetes objects and a status
- * (design: Controller). No I/O, no clocks, no randomness: the reconciler gathers the inputs and
+ * (docs/architecture.md, Controller). No I/O, no clocks, no randomness: the reconciler gathers the inputs and
  * applies the outputs, and tests call it with tables.
  */
 import { createHash } from 'node:crypto';
@@ -169,7 +169,7 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
     spec: {
       hostNetwork: true,
       dnsPolicy: 'ClusterFirstWithHostNet',
-      // The edge holds no Kubernetes credentials at all (design: Trust model).
+      // The edge holds no Kubernetes credentials at all (docs/architecture.md, Trust model).
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       ...(gw.spec.placement.nodeSelector ? { nodeSelector: gw.spec.placement.nodeSelector } : {}),

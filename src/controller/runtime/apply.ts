@@ -1,5 +1,5 @@
 /**
- * "Skip writes that change nothing" (design: Controller), in one place: every object we apply
+ * "Skip writes that change nothing" (docs/architecture.md, Controller), in one place: every object we apply
  * carries the hash of what we applied; when the live object still carries the hash of what we
  * would write now, nothing is sent. The hash is over canonical JSON, so key order never matters.
  */

@@ -1,5 +1,5 @@
 /**
- * The controller's trust decisions in one place (design: Trust model; issue 12): which grants an
+ * The controller's trust decisions in one place (docs/architecture.md, Trust model; issue 12): which grants an
  * ExposedService holds on a Gateway, whether a certificate carries exactly them, and which
  * certificates a Gateway admits. Authority comes only from the controller's own state, the claims
  * plan over every Gateway and ExposedService; a Secret in a tenant's namespace is a cache of a

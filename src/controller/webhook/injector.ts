@@ -1,5 +1,5 @@
 /**
- * Sidecar injection as a pure function (design: Controller): given a pod and the
+ * Sidecar injection as a pure function (docs/architecture.md, Controller): given a pod and the
  * ExposedServices of its namespace, return the pod with the agent as a native sidecar (an init
  * container with restartPolicy Always, so Jobs still finish) and its credential Secret mounted
  * read-only; or the pod unchanged when no Sidecar-mode ExposedService selects it or the agent is
@@ -13,7 +13,7 @@ export const AGENT_VOLUME = 'webgw-agent-credentials';
 /**
  * An empty folder over the service-account token path: the ServiceAccount admission plugin
  * mounts the pod's API token into every container that has nothing there, and the agent needs
- * no Kubernetes credentials (least privilege; design: Trust model).
+ * no Kubernetes credentials (least privilege; docs/architecture.md, Trust model).
  */
 export const NO_TOKEN_VOLUME = 'webgw-agent-no-api-token';
 const TOKEN_PATH = '/var/run/secrets/kubernetes.io/serviceaccount';
