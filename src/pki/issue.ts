@@ -53,9 +53,11 @@ function newLeafKeyPair(): { spki: forge.asn1.Asn1; keyId: string; keyPem: strin
 function newCertificate(publicKey: forge.pki.rsa.PublicKey, validity: Validity): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = publicKey;
-  // 16 random bytes, top bit clear so the DER INTEGER stays positive (RFC 5280 §4.1.2.2).
+  // 16 bytes, 126 of them random: the first byte in 0x40–0x7f keeps the DER INTEGER positive and
+  // minimal (RFC 5280 §4.1.2.2). With only the top bit cleared, 1 serial in 256 began 00 0x, which
+  // is not DER: strict parsers (Go's crypto/x509, so kube-apiserver verifying a webhook) refuse it.
   const serial = randomBytes(16);
-  serial[0] = (serial[0] as number) & 0x7f;
+  serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
   cert.serialNumber = serial.toString('hex');
   cert.validity.notBefore = validity.notBefore ?? new Date(Date.now() - SKEW_MS);
   cert.validity.notAfter = validity.notAfter;

@@ -46,11 +46,44 @@ describe('grants', () => {
   });
 });
 
+/** The serial INTEGER's content bytes as encoded (Node's serialNumber would hide leading zeros). */
+function derSerial(raw: Buffer): Buffer {
+  let o = 0;
+  const header = (): { tag: number; len: number } => {
+    const tag = raw[o++] as number;
+    let len = raw[o++] as number;
+    if (len & 0x80) {
+      const n = len & 0x7f;
+      len = 0;
+      for (let i = 0; i < n; i++) len = len * 256 + (raw[o++] as number);
+    }
+    return { tag, len };
+  };
+  header(); // Certificate
+  header(); // TBSCertificate
+  const version = header();
+  if (version.tag === 0xa0) o += version.len;
+  else o -= 2;
+  const serial = header();
+  if (serial.tag !== 0x02) throw new Error('no serial INTEGER');
+  return raw.subarray(o, o + serial.len);
+}
+
 describe('certificates', () => {
   const ca = createCA('gw-a', { notAfter: inHours(24) });
   const otherCa = createCA('gw-b', { notAfter: inHours(24) });
   const caCert = new X509Certificate(ca.certPem);
   const grants = { http: ['hello.localhost'], https: [], tls: ['db.localhost'], tlsTerminated: [], tcp: [20001], identity: 'ns/hello/uid' };
+
+  it('gives every certificate a positive, minimally encoded 16-byte serial (strict DER)', () => {
+    for (let i = 0; i < 32; i++) {
+      const pair = i % 2 === 0 ? issueServerCertificate(ca, ['a.localhost'], { notAfter: inHours(1) }) : issueAgentCertificate(ca, grants, { notAfter: inHours(1) });
+      const serial = derSerial(new X509Certificate(pair.certPem).raw);
+      expect(serial).toHaveLength(16);
+      expect(serial[0]).toBeGreaterThanOrEqual(0x40);
+      expect(serial[0]).toBeLessThanOrEqual(0x7f);
+    }
+  });
 
   it('issues an agent certificate whose grants verify', () => {
     const agent = issueAgentCertificate(ca, grants, { notAfter: inHours(1) });
