@@ -11,7 +11,7 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-restricted-syntax': ['error', {
         selector: "CallExpression[callee.property.name='pipe']",
-        message: 'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (design: code conventions 4).',
+        message: 'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (docs/architecture.md, Code conventions).',
       }],
     },
   },

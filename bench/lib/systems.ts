@@ -92,7 +92,7 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
   await writeKeyPair(join(dir, 'certs'), 'localhost', issueServerCertificate(servedCa, ['localhost'], DAY));
   const tcpPorts = await freeConsecutivePorts(backends.length); // the gateway's TCP port range
   const tcpFrom = tcpPorts[0]!;
-  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], https: ['localhost'], tls: [], tlsTerminated: [], tcp: tcpPorts, identity: 'bench' }, DAY));
+  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], https: ['localhost'], tls: [], tlsTerminated: [], tcp: tcpPorts, h2c: [], identity: 'bench' }, DAY));
   writeFileSync(join(dir, 'gateway.json'), JSON.stringify({
     tunnel: { address: '127.0.0.1', port: tunnelPort, caFile: 'ca.crt', certFile: 'gateway.crt', keyFile: 'gateway.key' },
     listeners: { http: { address: '127.0.0.1', port: httpPort }, tls: { address: '127.0.0.1', port: httpsPort, certificatesDir: 'certs' }, tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } } },

@@ -44,13 +44,13 @@ async function pkiIssue(args: string[], out: (line: string) => void): Promise<vo
   const { values } = parseArgs({ args, options: {
     dir: { type: 'string' }, out: { type: 'string' }, http: { type: 'string', multiple: true }, https: { type: 'string', multiple: true },
     tls: { type: 'string', multiple: true }, 'tls-terminated': { type: 'string', multiple: true },
-    tcp: { type: 'string', multiple: true }, identity: { type: 'string' }, hours: { type: 'string' },
+    tcp: { type: 'string', multiple: true }, h2c: { type: 'string', multiple: true }, identity: { type: 'string' }, hours: { type: 'string' },
   } });
   if (!values.dir || !values.out) throw new WebgwError('WEBGW_ERR_USAGE', `--dir and --out are required\n${pkiUsage}`);
   const hours = positiveNumber(values.hours, 24, 'hours');
   const tcp = (values.tcp ?? []).map((p) => checkPort(Number(p)));
   const grants = {
-    http: values.http ?? [], https: values.https ?? [], tls: values.tls ?? [], tlsTerminated: values['tls-terminated'] ?? [], tcp, identity: values.identity ?? '',
+    http: values.http ?? [], https: values.https ?? [], tls: values.tls ?? [], tlsTerminated: values['tls-terminated'] ?? [], tcp, h2c: values.h2c ?? [], identity: values.identity ?? '',
   };
   if (!hasRoutes(grants)) throw new WebgwError('WEBGW_ERR_USAGE', 'give at least one --http, --https, --tls, --tls-terminated or --tcp grant');
   const ca = await readKeyPair(values.dir, 'ca');

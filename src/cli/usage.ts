@@ -4,8 +4,10 @@ export const pkiUsage = `Usage:
       Creates DIR/ca.{crt,key} and the tunnel server certificate DIR/gateway.{crt,key}
       (for every --host; default: localhost and 127.0.0.1).
   webgw pki issue --dir DIR --out OUT [--http HOST]... [--https HOST]... [--tls HOST]...
-                  [--tls-terminated HOST]... [--tcp PORT]... [--identity ID] [--hours 24]
+                  [--tls-terminated HOST]... [--tcp PORT]... [--h2c HOST]... [--identity ID] [--hours 24]
       Issues OUT/agent.{crt,key} with those grants from the CA in DIR, and copies DIR/ca.crt to OUT.
       --https: the gateway terminates TLS for HOST (a certificate in its certificatesDir) and
       serves it as HTTP by Host; without --http too, plain HTTP for HOST is redirected to HTTPS.
-      --tls: passthrough by SNI. --tls-terminated: the gateway terminates and relays the plaintext.`;
+      --tls: passthrough by SNI. --tls-terminated: the gateway terminates and relays the plaintext.
+      --h2c: HOST (also given as --http or --https) has a backend that speaks HTTP/2 without TLS
+      (gRPC): the gateway talks HTTP/2 to it; clients may use HTTP/1.1 or HTTP/2.`;

@@ -22,6 +22,7 @@ export const errorCatalog = {
   WEBGW_ERR_NO_ROUTE: { retryable: false, summary: 'no route for this host or port' },
   WEBGW_ERR_BACKEND: { retryable: true, summary: 'local backend failed' },
   WEBGW_ERR_TIMEOUT: { retryable: true, summary: 'operation timed out' },
+  WEBGW_ERR_NO_CERTIFICATE: { retryable: false, summary: 'the gateway holds no certificate for this name' },
   WEBGW_ERR_CLIENT_HELLO: { retryable: false, summary: 'TLS ClientHello is malformed or too large' },
   WEBGW_ERR_ACME_CHALLENGE: { retryable: false, summary: 'ACME challenge answer is malformed' },
   WEBGW_ERR_ACME: { retryable: true, summary: 'ACME order failed' },

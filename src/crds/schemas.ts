@@ -135,6 +135,7 @@ const route: Schema = obj({
   subdomain: str({ pattern: DNS_LABEL, maxLength: 63, description: 'Served as <subdomain>.<gateway domain> on gateways that have a domain.' }),
   termination: { type: 'string', enum: ['Passthrough', 'Terminate'], description: 'TLS only. Omitted: Passthrough (the gateway never sees plaintext). Terminate: the gateway terminates TLS with its certificate (spec.tls of the Gateway, names under its domain) and relays the plaintext.' },
   redirect: { type: 'boolean', description: 'HTTP only. Where the gateway serves the name over HTTPS (its certificate covers it): true (default) answers plain HTTP with a redirect to HTTPS, false serves plain HTTP too.' },
+  backendProtocol: { type: 'string', enum: ['HTTP1', 'H2C'], description: 'HTTP only. What the backend speaks: HTTP1 (default) gets HTTP/1.1; H2C gets HTTP/2 without TLS (prior knowledge), as gRPC servers need. Clients may use HTTP/1.1 or HTTP/2 either way.' },
   backend: obj({ port: port() }, { required: ['port'], description: 'Overrides spec.backend.port for this route.' }),
 }, {
   required: ['protocol'],
@@ -143,6 +144,7 @@ const route: Schema = obj({
     rule("self.protocol != 'TCP' || (!has(self.hostnames) && !has(self.subdomain))", 'TCP routes are served on an allocated port and take no hostnames'),
     rule("!has(self.termination) || self.protocol == 'TLS'", 'termination applies to TLS routes only'),
     rule("!has(self.redirect) || self.protocol == 'HTTP'", 'redirect applies to HTTP routes only'),
+    rule("!has(self.backendProtocol) || self.protocol == 'HTTP'", 'backendProtocol applies to HTTP routes only'),
   ],
 });
 

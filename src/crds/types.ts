@@ -125,6 +125,11 @@ export interface ExposedServiceRoute {
    * (true, the default) or is served too (false).
    */
   redirect?: boolean;
+  /**
+   * HTTP only: what the backend speaks. HTTP1 (the default) gets HTTP/1.1; H2C gets HTTP/2
+   * without TLS (prior knowledge), which gRPC needs end to end. Clients may use either version.
+   */
+  backendProtocol?: 'HTTP1' | 'H2C';
   backend?: { port: number };
 }
 

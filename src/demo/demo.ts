@@ -44,7 +44,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     const httpPort = await freeLoopbackPort(opts.httpPort);
     await writeKeyPair(dir, 'ca', ca);
     await writeKeyPair(dir, 'gateway', issueServerCertificate(ca, ['127.0.0.1', 'localhost'], { notAfter: new Date(Date.now() + 24 * HOUR) }));
-    await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: [DEMO_HOSTNAME], https: [], tls: [], tlsTerminated: [], tcp: [tcpPort], identity: 'demo/hello' }, { notAfter: new Date(Date.now() + 12 * HOUR) }));
+    await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: [DEMO_HOSTNAME], https: [], tls: [], tlsTerminated: [], tcp: [tcpPort], h2c: [], identity: 'demo/hello' }, { notAfter: new Date(Date.now() + 12 * HOUR) }));
     app = await startPrivateApp();
 
     const gateway = new Gateway(parseConfig({

@@ -8,6 +8,9 @@
  *   webgw:tls:db.example.com       TLS SNI (passthrough)
  *   webgw:tls-terminated:db.example.com  TLS SNI, terminated by the gateway, the plaintext relayed
  *   webgw:tcp:20001                a public TCP port
+ *   webgw:h2c:grpc.example.com     not a route: the backend behind this HTTP or HTTPS name speaks
+ *                                  HTTP/2 without TLS (prior knowledge, as gRPC servers do), so
+ *                                  the gateway talks HTTP/2 to it (proxy/http2/)
  *   webgw:id:namespace/name/uid    the ExposedService (or any identity) it was issued for
  *
  * and grants that are not an agent's, each alone in a certificate the controller uses with one
@@ -24,10 +27,12 @@ export interface Grants {
   tls: string[];
   tlsTerminated: string[];
   tcp: number[];
+  /** HTTP/HTTPS names (among http and https) whose backend speaks HTTP/2 cleartext. */
+  h2c: string[];
 }
 
 /** The hostname grant kinds, as they appear in the URI (`webgw:<kind>:<hostname>`). */
-const HOSTNAME_KINDS = { http: 'http', https: 'https', tls: 'tls', 'tls-terminated': 'tlsTerminated' } as const satisfies Record<string, keyof Grants>;
+const HOSTNAME_KINDS = { http: 'http', https: 'https', tls: 'tls', 'tls-terminated': 'tlsTerminated', h2c: 'h2c' } as const satisfies Record<string, keyof Grants>;
 
 /** True when the grants name at least one route. */
 export function hasRoutes(grants: Grants): boolean {
@@ -46,7 +51,7 @@ export const ACME_RESPONDER_GRANT = 'webgw:write:acme-challenges';
 /** What the controller may do on a gateway's tunnel port: one grant per certificate. */
 export type ControllerGrant = typeof SESSION_READER_GRANT | typeof ACME_RESPONDER_GRANT;
 
-export const emptyGrants = (): GrantSet => ({ http: [], https: [], tls: [], tlsTerminated: [], tcp: [], identity: '' });
+export const emptyGrants = (): GrantSet => ({ http: [], https: [], tls: [], tlsTerminated: [], tcp: [], h2c: [], identity: '' });
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 const IDENTITY = /^[A-Za-z0-9._:/-]{1,253}$/;
@@ -68,6 +73,10 @@ export function checkPort(port: number): number {
 }
 
 export function grantsToUris(grants: GrantSet): string[] {
+  const served = [...grants.http, ...grants.https].map(normalizeHostname);
+  for (const h of grants.h2c) {
+    if (!served.includes(normalizeHostname(h))) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `h2c grant ${JSON.stringify(h)} names no http or https grant`);
+  }
   const uris = [
     ...Object.entries(HOSTNAME_KINDS).flatMap(([kind, field]) => grants[field].map((h) => `webgw:${kind}:${normalizeHostname(h)}`)),
     ...grants.tcp.map((p) => `webgw:tcp:${checkPort(p)}`),

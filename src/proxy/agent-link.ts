@@ -1,5 +1,5 @@
 /** One authenticated agent as the gateway sees it: its tunnel session and its grants. */
-import type { GrantSet } from '../pki/grants.ts';
+import { hostnameMatches, type GrantSet } from '../pki/grants.ts';
 import type { TunnelSession } from '../tunnel/session.ts';
 import type { RouteAgent } from './route-table.ts';
 
@@ -23,6 +23,11 @@ export class AgentLink implements RouteAgent {
     this.notAfter = notAfter;
     this.serial = serial;
     this.connectedAt = connectedAt;
+  }
+
+  /** Its backend for this HTTP name speaks HTTP/2 cleartext (grant h2c). */
+  speaksH2c(hostname: string): boolean {
+    return this.grants.h2c.some((pattern) => hostnameMatches(pattern, hostname));
   }
 
   get draining(): boolean {

@@ -7,10 +7,11 @@
  *   connection to the HTTP listener, which serves it as HTTPS;
  * - tls-terminated: it terminates TLS and relays the plaintext to the agent.
  * Unknown or missing SNI, or a terminated route without a certificate: a fatal alert and close.
- * The handshake of a terminated connection is bounded by the same timeout as the ClientHello.
+ * Terminated connections go through tls-terminator.ts (ALPN h2 and http/1.1 for https), whose
+ * handshake is bounded by the same timeout as the ClientHello.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
@@ -23,6 +24,7 @@ import type { Connector } from './connector.ts';
 import { forwardConnection } from './forward-connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
 import type { RouteKind } from './route-table.ts';
+import { TlsTerminator } from './tls-terminator.ts';
 
 /** Where a connection terminated here goes when its route is https. */
 export interface HttpsServer {
@@ -53,10 +55,13 @@ export class TlsListener {
   private readonly log: Logger;
   private readonly server: Server;
   private readonly sockets = new Set<Socket | TLSSocket>();
+  private readonly terminator: TlsTerminator | undefined;
 
   constructor(opts: TlsListenerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'tls' });
+    const { certificates, clock, metrics } = opts;
+    this.terminator = certificates && new TlsTerminator({ certificates, clock, metrics, logger: this.log, handshakeTimeoutMs: opts.helloTimeoutMs });
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
   }
 
@@ -135,7 +140,9 @@ export class TlsListener {
           reject(`no certificate for ${hostname}`, 'unrecognized_name');
           return;
         }
-        this.terminate(socket, data, certificate, kind === 'https', (secure) => {
+        this.terminator?.terminate(socket, data, kind === 'https', (secure) => {
+          this.sockets.add(secure);
+          secure.once('close', () => this.sockets.delete(secure));
           if (kind === 'https') this.opts.https?.serveHttps(secure, request.port, certificate);
           else void forwardConnection(secure, request, undefined, this.opts, () => secure.destroy(), 'tls-terminated');
         });
@@ -145,39 +152,5 @@ export class TlsListener {
       });
     };
     socket.on('data', onData);
-  }
-
-  /**
-   * The handshake with our certificate: the ClientHello already read goes back into the socket
-   * (TLSSocket feeds data buffered on the socket to TLS first). `secured` runs once it is done.
-   * ALPN: http/1.1 for HTTPS; none for a relayed stream, whose protocol only the backend knows.
-   */
-  private terminate(socket: Socket, hello: Buffer, certificate: ServedCertificate, http: boolean, secured: (secure: TLSSocket) => void): void {
-    socket.unshift(hello);
-    const secure = new TLSSocket(socket, { isServer: true, secureContext: certificate.context(), ...(http ? { ALPNProtocols: ['http/1.1'] } : {}) });
-    this.sockets.add(secure);
-    const timer = this.opts.clock.setTimeout(() => {
-      this.opts.metrics.tlsTerminations.inc({ result: 'timeout' });
-      secure.destroy();
-    }, this.opts.helloTimeoutMs);
-    const failed = (err: Error): void => {
-      timer.cancel();
-      this.opts.metrics.tlsTerminations.inc({ result: 'failed' });
-      this.log.debug('TLS handshake failed', { remote: plainAddress(socket.remoteAddress), err: describeError(err) });
-      secure.destroy();
-    };
-    secure.once('error', failed);
-    secure.once('close', () => {
-      timer.cancel();
-      this.sockets.delete(secure);
-      socket.destroy();
-    });
-    secure.once('secure', () => {
-      timer.cancel();
-      secure.removeListener('error', failed);
-      secure.on('error', () => secure.destroy());
-      this.opts.metrics.tlsTerminations.inc({ result: 'done' });
-      secured(secure);
-    });
   }
 }

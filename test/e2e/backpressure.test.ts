@@ -51,7 +51,7 @@ describe('backpressure', () => {
     const ca = createCA('bp CA', hours(1));
     await writeKeyPair(dir.path, 'ca', ca);
     await writeKeyPair(dir.path, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], hours(1)));
-    await writeKeyPair(dir.path, 'agent', issueAgentCertificate(ca, { http: ['big.localhost'], https: [], tls: [], tlsTerminated: [], tcp: [], identity: 'bp' }, hours(1)));
+    await writeKeyPair(dir.path, 'agent', issueAgentCertificate(ca, { http: ['big.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'bp' }, hours(1)));
     writeFileSync(dir.file('gateway.yaml'), [
       'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: gateway.crt, keyFile: gateway.key}',
       'listeners:',

@@ -37,8 +37,8 @@ describe('a hostile tenant', () => {
     await writeKeyPair(dir.path, 'ca', ca);
     await writeKeyPair(dir.path, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], hours(1)));
     tcpPort = await freeWildcardPort();
-    await writeKeyPair(dir.path, 'evil', issueAgentCertificate(ca, { http: ['evil.localhost'], https: [], tls: [], tlsTerminated: [], tcp: [tcpPort], identity: 'evil/flood/1' }, hours(1)));
-    await writeKeyPair(dir.path, 'good', issueAgentCertificate(ca, { http: ['good.localhost'], https: [], tls: [], tlsTerminated: [], tcp: [], identity: 'good/web/2' }, hours(1)));
+    await writeKeyPair(dir.path, 'evil', issueAgentCertificate(ca, { http: ['evil.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [tcpPort], identity: 'evil/flood/1' }, hours(1)));
+    await writeKeyPair(dir.path, 'good', issueAgentCertificate(ca, { http: ['good.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'good/web/2' }, hours(1)));
     writeFileSync(dir.file('gateway.yaml'), [
       'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: gateway.crt, keyFile: gateway.key}',
       'listeners:',

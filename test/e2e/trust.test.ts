@@ -72,7 +72,7 @@ describe('trust: certificates and grants', () => {
 
   it('refuses a certificate from another CA at the handshake', async () => {
     const other = createCA('someone else', hours(1));
-    const pair = issueAgentCertificate(other, { http: ['mine.localhost'], https: [], tls: [], tlsTerminated: [], tcp: [], identity: 'x' }, hours(1));
+    const pair = issueAgentCertificate(other, { http: ['mine.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'x' }, hours(1));
     const { certFile, keyFile } = await writeKeyPair(gw.dir.path, 'foreign', pair);
     expect(await dialWith({ caFile: gw.dir.file('ca.crt'), certFile, keyFile })).toMatch(/^error/);
     await waitFor(() => gw.log.lines.some((l) => l.msg === 'agent refused at TLS handshake' && l.reason === 'untrusted'), 2000, 'log line');

@@ -107,7 +107,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
     get httpPort() { return addresses.http!.port; },
     get tlsPort() { return addresses.tls!.port; },
     async issueAgent(name, grants, validity = hours(1)) {
-      const pair = issueAgentCertificate(ca, { http: [], https: [], tls: [], tlsTerminated: [], tcp: [], identity: `test/${name}`, ...grants }, validity);
+      const pair = issueAgentCertificate(ca, { http: [], https: [], tls: [], tlsTerminated: [], tcp: [], h2c: [], identity: `test/${name}`, ...grants }, validity);
       const { certFile, keyFile } = await writeKeyPair(dir.path, name, pair);
       return { caFile: dir.file('ca.crt'), certFile, keyFile };
     },

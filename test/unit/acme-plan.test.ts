@@ -95,7 +95,7 @@ describe('readAcmeCertificate', () => {
 });
 
 describe('what a tenant sees', () => {
-  const gp: GatewayPlan = { gateway: 'eu', accepted: true, http: ['pending.a.example', 'failed.a.example'], https: ['ready.a.example'], tls: [], tlsTerminated: [], awaitingCertificate: ['db.a.example'], tcp: [], conflicts: [], refused: [] };
+  const gp: GatewayPlan = { gateway: 'eu', accepted: true, http: ['pending.a.example', 'failed.a.example'], https: ['ready.a.example'], tls: [], tlsTerminated: [], awaitingCertificate: ['db.a.example'], tcp: [], h2c: [], conflicts: [], refused: [] };
   const status: GatewayStatus = {
     acme: {
       certificates: [{ hostname: 'ready.a.example', notAfter: at(90).toISOString(), renewAt: at(60).toISOString(), issuer: 'CN=Pebble' }],

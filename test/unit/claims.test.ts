@@ -30,6 +30,20 @@ describe('hostname claims', () => {
     expect(plans.get('b/late')!.gateways[0]).toMatchObject({ http: ['late.example.com'], conflicts: [{ protocol: 'HTTP', hostname: 'shop.example.com', holder: 'a/early' }] });
   });
 
+  it('marks the names of H2C routes, and only those, for HTTP/2 to the backend', () => {
+    const plans = planClaims([gw('eu')], [
+      xsvc('a', 'grpc', '2026-01-01T00:00:00Z', { routes: [
+        { protocol: 'HTTP', hostnames: ['api.example.com'], backendProtocol: 'H2C' },
+        { protocol: 'HTTP', hostnames: ['www.example.com'], backendProtocol: 'HTTP1' },
+        { protocol: 'HTTP', hostnames: ['old.example.com'] },
+      ] }),
+      xsvc('b', 'late', '2026-01-02T00:00:00Z', { routes: [{ protocol: 'HTTP', hostnames: ['api.example.com'], backendProtocol: 'H2C' }] }),
+    ], namespaces);
+    expect(plans.get('a/grpc')!.gateways[0]).toMatchObject({ http: ['api.example.com', 'www.example.com', 'old.example.com'], h2c: ['api.example.com'] });
+    // A name another service holds is not marked for the one that lost it.
+    expect(plans.get('b/late')!.gateways[0]).toMatchObject({ http: [], h2c: [] });
+  });
+
   it('decides ties by namespace/name, the same way every time', () => {
     const t = '2026-01-01T00:00:00Z';
     const route = { routes: [{ protocol: 'HTTP' as const, hostnames: ['x.example.com'] }] };

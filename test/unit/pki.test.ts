@@ -8,10 +8,14 @@ const inHours = (h: number) => new Date(Date.now() + h * hour);
 
 describe('grants', () => {
   it('round-trips through SAN URIs', () => {
-    const g = { http: ['Shop.Example.com.'], https: ['shop.example.com'], tls: ['db.example.com'], tlsTerminated: ['raw.example.com'], tcp: [20001], identity: 'shop/web/1234-abcd' };
+    const g = { http: ['Shop.Example.com.'], https: ['shop.example.com'], tls: ['db.example.com'], tlsTerminated: ['raw.example.com'], h2c: ['shop.example.com'], tcp: [20001], identity: 'shop/web/1234-abcd' };
     const uris = grantsToUris(g);
-    expect(uris).toEqual(['webgw:http:shop.example.com', 'webgw:https:shop.example.com', 'webgw:tls:db.example.com', 'webgw:tls-terminated:raw.example.com', 'webgw:tcp:20001', 'webgw:id:shop/web/1234-abcd']);
+    expect(uris).toEqual(['webgw:http:shop.example.com', 'webgw:https:shop.example.com', 'webgw:tls:db.example.com', 'webgw:tls-terminated:raw.example.com', 'webgw:h2c:shop.example.com', 'webgw:tcp:20001', 'webgw:id:shop/web/1234-abcd']);
     expect(grantsFromUris([...uris, 'spiffe://other/ignored'])).toEqual({ ...g, http: ['shop.example.com'] });
+  });
+
+  it('issues no h2c grant for a name that is not served over HTTP', () => {
+    expect(() => grantsToUris({ http: [], https: [], tls: ['db.example.com'], tlsTerminated: [], h2c: ['db.example.com'], tcp: [], identity: '' })).toThrow(/names no http or https grant/);
   });
 
   it.each([
@@ -73,7 +77,7 @@ describe('certificates', () => {
   const ca = createCA('gw-a', { notAfter: inHours(24) });
   const otherCa = createCA('gw-b', { notAfter: inHours(24) });
   const caCert = new X509Certificate(ca.certPem);
-  const grants = { http: ['hello.localhost'], https: [], tls: ['db.localhost'], tlsTerminated: [], tcp: [20001], identity: 'ns/hello/uid' };
+  const grants = { http: ['hello.localhost'], https: [], tls: ['db.localhost'], tlsTerminated: [], h2c: [], tcp: [20001], identity: 'ns/hello/uid' };
 
   it('gives every certificate a positive, minimally encoded 16-byte serial (strict DER)', () => {
     for (let i = 0; i < 32; i++) {

@@ -76,6 +76,8 @@ export interface GatewayPlan {
    */
   awaitingCertificate: string[];
   tcp: TcpAllocation[];
+  /** HTTP routes' names (among http and https) whose backend speaks HTTP/2 cleartext (backendProtocol: H2C). */
+  h2c: string[];
   /** Names held by another ExposedService on this gateway. */
   conflicts: Array<{ protocol: 'HTTP' | 'TLS'; hostname: string; holder: string }>;
   /** Names the gateway's hostnamePolicy does not let anyone claim, and why. */
@@ -255,7 +257,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     const { found, missing } = resolveGateways(s, gateways, byName);
     const plan: ServicePlan = { key, missingGateways: missing, gateways: [] };
     for (const g of found) {
-      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], https: [], tls: [], tlsTerminated: [], awaitingCertificate: [], tcp: [], conflicts: [], refused: [] };
+      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], https: [], tls: [], tlsTerminated: [], awaitingCertificate: [], tcp: [], h2c: [], conflicts: [], refused: [] };
       plan.gateways.push(gp);
       const namespace = s.metadata.namespace ?? '';
       if (!selectorMatches(g.spec.allowedNamespaces?.selector, nsLabels.get(namespace) ?? {})) {
@@ -327,6 +329,7 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           }
           claims.set(hostname, key);
           for (const list of servedAs(gp, route, hostname, g)) if (!list.includes(hostname)) list.push(hostname);
+          if (route.protocol === 'HTTP' && route.backendProtocol === 'H2C' && !gp.h2c.includes(hostname)) gp.h2c.push(hostname);
         }
       });
       if (planHostnames(gp).length + gp.tcp.length === 0 && gp.accepted && gp.reason) gp.accepted = false;

@@ -30,14 +30,14 @@ export function serviceIdentity(service: ExposedService): string {
 
 /** The grants an ExposedService holds on one gateway: exactly what the plan accepted. */
 export function plannedGrants(service: ExposedService, gp: GatewayPlan): GrantSet {
-  return { http: gp.http, https: gp.https, tls: gp.tls, tlsTerminated: gp.tlsTerminated, tcp: gp.tcp.map((t) => t.port), identity: serviceIdentity(service) };
+  return { http: gp.http, https: gp.https, tls: gp.tls, tlsTerminated: gp.tlsTerminated, tcp: gp.tcp.map((t) => t.port), h2c: gp.h2c, identity: serviceIdentity(service) };
 }
 
 export function grantsServe(gp: GatewayPlan): boolean {
   return gp.accepted && planHostnames(gp).length + gp.tcp.length > 0;
 }
 
-const sorted = (g: GrantSet): string => JSON.stringify([g.identity, [...g.http].sort(), [...g.https].sort(), [...g.tls].sort(), [...g.tlsTerminated].sort(), [...g.tcp].sort((a, b) => a - b)]);
+const sorted = (g: GrantSet): string => JSON.stringify([g.identity, [...g.http].sort(), [...g.https].sort(), [...g.tls].sort(), [...g.tlsTerminated].sort(), [...g.tcp].sort((a, b) => a - b), [...g.h2c].sort()]);
 
 /** What a credential certificate says, parsed once (issue 15: re-parsing and re-verifying every
  * certificate on every Gateway reconcile was 40 % of the controller's CPU at 1,000 services). */

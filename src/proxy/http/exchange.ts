@@ -11,6 +11,7 @@ import type { Clock } from '../../common/clock.ts';
 import { writeCoalesced } from '../../common/relay.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { BodySink } from './client-connection.ts';
+import { LAST_CHUNK, parserInput, writeChunk } from './chunked.ts';
 import { forwardResponseHeaders, headerLines, serializeRequestHead } from './headers.ts';
 import type { RequestHead } from './request-parser.ts';
 import { ResponseParser, type ResponseHead } from './response-parser.ts';
@@ -35,19 +36,6 @@ export interface ExchangeOptions {
   keepClient: boolean;
   responseTimeoutMs: number;
   clock: Clock;
-}
-
-const LAST_CHUNK = Buffer.from('0\r\n\r\n');
-const CRLF = Buffer.from('\r\n');
-
-/**
- * Writes `chunk` with chunked coding (RFC 9112 §7.1) through `write`; all three parts are always
- * written, and the result is false when any write asked to wait.
- */
-function writeChunk(write: (data: Buffer) => boolean, chunk: Buffer): boolean {
-  const size = write(Buffer.from(`${chunk.length.toString(16)}\r\n`, 'latin1'));
-  const data = write(chunk);
-  return write(CRLF) && size && data;
 }
 
 /** Runs one exchange; the returned sink takes the request body from the client connection. */
@@ -140,21 +128,9 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
     },
   });
 
-  const onStreamData = (chunk: Buffer): void => {
-    try {
-      parser.feed(chunk);
-    } catch (err) {
-      fail(err as Error);
-    }
-  };
-  const onStreamEnd = (): void => {
-    try {
-      parser.end();
-      reusable = false;
-    } catch (err) {
-      fail(err as Error);
-    }
-  };
+  const { data: onStreamData, end: onStreamEnd } = parserInput(parser, fail, () => {
+    reusable = false;
+  });
   const onStreamClose = (): void => {
     if (!responseDone) fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
   };

@@ -9,6 +9,7 @@
  * Routing).
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
@@ -28,6 +29,11 @@ import { exchange } from './exchange.ts';
 import { forwardRequestHeaders, headerLines, hostFromHeader, type ForwardContext } from './headers.ts';
 import { IdleStreams } from './idle-streams.ts';
 import { HttpRequestError, type RequestHead } from './request-parser.ts';
+import { messageForStatus, statusForError } from './statuses.ts';
+import { Http2Frontend } from '../http2/frontend.ts';
+import { H2cSessions } from '../http2/h2c-sessions.ts';
+import { http2RequestHeaders } from '../http2/headers.ts';
+import { exchangeH2c } from './to-h2c.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import type { RouteKind } from '../route-table.ts';
 
@@ -62,12 +68,17 @@ export class HttpListener {
   /** Keep-alive streams per route and agent, so requests are balanced per request, not per stream. */
   private readonly idle = new IdleStreams(MAX_IDLE_STREAMS_PER_ROUTE);
   private readonly connections = new Set<ClientConnection>();
+  /** HTTPS connections that negotiated HTTP/2, and sessions to backends that speak it. */
+  private readonly http2: Http2Frontend;
+  private readonly h2c: H2cSessions;
   private localPort = 0;
 
   constructor(opts: HttpListenerOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'http' });
     this.upstreamFailures = new LogThrottle(this.log, opts.clock);
+    this.h2c = new H2cSessions({ connector: opts.connector, clock: opts.clock, maxHeaderBytes: opts.limits.maxHeaderBytes });
+    this.http2 = new Http2Frontend({ ...opts, logger: this.log, idle: this.idle, h2c: this.h2c, upstreamFailures: this.upstreamFailures });
     const { limits } = opts;
     const connectionLimits = { maxHeaderBytes: limits.maxHeaderBytes, headerTimeoutMs: limits.headerTimeoutMs, keepAliveTimeoutMs: limits.keepAliveTimeoutMs };
     const hooks = {
@@ -87,8 +98,9 @@ export class HttpListener {
   private readonly accept: (socket: Socket, origin: ConnectionOrigin) => void;
 
   /** A connection the TLS listener terminated with `certificate` (already admitted there). */
-  serveHttps(socket: Socket, port: number, certificate: ServedCertificate): void {
-    this.accept(socket, { scheme: 'https', port, certificate });
+  serveHttps(socket: TLSSocket, port: number, certificate: ServedCertificate): void {
+    if (socket.alpnProtocol === 'h2') this.http2.serve(socket, { port, certificate });
+    else this.accept(socket, { scheme: 'https', port, certificate });
   }
 
   async start(): Promise<AddressInfo> {
@@ -105,20 +117,24 @@ export class HttpListener {
    */
   dropAgent(link: AgentLink): void {
     this.idle.dropAgent(link);
+    this.h2c.dropAgent(link);
   }
 
   /** Stops accepting; kept connections close now if idle, else after their current response. */
   async close(): Promise<void> {
     const closed = closeServer(this.server);
     for (const conn of this.connections) conn.closeWhenIdle();
-    await closed;
+    await Promise.all([closed, this.http2.close()]);
     this.idle.destroyAll();
+    this.h2c.destroyAll();
   }
 
   destroy(): void {
     for (const conn of this.connections) conn.socket.destroy();
+    this.http2.destroy();
     this.server.close();
     this.idle.destroyAll();
+    this.h2c.destroyAll();
   }
 
   private onRequest(conn: ClientConnection, head: RequestHead): void {
@@ -190,6 +206,10 @@ export class HttpListener {
       this.fail(conn, head, hostname, new WebgwError('WEBGW_ERR_NO_AGENT', 'no agent'), false, observe);
       return;
     }
+    if (link.speaksH2c(hostname)) {
+      this.forwardToH2c(conn, head, hostname, link, observe).catch((err: unknown) => this.abandon(conn, hostname, err));
+      return;
+    }
     const key = `${hostname} ${link.id}`;
     const idle = this.idle.take(key);
     const streamReady = idle
@@ -235,6 +255,36 @@ export class HttpListener {
       return;
     }
     this.fail(conn, head, hostname, outcome.error, true, observe);
+  }
+
+  /** A backend that speaks HTTP/2 (grant h2c): the request goes over a pooled HTTP/2 session. */
+  private async forwardToH2c(conn: ClientConnection, head: RequestHead, hostname: string, link: AgentLink, observe: (route: string, status: number) => void): Promise<void> {
+    const kind = routeKinds(conn)[0];
+    const h2Head = { method: head.method, path: pathOf(head.target), authority: head.host ?? hostname, fields: withoutHost(head.rawHeaders) };
+    let upstream;
+    try {
+      const headers = http2RequestHeaders(h2Head, this.forwardContext(conn, false), conn.origin.scheme);
+      upstream = await this.h2c.request({ link, hostname, kind, port: conn.origin.port, headers, endStream: head.framing === undefined });
+    } catch (err) {
+      this.fail(conn, head, hostname, err as Error, false, observe);
+      return;
+    }
+    if (conn.socket.destroyed) {
+      upstream.close();
+      return;
+    }
+    const run = exchangeH2c(conn.socket, head, upstream, head.keepAlive, this.opts.limits.responseTimeoutMs, this.opts.clock);
+    conn.startBody(run.body);
+    const outcome = await run.outcome;
+    if (outcome.kind === 'done') {
+      observe(hostname, outcome.status);
+      conn.finishRequest(outcome.keepClient);
+    } else if (outcome.responseStarted) {
+      observe(hostname, 502);
+      conn.socket.destroy();
+    } else {
+      this.fail(conn, head, hostname, outcome.error, true, observe);
+    }
   }
 
   /**
@@ -343,27 +393,16 @@ function routeKinds(conn: ClientConnection): [RouteKind, ...RouteKind[]] {
   return conn.origin.scheme === 'https' ? ['https'] : ['http', 'https'];
 }
 
+function withoutHost(rawHeaders: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() !== 'host') out.push(rawHeaders[i] as string, rawHeaders[i + 1] as string);
+  return out;
+}
+
 /** The path and query of a request target (origin-form as is, absolute-form without its authority). */
 function pathOf(target: string): string {
   if (target.startsWith('/')) return target;
   const absolute = /^https?:\/\/[^/?#]*(.*)$/i.exec(target);
   const rest = absolute?.[1] ?? '';
   return rest.startsWith('/') ? rest : `/${rest}`;
-}
-
-export function statusForError(err: unknown): number {
-  if (err instanceof HttpRequestError) return err.status;
-  if (isWebgwError(err, 'WEBGW_ERR_NO_ROUTE')) return 404;
-  if (isWebgwError(err, 'WEBGW_ERR_NO_AGENT')) return 503;
-  if (isWebgwError(err, 'WEBGW_ERR_TIMEOUT')) return 504;
-  return 502;
-}
-
-function messageForStatus(status: number, hostname: string): string {
-  switch (status) {
-    case 404: return `no service is exposed as ${hostname} on this gateway`;
-    case 503: return `no agent is connected for ${hostname}`;
-    case 504: return `the service behind ${hostname} did not answer in time`;
-    default: return `the service behind ${hostname} failed to answer`;
-  }
 }
