@@ -4,9 +4,12 @@
  * checks it, copies it to the proxy pods' Secret and grants https for the names it covers; then
  * the gateway and the agent run from the rendered pod specs, clients verify the chain against the
  * issuing CA, plain HTTP is redirected, a TLS route with termination: Terminate gets plaintext,
+ * a gRPC server (route backendProtocol: H2C) answers grpc-js through the gateway over HTTP/2,
  * and a renewed certificate reaches new handshakes without a restart.
  */
 import { once } from 'node:events';
+import { connect as http2Connect } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
 import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer as createTcpServer, type AddressInfo, type Server } from 'node:net';
@@ -26,6 +29,11 @@ const TENANT = 'e2e-https';
 const FARMER = 'e2e-farmer-certs';
 const DOMAIN = 'edge.https.example';
 const hours = (h: number) => ({ notAfter: new Date(Date.now() + h * 3600_000) });
+const raw = (b: Buffer): Buffer => b;
+/** One unary gRPC method on raw bytes (no .proto needed). */
+const greeter = {
+  hello: { path: '/webgw.e2e.Greeter/Hello', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
+} satisfies grpc.ServiceDefinition;
 
 async function listenLoopback(server: Server): Promise<number> {
   server.listen(0, '127.0.0.1');
@@ -48,7 +56,8 @@ describe('end to end: HTTPS with the farmer certificate of Gateway.spec.tls', ()
   const processes: WebgwProcess[] = [];
   const publicCa = createCA('e2e public CA', hours(24));
   let controller: ControllerUnderTest;
-  const ports = { http: 0, https: 0, tunnel: 0, app: 0, raw: 0 };
+  const ports = { http: 0, https: 0, tunnel: 0, app: 0, raw: 0, grpc: 0 };
+  const grpcServer = new grpc.Server();
 
   function httpsGet(name: string, path = '/'): Promise<{ status: number; body: string; serial: string }> {
     return new Promise((resolve, reject) => {
@@ -67,6 +76,12 @@ describe('end to end: HTTPS with the farmer certificate of Gateway.spec.tls', ()
     servers.push(createHttpServer((req, res) => res.end(`hello ${req.headers.host} over ${req.headers['x-forwarded-proto']}`)));
     servers.push(createTcpServer((s) => { s.on('error', () => {}); s.on('data', (d) => s.write(`plain:${d.toString()}`)); }));
     const [app, raw] = await Promise.all(servers.map(listenLoopback));
+    grpcServer.addService(greeter, {
+      hello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, Buffer.from(`hello ${call.request.toString()} from ${String(call.metadata.get('x-forwarded-proto')[0])}`)),
+    });
+    ports.grpc = await new Promise<number>((resolve, reject) => {
+      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
     Object.assign(ports, { app, raw, http: await freeWildcardPort(), https: await freeWildcardPort(), tunnel: await freeWildcardPort() });
 
     controller = await startControllerWithWebhook({ namespace: NS, tenants: [TENANT], configurationName: 'webgw-e2e-https-injector' });
@@ -97,6 +112,7 @@ spec:
     - {protocol: HTTP, subdomain: both, redirect: false}          # https and plain HTTP
     - {protocol: HTTP, hostnames: [own.tenant.example]}           # not covered: plain HTTP
     - {protocol: TLS, subdomain: raw, termination: Terminate, backend: {port: ${ports.raw}}}
+    - {protocol: HTTP, subdomain: grpc, backendProtocol: H2C, backend: {port: ${ports.grpc}}}
 `);
     await waitForCondition('wgw', 'e2e-https', undefined, 'CertificateReady');
     await waitForCondition('xsvc', 'web', TENANT, 'Programmed');
@@ -108,6 +124,7 @@ spec:
     await kubectl(['delete', 'wgw', 'e2e-https', '--wait=false']);
     await controller?.close();
     for (const s of servers) s.close();
+    grpcServer.forceShutdown();
     rmSync(root, { recursive: true, force: true });
   });
 
@@ -116,10 +133,10 @@ spec:
     const urls = await eventually(async () => {
       const text = await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].urls}']);
       const list = text ? JSON.parse(text) as string[] : [];
-      return list.length === 5 ? list : undefined;
-    }, 30_000, 'five URLs');
+      return list.length === 6 ? list : undefined;
+    }, 30_000, 'six URLs');
     expect(urls.sort()).toEqual([
-      `http://both.${DOMAIN}:${ports.http}`, `http://own.tenant.example:${ports.http}`,
+      `http://both.${DOMAIN}:${ports.http}`, `http://own.tenant.example:${ports.http}`, `https://grpc.${DOMAIN}:${ports.https}`,
       `https://both.${DOMAIN}:${ports.https}`, `https://raw.${DOMAIN}:${ports.https}`, `https://web.${DOMAIN}:${ports.https}`,
     ].sort());
     expect(JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].certificates}']))).toEqual([
@@ -152,6 +169,28 @@ spec:
     const [data] = (await once(raw, 'data')) as [Buffer];
     expect(data.toString()).toBe('plain:ping');
     raw.destroy();
+
+    // HTTP/2 (ALPN h2) to the HTTP/1.1 app, and gRPC to the h2c backend.
+    const h2 = http2Connect(`https://127.0.0.1:${ports.https}`, { ca: publicCa.certPem, servername: `web.${DOMAIN}` });
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = h2.request({ ':path': '/h2', ':authority': `web.${DOMAIN}` });
+      let text = '';
+      req.on('data', (c: Buffer) => { text += c.toString(); });
+      req.on('end', () => resolve(text));
+      req.on('error', reject);
+    });
+    expect(h2.alpnProtocol).toBe('h2');
+    h2.close();
+    expect(answer).toBe(`hello web.${DOMAIN} over https`);
+    const Greeter = grpc.makeGenericClientConstructor(greeter, 'Greeter');
+    const client = new Greeter(`127.0.0.1:${ports.https}`, grpc.credentials.createSsl(Buffer.from(publicCa.certPem)), {
+      'grpc.ssl_target_name_override': `grpc.${DOMAIN}`, 'grpc.default_authority': `grpc.${DOMAIN}`,
+    }) as unknown as grpc.Client & { hello(m: Buffer, o: grpc.CallOptions, done: (err: grpc.ServiceError | null, r: Buffer) => void): void };
+    const reply = await new Promise<string>((resolve, reject) => {
+      client.hello(Buffer.from('tenant'), { deadline: Date.now() + 10_000 }, (err, r) => (err ? reject(err) : resolve(r.toString())));
+    });
+    client.close();
+    expect(reply).toBe('hello tenant from https');
 
     // The farmer renews (cert-manager rewrites the Secret); the controller reads it again on its
     // next look (every 5 minutes, or at once on any Gateway event: an annotation here), copies it
