@@ -62,7 +62,7 @@ export class H2cSessions {
     const stream = pooled.session.request(req.headers, { endStream: req.endStream, ...(req.endStream ? {} : { waitForTrailers: true }) });
     stream.once('close', () => {
       pooled.active -= 1;
-      if (pooled.active === 0 && !pooled.closed) pooled.idle = this.clock.setTimeout(() => pooled.session.close(), IDLE_MS);
+      if (pooled.active === 0 && !pooled.closed && !pooled.session.closed && !pooled.session.destroyed) pooled.idle = this.clock.setTimeout(() => pooled.session.close(), IDLE_MS);
     });
     return stream;
   }
