@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { connect as http2Connect, createServer as createH2cServer, constants, type ClientHttp2Session, type IncomingHttpHeaders, type Http2Server, type OutgoingHttpHeaders } from 'node:http2';
+import { connect as http2Connect, createServer as createH2cServer, type ClientHttp2Session, type IncomingHttpHeaders, type Http2Server, type OutgoingHttpHeaders } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
