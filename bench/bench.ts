@@ -26,6 +26,7 @@ import { addRatios, markdown, writeCharts, type BenchRecord, type EarlierRun, ty
 import { allSystems, peersBin, repoRoot, type System } from './lib/systems.ts';
 import { vegeta } from './lib/vegeta.ts';
 import { wrk } from './lib/wrk.ts';
+import { h2load } from './lib/h2load.ts';
 
 const SCENARIOS = ['http', 'https', 'latency', 'throughput', 'churn', 'hol', 'memory'] as const;
 const { values } = parseArgs({ options: {
@@ -115,6 +116,10 @@ async function measure(s: System, records: BenchRecord[]): Promise<void> {
       add(s.name, 'https', { mode: 'keep-alive', connections }, await medianOf(runs, () => wrk({ url, connections, durationSec }), ['requestsPerSec', 'p50Ms', 'p99Ms', 'errors']));
     }
     add(s.name, 'https', { mode: 'new connection', connections: 64 }, await medianOf(runs, () => wrk({ url, connections: 64, durationSec, headers: ['Connection: close'] }), ['requestsPerSec', 'p50Ms', 'p99Ms', 'errors']));
+    // HTTP/2 (ALPN h2) with 10 concurrent streams per connection; the backend gets HTTP/1.1.
+    for (const connections of [1, 16]) {
+      add(s.name, 'h2', { connections, streams: 10 }, await medianOf(runs, () => h2load({ url, connections, streams: 10, durationSec }), ['requestsPerSec', 'meanMs', 'errors']));
+    }
   }
   if (scenarios.has('throughput')) {
     for (const streams of [1, 8]) {

@@ -28,7 +28,8 @@ export async function startNginx(dir: string): Promise<Backend> {
 
 /**
  * nginx terminating TLS and proxying to `backendPort`, tuned as its docs advise: a shared
- * session cache (tickets are on by default), HTTP/1.1 keep-alive to the upstream.
+ * session cache (tickets are on by default), HTTP/2 offered by ALPN, HTTP/1.1 keep-alive to the
+ * upstream.
  */
 export function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert: string; key: string }): Promise<Backend> {
   return runNginx(dir, [], (port) => `
@@ -36,7 +37,7 @@ export function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert
   ssl_session_cache shared:SSL:10m;
   ssl_session_timeout 1h;
   server {
-    listen 127.0.0.1:${port} ssl backlog=4096;
+    listen 127.0.0.1:${port} ssl http2 backlog=4096;
     ssl_certificate ${tls.cert};
     ssl_certificate_key ${tls.key};
     ssl_protocols TLSv1.2 TLSv1.3;
