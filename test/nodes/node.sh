@@ -261,8 +261,10 @@ KY
   echo $! > "$dir/kubelet.pid"
 
   # Pod network: a bridge on the pod range node IPAM gave this node (known once it registered).
+  # Up to 60 s: on 2 busy cores a kubelet took about 20 s to register (CI runs, 2026-12-07),
+  # and one run failed at the old 20 s bound.
   local cidr=""
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     cidr="$(kubectl --kubeconfig "$plane/kubeconfig" get node "$name" -o jsonpath='{.spec.podCIDR}' 2>/dev/null || true)"
     [[ -n "$cidr" ]] && break
     sleep 0.2
