@@ -3,8 +3,31 @@
  * An idle stream that the agent closes (the backend dropped its keep-alive connection) or that
  * sends unsolicited bytes leaves the pool and is destroyed.
  */
+import type { OpenRequest } from '../../tunnel/open.ts';
 import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { AgentLink } from '../agent-link.ts';
+import type { Connector } from '../connector.ts';
+import type { RouteKind } from '../route-table.ts';
+
+/** Pools are per route name and agent. */
+export function poolKey(hostname: string, link: AgentLink): string {
+  return `${hostname} ${link.id}`;
+}
+
+/**
+ * The OPEN of a stream that will be pooled (keep-alive HTTP/1.1, or an HTTP/2 session): it
+ * serves many clients, so the client is in X-Forwarded-For, not in the OPEN.
+ */
+export function pooledOpen(hostname: string, port: number): OpenRequest {
+  return { protocol: 'http', hostname, port, client: { address: '', port: 0 }, local: { address: '', port } };
+}
+
+/** A keep-alive stream to `link` for `hostname`: an idle one from the pool, else a new one. */
+export async function takeOrOpen(idle: IdleStreams, connector: Connector, link: AgentLink, hostname: string, port: number, kind: RouteKind): Promise<{ stream: TunnelStream; reused: boolean }> {
+  const pooled = idle.take(poolKey(hostname, link));
+  if (pooled) return { stream: pooled, reused: true };
+  return { stream: (await connector.open(pooledOpen(hostname, port), link, kind)).stream, reused: false };
+}
 
 interface IdleEntry {
   stream: TunnelStream;

@@ -11,7 +11,7 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../common/clock.ts';
-import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
+import { WebgwError, describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import { LogThrottle } from '../../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../../common/net.ts';
@@ -27,7 +27,8 @@ import type { Connector } from '../connector.ts';
 import { ClientConnection, type ConnectionOrigin } from './client-connection.ts';
 import { exchange } from './exchange.ts';
 import { forwardRequestHeaders, headerLines, hostFromHeader, type ForwardContext } from './headers.ts';
-import { IdleStreams } from './idle-streams.ts';
+import { IdleStreams, poolKey, takeOrOpen } from './idle-streams.ts';
+import { mayRetry } from './retry.ts';
 import { HttpRequestError, type RequestHead } from './request-parser.ts';
 import { messageForStatus, statusForError } from './statuses.ts';
 import { Http2Frontend } from '../http2/frontend.ts';
@@ -55,8 +56,6 @@ export interface HttpListenerOptions {
   metrics: GatewayMetrics;
 }
 
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
-const MAX_ATTEMPTS = 3;
 const MAX_IDLE_STREAMS_PER_ROUTE = 256;
 
 export class HttpListener {
@@ -210,24 +209,15 @@ export class HttpListener {
       this.forwardToH2c(conn, head, hostname, link, observe).catch((err: unknown) => this.abandon(conn, hostname, err));
       return;
     }
-    const key = `${hostname} ${link.id}`;
-    const idle = this.idle.take(key);
-    const streamReady = idle
-      ? Promise.resolve({ stream: idle, agent: link, reused: true })
-      : this.opts.connector.open({
-        protocol: 'http', hostname, port: conn.origin.port,
-        // A pooled stream serves many clients: the client is in X-Forwarded-For, not in OPEN.
-        client: { address: '', port: 0 }, local: { address: '', port: conn.origin.port },
-      }, link, kind).then((opened) => ({ ...opened, reused: false }));
-    streamReady.then(
-      ({ stream, agent, reused }) => this.runExchange(conn, head, hostname, attempt, observe, stream, agent, reused),
+    takeOrOpen(this.idle, this.opts.connector, link, hostname, conn.origin.port, kind).then(
+      ({ stream, reused }) => this.runExchange(conn, head, hostname, attempt, observe, stream, link, reused),
       (err: Error) => this.fail(conn, head, hostname, err, false, observe),
     ).catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
   private async runExchange(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void, stream: TunnelStream, agent: AgentLink, reused: boolean): Promise<void> {
     if (conn.socket.destroyed) {
-      this.idle.put(`${hostname} ${agent.id}`, agent, stream);
+      this.idle.put(poolKey(hostname, agent), agent, stream);
       return;
     }
     const headers = forwardRequestHeaders(head.rawHeaders, this.forwardContext(conn, false));
@@ -236,7 +226,7 @@ export class HttpListener {
     const outcome = await run.outcome;
     if (outcome.kind === 'done') {
       observe(hostname, outcome.status);
-      if (outcome.reusable) this.idle.put(`${hostname} ${agent.id}`, agent, stream);
+      if (outcome.reusable) this.idle.put(poolKey(hostname, agent), agent, stream);
       else stream.destroy();
       conn.finishRequest(outcome.keepClient);
       return;
@@ -247,10 +237,7 @@ export class HttpListener {
       conn.socket.destroy();
       return;
     }
-    // A keep-alive stream can be closed by the backend just as we reuse it (RFC 9112 §9.3.1):
-    // retry requests that are safe to repeat and carry no body.
-    const stale = reused && !isWebgwError(outcome.error, 'WEBGW_ERR_TIMEOUT');
-    if (stale && !head.framing && IDEMPOTENT.has(head.method) && attempt < MAX_ATTEMPTS && !conn.socket.destroyed) {
+    if (mayRetry({ reused, error: outcome.error, method: head.method, hasBody: head.framing !== undefined, attempt }) && !conn.socket.destroyed) {
       this.forward(conn, head, hostname, attempt + 1, observe);
       return;
     }

@@ -113,6 +113,9 @@ export function exchangeH2c(client: Socket, request: RequestHead, upstream: Clie
       fail(err);
     },
   };
-  upstream.on('drain', () => client.resume());
+  // Only while the body flows: the connection's reader pauses the socket between requests.
+  upstream.on('drain', () => {
+    if (!requestDone) client.resume();
+  });
   return { body, outcome };
 }

@@ -25,7 +25,8 @@ import type { GatewayLimits } from '../config.ts';
 import type { Connector } from '../connector.ts';
 import type { GatewayMetrics } from '../metrics.ts';
 import { hostFromHeader } from '../http/headers.ts';
-import type { IdleStreams } from '../http/idle-streams.ts';
+import { poolKey, takeOrOpen, type IdleStreams } from '../http/idle-streams.ts';
+import { mayRetry } from '../http/retry.ts';
 import { messageForStatus, statusForError } from '../http/statuses.ts';
 import { http1RequestFields, http2RequestHeaders, readRequestHead, type Http2RequestHead } from './headers.ts';
 import type { H2cSessions } from './h2c-sessions.ts';
@@ -35,8 +36,6 @@ import { relayHttp2 } from './to-h2c.ts';
 export const MAX_STREAMS = 100;
 const MAX_HEADER_PAIRS = 128;
 const SESSION_MEMORY_MB = 8;
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS']);
-const MAX_ATTEMPTS = 3;
 
 export interface Http2Origin {
   /** The public port (X-Forwarded-Port). */
@@ -177,19 +176,14 @@ export class Http2Frontend {
 
   private async forwardHttp1(request: Request, link: AgentLink, attempt: number): Promise<void> {
     const { stream: client, head, hostname } = request;
-    const key = `${hostname} ${link.id}`;
-    const pooled = this.opts.idle.take(key);
-    let stream = pooled;
-    if (!stream) {
-      try {
-        stream = (await this.opts.connector.open({
-          protocol: 'http', hostname, port: request.origin.port,
-          client: { address: '', port: 0 }, local: { address: '', port: request.origin.port },
-        }, link, 'https')).stream;
-      } catch (err) {
-        this.fail(request, err);
-        return;
-      }
+    const key = poolKey(hostname, link);
+    let stream;
+    let reused;
+    try {
+      ({ stream, reused } = await takeOrOpen(this.opts.idle, this.opts.connector, link, hostname, request.origin.port, 'https'));
+    } catch (err) {
+      this.fail(request, err);
+      return;
     }
     if (client.destroyed) {
       this.opts.idle.put(key, link, stream);
@@ -207,10 +201,7 @@ export class Http2Frontend {
       request.observe(hostname, 502);
       return;
     }
-    // A pooled stream the backend closed just as it was reused: a safe request without a body
-    // is tried again (as for HTTP/1.1 clients).
-    const stale = pooled !== undefined && outcome.error instanceof WebgwError && outcome.error.code === 'WEBGW_ERR_BACKEND';
-    if (stale && client.endAfterHeaders && IDEMPOTENT.has(head.method) && attempt < MAX_ATTEMPTS && !client.destroyed) {
+    if (mayRetry({ reused, error: outcome.error, method: head.method, hasBody: !client.endAfterHeaders, attempt }) && !client.destroyed) {
       await this.forward(request, attempt + 1);
       return;
     }

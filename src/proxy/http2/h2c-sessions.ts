@@ -10,6 +10,7 @@ import type { Clock, Timer } from '../../common/clock.ts';
 import { WebgwError } from '../../common/errors.ts';
 import type { AgentLink } from '../agent-link.ts';
 import type { Connector } from '../connector.ts';
+import { pooledOpen, poolKey } from '../http/idle-streams.ts';
 import type { RouteKind } from '../route-table.ts';
 
 const MAX_SESSIONS = 8;
@@ -53,7 +54,7 @@ export class H2cSessions {
 
   /** A request stream to the backend behind `hostname` on `link`. Throws as Connector.open. */
   async request(req: H2cRequest): Promise<ClientHttp2Stream> {
-    const key = `${req.hostname} ${req.link.id}`;
+    const key = poolKey(req.hostname, req.link);
     const pooled = this.available(key) ?? await (this.opening.get(key) ?? this.startOpening(key, req));
     if (pooled.closed) throw new WebgwError('WEBGW_ERR_BACKEND', `the HTTP/2 session to ${req.hostname} closed`);
     pooled.active += 1;
@@ -93,10 +94,7 @@ export class H2cSessions {
   }
 
   private async openSession(key: string, req: H2cRequest): Promise<Pooled> {
-    const { stream } = await this.connector.open({
-      protocol: 'http', hostname: req.hostname, port: req.port,
-      client: { address: '', port: 0 }, local: { address: '', port: req.port },
-    }, req.link, req.kind);
+    const { stream } = await this.connector.open(pooledOpen(req.hostname, req.port), req.link, req.kind);
     const session = connect(`http://${req.hostname}`, {
       createConnection: () => stream,
       maxSessionMemory: SESSION_MEMORY_MB,
