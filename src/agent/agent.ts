@@ -16,6 +16,7 @@ import { EndpointConnection, type TlsCredentials } from './endpoint-connection.t
 import { serveStream } from './forward.ts';
 import { createAgentMetrics, type AgentMetrics } from './metrics.ts';
 import { compileRoutes } from './routes.ts';
+import { TlsCertificates } from './tls-certificates.ts';
 
 export interface AgentDeps {
   logger: Logger;
@@ -40,6 +41,7 @@ export class Agent {
   private readonly gateways: GatewayState[] = [];
   private readonly admin?: AdminServer;
   private readonly pollMs: number;
+  private certificates: TlsCertificates | undefined;
   private closing: Promise<void> | undefined;
 
   constructor(config: AgentConfig, deps: AgentDeps) {
@@ -58,7 +60,13 @@ export class Agent {
   /** Loads credentials and starts dialing; resolves with the admin address if there is one. */
   async start(): Promise<{ admin?: AddressInfo }> {
     const routes = compileRoutes(this.config.routes, this.config.proxyProtocol);
-    const forward = { routes, connectTimeoutMs: this.config.limits.connectTimeoutMs, logger: this.log, metrics: this.metrics };
+    const certificates = this.certificates = new TlsCertificates({
+      routes: routes.flatMap((r) => (r.terminate ? [{ hostname: r.hostname, terminate: r.terminate }] : [])),
+      pollMs: this.pollMs, clock: this.clock, logger: this.log, metrics: this.metrics,
+    });
+    await certificates.start();
+    const { connectTimeoutMs, handshakeTimeoutMs } = this.config.limits;
+    const forward = { routes, connectTimeoutMs, handshakeTimeoutMs, certificates, logger: this.log, metrics: this.metrics };
     for (const gw of this.config.gateways) {
       const state: GatewayState = {
         config: gw,
@@ -90,6 +98,7 @@ export class Agent {
   close(timeoutMs = 10_000): Promise<void> {
     this.closing ??= (async () => {
       for (const g of this.gateways) g.watcher.stop();
+      this.certificates?.stop();
       await Promise.all(this.gateways.flatMap((g) => g.connections.map((c) => c.close(timeoutMs))));
       await this.admin?.close();
     })();
@@ -97,6 +106,7 @@ export class Agent {
   }
 
   destroy(): void {
+    this.certificates?.stop();
     for (const g of this.gateways) {
       g.watcher.stop();
       for (const c of g.connections) c.destroy();

@@ -7,7 +7,15 @@ const hostPort = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$
 
 const route = z.discriminatedUnion('protocol', [
   z.strictObject({ protocol: z.literal('http'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
-  z.strictObject({ protocol: z.literal('tls'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional() }),
+  z.strictObject({
+    protocol: z.literal('tls'), hostname: z.string().min(1), backend: hostPort, proxyProtocol: proxyProtocol.optional(),
+    /**
+     * The agent terminates TLS itself (ExposedService `termination: Agent`) and relays the
+     * plaintext. The files may not exist yet (the certificate is being ordered): reloaded live.
+     * `challengeFile`: key and certificate (PEM) answering an ACME TLS-ALPN-01 validation.
+     */
+    terminate: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1), challengeFile: z.string().min(1) }).optional(),
+  }),
   z.strictObject({
     protocol: z.literal('tcp'), port: z.number().int().min(1).max(65535), backend: hostPort, proxyProtocol: proxyProtocol.optional(),
     /** Only for streams from this gateway (each gateway allocates its own public ports). */
@@ -40,6 +48,8 @@ export const agentConfigSchema = z.strictObject({
   }).prefault({}),
   limits: z.strictObject({
     connectTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+    /** TLS routes the agent terminates: ClientHello and handshake within this. */
+    handshakeTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
     maxStreams: z.number().int().min(1).max(100_000).default(10_000),
   }).prefault({}),
 });
@@ -47,12 +57,16 @@ export const agentConfigSchema = z.strictObject({
 export type AgentConfig = z.output<typeof agentConfigSchema>;
 export type AgentRoute = AgentConfig['routes'][number];
 export type GatewayEndpointConfig = AgentConfig['gateways'][number];
+export type TerminateFiles = NonNullable<Extract<AgentRoute, { protocol: 'tls' }>['terminate']>;
 export type ProxyProtocolVersion = z.output<typeof proxyProtocol>;
 
 export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   const config = await loadConfigFile(file, agentConfigSchema);
   return {
     ...config,
+    routes: config.routes.map((r) => (r.protocol === 'tls' && r.terminate
+      ? { ...r, terminate: { certFile: resolveFrom(file, r.terminate.certFile), keyFile: resolveFrom(file, r.terminate.keyFile), challengeFile: resolveFrom(file, r.terminate.challengeFile) } }
+      : r)),
     gateways: config.gateways.map((g) => ({ ...g, caFile: resolveFrom(file, g.caFile), certFile: resolveFrom(file, g.certFile), keyFile: resolveFrom(file, g.keyFile) })),
   };
 }

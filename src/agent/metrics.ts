@@ -8,6 +8,7 @@ export interface AgentMetrics {
   activeStreams: Gauge;
   tunnelRtt: Histogram<'gateway'>;
   certificateExpiry: Gauge<'gateway'>;
+  tlsCertificateExpiry: Gauge<'hostname'>;
 }
 
 export function createAgentMetrics(registry: Registry): AgentMetrics {
@@ -22,5 +23,6 @@ export function createAgentMetrics(registry: Registry): AgentMetrics {
       buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers,
     }),
     certificateExpiry: new Gauge({ name: 'webgw_agent_certificate_expiry_timestamp_seconds', help: 'notAfter of the agent certificate in use, by gateway', labelNames: ['gateway'], registers }),
+    tlsCertificateExpiry: new Gauge({ name: 'webgw_agent_tls_certificate_expiry_timestamp_seconds', help: 'notAfter of the certificate a TLS route the agent terminates is served with, by hostname', labelNames: ['hostname'], registers }),
   };
 }

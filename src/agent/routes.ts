@@ -1,7 +1,7 @@
 /** Which local backend serves an incoming stream: a pure match on the OPEN's route. */
 import { hostnameMatches, normalizeHostname } from '../pki/grants.ts';
 import type { OpenRequest } from '../tunnel/open.ts';
-import type { AgentRoute, ProxyProtocolVersion } from './config.ts';
+import type { AgentRoute, ProxyProtocolVersion, TerminateFiles } from './config.ts';
 
 export interface Backend {
   host: string;
@@ -16,6 +16,8 @@ export interface CompiledRoute {
   /** TCP routes may be scoped to one gateway; undefined serves every gateway. */
   gateway?: string;
   backend: Backend;
+  /** TLS terminated here, with the certificate in these files. */
+  terminate?: TerminateFiles;
 }
 
 export function compileRoutes(routes: readonly AgentRoute[], defaultProxyProtocol: ProxyProtocolVersion): CompiledRoute[] {
@@ -25,7 +27,7 @@ export function compileRoutes(routes: readonly AgentRoute[], defaultProxyProtoco
     const backend = { host, port: Number(r.backend.slice(idx + 1)), proxyProtocol: r.proxyProtocol ?? defaultProxyProtocol };
     return r.protocol === 'tcp'
       ? { protocol: 'tcp', hostname: '', port: r.port, backend, ...(r.gateway ? { gateway: r.gateway } : {}) }
-      : { protocol: r.protocol, hostname: normalizeHostname(r.hostname), port: 0, backend };
+      : { protocol: r.protocol, hostname: normalizeHostname(r.hostname), port: 0, backend, ...(r.protocol === 'tls' && r.terminate ? { terminate: r.terminate } : {}) };
   });
 }
 

@@ -17,7 +17,7 @@ import { describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { normalizeHostname } from '../pki/grants.ts';
-import { MAX_HELLO_BYTES, parseClientHello, tlsAlert } from './client-hello.ts';
+import { MAX_HELLO_BYTES, parseClientHello, tlsAlert } from '../common/client-hello.ts';
 import type { CertificateStore, ServedCertificate } from './certificate-store.ts';
 import type { ClientLimiter } from './client-limiter.ts';
 import type { Connector } from './connector.ts';

@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import { WebgwError } from '../../src/common/errors.ts';
 import { HttpRequestError, RequestParser } from '../../src/proxy/http/request-parser.ts';
 import { ResponseParser } from '../../src/proxy/http/response-parser.ts';
-import { MAX_HELLO_BYTES, parseClientHello } from '../../src/proxy/client-hello.ts';
+import { MAX_HELLO_BYTES, parseClientHello } from '../../src/common/client-hello.ts';
 import { FrameDecoder, encodeFrame, FrameType } from '../../src/tunnel/frame.ts';
 import { decodeOpen, encodeOpen } from '../../src/tunnel/open.ts';
 import { WebSocketParser, WebSocketProtocolError } from '../../src/tunnel/websocket/frames.ts';
@@ -185,12 +185,12 @@ describe('fuzzing the parsers', () => {
       resolve(d);
       s.destroy();
     })));
-    const client = tlsConnect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', servername: 'shop.example' });
+    const client = tlsConnect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', servername: 'shop.example', ALPNProtocols: ['acme-tls/1', 'h2'] });
     client.on('error', () => {});
     const real = await hello;
     client.destroy();
     server.close();
-    expect(parseClientHello(real)).toEqual({ state: 'done', sni: 'shop.example' });
+    expect(parseClientHello(real)).toEqual({ state: 'done', sni: 'shop.example', alpn: ['acme-tls/1', 'h2'] });
     const seeds = [real.toString('latin1')];
     check('TLS ClientHello', fc.property(fc.oneof(mutated(seeds), fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a))), fc.nat(), (data, cut) => {
       for (const prefix of [data, data.subarray(0, data.length === 0 ? 0 : cut % data.length)]) {

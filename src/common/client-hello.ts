@@ -1,12 +1,14 @@
 /**
- * Reads the SNI from a TLS ClientHello (RFC 8446 §4.1.2, RFC 6066 §3) without terminating TLS.
- * The hello may span several records; the caller bounds the bytes it feeds (MAX_HELLO_BYTES).
+ * Reads the SNI (RFC 6066 §3) and the ALPN protocols offered (RFC 7301 §3.1) from a TLS
+ * ClientHello (RFC 8446 §4.1.2) without terminating TLS: the gateway routes by the name, the
+ * agent tells an ACME TLS-ALPN-01 validation (`acme-tls/1`, RFC 8737) from a client. The hello
+ * may span several records; the caller bounds the bytes it feeds (MAX_HELLO_BYTES).
  */
-import { WebgwError } from '../common/errors.ts';
+import { WebgwError } from './errors.ts';
 
 export const MAX_HELLO_BYTES = 16 * 1024;
 
-export type HelloResult = { state: 'more' } | { state: 'done'; sni: string | undefined };
+export type HelloResult = { state: 'more' } | { state: 'done'; sni: string | undefined; alpn: string[] };
 
 const fail = (why: string): never => {
   throw new WebgwError('WEBGW_ERR_CLIENT_HELLO', `malformed ClientHello: ${why}`);
@@ -42,10 +44,12 @@ export function parseClientHello(data: Buffer): HelloResult {
     return { state: 'more' };
   }
   const hello = Buffer.concat(parts).subarray(4, needed);
-  return { state: 'done', sni: readSni(hello) };
+  return { state: 'done', ...readExtensions(hello) };
 }
 
-function readSni(hello: Buffer): string | undefined {
+function readExtensions(hello: Buffer): { sni: string | undefined; alpn: string[] } {
+  let sni: string | undefined;
+  const alpn: string[] = [];
   let o = 2 + 32; // legacy_version, random
   const need = (n: number): void => {
     if (o + n > hello.length) fail('truncated');
@@ -56,7 +60,7 @@ function readSni(hello: Buffer): string | undefined {
   o += 2 + hello.readUInt16BE(o); // cipher suites
   need(1);
   o += 1 + (hello[o] as number); // compression methods
-  if (o === hello.length) return undefined; // no extensions at all
+  if (o === hello.length) return { sni, alpn }; // no extensions at all
   need(2);
   const end = o + 2 + hello.readUInt16BE(o);
   o += 2;
@@ -66,23 +70,39 @@ function readSni(hello: Buffer): string | undefined {
     const len = hello.readUInt16BE(o + 2);
     o += 4;
     if (o + len > end) fail('extension overruns');
-    if (type === 0) {
-      const ext = hello.subarray(o, o + len);
-      if (ext.length < 2) fail('server_name list truncated');
-      let p = 2;
-      while (p + 3 <= ext.length) {
-        const nameType = ext[p] as number;
-        const nameLen = ext.readUInt16BE(p + 1);
-        p += 3;
-        if (p + nameLen > ext.length) fail('server name overruns');
-        if (nameType === 0) return ext.toString('latin1', p, p + nameLen);
-        p += nameLen;
-      }
-      return undefined;
-    }
+    const ext = hello.subarray(o, o + len);
+    if (type === 0 && sni === undefined) sni = readServerName(ext);
+    if (type === 16 && alpn.length === 0) alpn.push(...readProtocols(ext));
     o += len;
   }
+  return { sni, alpn };
+}
+
+function readServerName(ext: Buffer): string | undefined {
+  if (ext.length < 2) fail('server_name list truncated');
+  let p = 2;
+  while (p + 3 <= ext.length) {
+    const nameType = ext[p] as number;
+    const nameLen = ext.readUInt16BE(p + 1);
+    p += 3;
+    if (p + nameLen > ext.length) fail('server name overruns');
+    if (nameType === 0) return ext.toString('latin1', p, p + nameLen);
+    p += nameLen;
+  }
   return undefined;
+}
+
+/** ProtocolNameList: a 2-byte length, then names of 1..255 bytes, each after its 1-byte length. */
+function readProtocols(ext: Buffer): string[] {
+  if (ext.length < 2 || ext.readUInt16BE(0) !== ext.length - 2) fail('ALPN list length');
+  const out: string[] = [];
+  for (let p = 2; p < ext.length;) {
+    const len = ext[p] as number;
+    if (len === 0 || p + 1 + len > ext.length) fail('ALPN protocol name overruns');
+    out.push(ext.toString('latin1', p + 1, p + 1 + len));
+    p += 1 + len;
+  }
+  return out;
 }
 
 /** A fatal TLS alert record (RFC 8446 §6): unrecognized_name (112) or handshake_failure (40). */

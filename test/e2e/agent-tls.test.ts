@@ -1,0 +1,153 @@
+/**
+ * TLS terminated at the agent (ExposedService `termination: Agent`, issue 16 mode 3): the gateway
+ * passes the handshake through by SNI, the agent answers with the certificate in its files and
+ * relays the plaintext to the backend. Shown: no certificate yet → the client's handshake fails
+ * and nothing reaches the backend; an ACME TLS-ALPN-01 validation (`acme-tls/1`) gets the
+ * challenge certificate and nothing else; the certificate issued later is loaded live and
+ * verified by the client; a renewed one serves new handshakes while an open connection keeps
+ * going; a client that stops mid-handshake is cut at the agent's bound.
+ */
+import { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
+import { rmSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { crypto as acmeCrypto } from 'acme-client';
+import type { Agent } from '../../src/agent/agent.ts';
+import { createCA, issueServerCertificate } from '../../src/pki/issue.ts';
+import { hours, startAgent, startGateway, TempDir, waitFor, type GatewayFixture, type LogCapture } from '../helpers/fixture.ts';
+
+const NAME = 'end.localhost';
+
+interface Outcome { ok: boolean; alpn?: string | false | null; peer?: X509Certificate; answer?: string; error?: string }
+
+function handshake(port: number, options: { alpn?: string[]; ca?: string; send?: string }): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const socket: TLSSocket = tlsConnect({
+      host: '127.0.0.1', port, servername: NAME, ...(options.alpn ? { ALPNProtocols: options.alpn } : {}),
+      ...(options.ca ? { ca: options.ca } : { rejectUnauthorized: false }),
+    });
+    const timer = setTimeout(() => { socket.destroy(); resolve({ ok: false, error: 'timeout' }); }, 5000);
+    socket.once('error', (err) => { clearTimeout(timer); resolve({ ok: false, error: err.message }); });
+    socket.once('secureConnect', () => {
+      const outcome: Outcome = { ok: true, alpn: socket.alpnProtocol, peer: socket.getPeerX509Certificate() };
+      if (!options.send) {
+        socket.once('end', () => { clearTimeout(timer); socket.destroy(); resolve(outcome); });
+        socket.resume();
+        return;
+      }
+      socket.write(options.send);
+      socket.once('data', (d: Buffer) => { clearTimeout(timer); socket.destroy(); resolve({ ...outcome, answer: d.toString() }); });
+    });
+  });
+}
+
+describe('TLS terminated at the agent', () => {
+  const dir = new TempDir();
+  const files = { certFile: join(dir.path, 'tls.crt'), keyFile: join(dir.path, 'tls.key'), challengeFile: join(dir.path, 'tls.challenge') };
+  const ca = createCA('tenant CA', hours(2));
+  const received: string[] = [];
+  const backend = createNetServer((s: Socket) => {
+    s.on('error', () => {});
+    s.on('data', (d: Buffer) => { received.push(d.toString()); s.write(`plain:${d.toString()}`); });
+  });
+  let gw: GatewayFixture;
+  let agent: Agent;
+  let log: LogCapture;
+
+  beforeAll(async () => {
+    backend.listen(0, '127.0.0.1');
+    await once(backend, 'listening');
+    gw = await startGateway({ limits: { clientHelloTimeoutMs: 2000 } });
+    const creds = await gw.issueAgent('end', { tls: [NAME] });
+    ({ agent, log } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
+      { protocol: 'tls', hostname: NAME, backend: `127.0.0.1:${(backend.address() as AddressInfo).port}`, terminate: files },
+    ], { limits: { handshakeTimeoutMs: 500 } }));
+    await waitFor(() => agent.connectedSessions === 1, 10_000, 'the tunnel');
+  });
+
+  afterAll(async () => {
+    await agent?.close(1000);
+    await gw?.stop();
+    backend.close();
+    gw?.dir.remove();
+    dir.remove();
+  });
+
+  it('refuses handshakes while it holds no certificate, and nothing reaches the backend', async () => {
+    const outcome = await handshake(gw.tlsPort, { send: 'early' });
+    expect(outcome.ok).toBe(false);
+    expect(received).toEqual([]);
+  });
+
+  it('answers an acme-tls/1 validation with the challenge certificate, and only that', async () => {
+    const keyAuthorization = 'token-1.thumbprint';
+    const [key, cert] = await acmeCrypto.createAlpnCertificate({ identifier: { type: 'dns', value: NAME } } as never, keyAuthorization);
+    writeFileSync(files.challengeFile, `${key.toString()}${cert.toString()}`);
+    await waitFor(() => log.lines.some((l) => l.msg === 'ACME TLS-ALPN-01 challenge loaded'), 5000, 'the challenge loaded');
+    const validation = await handshake(gw.tlsPort, { alpn: ['acme-tls/1'] });
+    expect(validation).toMatchObject({ ok: true, alpn: 'acme-tls/1' });
+    expect(acmeCrypto.isAlpnCertificateAuthorizationValid(validation.peer!.toString(), keyAuthorization)).toBe(true);
+    // A client is not served the challenge certificate, and there is no certificate yet.
+    expect((await handshake(gw.tlsPort, { alpn: ['h2', 'http/1.1'], send: 'x' })).ok).toBe(false);
+    expect(received).toEqual([]);
+  });
+
+  it('serves the certificate once it lands, verified by the client, and relays the plaintext', async () => {
+    const first = issueServerCertificate(ca, [NAME], hours(1));
+    writeFileSync(files.keyFile, first.keyPem);
+    writeFileSync(files.certFile, first.certPem);
+    rmSync(files.challengeFile);
+    await waitFor(() => log.lines.some((l) => l.msg === 'TLS certificate loaded; terminating this route'), 5000, 'the certificate loaded');
+    const served = await handshake(gw.tlsPort, { ca: ca.certPem, alpn: ['h2', 'http/1.1'], send: 'ping' });
+    expect(served).toMatchObject({ ok: true, answer: 'plain:ping', alpn: false });
+    expect(served.peer!.serialNumber).toBe(new X509Certificate(first.certPem).serialNumber);
+    expect(received).toEqual(['ping']);
+    // The challenge was withdrawn: a validation now fails.
+    await waitFor(async () => !(await handshake(gw.tlsPort, { alpn: ['acme-tls/1'] })).ok, 5000, 'the challenge withdrawn');
+  });
+
+  it('serves a renewed certificate to new handshakes while an open connection keeps going', async () => {
+    const open = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: NAME, ca: ca.certPem });
+    await once(open, 'secureConnect');
+    const oldSerial = open.getPeerX509Certificate()!.serialNumber;
+    const renewed = issueServerCertificate(ca, [NAME], hours(2));
+    writeFileSync(files.keyFile, renewed.keyPem);
+    writeFileSync(files.certFile, renewed.certPem);
+    const newSerial = new X509Certificate(renewed.certPem).serialNumber;
+    await waitFor(async () => (await handshake(gw.tlsPort, { ca: ca.certPem, send: 'n' })).peer?.serialNumber === newSerial, 5000, 'the renewed certificate');
+    open.write('still');
+    const [answer] = await once(open, 'data') as [Buffer];
+    expect(answer.toString()).toBe('plain:still');
+    expect(oldSerial).not.toBe(newSerial);
+    open.destroy();
+  });
+
+  it('keeps the previous certificate when the new files are not a pair', async () => {
+    const other = issueServerCertificate(ca, [NAME], hours(1));
+    const before = (await handshake(gw.tlsPort, { ca: ca.certPem, send: 'a' })).peer!.serialNumber;
+    writeFileSync(files.certFile, other.certPem); // the key stays the old one
+    await waitFor(() => log.lines.some((l) => l.msg === 'cannot load the TLS certificate; keeping the previous one'), 5000, 'the mismatch noticed');
+    expect((await handshake(gw.tlsPort, { ca: ca.certPem, send: 'b' })).peer!.serialNumber).toBe(before);
+  });
+
+  it('cuts a client that stops after its ClientHello at the agent\'s handshake bound', async () => {
+    // A real ClientHello through the gateway (which routes by it), then silence.
+    const raw = netConnect({ host: '127.0.0.1', port: gw.tlsPort });
+    const hello = await new Promise<Buffer>((resolve) => {
+      const capture = createNetServer((s) => s.once('data', (d: Buffer) => { resolve(d); s.destroy(); capture.close(); }));
+      capture.listen(0, '127.0.0.1', () => {
+        const c = tlsConnect({ host: '127.0.0.1', port: (capture.address() as AddressInfo).port, servername: NAME });
+        c.on('error', () => {});
+      });
+    });
+    raw.write(hello);
+    const started = Date.now();
+    raw.resume();
+    raw.on('error', () => {});
+    await once(raw, 'close');
+    // The client's own handshake never completes: the agent's 500 ms bound, not the gateway's.
+    expect(Date.now() - started).toBeLessThan(1500);
+  });
+});
