@@ -19,6 +19,7 @@ import { SessionProbe } from './sessions/probe.ts';
 import { probeTargets } from './sessions/targets.ts';
 import { AcmeIssuer } from './acme/issuer.ts';
 import { ChallengeResponder } from './acme/responder.ts';
+import { AgentOrders } from './acme/agent-orders.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Coalesced } from './runtime/coalesce.ts';
 import { SharedPlan, gatewayFingerprint, planFingerprint } from './exposedservice/shared-plan.ts';
@@ -220,17 +221,23 @@ export class Manager {
         for (const id of identities) this.serviceController.enqueue(id.split('/').slice(0, 2).join('/'));
       },
     });
-    const serviceReconciler = this.serviceReconciler = new ExposedServiceReconciler({
-      client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: planChanged, claims: plan,
-      sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
-    });
-    const events = new EventRecorder(this.client, clock, log);
     this.acme = new AcmeIssuer({
       client: this.client, namespace: ns, clock, logger: log.child({ component: 'acme' }), responder: new ChallengeResponder(clock),
       targetsOf: (gw) => probeTargets(caches, ns).find((t) => t.gateway === gw),
       onChanged: (gw) => this.gatewayController.enqueue(gw),
       ...(opts.acmeCaPem ? { extraCaPem: opts.acmeCaPem } : {}), ...(opts.acmeBackoff ? { backoff: opts.acmeBackoff } : {}),
     });
+    const agentOrders = new AgentOrders({ issuer: this.acme, clock, onChanged: (service) => this.serviceController.enqueue(service) });
+    const serviceReconciler = this.serviceReconciler = new ExposedServiceReconciler({
+      client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: planChanged, claims: plan,
+      sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
+      agentOrders,
+      httpsTargets: (gw) => {
+        const port = caches.gateways.get(gw)?.spec.listeners.https?.port;
+        return port === undefined ? [] : (probeTargets(caches, ns).find((t) => t.gateway === gw)?.replicas ?? []).map((r) => ({ address: r.address, port }));
+      },
+    });
+    const events = new EventRecorder(this.client, clock, log);
     const reconciler = new GatewayReconciler({
       client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), claims: plan,
       proxiesOf: (gw) => this.probe.observation(gw)?.proxies(),

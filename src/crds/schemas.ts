@@ -133,7 +133,7 @@ const route: Schema = obj({
   protocol: { type: 'string', enum: ['HTTP', 'TLS', 'TCP'] },
   hostnames: arr(str({ pattern: HOSTNAME }), 16),
   subdomain: str({ pattern: DNS_LABEL, maxLength: 63, description: 'Served as <subdomain>.<gateway domain> on gateways that have a domain.' }),
-  termination: { type: 'string', enum: ['Passthrough', 'Terminate'], description: 'TLS only. Omitted: Passthrough (the gateway never sees plaintext). Terminate: the gateway terminates TLS with its certificate (spec.tls of the Gateway, names under its domain) and relays the plaintext.' },
+  termination: { type: 'string', enum: ['Passthrough', 'Terminate', 'Agent'], description: 'TLS only. Omitted: Passthrough (the gateway never sees plaintext; the backend terminates TLS). Terminate: the gateway terminates TLS with its certificate (spec.tls of the Gateway, names under its domain, or spec.acme) and relays the plaintext. Agent: the gateway passes TLS through and the agent beside the workload terminates it, with a certificate the controller orders through ACME TLS-ALPN-01 (the Gateway needs spec.acme; the key stays in this namespace) and relays the plaintext to the backend.' },
   redirect: { type: 'boolean', description: 'HTTP only. Where the gateway serves the name over HTTPS (its certificate covers it): true (default) answers plain HTTP with a redirect to HTTPS, false serves plain HTTP too.' },
   backendProtocol: { type: 'string', enum: ['HTTP1', 'H2C'], description: 'HTTP only. What the backend speaks: HTTP1 (default) gets HTTP/1.1; H2C gets HTTP/2 without TLS (prior knowledge), as gRPC servers need. Clients may use HTTP/1.1 or HTTP/2 either way.' },
   backend: obj({ port: port() }, { required: ['port'], description: 'Overrides spec.backend.port for this route.' }),
@@ -178,8 +178,9 @@ export const exposedServiceSchema: Schema = obj({
       tcp: arr(obj({ address: str(), port: port(), backendPort: port() }, { required: ['port', 'backendPort'] }), 64),
       certificates: arr(obj({
         names: arr(str(), 64), state: { type: 'string', enum: ['Ready', 'Pending', 'Failed'] }, source: { type: 'string', enum: ['Gateway', 'ACME'] },
+        terminatedBy: { type: 'string', enum: ['Gateway', 'Agent'] },
         issuer: str({ maxLength: 1024 }), notAfter: str(), message: str({ maxLength: 1024 }),
-      }, { required: ['names', 'state', 'source'] }), 64, { description: 'The certificates the gateway terminates this service\'s HTTPS names with: its Gateway\'s spec.tls one, or one per name through spec.acme (Pending while ordered, Failed with the ACME problem).' }),
+      }, { required: ['names', 'state', 'source'] }), 64, { description: 'The certificates this service\'s HTTPS names are served with: its Gateway\'s spec.tls one, or one per name through spec.acme (Pending while ordered, Failed with the ACME problem); terminatedBy Agent for TLS routes the agents terminate (termination: Agent).' }),
       sessions: int(0, 10000000, { description: 'Agent sessions of this service connected to the gateway, over its replicas.' }),
       replicas: arr(obj({
         name: str(), sessions: int(0, 10000000), since: str({ format: 'date-time' }), rttMilliseconds: int(0, 3600000), reachable: { type: 'boolean' },

@@ -119,7 +119,7 @@ export interface ExposedServiceRoute {
   protocol: RouteProtocolName;
   hostnames?: string[];
   subdomain?: string;
-  termination?: 'Passthrough' | 'Terminate';
+  termination?: 'Passthrough' | 'Terminate' | 'Agent';
   /**
    * HTTP only, on gateways that terminate HTTPS for the name: plain HTTP answers 308 to HTTPS
    * (true, the default) or is served too (false).
@@ -148,6 +148,8 @@ export interface EndpointCertificateStatus {
   names: string[];
   state: 'Ready' | 'Pending' | 'Failed';
   source: 'Gateway' | 'ACME';
+  /** Agent: a TLS route the agents terminate (termination: Agent); absent: the gateway does. */
+  terminatedBy?: 'Gateway' | 'Agent';
   issuer?: string;
   notAfter?: string;
   message?: string;

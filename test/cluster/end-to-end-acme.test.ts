@@ -1,6 +1,8 @@
 /**
  * HTTPS for a tenant's own hostname through ACME HTTP-01, end to end against a real ACME server
- * (issue 16, mode 2): Pebble validates by connecting to the gateway's HTTP listener (its DNS,
+ * (issue 16, mode 2), and TLS terminated at the agent with a certificate through TLS-ALPN-01
+ * (mode 3: Pebble's validation handshake passes through the gateway to the agent, which serves
+ * the challenge the controller wrote into the tenant's credential Secret): Pebble validates by connecting to the gateway's HTTP listener (its DNS,
  * pebble-challtestsrv, maps every name to loopback), where the proxy answers with what the
  * controller handed it over mutual TLS. The gateway and the agent run from the rendered pod
  * specs; their volumes are written as the kubelet writes them, once a second. Clients verify
@@ -33,12 +35,14 @@ const GATEWAY = 'e2e-acme';
 const OWN = 'own.acme-tenant.example';
 const SECOND = 'second.acme-tenant.example';
 const RAW = 'raw.acme-tenant.example';
+/** A TLS route the agent terminates (termination: Agent), its certificate through TLS-ALPN-01. */
+const END = 'end.acme-tenant.example';
 /** Pebble's certificates live this long: renewed at two thirds, 40 s in. */
 const VALIDITY_S = 60;
 
 interface Answer { status: number; body: string; serial: string; notAfter: string }
 
-describe('end to end: ACME HTTP-01 certificates for own hostnames, against Pebble', () => {
+describe('end to end: ACME HTTP-01 and TLS-ALPN-01 certificates for own hostnames, against Pebble', () => {
   const root = mkdtempSync(join(tmpdir(), 'webgw-e2e-acme-'));
   const processes: WebgwProcess[] = [];
   const ports = { http: 0, https: 0, tunnel: 0, app: 0, raw: 0 };
@@ -61,6 +65,17 @@ describe('end to end: ACME HTTP-01 certificates for own hostnames, against Pebbl
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', reject);
       req.end();
+    });
+  }
+
+  /** A TLS connection verified against Pebble's root: what the backend answered, and the serial. */
+  function relayedOver(name: string): Promise<{ data: string; serial: string } | undefined> {
+    return new Promise((resolve) => {
+      const sock = tlsConnect({ host: '127.0.0.1', port: ports.https, servername: name, ca: pebbleRoot });
+      const timer = setTimeout(() => { sock.destroy(); resolve(undefined); }, 5000);
+      sock.once('secureConnect', () => sock.write('ping'));
+      sock.once('data', (d: Buffer) => { clearTimeout(timer); resolve({ data: d.toString(), serial: sock.getPeerCertificate().serialNumber ?? '' }); sock.destroy(); });
+      sock.once('error', () => { clearTimeout(timer); resolve(undefined); });
     });
   }
 
@@ -101,6 +116,7 @@ spec:
     - {protocol: HTTP, hostnames: [${OWN}]}
     - {protocol: HTTP, hostnames: ["*.wild.acme-tenant.example"]}   # refused: wildcards are Forbidden
     - {protocol: TLS, hostnames: [${RAW}], termination: Terminate, backend: {port: ${ports.raw}}}
+    - {protocol: TLS, hostnames: [${END}], termination: Agent, backend: {port: ${ports.raw}}}
 `);
     await waitForCondition('xsvc', 'web', TENANT, 'Programmed');
     // Another tenant claims the same name later: HostnameConflict, and nothing ordered for it.
@@ -153,6 +169,7 @@ spec:
     expect(certificates).toEqual([
       expect.objectContaining({ names: [OWN], state: 'Ready', source: 'ACME', issuer: expect.stringContaining('Pebble') }),
       expect.objectContaining({ names: [RAW], state: 'Ready', source: 'ACME' }),
+      expect.objectContaining({ names: [END], state: 'Ready', source: 'ACME', terminatedBy: 'Agent', issuer: expect.stringContaining('Pebble') }),
     ]);
     const acme = JSON.parse(await kubectlOk(['get', 'wgw', GATEWAY, '-o', 'jsonpath={.status.acme}'])) as { certificates: Array<{ hostname: string; renewAt: string; notAfter: string }> };
     // The other tenant's own name is ordered for it; the name it lost is not (below).
@@ -189,6 +206,33 @@ spec:
     expect(stdout).toContain('Verify return code: 0 (ok)');
   });
 
+  it('terminates a TLS route at the agent with a certificate obtained through TLS-ALPN-01: the gateway holds neither key nor plaintext', async () => {
+    await waitForConditionMatching('xsvc', 'web', TENANT, 'CertificateReady', (c) => c.status === 'True', 90_000);
+    const answer = await eventually(async () => relayedOver(END), 30_000, 'the agent-terminated route');
+    expect(answer.data).toBe('plain:ping');
+    const urls = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].urls}'])) as string[];
+    expect(urls).toContain(`https://${END}:${ports.https}`);
+    // The key is in the tenant's credential Secret only: not in the Gateway's ACME Secrets, not in
+    // what the gateway's pod mounts, not in the Gateway's status.
+    const credential = JSON.parse(await kubectlOk(['get', 'secret', `webgw-agent-web`, '-n', TENANT, '-o', 'jsonpath={.data}'])) as Record<string, string>;
+    const keyName = Object.keys(credential).find((k) => k.startsWith('tls-') && k.endsWith('.key'));
+    expect(keyName).toBeDefined();
+    const keyPem = Buffer.from(credential[keyName!]!, 'base64').toString();
+    const keyLine = keyPem.split('\n')[1]!;
+    const gatewaySecrets = JSON.parse(await kubectlOk(['get', 'secret', '-n', NS, '-o', 'json'])) as { items: Array<{ data?: Record<string, string> }> };
+    const decoded = gatewaySecrets.items.flatMap((item) => Object.values(item.data ?? {}).map((v) => Buffer.from(v, 'base64').toString()));
+    expect(decoded.length).toBeGreaterThan(0);
+    expect(decoded.filter((d) => d.includes(keyLine))).toEqual([]);
+    const { stdout: mounted } = await promisify(execFile)('grep', ['-rl', keyLine, join(root, 'gateway')]).catch(() => ({ stdout: '' }));
+    expect(mounted).toBe('');
+    expect(await kubectlOk(['get', 'wgw', GATEWAY, '-o', 'jsonpath={.status.acme}'])).not.toContain(END);
+    // The chain the agent serves verifies against Pebble's root with openssl too.
+    const rootFile = join(root, 'pebble-root-end.pem');
+    writeFileSync(rootFile, pebbleRoot);
+    const { stdout } = await promisify(execFile)('sh', ['-c', `echo | openssl s_client -connect 127.0.0.1:${ports.https} -servername ${END} -verify_hostname ${END} -CAfile ${rootFile} -verify_return_error 2>&1`], { timeout: 10_000 });
+    expect(stdout).toContain('Verify return code: 0 (ok)');
+  });
+
   it('never orders a name the tenant may not claim', async () => {
     const refused = await conditionOf('xsvc', 'web', TENANT, 'HostnameConflict');
     expect(refused?.message).toContain('*.wild.acme-tenant.example');
@@ -207,8 +251,11 @@ spec:
     let failed = 0;
     let served = 0;
     const serials = new Set<string>([first.serial]);
-    const deadline = Date.now() + VALIDITY_S * 1000;
-    while (Date.now() < deadline && serials.size < 2) {
+    // The agent-terminated name renews the same way (TLS-ALPN-01 again, the agent reloads live).
+    const endSerials = new Set<string>();
+    let endFailed = 0;
+    const deadline = Date.now() + 1.5 * VALIDITY_S * 1000;
+    while (Date.now() < deadline && (serials.size < 2 || endSerials.size < 2)) {
       const started = Date.now();
       try {
         const a = await httpsGet(OWN);
@@ -218,6 +265,9 @@ spec:
       } catch {
         failed += 1;
       }
+      const e = await relayedOver(END);
+      if (e?.data === 'plain:ping') endSerials.add(e.serial);
+      else endFailed += 1;
       await new Promise((r) => setTimeout(r, Math.max(0, 100 - (Date.now() - started))));
     }
     // Requests after the new certificate reached the proxy keep succeeding too.
@@ -226,11 +276,13 @@ spec:
       if (a?.status === 200) served += 1;
       else failed += 1;
     }
-    process.stdout.write(`[acme] renewal under load: ${served} requests served, ${failed} failed, ${serials.size} certificates seen\n`);
+    process.stdout.write(`[acme] renewal under load: ${served} requests served, ${failed} failed, ${serials.size} certificates seen; agent-terminated: ${endSerials.size} certificates, ${endFailed} failed connections\n`);
     expect(serials.size).toBeGreaterThanOrEqual(2);
     expect(failed).toBe(0);
+    expect(endSerials.size).toBeGreaterThanOrEqual(2);
+    expect(endFailed).toBe(0);
     expect((await conditionOf('xsvc', 'web', TENANT, 'CertificateReady'))?.status).toBe('True');
-  }, 120_000);
+  }, 180_000);
 
   it('keeps serving when the ACME server is down, says why, and retries with backoff once it is back', async () => {
     await pebble.stop();

@@ -34,15 +34,21 @@ export function acmeAccountSecretName(gateway: string): string {
 
 const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
-/**
- * A certificate Secret's content, when it is a pair that covers its hostname and is valid now;
- * undefined otherwise (then the name is ordered again).
- */
+/** A certificate Secret's content, when checkCertificatePair finds it good. */
 export function readAcmeCertificate(secret: V1Secret, now: Date): AcmeCertificate | undefined {
   const hostname = secret.metadata?.annotations?.[ACME_HOSTNAME_ANNOTATION];
   const certPem = secretText(secret, 'tls.crt');
   const keyPem = secretText(secret, 'tls.key');
   if (!hostname || !certPem || !keyPem) return undefined;
+  const status = checkCertificatePair(hostname, certPem, keyPem, now);
+  return status ? { hostname, secretName: secret.metadata?.name ?? '', certPem, keyPem, status } : undefined;
+}
+
+/**
+ * The state of a certificate obtained for `hostname`, when it is a pair with the key, covers the
+ * name and is valid now; undefined otherwise (then the name is ordered again).
+ */
+export function checkCertificatePair(hostname: string, certPem: string, keyPem: string, now: Date): AcmeCertificateStatus | undefined {
   try {
     const leaf = new X509Certificate(certPem);
     if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) return undefined;
@@ -52,10 +58,7 @@ export function readAcmeCertificate(secret: V1Secret, now: Date): AcmeCertificat
     const notAfter = new Date(leaf.validTo);
     if (now < notBefore || now >= notAfter) return undefined;
     const renewAt = new Date(notBefore.getTime() + (notAfter.getTime() - notBefore.getTime()) * RENEW_AT_FRACTION);
-    return {
-      hostname, secretName: secret.metadata?.name ?? '', certPem, keyPem,
-      status: { hostname, notAfter: iso(notAfter), renewAt: iso(renewAt), issuer: leaf.issuer.replace(/\n/g, ', ') },
-    };
+    return { hostname, notAfter: iso(notAfter), renewAt: iso(renewAt), issuer: leaf.issuer.replace(/\n/g, ', ') };
   } catch {
     return undefined;
   }

@@ -13,7 +13,7 @@ import { Agent, get as httpsGet } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { promisify } from 'node:util';
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { Client, axios as acmeHttp, crypto as acmeCrypto } from 'acme-client';
+import { Client, axios as acmeHttp, crypto as acmeCrypto, type Authorization } from 'acme-client';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
@@ -57,11 +57,38 @@ const DEFAULT_BACKOFF = { initialMs: 60_000, maxMs: 6 * 3600_000 };
 /** After a certificate is stored, the cache may lag the write: the name is not ordered again for this long. */
 const STORED_GRACE_MS = 15_000;
 
-interface Job {
+/** The ACME account an order runs under: its Gateway's spec.acme. */
+interface Account {
   gateway: string;
   uid: string | undefined;
   directoryUrl: string;
   email: string | undefined;
+}
+
+/** How one challenge type is answered: made ready before validation, taken back after. */
+export interface ChallengeSolver {
+  type: 'http-01' | 'tls-alpn-01';
+  present(authz: Authorization, token: string, keyAuthorization: string): Promise<void>;
+  withdraw(authz: Authorization, token: string): Promise<void>;
+}
+
+export interface IssuedPair {
+  certPem: string;
+  keyPem: string;
+}
+
+/** How one name's order is answered and where its pair goes. */
+export interface OrderFor {
+  solver: ChallengeSolver;
+  deliver(pair: IssuedPair): Promise<void>;
+  /** The order ended (stored, or failed): reconcile what the scope names. */
+  changed(): void;
+}
+
+interface Job extends OrderFor {
+  /** A Gateway's name, or `namespace/name` of the ExposedService whose agents terminate the name. */
+  scope: string;
+  account: Account;
   hostname: string;
 }
 
@@ -117,32 +144,63 @@ export class AcmeIssuer {
    */
   request(gw: Gateway, hostnames: readonly string[], previous: readonly AcmeFailureStatus[] = []): void {
     const gateway = gw.metadata.name;
-    if (this.stopped || !gw.spec.acme) return;
-    if (!this.seeded.has(gateway)) {
-      this.seeded.add(gateway);
-      for (const f of previous) this.failed.set(jobKey(gateway, f.hostname), f);
+    const solver = this.http01(gateway);
+    this.requestFor(gw, gateway, hostnames, previous, (hostname) => ({
+      solver,
+      deliver: (pair) => this.store(gw, hostname, pair),
+      changed: () => this.opts.onChanged(gateway),
+    }));
+  }
+
+  /**
+   * Orders certificates for these hostnames under the account of `account` (a Gateway with
+   * spec.acme), for `scope` (whose status reports the failures; `previous`: those it shows, so
+   * the backoff survives a restart), each answered and delivered as `order` says.
+   */
+  requestFor(account: Gateway, scope: string, hostnames: readonly string[], previous: readonly AcmeFailureStatus[], order: (hostname: string) => OrderFor): void {
+    if (this.stopped || !account.spec.acme) return;
+    if (!this.seeded.has(scope)) {
+      this.seeded.add(scope);
+      for (const f of previous) this.failed.set(jobKey(scope, f.hostname), f);
     }
     const now = this.opts.clock.date().getTime();
     for (const [key, at] of this.stored) if (at + STORED_GRACE_MS <= now) this.stored.delete(key);
+    const acct: Account = { gateway: account.metadata.name, uid: account.metadata.uid, directoryUrl: account.spec.acme.directoryUrl, email: account.spec.acme.email };
     for (const hostname of hostnames) {
-      const key = jobKey(gateway, hostname);
+      const key = jobKey(scope, hostname);
       const failure = this.failed.get(key);
       if (this.pending.has(key) || this.stored.has(key) || (failure && Date.parse(failure.retryAt) > now)) continue;
       if (this.queue.length >= MAX_QUEUED) {
-        this.opts.logger.warn('ACME queue full; the name is asked for again at the next reconcile', { gateway, hostname, limit: MAX_QUEUED });
+        this.opts.logger.warn('ACME queue full; the name is asked for again at the next reconcile', { scope, hostname, limit: MAX_QUEUED });
         break;
       }
       this.pending.add(key);
-      this.queue.push({ gateway, uid: gw.metadata.uid, directoryUrl: gw.spec.acme.directoryUrl, email: gw.spec.acme.email, hostname });
+      this.queue.push({ ...order(hostname), scope, account: acct, hostname });
     }
     this.pump();
   }
 
-  /** The failures of a Gateway's orders, for its status; names no longer wanted are forgotten. */
-  failures(gateway: string, wanted: ReadonlySet<string>): AcmeFailureStatus[] {
+  /** HTTP-01, answered by every replica of the Gateway (responder.ts). */
+  private http01(gateway: string): ChallengeSolver {
+    return {
+      type: 'http-01',
+      present: async (authz, token, keyAuthorization) => {
+        const targets = this.opts.targetsOf(gateway);
+        if (!targets) throw new WebgwError('WEBGW_ERR_ACME', `Gateway ${gateway} has no CA or replica yet to answer the challenge`);
+        await this.opts.responder.publish(targets, token, { hostname: authz.identifier.value, keyAuthorization });
+      },
+      withdraw: async (_authz, token) => {
+        const targets = this.opts.targetsOf(gateway);
+        if (targets) await this.opts.responder.withdraw(targets, token);
+      },
+    };
+  }
+
+  /** The failures of a scope's orders, for its status; names no longer wanted are forgotten. */
+  failures(scope: string, wanted: ReadonlySet<string>): AcmeFailureStatus[] {
     const out: AcmeFailureStatus[] = [];
     for (const [key, f] of this.failed) {
-      if (!key.startsWith(`${gateway}\n`)) continue;
+      if (!key.startsWith(`${scope}\n`)) continue;
       if (wanted.has(f.hostname)) out.push(f);
       else this.failed.delete(key);
     }
@@ -150,8 +208,8 @@ export class AcmeIssuer {
   }
 
   /** True while an order for this name is queued or running. */
-  ordering(gateway: string, hostname: string): boolean {
-    return this.pending.has(jobKey(gateway, hostname));
+  ordering(scope: string, hostname: string): boolean {
+    return this.pending.has(jobKey(scope, hostname));
   }
 
   /** A Gateway was deleted: its account client and failures go. */
@@ -181,20 +239,20 @@ export class AcmeIssuer {
       this.running += 1;
       void this.run(job).finally(() => {
         this.running -= 1;
-        this.pending.delete(jobKey(job.gateway, job.hostname));
+        this.pending.delete(jobKey(job.scope, job.hostname));
         this.pump();
       });
     }
   }
 
   private async run(job: Job): Promise<void> {
-    const key = jobKey(job.gateway, job.hostname);
-    const log = this.opts.logger.child({ gateway: job.gateway, hostname: job.hostname });
+    const key = jobKey(job.scope, job.hostname);
+    const log = this.opts.logger.child({ scope: job.scope, hostname: job.hostname, challenge: job.solver.type });
     const started = this.opts.clock.now();
     try {
       const pair = await withDeadline(this.order(job), this.opts.orderTimeoutMs ?? 5 * 60_000, `the ACME order for ${job.hostname} took longer than allowed`);
       if (this.stopped) return;
-      await this.store(job, pair);
+      await job.deliver(pair);
       this.stored.set(key, this.opts.clock.date().getTime());
       this.failed.delete(key);
       log.info('ACME certificate obtained', { ms: this.opts.clock.now() - started });
@@ -202,33 +260,31 @@ export class AcmeIssuer {
       if (this.stopped) return;
       // The account may be what failed (an ACME server that lost it, a key the CA deactivated):
       // the next attempt registers again (with the same key: the same account where it exists).
-      this.accounts.delete(job.gateway);
+      this.accounts.delete(job.account.gateway);
       const attempts = (this.failed.get(key)?.attempts ?? 0) + 1;
       const { initialMs, maxMs } = this.opts.backoff ?? DEFAULT_BACKOFF;
       const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempts - 1, 30));
-      const problem = (await this.explain(err, job.directoryUrl)).replace(/\s+/g, ' ').slice(0, 1000);
+      const problem = (await this.explain(err, job.account.directoryUrl)).replace(/\s+/g, ' ').slice(0, 1000);
       this.failed.set(key, { hostname: job.hostname, problem, attempts, retryAt: iso(this.opts.clock.date().getTime() + delay) });
       log.warn('ACME order failed; retried with backoff', { problem, attempts, retryInMs: delay });
     }
-    this.opts.onChanged(job.gateway);
+    job.changed();
   }
 
-  private async order(job: Job): Promise<{ certPem: string; keyPem: string }> {
-    const client = await this.account(job);
+  private async order(job: Job): Promise<IssuedPair> {
+    const client = await this.account(job.account);
     const order = await client.createOrder({ identifiers: [{ type: 'dns', value: job.hostname }] });
     for (const authz of await client.getAuthorizations(order)) {
       if (authz.status === 'valid') continue;
-      const challenge = authz.challenges.find((c) => c.type === 'http-01');
-      if (!challenge) throw new WebgwError('WEBGW_ERR_ACME', `the ACME server offers no http-01 challenge for ${authz.identifier.value}`);
-      const targets = this.opts.targetsOf(job.gateway);
-      if (!targets) throw new WebgwError('WEBGW_ERR_ACME', `Gateway ${job.gateway} has no CA or replica yet to answer the challenge`);
+      const challenge = authz.challenges.find((c) => c.type === job.solver.type);
+      if (!challenge) throw new WebgwError('WEBGW_ERR_ACME', `the ACME server offers no ${job.solver.type} challenge for ${authz.identifier.value}`);
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-      await this.opts.responder.publish(targets, challenge.token, { hostname: job.hostname, keyAuthorization });
       try {
+        await job.solver.present(authz, challenge.token, keyAuthorization);
         await client.completeChallenge(challenge);
         await client.waitForValidStatus(challenge);
       } finally {
-        await this.opts.responder.withdraw(targets, challenge.token);
+        await job.solver.withdraw(authz, challenge.token).catch(() => {});
       }
     }
     const { privateKey } = await generateEcKey('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
@@ -239,7 +295,7 @@ export class AcmeIssuer {
   }
 
   /** The Gateway's account: its key from (or created in) a Secret, registered once per process. */
-  private account(job: Job): Promise<Client> {
+  private account(job: Account): Promise<Client> {
     const fingerprint = `${job.directoryUrl}\n${job.email ?? ''}`;
     const known = this.accounts.get(job.gateway);
     if (known?.fingerprint === fingerprint) return known.client;
@@ -257,7 +313,7 @@ export class AcmeIssuer {
     return client;
   }
 
-  private async accountKey(job: Job): Promise<string> {
+  private async accountKey(job: Account): Promise<string> {
     const { client, namespace } = this.opts;
     const name = acmeAccountSecretName(job.gateway);
     try {
@@ -279,19 +335,21 @@ export class AcmeIssuer {
     }
   }
 
-  private async store(job: Job, pair: { certPem: string; keyPem: string }): Promise<void> {
-    const name = acmeSecretName(job.gateway, job.hostname);
-    const meta = this.meta(job, name, ACME_COMPONENT);
+  /** A Gateway's certificate goes to a Secret of the controller's namespace (certificates.ts). */
+  private async store(gw: Gateway, hostname: string, pair: IssuedPair): Promise<void> {
+    const account: Account = { gateway: gw.metadata.name, uid: gw.metadata.uid, directoryUrl: '', email: undefined };
+    const name = acmeSecretName(gw.metadata.name, hostname);
+    const meta = this.meta(account, name, ACME_COMPONENT);
     const secret: V1Secret = {
       apiVersion: 'v1', kind: 'Secret',
-      metadata: { ...meta, annotations: { [ACME_HOSTNAME_ANNOTATION]: job.hostname } },
+      metadata: { ...meta, annotations: { [ACME_HOSTNAME_ANNOTATION]: hostname } },
       type: 'kubernetes.io/tls',
       data: { 'tls.crt': Buffer.from(pair.certPem).toString('base64'), 'tls.key': Buffer.from(pair.keyPem).toString('base64') },
     };
     await this.opts.client.apply(secret as KubernetesObject);
   }
 
-  private meta(job: Job, name: string, component: string): { name: string; namespace: string; labels: Record<string, string>; ownerReferences: ReturnType<typeof controllerReference>[] } {
+  private meta(job: Account, name: string, component: string): { name: string; namespace: string; labels: Record<string, string>; ownerReferences: ReturnType<typeof controllerReference>[] } {
     return {
       name, namespace: this.opts.namespace,
       labels: { [GATEWAY_LABEL]: job.gateway, [COMPONENT_LABEL]: component, 'app.kubernetes.io/managed-by': 'webgw', 'app.kubernetes.io/name': 'webgw' },

@@ -104,8 +104,13 @@ function servedAs(gp: GatewayPlan, route: ExposedServiceRoute, hostname: string,
 /**
  * A TLS route to terminate needs the gateway's certificate for the name, or a Gateway that can
  * order one (spec.acme, an HTTP listener to answer HTTP-01 on, a name that is not a wildcard).
+ * One the agents terminate needs spec.acme and the https listener TLS-ALPN-01 validates on.
  */
 function terminationRefusal(route: ExposedServiceRoute, hostname: string, g: Gateway): string | undefined {
+  if (route.protocol === 'TLS' && route.termination === 'Agent') {
+    if (g.spec.acme && g.spec.listeners.https && !hostname.startsWith('*.')) return undefined;
+    return `Gateway ${g.metadata.name} cannot order the agents' certificate for ${hostname} (termination: Agent needs spec.acme and an https listener, where TLS-ALPN-01 is validated, and a name that is not a wildcard)`;
+  }
   if (route.protocol !== 'TLS' || route.termination !== 'Terminate' || gatewayServesHttps(g.status, hostname)) return undefined;
   if (g.spec.acme && g.spec.listeners.http && !hostname.startsWith('*.')) return undefined;
   return `Gateway ${g.metadata.name} has no certificate for ${hostname} (termination: Terminate needs a name its spec.tls certificate covers, or spec.acme for a name that is not a wildcard)`;
@@ -143,7 +148,7 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Rec
 }
 
 /** Oldest first; ties broken by namespace/name so every run decides the same way. */
-function byAge(a: ExposedService, b: ExposedService): number {
+export function byAge(a: ExposedService, b: ExposedService): number {
   const ta = a.metadata.creationTimestamp ?? '';
   const tb = b.metadata.creationTimestamp ?? '';
   if (ta !== tb) return ta < tb ? -1 : 1;

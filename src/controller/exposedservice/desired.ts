@@ -10,6 +10,7 @@ import { type ExposedService, type ExposedServiceStatus, type Gateway } from '..
 import { tunnelServerName } from '../gateway/desired.ts';
 import type { GatewayPlan, ServicePlan } from './claims.ts';
 import { endpointCertificates, serviceCertificateCondition } from './certificates.ts';
+import { agentTlsFiles, routeAsks, type AgentTlsName } from './agent-tls.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { ReplicaSessions } from '../sessions/observations.ts';
 
@@ -37,6 +38,8 @@ export interface ExposedServiceInputs {
    * (controller/sessions); a gateway not read yet is absent (its last status entry stays).
    */
   sessions?: ReadonlyMap<string, readonly ReplicaSessions[]>;
+  /** TLS names the agents terminate (agent-tls.ts): what the Secret carries and the state. */
+  agentTls?: ReadonlyMap<string, AgentTlsName>;
   /** Objects of our names that we did not create (never adopted): `Kind namespace/name`. */
   inTheWay?: readonly string[];
   now: Date;
@@ -73,10 +76,11 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
         const key = `${route.protocol} ${hostname}`;
         if (seen.has(key)) continue;
         // A name in this gateway's grants that this route asked for.
-        const asked = (route.hostnames ?? []).map((h) => h.toLowerCase()).includes(hostname) || (route.subdomain !== undefined && hostname.startsWith(`${route.subdomain}.`));
-        if (!asked) continue;
+        if (!routeAsks(route, hostname)) continue;
         seen.add(key);
-        routes.push({ protocol: route.protocol.toLowerCase(), hostname, backend: backendAddress(service, portFor(index)) });
+        // Terminated by the agent: files beside agent.yaml, which may appear only later.
+        const terminate = route.protocol === 'TLS' && route.termination === 'Agent' && gp.tls.includes(hostname) ? { terminate: agentTlsFiles(hostname) } : {};
+        routes.push({ protocol: route.protocol.toLowerCase(), hostname, backend: backendAddress(service, portFor(index)), ...terminate });
       }
     });
     for (const alloc of gp.tcp) routes.push({ protocol: 'tcp', port: alloc.port, gateway: gp.gateway, backend: backendAddress(service, alloc.backendPort) });
@@ -120,6 +124,14 @@ export function credentialSecret(inputs: ExposedServiceInputs): Record<string, u
     stringData[`${gw}.crt`] = cred.certPem;
     stringData[`${gw}.key`] = cred.keyPem;
     stringData[`${gw}-ca.crt`] = cred.caPem;
+  }
+  for (const [hostname, tls] of inputs.agentTls ?? []) {
+    const files = agentTlsFiles(hostname);
+    if (tls.certPem && tls.keyPem) {
+      stringData[files.certFile] = tls.certPem;
+      stringData[files.keyFile] = tls.keyPem;
+    }
+    if (tls.challengePem) stringData[files.challengeFile] = tls.challengePem;
   }
   const secret = {
     apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
@@ -181,7 +193,7 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
     const replicas = sessions.get(gp.gateway);
     const connected = replicas === undefined ? {} : { sessions: replicas.reduce((n, r) => n + r.sessions, 0), replicas: [...replicas] };
     // Names the gateway terminates TLS for: whose certificate, its state, and until when.
-    const certificates = endpointCertificates(gp, gateway);
+    const certificates = [...endpointCertificates(gp, gateway), ...[...(inputs.agentTls ?? [])].filter(([h]) => gp.tls.includes(h)).map(([, t]) => t.status)];
     return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...(certificates.length > 0 ? { certificates } : {}), ...connected };
   });
   const certificateReady = serviceCertificateCondition(endpoints.map((e) => ({ gateway: e.gateway, certificates: e.certificates ?? [] })));

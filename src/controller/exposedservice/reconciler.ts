@@ -23,6 +23,8 @@ import { credentialSecret, credentialSecretName, serviceStatus, type AgentCreden
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
 import { connectorDeployment, connectorName, connectorReplicas } from './connector.ts';
 import type { ReplicaSessions } from '../sessions/observations.ts';
+import type { AgentOrders, HttpsTarget } from '../acme/agent-orders.ts';
+import { agentCertificates } from './agent-certificates.ts';
 
 export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
 /**
@@ -59,6 +61,10 @@ export interface ExposedServiceReconcilerOptions {
   claims: SharedPlan;
   /** This service's sessions on a gateway's replicas, as last read; undefined: not read yet. */
   sessionsOn?: (gateway: string, identity: string) => readonly ReplicaSessions[] | undefined;
+  /** Orders the certificates of TLS routes the agents terminate; without it none is ordered. */
+  agentOrders?: AgentOrders;
+  /** A gateway's replicas at their HTTPS listener (where TLS-ALPN-01 validations land). */
+  httpsTargets?: (gateway: string) => HttpsTarget[];
 }
 
 interface PodView {
@@ -81,6 +87,7 @@ export class ExposedServiceReconciler {
     const service = caches.services.get(name, namespace);
     if (!service) {
       this.podViews.delete(key);
+      this.opts.agentOrders?.forget(key);
       return {}; // deleted: its Secret goes with it (owner reference)
     }
     const now = clock.date();
@@ -115,9 +122,16 @@ export class ExposedServiceReconciler {
       if (seen) sessions.set(gw, seen);
     }
     const pods = service.spec.mode === 'Sidecar' ? await this.agentPods(key, service, sessions) : { withAgent: connectorReplicas(service), withoutAgent: [] };
+    const byName = new Map(gateways.map((g) => [g.metadata.name, g]));
+    const agentTls = this.opts.agentOrders
+      ? agentCertificates({
+        service, plan, plans: claims.plans, neighbours: caches.services.list(namespace), gateways: byName, current, agents: pods.withAgent,
+        httpsTargets: this.opts.httpsTargets ?? (() => []), orders: this.opts.agentOrders, now,
+      })
+      : undefined;
     const inputs: ExposedServiceInputs = {
-      service, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), credentials,
-      podsWithoutAgent: pods.withoutAgent, agentPods: pods.withAgent, sessions, now,
+      service, plan, gateways: byName, credentials,
+      podsWithoutAgent: pods.withoutAgent, agentPods: pods.withAgent, sessions, now, ...(agentTls ? { agentTls: agentTls.names } : {}),
     };
     const inTheWay: string[] = [];
     const secretInTheWay = cached !== undefined && current === undefined;
@@ -129,7 +143,8 @@ export class ExposedServiceReconciler {
     }
     // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
-    const requeue = Math.min(untilRenewal, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? staleMs : Infinity);
+    const untilAgentTls = agentTls && Number.isFinite(agentTls.nextLook) ? Math.max(1000, agentTls.nextLook - now.getTime()) : Infinity;
+    const requeue = Math.min(untilRenewal, untilAgentTls, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? staleMs : Infinity);
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
