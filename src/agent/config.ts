@@ -14,7 +14,11 @@ const route = z.discriminatedUnion('protocol', [
      * plaintext. The files may not exist yet (the certificate is being ordered): reloaded live.
      * `challengeFile`: key and certificate (PEM) answering an ACME TLS-ALPN-01 validation.
      */
-    terminate: z.strictObject({ certFile: z.string().min(1), keyFile: z.string().min(1), challengeFile: z.string().min(1) }).optional(),
+    terminate: z.strictObject({
+      certFile: z.string().min(1), keyFile: z.string().min(1), challengeFile: z.string().min(1),
+      /** ALPN protocols offered to clients, in the server's order of preference (what the backend speaks). */
+      alpn: z.array(z.string().min(1).max(255)).max(8).optional(),
+    }).optional(),
   }),
   z.strictObject({
     protocol: z.literal('tcp'), port: z.number().int().min(1).max(65535), backend: hostPort, proxyProtocol: proxyProtocol.optional(),
@@ -65,7 +69,7 @@ export async function loadAgentConfig(file: string): Promise<AgentConfig> {
   return {
     ...config,
     routes: config.routes.map((r) => (r.protocol === 'tls' && r.terminate
-      ? { ...r, terminate: { certFile: resolveFrom(file, r.terminate.certFile), keyFile: resolveFrom(file, r.terminate.keyFile), challengeFile: resolveFrom(file, r.terminate.challengeFile) } }
+      ? { ...r, terminate: { ...r.terminate, certFile: resolveFrom(file, r.terminate.certFile), keyFile: resolveFrom(file, r.terminate.keyFile), challengeFile: resolveFrom(file, r.terminate.challengeFile) } }
       : r)),
     gateways: config.gateways.map((g) => ({ ...g, caFile: resolveFrom(file, g.caFile), certFile: resolveFrom(file, g.certFile), keyFile: resolveFrom(file, g.keyFile) })),
   };

@@ -4,7 +4,9 @@
  * only ever relays ciphertext. The ClientHello is read first (bounded in bytes and time) to tell
  * an ACME TLS-ALPN-01 validation (it offers only `acme-tls/1`, RFC 8737 §3) from a client: the
  * validation gets the challenge certificate and the connection ends after the handshake; a
- * client gets the route's certificate and its plaintext goes to the backend.
+ * client gets the route's certificate and its plaintext goes to the backend, after ALPN chose
+ * one of the protocols the route says the backend speaks (`h2` for an h2c backend: the decrypted
+ * HTTP/2 is what it expects).
  */
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
@@ -77,7 +79,8 @@ export function serveTerminated(stream: TunnelStream, route: CompiledRoute, opts
   stream.on('data', onData);
 
   const handshake = (context: SecureContext, validation: boolean): void => {
-    const secure = new TLSSocket(stream, { isServer: true, secureContext: context, ...(validation ? { ALPNProtocols: [ACME_TLS_ALPN] } : {}) });
+    const alpn = validation ? [ACME_TLS_ALPN] : route.terminate?.alpn;
+    const secure = new TLSSocket(stream, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
     secure.on('error', (err) => {
       fail(describeError(err));
       secure.destroy();

@@ -37,6 +37,7 @@ describe('webgw.io CRDs', () => {
       '  routes:',
       '    - {protocol: HTTP, hostnames: [shop.example.com], subdomain: shop}',
       '    - {protocol: TLS, hostnames: [db.example.com], termination: Passthrough, backend: {port: 5432}}',
+      '    - {protocol: TLS, hostnames: [pay.example.com], termination: Agent, backendProtocol: H2C}',
       '    - {protocol: TCP, backend: {port: 6379}}',
     ].join('\n') + '\n'));
     const spec = JSON.parse(await kubectlOk(['get', 'xsvc', 'shop', '-n', 'default', '-o', 'jsonpath={.spec}'])) as { mode: string; proxyProtocol: string };
@@ -50,6 +51,7 @@ describe('webgw.io CRDs', () => {
     ['an HTTP route without names', '  gateways: [{name: a}]\n  selector: {app: x}\n  backend: {port: 80}\n  routes: [{protocol: HTTP}]\n', /HTTP and TLS routes need hostnames or a subdomain/],
     ['a TCP route with a hostname', '  gateways: [{name: a}]\n  selector: {app: x}\n  backend: {port: 80}\n  routes: [{protocol: TCP, hostnames: [a.example.com]}]\n', /TCP routes are served on an allocated port/],
     ['termination on HTTP', '  gateways: [{name: a}]\n  selector: {app: x}\n  backend: {port: 80}\n  routes: [{protocol: HTTP, hostnames: [a.example.com], termination: Terminate}]\n', /termination applies to TLS routes only/],
+    ['backendProtocol on a passed-through TLS route', '  gateways: [{name: a}]\n  selector: {app: x}\n  backend: {port: 80}\n  routes: [{protocol: TLS, hostnames: [a.example.com], backendProtocol: H2C}]\n', /backendProtocol applies to HTTP routes and to TLS routes the agent terminates/],
     ['an invalid hostname', '  gateways: [{name: a}]\n  selector: {app: x}\n  backend: {port: 80}\n  routes: [{protocol: HTTP, hostnames: [Not_A_Host]}]\n', /should match/],
     ['no routes', '  gateways: [{name: a}]\n  selector: {app: x}\n  backend: {port: 80}\n  routes: []\n', /should have at least 1 items/],
   ])('rejects an ExposedService with %s', async (_name, spec, message) => {

@@ -5,7 +5,8 @@
  * and nothing reaches the backend; an ACME TLS-ALPN-01 validation (`acme-tls/1`) gets the
  * challenge certificate and nothing else; the certificate issued later is loaded live and
  * verified by the client; a renewed one serves new handshakes while an open connection keeps
- * going; a client that stops mid-handshake is cut at the agent's bound.
+ * going; plain HTTP for the name is redirected to HTTPS; a client that stops mid-handshake is
+ * cut at the agent's bound.
  */
 import { X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
@@ -13,12 +14,20 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
 import { crypto as acmeCrypto } from 'acme-client';
 import type { Agent } from '../../src/agent/agent.ts';
 import { createCA, issueServerCertificate } from '../../src/pki/issue.ts';
+import { get } from '../helpers/http-client.ts';
 import { hours, startAgent, startGateway, TempDir, waitFor, type GatewayFixture, type LogCapture } from '../helpers/fixture.ts';
 
 const NAME = 'end.localhost';
+/** A gRPC server behind a route the agent terminates with ALPN h2 (backendProtocol: H2C). */
+const GRPC = 'grpc-end.localhost';
+const raw = (b: Buffer): Buffer => b;
+const echoService = {
+  echo: { path: '/webgw.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
+} satisfies grpc.ServiceDefinition;
 
 interface Outcome { ok: boolean; alpn?: string | false | null; peer?: X509Certificate; answer?: string; error?: string }
 
@@ -55,19 +64,32 @@ describe('TLS terminated at the agent', () => {
   let gw: GatewayFixture;
   let agent: Agent;
   let log: LogCapture;
+  const grpcServer = new grpc.Server();
+  const grpcFiles = { certFile: join(dir.path, 'grpc.crt'), keyFile: join(dir.path, 'grpc.key'), challengeFile: join(dir.path, 'grpc.challenge'), alpn: ['h2'] };
 
   beforeAll(async () => {
     backend.listen(0, '127.0.0.1');
     await once(backend, 'listening');
+    grpcServer.addService(echoService, {
+      echo: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, Buffer.from(`echo:${call.request.toString()}`)),
+    });
+    const grpcPort = await new Promise<number>((resolve, reject) => {
+      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+    });
+    const grpcCert = issueServerCertificate(ca, [GRPC], hours(1));
+    writeFileSync(grpcFiles.certFile, grpcCert.certPem);
+    writeFileSync(grpcFiles.keyFile, grpcCert.keyPem);
     gw = await startGateway({ limits: { clientHelloTimeoutMs: 2000 } });
-    const creds = await gw.issueAgent('end', { tls: [NAME] });
+    const creds = await gw.issueAgent('end', { tls: [NAME, GRPC] });
     ({ agent, log } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
       { protocol: 'tls', hostname: NAME, backend: `127.0.0.1:${(backend.address() as AddressInfo).port}`, terminate: files },
+      { protocol: 'tls', hostname: GRPC, backend: `127.0.0.1:${grpcPort}`, terminate: grpcFiles },
     ], { limits: { handshakeTimeoutMs: 500 } }));
     await waitFor(() => agent.connectedSessions === 1, 10_000, 'the tunnel');
   });
 
   afterAll(async () => {
+    grpcServer.forceShutdown();
     await agent?.close(1000);
     await gw?.stop();
     backend.close();
@@ -85,7 +107,7 @@ describe('TLS terminated at the agent', () => {
     const keyAuthorization = 'token-1.thumbprint';
     const [key, cert] = await acmeCrypto.createAlpnCertificate({ identifier: { type: 'dns', value: NAME } } as never, keyAuthorization);
     writeFileSync(files.challengeFile, `${key.toString()}${cert.toString()}`);
-    await waitFor(() => log.lines.some((l) => l.msg === 'ACME TLS-ALPN-01 challenge loaded'), 5000, 'the challenge loaded');
+    await waitFor(() => log.lines.some((l) => l.msg === 'ACME TLS-ALPN-01 challenge loaded' && l.hostname === NAME), 5000, 'the challenge loaded');
     const validation = await handshake(gw.tlsPort, { alpn: ['acme-tls/1'] });
     expect(validation).toMatchObject({ ok: true, alpn: 'acme-tls/1' });
     expect(acmeCrypto.isAlpnCertificateAuthorizationValid(validation.peer!.toString(), keyAuthorization)).toBe(true);
@@ -99,7 +121,7 @@ describe('TLS terminated at the agent', () => {
     writeFileSync(files.keyFile, first.keyPem);
     writeFileSync(files.certFile, first.certPem);
     rmSync(files.challengeFile);
-    await waitFor(() => log.lines.some((l) => l.msg === 'TLS certificate loaded; terminating this route'), 5000, 'the certificate loaded');
+    await waitFor(() => log.lines.some((l) => l.msg === 'TLS certificate loaded; terminating this route' && l.hostname === NAME), 5000, 'the certificate loaded');
     const served = await handshake(gw.tlsPort, { ca: ca.certPem, alpn: ['h2', 'http/1.1'], send: 'ping' });
     expect(served).toMatchObject({ ok: true, answer: 'plain:ping', alpn: false });
     expect(served.peer!.serialNumber).toBe(new X509Certificate(first.certPem).serialNumber);
@@ -130,6 +152,30 @@ describe('TLS terminated at the agent', () => {
     writeFileSync(files.certFile, other.certPem); // the key stays the old one
     await waitFor(() => log.lines.some((l) => l.msg === 'cannot load the TLS certificate; keeping the previous one'), 5000, 'the mismatch noticed');
     expect((await handshake(gw.tlsPort, { ca: ca.certPem, send: 'b' })).peer!.serialNumber).toBe(before);
+  });
+
+  it('serves gRPC end to end: ALPN h2 at the agent, the decrypted HTTP/2 to an h2c backend', async () => {
+    const Client = grpc.makeGenericClientConstructor(echoService, 'Echo');
+    const client = new Client(`127.0.0.1:${gw.tlsPort}`, grpc.credentials.createSsl(Buffer.from(ca.certPem)), {
+      'grpc.ssl_target_name_override': GRPC, 'grpc.default_authority': GRPC,
+    }) as unknown as grpc.Client & { echo: (req: Buffer, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, reply: Buffer) => void) => void };
+    try {
+      const replies = await Promise.all(['a', 'b', 'c'].map((m) => new Promise<string>((resolve, reject) => {
+        client.echo(Buffer.from(m), { deadline: Date.now() + 5000 }, (err, reply) => (err ? reject(err) : resolve(reply.toString())));
+      })));
+      expect(replies).toEqual(['echo:a', 'echo:b', 'echo:c']);
+    } finally {
+      client.close();
+    }
+    // The HTTP/1.1-only route offers no h2: ALPN is what the route says its backend speaks.
+    expect((await handshake(gw.tlsPort, { ca: ca.certPem, alpn: ['h2'], send: 'p' })).alpn).toBe(false);
+  });
+
+  it('redirects plain HTTP for the name to HTTPS', async () => {
+    const answer = await get(gw.httpPort, NAME, '/pay?x=1');
+    expect(answer.status).toBe(308);
+    expect(answer.headers.location).toBe(`https://${NAME}:${gw.tlsPort}/pay?x=1`);
+    expect((await get(gw.httpPort, 'nobody.localhost', '/')).status).toBe(404);
   });
 
   it('cuts a client that stops after its ClientHello at the agent\'s handshake bound', async () => {

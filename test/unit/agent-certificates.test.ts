@@ -9,7 +9,7 @@ import { agentConfigSchema } from '../../src/agent/config.ts';
 import type { AgentOrderRequest, AgentOrders } from '../../src/controller/acme/agent-orders.ts';
 import { MAX_ACME_CERTIFICATES_PER_NAMESPACE } from '../../src/controller/acme/wanted.ts';
 import { agentCertificates } from '../../src/controller/exposedservice/agent-certificates.ts';
-import { agentTerminatedNames, agentTlsFiles } from '../../src/controller/exposedservice/agent-tls.ts';
+import { agentAlpn, agentTerminatedNames, agentTlsFiles } from '../../src/controller/exposedservice/agent-tls.ts';
 import { planClaims, type ServicePlan } from '../../src/controller/exposedservice/claims.ts';
 import { desiredExposedService } from '../../src/controller/exposedservice/desired.ts';
 import type { AcmeFailureStatus, ExposedService, Gateway } from '../../src/crds/types.ts';
@@ -147,6 +147,14 @@ describe('TLS terminated at the agent: gather', () => {
 });
 
 describe('TLS terminated at the agent: the credential Secret', () => {
+  it.each([
+    [undefined, {}],
+    ['HTTP1', { alpn: ['http/1.1'] }],
+    ['H2C', { alpn: ['h2'] }],
+  ] as const)('backendProtocol %s offers ALPN %j', (backendProtocol, alpn) => {
+    expect(agentAlpn({ protocol: 'TLS', termination: 'Agent', hostnames: ['a.example.com'], ...(backendProtocol ? { backendProtocol } : {}) })).toEqual(alpn);
+  });
+
   it('points the agent at the files, carries them, and shows the certificate in the status', () => {
     const svc = service('web', ['a.example.com']);
     const { plans, gateways } = setup([svc]);

@@ -22,6 +22,13 @@ export function agentTlsFiles(hostname: string): { certFile: string; keyFile: st
   return { certFile: `tls-${id}.crt`, keyFile: `tls-${id}.key`, challengeFile: `tls-${id}.challenge` };
 }
 
+/** The ALPN the agent offers for a route it terminates: what its backend speaks, if stated. */
+export function agentAlpn(route: ExposedServiceRoute): { alpn?: string[] } {
+  if (route.backendProtocol === 'H2C') return { alpn: ['h2'] };
+  if (route.backendProtocol === 'HTTP1') return { alpn: ['http/1.1'] };
+  return {};
+}
+
 /** True when `route` asked for `hostname` (by name or as <subdomain>.<domain>). */
 export function routeAsks(route: ExposedServiceRoute, hostname: string): boolean {
   return (route.hostnames ?? []).map((h) => h.toLowerCase()).includes(hostname) || (route.subdomain !== undefined && hostname.startsWith(`${route.subdomain}.`));

@@ -10,7 +10,7 @@ import { type ExposedService, type ExposedServiceStatus, type Gateway } from '..
 import { tunnelServerName } from '../gateway/desired.ts';
 import type { GatewayPlan, ServicePlan } from './claims.ts';
 import { endpointCertificates, serviceCertificateCondition } from './certificates.ts';
-import { agentTlsFiles, routeAsks, type AgentTlsName } from './agent-tls.ts';
+import { agentAlpn, agentTlsFiles, routeAsks, type AgentTlsName } from './agent-tls.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { ReplicaSessions } from '../sessions/observations.ts';
 
@@ -79,7 +79,7 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
         if (!routeAsks(route, hostname)) continue;
         seen.add(key);
         // Terminated by the agent: files beside agent.yaml, which may appear only later.
-        const terminate = route.protocol === 'TLS' && route.termination === 'Agent' && gp.tls.includes(hostname) ? { terminate: agentTlsFiles(hostname) } : {};
+        const terminate = route.protocol === 'TLS' && route.termination === 'Agent' && gp.tls.includes(hostname) ? { terminate: { ...agentTlsFiles(hostname), ...agentAlpn(route) } } : {};
         routes.push({ protocol: route.protocol.toLowerCase(), hostname, backend: backendAddress(service, portFor(index)), ...terminate });
       }
     });

@@ -1,7 +1,7 @@
 /**
  * The public HTTP listener: a reverse proxy per request, routed by Host, for plain HTTP
  * connections it accepts and HTTPS connections the TLS listener terminated (serveHttps). Plain
- * HTTP for a name served only over HTTPS is redirected there (308). client-connection.ts
+ * HTTP for a name served only over TLS (HTTPS, or a TLS route) is redirected there (308). client-connection.ts
  * reads the requests (limits, timeouts, 400/408/431); each request goes to the next agent of its
  * route over a keep-alive tunnel stream (idle-streams.ts), written and parsed by exchange.ts, so
  * requests reuse streams and the agent's backend connections. Upgrade requests (WebSocket) are
@@ -159,7 +159,7 @@ export class HttpListener {
     void this.opts.connector.awaitRoute(routeKinds(conn), hostname).then(({ kind, status }) => {
       if (conn.socket.destroyed) return;
       if (status === 'unknown') answer(404, messageForStatus(404, hostname));
-      else if (kind === 'https' && conn.origin.scheme === 'http') this.redirect(conn, head, hostname, observe, head.keepAlive);
+      else if (kind !== 'http' && conn.origin.scheme === 'http') this.redirect(conn, head, hostname, observe, head.keepAlive);
       else if (status === 'no-agent') answer(503, messageForStatus(503, hostname));
       else this.forward(conn, head, hostname, 1, observe);
     }).catch((err: unknown) => this.abandon(conn, hostname, err));
@@ -374,10 +374,11 @@ export class HttpListener {
 
 /**
  * The routes a request may take: on HTTPS the https route only; on plain HTTP the http route,
- * else the https one (to redirect to it).
+ * else one served over TLS (HTTPS at the gateway, TLS terminated at the gateway or passed
+ * through, perhaps to an agent that terminates it), to redirect to it.
  */
 function routeKinds(conn: ClientConnection): [RouteKind, ...RouteKind[]] {
-  return conn.origin.scheme === 'https' ? ['https'] : ['http', 'https'];
+  return conn.origin.scheme === 'https' ? ['https'] : ['http', 'https', 'tls-terminated', 'tls'];
 }
 
 function withoutHost(rawHeaders: readonly string[]): string[] {
