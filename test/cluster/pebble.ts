@@ -33,6 +33,10 @@ export interface PebbleOptions {
   tlsPort: number;
   /** Lifetime of issued certificates (default Pebble's: 5 years). */
   validitySeconds?: number;
+  /** Where the ACME API listens (default loopback; the real nodes' pods reach the host elsewhere). */
+  listenAddress?: string;
+  /** The address every test name resolves to (default loopback). */
+  namesResolveTo?: string;
 }
 
 function fetchText(url: string, ca: string): Promise<string> {
@@ -60,13 +64,14 @@ async function waitUntilServing(url: string, ca: string, proc: ChildProcess, log
 
 export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   const ca: KeyPairPem = createCA('pebble test HTTPS', { notAfter: new Date(Date.now() + 24 * 3600_000) });
-  const serving = issueServerCertificate(ca, ['localhost', '127.0.0.1'], { notAfter: new Date(Date.now() + 24 * 3600_000) });
+  const listen = o.listenAddress ?? '127.0.0.1';
+  const serving = issueServerCertificate(ca, [...new Set(['localhost', '127.0.0.1', listen])], { notAfter: new Date(Date.now() + 24 * 3600_000) });
   writeFileSync(join(o.dir, 'pebble.crt'), serving.certPem);
   writeFileSync(join(o.dir, 'pebble.key'), serving.keyPem);
   const [acmePort, managementPort, dnsPort, challMgmtPort] = await Promise.all([freeWildcardPort(), freeWildcardPort(), freeWildcardPort(), freeWildcardPort()]);
   writeFileSync(join(o.dir, 'pebble.json'), JSON.stringify({
     pebble: {
-      listenAddress: `127.0.0.1:${acmePort}`, managementListenAddress: `127.0.0.1:${managementPort}`,
+      listenAddress: `${listen}:${acmePort}`, managementListenAddress: `127.0.0.1:${managementPort}`,
       certificate: join(o.dir, 'pebble.crt'), privateKey: join(o.dir, 'pebble.key'),
       httpPort: o.httpPort, tlsPort: o.tlsPort, ocspResponderURL: '', externalAccountBindingRequired: false,
       retryAfter: { authz: 1, order: 1 },
@@ -78,12 +83,12 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
     for (const s of [p.stdout, p.stderr]) s?.setEncoding('utf8').on('data', (d: string) => { output.push(d); if (output.length > 200) output.shift(); });
   };
   const dns = spawn(join(binDir(), 'pebble-challtestsrv'), [
-    '-dnsserver', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${challMgmtPort}`, '-defaultIPv4', '127.0.0.1', '-defaultIPv6', '',
+    '-dnsserver', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${challMgmtPort}`, '-defaultIPv4', o.namesResolveTo ?? '127.0.0.1', '-defaultIPv6', '',
     '-http01', '', '-https01', '', '-tlsalpn01', '', '-doh', '',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   keep(dns);
   let pebble: ChildProcess | undefined;
-  const directoryUrl = `https://127.0.0.1:${acmePort}/dir`;
+  const directoryUrl = `https://${listen}:${acmePort}/dir`;
   const start = async (): Promise<void> => {
     pebble = spawn(join(binDir(), 'pebble'), ['-config', join(o.dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { CHART, helmOk } from '../cluster/chart-helpers.ts';
+import { startPebble, type Pebble } from '../cluster/pebble.ts';
 import { eventually, kubectl, kubectlOk, plane } from '../cluster/helpers.ts';
 import { FARMER_IP, curlFromClient, loadFromClient, pods, tcpFromClient } from './helpers.ts';
 import { APP_ON_WORKER, DB, SYSTEM, TCP_FROM, TENANT, WEB, appDeployment, chartValues, tenantObjects } from './sample.ts';
@@ -19,6 +20,10 @@ import { CLIENT, FARMER, WORKER, addressOf, fromClient, run, waitForClusterDns }
 
 const PLAIN = 'plain';
 const PLAIN_HOST = 'plain.shop.test';
+/** A TLS route the agents terminate with a certificate through TLS-ALPN-01 (issue 16, mode 3). */
+const PAY = 'pay.shop.test';
+/** Where the pods reach the host (the API server's address, test/nodes/node.sh). */
+const HOST_FOR_PODS = '198.18.254.1';
 /** How long the tenant's pods are watched (a real kubelet evicted them after 45-60 s before). */
 const UPTIME_MS = Number(process.env.WEBGW_NODES_UPTIME_MS ?? 150_000);
 const LOAD_PER_SECOND = 20;
@@ -32,15 +37,23 @@ describe('the operator on real nodes', () => {
   const caFile = join(scratch, 'app-ca.crt');
   writeFileSync(caFile, appCa.certPem);
   const figures: Record<string, unknown> = {};
+  let pebble: Pebble;
 
-  afterAll(() => {
+  beforeAll(async () => {
+    // Pebble on the host: its API where the controller pods reach the host, every name resolved
+    // to the farmer, its validations dialled from the host to the farmer's :80 and :443.
+    pebble = await startPebble({ dir: scratch, httpPort: 80, tlsPort: 443, listenAddress: HOST_FOR_PODS, namesResolveTo: FARMER_IP });
+  });
+
+  afterAll(async () => {
     process.stderr.write(`[nodes] figures: ${JSON.stringify(figures)}\n`);
+    await pebble?.close();
     rmSync(scratch, { recursive: true, force: true });
   });
 
   it('installs with helm from the image built here: controllers Ready, one leader, the webhook with its caBundle', async () => {
     const started = Date.now();
-    await helmOk(['install', 'webgw', CHART, '-n', SYSTEM, '--create-namespace', '--values', '-', '--wait', '--timeout', '180s'], chartValues());
+    await helmOk(['install', 'webgw', CHART, '-n', SYSTEM, '--create-namespace', '--values', '-', '--wait', '--timeout', '180s'], chartValues({ acmeCaPem: pebble.caPem }));
     figures.helmInstallMs = Date.now() - started;
     const controllers = await pods(SYSTEM, 'app.kubernetes.io/component=controller');
     expect(controllers).toHaveLength(2);
@@ -131,6 +144,44 @@ describe('the operator on real nodes', () => {
     expect(fromFarmer.stderr).toMatch(/Connection refused|Failed to connect/);
     expect((await curlFromClient(`http://${addressOf(WORKER)}:10250/`)).curl).toBe(7);
   });
+
+  it('terminates TLS in the tenant\'s pods with a certificate through TLS-ALPN-01, validated through the farmer', async () => {
+    // spec.acme for this test only: it would also order HTTP-01 certificates for the HTTP names
+    // and redirect them, which the tests after this one do not expect.
+    await kubectlOk(['patch', 'wgw', 'edge', '--type', 'merge', '-p', JSON.stringify({ spec: { acme: { directoryUrl: pebble.directoryUrl, email: 'farmer@shop.test' } } })]);
+    const started = Date.now();
+    await kubectlOk(['patch', 'xsvc', 'shop', '-n', TENANT, '--type', 'json', '-p', JSON.stringify([{ op: 'add', path: '/spec/routes/-', value: { protocol: 'TLS', hostnames: [PAY], termination: 'Agent', backendProtocol: 'HTTP1', backend: { port: 8080 } } }])]);
+    try {
+      type Certificate = { names: string[]; state: string; terminatedBy?: string; issuer?: string; message?: string };
+      const pay = await eventually(async () => {
+        const list = JSON.parse(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].certificates}']) || '[]') as Certificate[];
+        const c = list.find((e) => e.names.includes(PAY));
+        return c?.state === 'Ready' ? c : undefined;
+      }, 300_000, 'the agents\' certificate');
+      figures.agentCertificateReadyMs = Date.now() - started;
+      expect(pay).toMatchObject({ terminatedBy: 'Agent', issuer: expect.stringContaining('Pebble') });
+      const rootFile = join(scratch, 'pebble-root.pem');
+      writeFileSync(rootFile, await pebble.rootPem());
+      // From the Internet, the chain verified against Pebble's root: the app answers in plaintext
+      // behind the agent, which terminated TLS in the pod on the worker.
+      const answer = await eventually(async () => {
+        const r = await fromClient('curl', ['-sS', '-m', '10', '--cacert', rootFile, '--resolve', `${PAY}:443:${FARMER_IP}`, `https://${PAY}/`]);
+        return r.code === 0 ? r : undefined;
+      }, 60_000, 'HTTPS terminated by the agents');
+      figures.agentTlsServedMs = Date.now() - started;
+      expect(answer.stdout).toMatch(new RegExp(`^hello ${PAY} from 127\\.0\\.0\\.1 via app-`));
+      // No Secret of the farmer's namespace holds the key.
+      const credential = JSON.parse(await kubectlOk(['get', 'secret', 'webgw-agent-shop', '-n', TENANT, '-o', 'jsonpath={.data}'])) as Record<string, string>;
+      const keyName = Object.keys(credential).find((k) => k.startsWith('tls-') && k.endsWith('.key'))!;
+      const keyLine = Buffer.from(credential[keyName]!, 'base64').toString().split('\n')[1]!;
+      const system = JSON.parse(await kubectlOk(['get', 'secret', '-n', SYSTEM, '-o', 'json'])) as { items: Array<{ data?: Record<string, string> }> };
+      expect(system.items.flatMap((i) => Object.values(i.data ?? {})).filter((v) => Buffer.from(v, 'base64').toString().includes(keyLine))).toEqual([]);
+    } finally {
+      await kubectlOk(['patch', 'xsvc', 'shop', '-n', TENANT, '--type', 'json', '-p', JSON.stringify([{ op: 'remove', path: '/spec/routes/3' }])]);
+      await kubectlOk(['patch', 'wgw', 'edge', '--type', 'json', '-p', JSON.stringify([{ op: 'remove', path: '/spec/acme' }])]);
+      await eventually(async () => (await curlFromClient(`http://${FARMER_IP}/`, WEB)).status === 200, 120_000, 'plain HTTP again once spec.acme is gone');
+    }
+  }, 480_000);
 
   it('Connector mode reaches a plain Service through CoreDNS and kube-proxy', async () => {
     await kubectlOk(['apply', '-f', '-'], `

@@ -13,10 +13,14 @@ export const TCP_FROM = 20000;
 
 const [repository, tag] = IMAGES.webgw.split(':') as [string, string];
 
-/** Helm values: the local image (never pulled) and one Gateway, `edge`, on the farmer node. */
-export function chartValues(): string {
+/**
+ * Helm values: the local image (never pulled) and one Gateway, `edge`, on the farmer node.
+ * `acmeCaPem`: the CA of a private ACME directory the controller may trust (Pebble's).
+ */
+export function chartValues(opts: { acmeCaPem?: string } = {}): string {
   return `
 image: {repository: ${repository}, tag: ${tag}, pullPolicy: Never}
+${opts.acmeCaPem ? `controller: {acmeCaBundle: ${JSON.stringify(opts.acmeCaPem)}}` : ''}
 gateways:
   - name: edge
     spec:
