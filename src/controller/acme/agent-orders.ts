@@ -100,6 +100,7 @@ export class AgentOrders {
 
   /** The service was deleted: whatever was held for it goes. */
   forget(service: string): void {
+    this.opts.issuer.forget(service);
     for (const map of [this.challenges, this.issued]) for (const k of [...map.keys()]) if (k.startsWith(`${service}\n`)) map.delete(k);
   }
 

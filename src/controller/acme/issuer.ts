@@ -6,7 +6,9 @@
  * (certificates.ts); the Gateway reconciler hands it to the proxies. Orders run in the
  * background, a few at once, each bounded in time; a failed order is retried with exponential
  * backoff, and the failure (the ACME problem) is reported in the Gateway's status, from which
- * the backoff is also resumed after a restart.
+ * the backoff is also resumed after a restart. The same orders, under a Gateway's account, serve
+ * TLS routes the agents terminate (agent-orders.ts: TLS-ALPN-01, delivered to the ExposedService
+ * reconciler instead of a Secret here): a ChallengeSolver and a deliver per order say how.
  */
 import { generateKeyPair } from 'node:crypto';
 import { Agent, get as httpsGet } from 'node:https';
@@ -212,11 +214,11 @@ export class AcmeIssuer {
     return this.pending.has(jobKey(scope, hostname));
   }
 
-  /** A Gateway was deleted: its account client and failures go. */
-  forget(gateway: string): void {
-    this.accounts.delete(gateway);
-    this.seeded.delete(gateway);
-    for (const key of [...this.failed.keys()]) if (key.startsWith(`${gateway}\n`)) this.failed.delete(key);
+  /** A Gateway (its account client and failures) or an ExposedService (its failures) was deleted. */
+  forget(scope: string): void {
+    this.accounts.delete(scope);
+    this.seeded.delete(scope);
+    for (const key of [...this.failed.keys()]) if (key.startsWith(`${scope}\n`)) this.failed.delete(key);
   }
 
   /** No new orders; those in flight finish but store nothing (a new leader orders again). */
