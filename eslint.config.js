@@ -1,6 +1,23 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const FOLDERS = ['common', 'tunnel', 'pki', 'crds', 'proxy', 'agent', 'controller', 'cli', 'demo'];
+
+/** One no-restricted-imports block per folder of src/: the other folders it may not import. */
+function layers(allowed) {
+  return Object.entries(allowed).map(([folder, may]) => ({
+    files: [`src/${folder}/**/*.ts`],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [{
+          group: FOLDERS.filter((f) => f !== folder && !may.includes(f)).flatMap((f) => [`../${f}/*`, `../../${f}/*`, `../../../${f}/*`]),
+          message: `src/${folder} may import only ${['itself', ...may].join(', ')} (docs/architecture.md, the layers).`,
+        }],
+      }],
+    },
+  }));
+}
+
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', 'bench/results/'] },
   js.configs.recommended,
@@ -24,6 +41,21 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
     },
+  },
+  // The layers (docs/architecture.md, "The folders and what they may import"): tunnel and pki on
+  // common; proxy and agent on those; controller on crds, pki and common; cli and demo on anything.
+  ...layers({
+    common: [],
+    tunnel: ['common'],
+    pki: ['common'],
+    crds: ['common', 'pki'],
+    proxy: ['common', 'tunnel', 'pki'],
+    agent: ['common', 'tunnel', 'pki'],
+    controller: ['common', 'crds', 'pki'],
+  }),
+  {
+    files: ['scripts/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['../test/*'], message: 'scripts/ may not import the test harness (scripts/tool-cache.ts is what both share).' }] }] },
   },
   {
     files: ['**/*.js'],

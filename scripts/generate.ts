@@ -4,7 +4,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { binDir } from '../test/cluster/plane.ts';
+import { binDir } from './tool-cache.ts';
 import { chartFiles, deployFiles, repoRoot } from './generated-files.ts';
 
 function write(files: Map<string, string>): void {

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { allCrds, gatewayCrd } from '../src/crds/schemas.ts';
-import { crdFileName, renderCrd, renderRbacRules } from '../src/crds/render.ts';
+import { crdFileName, renderCrd, renderRbacRules } from '../src/controller/manifests.ts';
 
 export const repoRoot = join(import.meta.dirname, '..');
 export const CHART_DIR = join(repoRoot, 'charts', 'webgw');

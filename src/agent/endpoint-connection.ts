@@ -12,7 +12,7 @@ import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
 import { HandshakeError, dialWebSocket, type Dial, type DialedWebSocket } from '../tunnel/websocket/handshake.ts';
 import { webSocketTransport } from '../tunnel/websocket/transport.ts';
 import type { TunnelStream } from '../tunnel/stream.ts';
-import { Backoff } from './backoff.ts';
+import { Backoff } from '../common/backoff.ts';
 import type { AgentMetrics } from './metrics.ts';
 
 export interface TlsCredentials {

@@ -52,7 +52,7 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'crds': {
-      const { renderAllCrds } = await import('../crds/render.ts');
+      const { renderAllCrds } = await import('../controller/manifests.ts');
       process.stdout.write(renderAllCrds());
       return 0;
     }

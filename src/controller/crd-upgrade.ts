@@ -1,7 +1,7 @@
 /**
  * Keeps the webgw CRDs at the schema this controller was built with. Helm installs a chart's
  * `crds/` once and never upgrades them; so the leader applies its own CRDs (server-side, and
- * only when the schema hash that render.ts stamps on each CRD differs from the live one), and
+ * only when the schema hash that manifests.ts stamps on each CRD differs from the live one), and
  * `helm upgrade` to a new version upgrades the CRDs through the new controller. A rollback's
  * controller writes its own schema back the same way. `webgw controller --manage-crds`; RBAC:
  * get and patch on exactly these CRDs (crdRules in rbac.ts), never create or delete.

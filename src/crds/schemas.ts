@@ -2,7 +2,7 @@
  * The CustomResourceDefinitions of webgw.io/v1alpha1: structural OpenAPI v3 schemas with
  * defaults, enums and bounds, CEL rules for the cross-field invariants, status subresource,
  * printer columns and the `webgw` category. The single source for deploy/crds and the chart
- * (render.ts); a test fails when the generated files drift.
+ * (controller/manifests.ts); a test fails when the generated files drift.
  */
 import { GROUP, VERSION } from './types.ts';
 

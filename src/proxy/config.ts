@@ -17,7 +17,7 @@ export const gatewayConfigSchema = z.strictObject({
     caFile: z.string().min(1),
     certFile: z.string().min(1),
     keyFile: z.string().min(1),
-    /** Optional list of admitted agent certificates (serials); see authorized-agents.ts. */
+    /** Optional list of admitted agent certificates (serials); see pki/authorized-agents.ts. */
     authorizedAgentsFile: z.string().min(1).optional(),
   }),
   listeners: z.strictObject({

@@ -23,7 +23,7 @@ import { ClientLimiter } from './client-limiter.ts';
 import { TcpListeners } from './tcp-listeners.ts';
 import { TlsListener } from './tls-listener.ts';
 import { TunnelServer } from './tunnel-server.ts';
-import { loadAuthorizedAgents } from './authorized-agents.ts';
+import { loadAuthorizedAgents } from '../pki/authorized-agents.ts';
 
 /**
  * sharePorts: how long the old process keeps its agents after its listeners closed, so that

@@ -25,7 +25,7 @@ import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
 import { acceptUpgrade, checkUpgradeRequest, refuseUpgrade } from '../tunnel/websocket/handshake.ts';
 import { webSocketTransport } from '../tunnel/websocket/transport.ts';
 import { AgentLink } from './agent-link.ts';
-import { normalizeSerial, type AuthorizedAgents } from './authorized-agents.ts';
+import { normalizeSerial, type AuthorizedAgents } from '../pki/authorized-agents.ts';
 import type { AcmeChallenges } from './acme-challenges.ts';
 import type { GatewayMetrics } from './metrics.ts';
 

@@ -12,33 +12,13 @@ import { request } from 'node:https';
 // Below the ephemeral range: the API server binds its port again after a restart, and no
 // client connection of a parallel test may have taken it meanwhile.
 import { freeWildcardPort } from '../helpers/ports.ts';
-import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createCA, issueCertificate, type KeyPairPem } from '../../src/pki/issue.ts';
 
 const HOUR = 3600_000;
 
-/** The repository root, found from the working directory (npm scripts and Jest run there). */
-export function repoRoot(): string {
-  let dir = process.cwd();
-  while (!existsSync(join(dir, 'test/cluster/components/k8s/go.mod'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('run this from the webgw repository');
-    dir = parent;
-  }
-  return dir;
-}
-
-export function k8sVersion(): string {
-  const gomod = readFileSync(join(repoRoot(), 'test/cluster/components/k8s/go.mod'), 'utf8');
-  const m = /^require k8s\.io\/kubernetes (v\S+)/m.exec(gomod);
-  if (!m) throw new Error('cannot read the Kubernetes version from components/k8s/go.mod');
-  return m[1] as string;
-}
-
-export function binDir(): string {
-  return process.env.WEBGW_CACHE ? join(process.env.WEBGW_CACHE, 'bin') : join(homedir(), '.cache', 'webgw', `k8s-${k8sVersion()}`, 'bin');
-}
+export { binDir, k8sVersion, repoRoot } from '../../scripts/tool-cache.ts';
+import { binDir, repoRoot } from '../../scripts/tool-cache.ts';
 
 export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'helm'] as const;
 

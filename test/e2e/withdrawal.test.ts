@@ -1,7 +1,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import { renderAuthorizedAgents, parseAuthorizedAgents } from '../../src/proxy/authorized-agents.ts';
+import { renderAuthorizedAgents, parseAuthorizedAgents } from '../../src/pki/authorized-agents.ts';
 import { get, startHttpBackend } from '../helpers/http-client.ts';
 import { TempDir, startAgent, startGateway, waitFor } from '../helpers/fixture.ts';
 

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { allCrds } from '../../src/crds/schemas.ts';
-import { renderAllCrds } from '../../src/crds/render.ts';
+import { renderAllCrds } from '../../src/controller/manifests.ts';
 import { chartFiles } from '../../scripts/generated-files.ts';
 import { setCondition } from '../../src/crds/conditions.ts';
 

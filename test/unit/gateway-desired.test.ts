@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { parseAuthorizedAgents } from '../../src/proxy/authorized-agents.ts';
+import { parseAuthorizedAgents } from '../../src/pki/authorized-agents.ts';
 import { desiredGateway, gatewayObjectNames, type GatewayInputs } from '../../src/controller/gateway/desired.ts';
 import type { Gateway } from '../../src/crds/types.ts';
 import { gatewayConfigSchema } from '../../src/proxy/config.ts';

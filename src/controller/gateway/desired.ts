@@ -10,7 +10,7 @@ import { ConditionReason, GatewayCondition, setCondition, type Condition } from 
 import { gatewayLimitDefaults, type Gateway, type GatewayStatus } from '../../crds/types.ts';
 import { RESERVATIONS_KEY, renderReservations, reservationsName, type Reservations } from '../trust/reservations.ts';
 import { controllerReference } from '../runtime/ownership.ts';
-import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../proxy/authorized-agents.ts';
+import { ADMITTED_AGENTS_FILE, renderAuthorizedAgents } from '../../pki/authorized-agents.ts';
 import { GATEWAY_COMMAND } from '../image.ts';
 import type { ProxyReplicaStatus } from '../sessions/observations.ts';
 import type { InspectedCertificate } from './served-certificate.ts';

@@ -4,7 +4,7 @@
  * (so an API server restart is survived). Events only enqueue keys (level-based control).
  */
 import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
-import { Backoff } from '../../agent/backoff.ts';
+import { Backoff } from '../../common/backoff.ts';
 import { systemClock, type Clock, type Timer } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';

@@ -4,9 +4,9 @@
  * the controller's RBAC rules. `npm run generate` writes them into charts/webgw.
  */
 import { stringify } from 'yaml';
-import { clusterRules, crdRules, namespaceRules } from '../controller/rbac.ts';
-import { withAppliedHash } from '../controller/runtime/apply.ts';
-import { allCrds } from './schemas.ts';
+import { clusterRules, crdRules, namespaceRules } from './rbac.ts';
+import { withAppliedHash } from './runtime/apply.ts';
+import { allCrds } from '../crds/schemas.ts';
 
 export const GENERATED_HEADER = '# Generated from src/ by `npm run generate`; do not edit.\n';
 
