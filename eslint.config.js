@@ -40,6 +40,15 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': 'error',
+      // The pipe rule again (a rule set here replaces the one above for these files), and errors
+      // from the one catalog: every error of ours has a code (common/errors.ts, docs/errors.md).
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression[callee.property.name='pipe']",
+        message: 'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (docs/architecture.md, Code conventions).',
+      }, {
+        selector: "NewExpression[callee.name='Error']",
+        message: 'Throw a WebgwError with a code from common/errors.ts (docs/errors.md lists them).',
+      }],
     },
   },
   // The layers (docs/architecture.md, "The folders and what they may import"): tunnel and pki on

@@ -1,7 +1,7 @@
 /** The agent's side of a stream's backend: connect within a bound, the PROXY header, the relay. */
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { describeError } from '../common/errors.ts';
+import { WebgwError, describeError } from '../common/errors.ts';
 import type { Logger } from '../common/log.ts';
 import { relay } from '../common/relay.ts';
 import type { OpenRequest } from '../tunnel/open.ts';
@@ -17,7 +17,7 @@ export function dialBackend(backend: Backend, opts: { connectTimeoutMs: number; 
   const socket: Socket = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
   // A plain timer, cleared on connect: socket.setTimeout(0) would keep its Timeout object (and
   // what it holds) alive for the whole life of the connection.
-  const connectTimer = setTimeout(() => onConnectFailure(new Error(`connect timed out after ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
+  const connectTimer = setTimeout(() => onConnectFailure(new WebgwError('WEBGW_ERR_TIMEOUT', `connect timed out after ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
   const onConnectFailure = (err: Error): void => {
     clearTimeout(connectTimer);
     socket.destroy();

@@ -1,6 +1,9 @@
 /**
- * The one catalog of WebGW errors. Every error carries a stable code (`WEBGW_ERR_*`) and says
- * whether retrying the same operation can help (docs/architecture.md, Code conventions).
+ * The one catalog of WebGW errors (docs/errors.md lists it; a test keeps the two equal). Every
+ * error carries a stable code (`WEBGW_ERR_*`), says whether retrying the same operation later can
+ * help (`retryable`) and whether the gateway may try another agent at once because no byte of
+ * the stream was exchanged (`anotherAgent`), and carries the detail its caller answers with: an
+ * HTTP status, a WebSocket close code, a tunnel reset code. No bare `new Error` in src/ (lint).
  */
 export const errorCatalog = {
   WEBGW_ERR_CONFIG_INVALID: { retryable: false, summary: 'configuration is invalid' },
@@ -12,11 +15,16 @@ export const errorCatalog = {
   WEBGW_ERR_GRANT_INVALID: { retryable: false, summary: 'grant is malformed' },
   WEBGW_ERR_PROTOCOL: { retryable: false, summary: 'tunnel protocol violation' },
   WEBGW_ERR_FLOW_CONTROL: { retryable: false, summary: 'peer sent more than its flow-control credit' },
-  WEBGW_ERR_STREAM_LIMIT: { retryable: true, summary: 'too many streams on the session' },
-  WEBGW_ERR_STREAM_REFUSED: { retryable: true, summary: 'stream refused before any byte was exchanged' },
+  WEBGW_ERR_STREAM_LIMIT: { retryable: true, anotherAgent: true, summary: 'too many streams on the session' },
+  WEBGW_ERR_STREAM_REFUSED: { retryable: true, anotherAgent: true, summary: 'stream refused before any byte was exchanged' },
   WEBGW_ERR_STREAM_RESET: { retryable: false, summary: 'stream reset by the peer' },
-  WEBGW_ERR_SESSION_CLOSED: { retryable: true, summary: 'tunnel session closed' },
+  WEBGW_ERR_SESSION_CLOSED: { retryable: true, anotherAgent: true, summary: 'tunnel session closed' },
   WEBGW_ERR_PEER_DEAD: { retryable: true, summary: 'tunnel peer missed its pongs' },
+  WEBGW_ERR_PEER_STALLED: { retryable: true, summary: 'tunnel peer keeps pinging but stopped reading' },
+  WEBGW_ERR_WEBSOCKET_CLOSED: { retryable: true, summary: 'the tunnel WebSocket closed abnormally' },
+  WEBGW_ERR_WEBSOCKET_PROTOCOL: { retryable: false, summary: 'the tunnel WebSocket broke RFC 6455 or a limit' },
+  WEBGW_ERR_HTTP_REQUEST: { retryable: false, summary: 'HTTP request is malformed or too large' },
+  WEBGW_ERR_PREMATURE_CLOSE: { retryable: false, summary: 'one side of a relay closed before the other finished' },
   WEBGW_ERR_HANDSHAKE: { retryable: true, summary: 'WebSocket handshake with the gateway failed' },
   WEBGW_ERR_NO_AGENT: { retryable: true, summary: 'no agent is connected for this route' },
   WEBGW_ERR_NO_ROUTE: { retryable: false, summary: 'no route for this host or port' },
@@ -27,20 +35,47 @@ export const errorCatalog = {
   WEBGW_ERR_ACME_CHALLENGE: { retryable: false, summary: 'ACME challenge answer is malformed' },
   WEBGW_ERR_ACME: { retryable: true, summary: 'ACME order failed' },
   WEBGW_ERR_USAGE: { retryable: false, summary: 'command-line usage error' },
-} as const;
+  WEBGW_ERR_KUBE: { retryable: true, summary: 'the Kubernetes API refused or failed a request' },
+  WEBGW_ERR_UNEXPECTED: { retryable: false, summary: 'something other than an Error was thrown' },
+} as const satisfies Record<string, { retryable: boolean; anotherAgent?: boolean; summary: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;
+
+export interface ErrorDetail {
+  cause?: unknown;
+  /** The HTTP status the gateway answers with. */
+  status?: number;
+  /** The WebSocket close code (RFC 6455 §7.4) the connection is closed with. */
+  closeCode?: number;
+  /** The tunnel reset code (tunnel/frame.ts ResetCode) the peer sent or is sent. */
+  resetCode?: number;
+}
 
 export class WebgwError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
+  /** No byte was exchanged: the same request may go to another agent now. */
+  readonly anotherAgent: boolean;
+  readonly status: number | undefined;
+  readonly closeCode: number | undefined;
+  readonly resetCode: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: ErrorCode, message: string, detail: ErrorDetail = {}) {
+    super(message, detail.cause === undefined ? undefined : { cause: detail.cause });
     this.name = 'WebgwError';
     this.code = code;
-    this.retryable = errorCatalog[code].retryable;
+    const entry: { retryable: boolean; anotherAgent?: boolean } = errorCatalog[code];
+    this.retryable = entry.retryable;
+    this.anotherAgent = entry.anotherAgent === true;
+    this.status = detail.status;
+    this.closeCode = detail.closeCode;
+    this.resetCode = detail.resetCode;
   }
+}
+
+/** Any thrown value as an Error, for code that must hand one on. */
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new WebgwError('WEBGW_ERR_UNEXPECTED', String(err), { cause: err });
 }
 
 export function isWebgwError(err: unknown, code?: ErrorCode): err is WebgwError {

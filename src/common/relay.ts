@@ -7,8 +7,9 @@
  */
 import { Socket } from 'node:net';
 import type { Duplex, Writable } from 'node:stream';
+import { WebgwError } from './errors.ts';
 
-const prematureClose = (): Error => Object.assign(new Error('premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' });
+const prematureClose = (): Error => new WebgwError('WEBGW_ERR_PREMATURE_CLOSE', 'premature close');
 
 /** Writes to a socket corked until the end of the tick: writes of one tick become one writev. */
 export function writeCoalesced(socket: Writable, chunk: Buffer): boolean {
@@ -137,5 +138,5 @@ class Relay {
 /** Closing errors that are the normal end of a connection, not failures worth a log line. */
 export function isBenignClose(err: Error): boolean {
   const code = (err as { code?: string }).code;
-  return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
+  return code === 'WEBGW_ERR_PREMATURE_CLOSE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
 }

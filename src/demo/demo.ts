@@ -15,6 +15,7 @@ import { createCA, issueAgentCertificate, issueServerCertificate } from '../pki/
 import { gatewayConfigSchema } from '../proxy/config.ts';
 import { Gateway } from '../proxy/gateway.ts';
 import { startPrivateApp, type PrivateApp } from './private-app.ts';
+import { WebgwError } from '../common/errors.ts';
 
 export const DEMO_HOSTNAME = 'hello.localhost';
 const HOUR = 3600_000;
@@ -99,7 +100,7 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new Error('the demo agent did not connect to its gateway in time');
+    if (Date.now() > deadline) throw new WebgwError('WEBGW_ERR_TIMEOUT', 'the demo agent did not connect to its gateway in time');
     await new Promise((r) => setTimeout(r, 20));
   }
 }

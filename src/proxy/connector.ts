@@ -137,8 +137,8 @@ export class Connector {
         return { stream: await this.openOn(agent, request), agent };
       } catch (err) {
         lastError = err;
-        const retryable = isWebgwError(err) && (err.code === 'WEBGW_ERR_STREAM_REFUSED' || err.code === 'WEBGW_ERR_SESSION_CLOSED' || err.code === 'WEBGW_ERR_STREAM_LIMIT');
-        if (!retryable) break;
+        // Nothing was exchanged on that agent's stream: the next agent may take the request.
+        if (!(isWebgwError(err) && err.anotherAgent)) break;
       }
     }
     if (isWebgwError(lastError, 'WEBGW_ERR_TIMEOUT')) throw lastError;

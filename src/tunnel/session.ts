@@ -14,7 +14,7 @@
  * session (GOAWAY + close), never the process.
  */
 import { EventEmitter } from 'node:events';
-import { WebgwError, describeError } from '../common/errors.ts';
+import { WebgwError, asError, describeError } from '../common/errors.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
 import {
@@ -369,7 +369,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   }
 
   private failProtocol(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
+    const error = asError(err);
     this.protocolFailed = true;
     this.log.warn('tunnel protocol error; closing session', { err: describeError(error) });
     if (!this.sentGoAway) {

@@ -182,9 +182,8 @@ export class TunnelStream extends Duplex {
     this.resetReceived = true;
     const beforeAccept = this.state === 'opening';
     const err = beforeAccept
-      ? new WebgwError('WEBGW_ERR_STREAM_REFUSED', `refused by peer (code ${code}): ${reason}`)
-      : new WebgwError('WEBGW_ERR_STREAM_RESET', `reset by peer (code ${code}): ${reason}`);
-    (err as WebgwError & { resetCode?: number }).resetCode = code;
+      ? new WebgwError('WEBGW_ERR_STREAM_REFUSED', `refused by peer (code ${code}): ${reason}`, { resetCode: code })
+      : new WebgwError('WEBGW_ERR_STREAM_RESET', `reset by peer (code ${code}): ${reason}`, { resetCode: code });
     this.destroy(err);
   }
 

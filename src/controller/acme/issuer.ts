@@ -131,7 +131,10 @@ export class AcmeIssuer {
         res.resume();
         resolve(res.statusCode ?? 0);
       });
-      req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+      req.on('timeout', () => {
+        resolve('ETIMEDOUT');
+        req.destroy();
+      });
       req.on('error', (e: Error & { code?: string }) => resolve(e.code ?? e.message));
     });
     return typeof reached === 'number'

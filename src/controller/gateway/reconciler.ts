@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
-import { describeError } from '../../common/errors.ts';
+import { WebgwError, describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
 import { API_VERSION, type AcmeFailureStatus, type ExposedService, type Gateway } from '../../crds/types.ts';
@@ -176,7 +176,7 @@ export class GatewayReconciler {
       await this.opts.client.patchClusterStatus('gateways', name, final.status, gw.status);
       await this.recordFlips(gw, final.status.conditions ?? []);
     }
-    if (applyError) throw new Error(applyError);
+    if (applyError) throw new WebgwError('WEBGW_ERR_KUBE', applyError);
     const certificateLook = !gw.spec.tls ? Infinity
       : Math.min(now.getTime() + CERTIFICATE_RECHECK_MS, certificate?.ready ? Date.parse(certificate.status.notAfter) + 1000 : Infinity);
     const acmeLook = Math.min(...acme.certificates.map((c) => Math.min(Date.parse(c.status.renewAt), Date.parse(c.status.notAfter))), ...acme.failures.map((f) => Date.parse(f.retryAt)));
@@ -272,7 +272,7 @@ export class GatewayReconciler {
       } as KubernetesObject);
     } catch (err) {
       // Created meanwhile (our cache is behind): retry with the one that exists.
-      if (statusCode(err) === 409) throw new Error(`CA Secret ${secretName} exists but is not in the cache yet`, { cause: err });
+      if (statusCode(err) === 409) throw new WebgwError('WEBGW_ERR_KUBE', `CA Secret ${secretName} exists but is not in the cache yet`, { cause: err });
       throw err;
     }
     this.opts.logger.info('created the gateway CA', { gateway: gw.metadata.name, secret: `${namespace}/${secretName}` });

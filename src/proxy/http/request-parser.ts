@@ -18,6 +18,7 @@
  */
 import { TOKEN, hasControlCharacter } from './syntax.ts';
 import { BodyDecoder, type Framing } from './body-decoder.ts';
+import { WebgwError } from '../../common/errors.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const MAX_HEADERS = 256;
@@ -28,11 +29,11 @@ const REQUEST_LINE = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+) ([\x21-\x7e]+) HTTP\/1\.([0
  */
 const PROTECTED_FIELDS = new Set(['content-length', 'transfer-encoding', 'host']);
 
-export class HttpRequestError extends Error {
-  readonly status: 400 | 431;
+/** A request the gateway answers itself: 400 (malformed) or 431 (head too large). */
+export class HttpRequestError extends WebgwError {
+  declare readonly status: 400 | 431;
   constructor(status: 400 | 431, message: string) {
-    super(message);
-    this.status = status;
+    super('WEBGW_ERR_HTTP_REQUEST', message, { status });
   }
 }
 

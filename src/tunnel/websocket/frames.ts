@@ -4,6 +4,7 @@
  * unmasked in place) instead of reassembling whole messages, so a message of 256 KiB that arrives
  * as sixteen TLS records costs no extra buffer.
  */
+import { WebgwError } from '../../common/errors.ts';
 
 export const Opcode = { CONTINUATION: 0x0, TEXT: 0x1, BINARY: 0x2, CLOSE: 0x8, PING: 0x9, PONG: 0xa } as const;
 
@@ -23,11 +24,10 @@ export const MAX_HEADER_BYTES = 14;
 const MAX_CONTROL_PAYLOAD = 125;
 
 /** A violation of RFC 6455 or of our limits; `code` is what the close frame says. */
-export class WebSocketProtocolError extends Error {
-  readonly closeCode: number;
+export class WebSocketProtocolError extends WebgwError {
+  declare readonly closeCode: number;
   constructor(closeCode: number, message: string) {
-    super(message);
-    this.closeCode = closeCode;
+    super('WEBGW_ERR_WEBSOCKET_PROTOCOL', message, { closeCode });
   }
 }
 

@@ -56,10 +56,8 @@ export interface DialedWebSocket {
 
 /** Why a dial failed; `status` is set when the server answered with something else than 101. */
 export class HandshakeError extends WebgwError {
-  readonly status: number | undefined;
   constructor(message: string, status?: number, cause?: unknown) {
-    super('WEBGW_ERR_HANDSHAKE', message, cause === undefined ? undefined : { cause });
-    this.status = status;
+    super('WEBGW_ERR_HANDSHAKE', message, { ...(cause === undefined ? {} : { cause }), ...(status === undefined ? {} : { status }) });
   }
 }
 

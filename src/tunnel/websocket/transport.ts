@@ -8,6 +8,7 @@
  * the TCP connection; a peer that does not finish the close in time is cut off).
  */
 import type { Socket } from 'node:net';
+import { WebgwError } from '../../common/errors.ts';
 import type { MessageTransport } from '../transport.ts';
 import {
   CloseCode, MAX_HEADER_BYTES, Opcode, WebSocketParser, WebSocketProtocolError, closePayload, controlFrame, writeFrameHeader,
@@ -63,7 +64,7 @@ export function webSocketTransport(socket: Socket, head: Buffer, options: WebSoc
         if (state !== 'open') return;
         // Pongs pile up in our write buffer when the peer pings without reading: a bound.
         if (socket.writableLength > MAX_UNREAD_BYTES) {
-          lastError = new Error(`peer does not read (more than ${MAX_UNREAD_BYTES} bytes unsent) but keeps pinging`);
+          lastError = new WebgwError('WEBGW_ERR_PEER_STALLED', `peer does not read (more than ${MAX_UNREAD_BYTES} bytes unsent) but keeps pinging`);
           socket.destroy();
           return;
         }
@@ -103,8 +104,8 @@ export function webSocketTransport(socket: Socket, head: Buffer, options: WebSoc
     state = 'closed';
     if (closeTimer) clearTimeout(closeTimer);
     let err = lastError;
-    if (!err && received && !NORMAL_CLOSES.has(received.code)) err = new Error(`websocket closed with code ${received.code} ${received.reason}`.trim());
-    if (!err && !received && !sentNormalClose) err = new Error(`websocket closed without a close frame (code ${CloseCode.ABNORMAL})`);
+    if (!err && received && !NORMAL_CLOSES.has(received.code)) err = new WebgwError('WEBGW_ERR_WEBSOCKET_CLOSED', `websocket closed with code ${received.code} ${received.reason}`.trim(), { closeCode: received.code });
+    if (!err && !received && !sentNormalClose) err = new WebgwError('WEBGW_ERR_WEBSOCKET_CLOSED', `websocket closed without a close frame (code ${CloseCode.ABNORMAL})`, { closeCode: CloseCode.ABNORMAL });
     closeHandler?.(err);
   });
 
@@ -112,7 +113,7 @@ export function webSocketTransport(socket: Socket, head: Buffer, options: WebSoc
     headroom: MAX_HEADER_BYTES,
     send(buffer, end, cb) {
       if (state !== 'open' || socket.destroyed) {
-        cb(new Error('websocket is not open'));
+        cb(new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'websocket is not open'));
         return;
       }
       const start = writeFrameHeader(buffer, MAX_HEADER_BYTES, Opcode.BINARY, end - MAX_HEADER_BYTES, masked);
