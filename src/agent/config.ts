@@ -18,6 +18,8 @@ const route = z.discriminatedUnion('protocol', [
       certFile: z.string().min(1), keyFile: z.string().min(1), challengeFile: z.string().min(1),
       /** ALPN protocols offered to clients, in the server's order of preference (what the backend speaks). */
       alpn: z.array(z.string().min(1).max(255)).max(8).optional(),
+      /** The decrypted stream is HTTP/1.1: each request gets this hop's X-Forwarded-* fields. */
+      forwardedHeaders: z.boolean().optional(),
     }).optional(),
   }),
   z.strictObject({

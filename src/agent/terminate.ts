@@ -16,6 +16,7 @@ import type { Logger } from '../common/log.ts';
 import { ResetCode } from '../tunnel/frame.ts';
 import type { TunnelStream } from '../tunnel/stream.ts';
 import { dialBackend, relayToBackend, writeProxyHeader } from './backend.ts';
+import { relayHttp1 } from './http-forwarding.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { CompiledRoute } from './routes.ts';
 import type { TlsCertificates } from './tls-certificates.ts';
@@ -106,7 +107,8 @@ export function serveTerminated(stream: TunnelStream, route: CompiledRoute, opts
           return;
         }
         writeProxyHeader(socket, route.backend, stream.request);
-        relayToBackend(secure, socket, 'tls', opts.metrics);
+        if (route.terminate?.forwardedHeaders) relayHttp1(secure, socket, stream.request, opts.metrics);
+        else relayToBackend(secure, socket, 'tls', opts.metrics);
       }, secure);
     });
   };

@@ -5,10 +5,14 @@
  * and nothing reaches the backend; an ACME TLS-ALPN-01 validation (`acme-tls/1`) gets the
  * challenge certificate and nothing else; the certificate issued later is loaded live and
  * verified by the client; a renewed one serves new handshakes while an open connection keeps
- * going; plain HTTP for the name is redirected to HTTPS; a client that stops mid-handshake is
- * cut at the agent's bound.
+ * going; gRPC over ALPN h2 to an h2c backend; decrypted HTTP/1.1 with this hop's X-Forwarded-*
+ * fields (keep-alive, bodies by length and chunked, a malformed request answered 400, an Upgrade
+ * relayed raw); plain HTTP for the name is redirected to HTTPS; a client that stops
+ * mid-handshake is cut at the agent's bound.
  */
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash, randomBytes } from 'node:crypto';
+import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer, connect as netConnect, type AddressInfo, type Socket } from 'node:net';
@@ -24,6 +28,8 @@ import { hours, startAgent, startGateway, TempDir, waitFor, type GatewayFixture,
 const NAME = 'end.localhost';
 /** A gRPC server behind a route the agent terminates with ALPN h2 (backendProtocol: H2C). */
 const GRPC = 'grpc-end.localhost';
+/** An HTTP/1.1 app behind a route the agent terminates with backendProtocol: HTTP1. */
+const WEB = 'web-end.localhost';
 const raw = (b: Buffer): Buffer => b;
 const echoService = {
   echo: { path: '/webgw.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
@@ -65,6 +71,24 @@ describe('TLS terminated at the agent', () => {
   let agent: Agent;
   let log: LogCapture;
   const grpcServer = new grpc.Server();
+  const webSeen: Array<{ method: string; headers: Record<string, unknown>; sha256: string; size: number }> = [];
+  const web = createHttpServer((req, res) => {
+    const hash = createHash('sha256');
+    let size = 0;
+    req.on('data', (c: Buffer) => { hash.update(c); size += c.length; });
+    req.on('end', () => {
+      const seen = { method: req.method ?? '', headers: req.headers, sha256: hash.digest('hex'), size };
+      webSeen.push(seen);
+      res.end(JSON.stringify(seen));
+    });
+  });
+  web.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\nX-Seen-Proto: ${String(req.headers['x-forwarded-proto'])}\r\n\r\n`);
+    if (head.length > 0) socket.write(head);
+    socket.on('data', (d: Buffer) => socket.write(d));
+    socket.on('error', () => {});
+  });
+  const webFiles = { certFile: join(dir.path, 'web.crt'), keyFile: join(dir.path, 'web.key'), challengeFile: join(dir.path, 'web.challenge'), alpn: ['http/1.1'], forwardedHeaders: true };
   const grpcFiles = { certFile: join(dir.path, 'grpc.crt'), keyFile: join(dir.path, 'grpc.key'), challengeFile: join(dir.path, 'grpc.challenge'), alpn: ['h2'] };
 
   beforeAll(async () => {
@@ -76,20 +100,27 @@ describe('TLS terminated at the agent', () => {
     const grpcPort = await new Promise<number>((resolve, reject) => {
       grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
+    web.listen(0, '127.0.0.1');
+    await once(web, 'listening');
+    const webCert = issueServerCertificate(ca, [WEB], hours(1));
+    writeFileSync(webFiles.certFile, webCert.certPem);
+    writeFileSync(webFiles.keyFile, webCert.keyPem);
     const grpcCert = issueServerCertificate(ca, [GRPC], hours(1));
     writeFileSync(grpcFiles.certFile, grpcCert.certPem);
     writeFileSync(grpcFiles.keyFile, grpcCert.keyPem);
     gw = await startGateway({ limits: { clientHelloTimeoutMs: 2000 } });
-    const creds = await gw.issueAgent('end', { tls: [NAME, GRPC] });
+    const creds = await gw.issueAgent('end', { tls: [NAME, GRPC, WEB] });
     ({ agent, log } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
       { protocol: 'tls', hostname: NAME, backend: `127.0.0.1:${(backend.address() as AddressInfo).port}`, terminate: files },
       { protocol: 'tls', hostname: GRPC, backend: `127.0.0.1:${grpcPort}`, terminate: grpcFiles },
+      { protocol: 'tls', hostname: WEB, backend: `127.0.0.1:${(web.address() as AddressInfo).port}`, terminate: webFiles },
     ], { limits: { handshakeTimeoutMs: 500 } }));
     await waitFor(() => agent.connectedSessions === 1, 10_000, 'the tunnel');
   });
 
   afterAll(async () => {
     grpcServer.forceShutdown();
+    web.close();
     await agent?.close(1000);
     await gw?.stop();
     backend.close();
@@ -169,6 +200,57 @@ describe('TLS terminated at the agent', () => {
     }
     // The HTTP/1.1-only route offers no h2: ALPN is what the route says its backend speaks.
     expect((await handshake(gw.tlsPort, { ca: ca.certPem, alpn: ['h2'], send: 'p' })).alpn).toBe(false);
+  });
+
+  it('gives decrypted HTTP/1.1 the X-Forwarded fields of this hop, over keep-alive, with bodies intact', async () => {
+    const keepAlive = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: ca.certPem, servername: WEB });
+    const send = (method: string, body?: Buffer, chunked = false) => new Promise<{ status: number; seen: typeof webSeen[number] }>((resolve, reject) => {
+      const req = httpsRequest({ host: '127.0.0.1', port: gw.tlsPort, method, path: '/x', agent: keepAlive, headers: {
+        host: WEB, 'x-forwarded-proto': 'http', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-host': 'evil.example',
+        ...(body && !chunked ? { 'content-length': String(body.length) } : {}),
+      } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, seen: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      if (body && chunked) { req.write(body.subarray(0, 1000)); req.write(body.subarray(1000)); }
+      req.end(body && !chunked ? body : undefined);
+    });
+    const big = randomBytes(1024 * 1024);
+    const answers = [await send('GET'), await send('POST', big), await send('PUT', big, true)];
+    keepAlive.destroy();
+    for (const a of answers) {
+      expect(a.status).toBe(200);
+      expect(a.seen.headers).toMatchObject({ 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.9, 127.0.0.1', 'x-forwarded-host': WEB, 'x-forwarded-port': String(gw.tlsPort) });
+    }
+    const sha = createHash('sha256').update(big).digest('hex');
+    expect(answers.slice(1).map((a) => [a.seen.size, a.seen.sha256])).toEqual([[big.length, sha], [big.length, sha]]);
+    expect(answers[2]!.seen.headers['transfer-encoding']).toBe('chunked');
+  });
+
+  it('answers a malformed request with 400 and the backend never sees it; an Upgrade becomes a raw relay', async () => {
+    const before = webSeen.length;
+    const bad = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: WEB, ca: ca.certPem });
+    await once(bad, 'secureConnect');
+    bad.write('GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello');
+    let answer = '';
+    bad.setEncoding('utf8').on('data', (d: string) => { answer += d; });
+    await once(bad, 'end');
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(webSeen.length).toBe(before);
+    bad.destroy();
+
+    const up = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: WEB, ca: ca.certPem });
+    await once(up, 'secureConnect');
+    up.write(`GET /ws HTTP/1.1\r\nHost: ${WEB}\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nearly`);
+    let got = '';
+    up.setEncoding('utf8').on('data', (d: string) => { got += d; });
+    await waitFor(() => got.includes('early'), 5000, 'the 101 and the early bytes echoed');
+    expect(got).toMatch(/^HTTP\/1\.1 101 /);
+    expect(got).toContain('X-Seen-Proto: https');
+    up.write('later');
+    await waitFor(() => got.endsWith('later'), 5000, 'raw bytes after the upgrade');
+    up.destroy();
   });
 
   it('redirects plain HTTP for the name to HTTPS', async () => {

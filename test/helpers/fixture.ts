@@ -139,7 +139,7 @@ export interface AgentRouteSpec {
   port?: number;
   backend: string;
   proxyProtocol?: 'none' | 'v1' | 'v2';
-  terminate?: { certFile: string; keyFile: string; challengeFile: string; alpn?: string[] };
+  terminate?: { certFile: string; keyFile: string; challengeFile: string; alpn?: string[]; forwardedHeaders?: boolean };
 }
 
 export async function startAgent(gateways: Array<{ name?: string; endpoints: string[]; credentials: AgentCredentialFiles }>, routes: AgentRouteSpec[], extra: Record<string, unknown> = {}): Promise<{ agent: Agent; log: LogCapture }> {

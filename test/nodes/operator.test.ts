@@ -169,7 +169,8 @@ describe('the operator on real nodes', () => {
         return r.code === 0 ? r : undefined;
       }, 60_000, 'HTTPS terminated by the agents');
       figures.agentTlsServedMs = Date.now() - started;
-      expect(answer.stdout).toMatch(new RegExp(`^hello ${PAY} from (::ffff:)?127\\.0\\.0\\.1 via app-`));
+      // backendProtocol: HTTP1: the agent gave the request this hop's X-Forwarded-For, the client's.
+      expect(answer.stdout).toMatch(new RegExp(`^hello ${PAY} from ${addressOf(CLIENT)} via app-`));
       // No Secret of the farmer's namespace holds the key.
       const credential = JSON.parse(await kubectlOk(['get', 'secret', 'webgw-agent-shop', '-n', TENANT, '-o', 'jsonpath={.data}'])) as Record<string, string>;
       const keyName = Object.keys(credential).find((k) => k.startsWith('tls-') && k.endsWith('.key'))!;

@@ -149,7 +149,7 @@ describe('TLS terminated at the agent: gather', () => {
 describe('TLS terminated at the agent: the credential Secret', () => {
   it.each([
     [undefined, {}],
-    ['HTTP1', { alpn: ['http/1.1'] }],
+    ['HTTP1', { alpn: ['http/1.1'], forwardedHeaders: true }],
     ['H2C', { alpn: ['h2'] }],
   ] as const)('backendProtocol %s offers ALPN %j', (backendProtocol, alpn) => {
     expect(agentAlpn({ protocol: 'TLS', termination: 'Agent', hostnames: ['a.example.com'], ...(backendProtocol ? { backendProtocol } : {}) })).toEqual(alpn);

@@ -3,7 +3,7 @@
  * fed in every split into two pieces, so the state machine gives the same body, the same count
  * of bytes it used and the same error wherever the network cuts the bytes.
  */
-import { BodyDecoder, type Framing } from '../../src/proxy/http/body-decoder.ts';
+import { BodyDecoder, type Framing } from '../../src/common/http/body-decoder.ts';
 
 interface Run { body: string; used: number; done: boolean; error?: string }
 

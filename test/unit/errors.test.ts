@@ -1,7 +1,7 @@
 /** The error catalog (common/errors.ts) and its page (docs/errors.md) say the same, and errors carry their detail. */
 import { readFileSync } from 'node:fs';
 import { WebgwError, asError, errorCatalog } from '../../src/common/errors.ts';
-import { HttpRequestError } from '../../src/proxy/http/request-parser.ts';
+import { HttpRequestError } from '../../src/common/http/request-parser.ts';
 import { WebSocketProtocolError } from '../../src/tunnel/websocket/frames.ts';
 
 describe('the error catalog', () => {

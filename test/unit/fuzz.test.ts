@@ -12,7 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import fc from 'fast-check';
 import { WebgwError } from '../../src/common/errors.ts';
-import { HttpRequestError, RequestParser } from '../../src/proxy/http/request-parser.ts';
+import { HttpRequestError, RequestParser } from '../../src/common/http/request-parser.ts';
 import { ResponseParser } from '../../src/proxy/http/response-parser.ts';
 import { MAX_HELLO_BYTES, parseClientHello } from '../../src/common/client-hello.ts';
 import { FrameDecoder, encodeFrame, FrameType } from '../../src/tunnel/frame.ts';

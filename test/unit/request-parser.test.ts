@@ -1,4 +1,4 @@
-import { HttpRequestError, RequestParser, type RequestHead } from '../../src/proxy/http/request-parser.ts';
+import { HttpRequestError, RequestParser, type RequestHead } from '../../src/common/http/request-parser.ts';
 
 interface Seen { heads: RequestHead[]; bodies: string[]; done: number }
 

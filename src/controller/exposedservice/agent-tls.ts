@@ -22,10 +22,13 @@ export function agentTlsFiles(hostname: string): { certFile: string; keyFile: st
   return { certFile: `tls-${id}.crt`, keyFile: `tls-${id}.key`, challengeFile: `tls-${id}.challenge` };
 }
 
-/** The ALPN the agent offers for a route it terminates: what its backend speaks, if stated. */
-export function agentAlpn(route: ExposedServiceRoute): { alpn?: string[] } {
+/**
+ * What the agent offers for a route it terminates, from what its backend speaks: ALPN, and for
+ * HTTP/1.1 the X-Forwarded-* fields on each request (HTTP/2 and unstated protocols are relayed).
+ */
+export function agentAlpn(route: ExposedServiceRoute): { alpn?: string[]; forwardedHeaders?: boolean } {
   if (route.backendProtocol === 'H2C') return { alpn: ['h2'] };
-  if (route.backendProtocol === 'HTTP1') return { alpn: ['http/1.1'] };
+  if (route.backendProtocol === 'HTTP1') return { alpn: ['http/1.1'], forwardedHeaders: true };
   return {};
 }
 

@@ -13,7 +13,7 @@ import type { Clock, Timer } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { ServedCertificate } from '../certificate-store.ts';
-import { HttpRequestError, RequestParser, type RequestHead } from './request-parser.ts';
+import { HttpRequestError, RequestParser, type RequestHead } from '../../common/http/request-parser.ts';
 
 /** How long an ending connection may take to close after our answer. */
 const END_GRACE_MS = 5000;

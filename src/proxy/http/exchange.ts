@@ -13,7 +13,7 @@ import type { TunnelStream } from '../../tunnel/stream.ts';
 import type { BodySink } from './client-connection.ts';
 import { LAST_CHUNK, parserInput, writeChunk } from './chunked.ts';
 import { forwardResponseHeaders, headerLines, serializeRequestHead } from './headers.ts';
-import type { RequestHead } from './request-parser.ts';
+import type { RequestHead } from '../../common/http/request-parser.ts';
 import { ResponseParser, type ResponseHead } from './response-parser.ts';
 
 export type ExchangeOutcome =

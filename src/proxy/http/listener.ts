@@ -29,7 +29,7 @@ import { exchange } from './exchange.ts';
 import { forwardRequestHeaders, headerLines, hostFromHeader, type ForwardContext } from './headers.ts';
 import { IdleStreams, poolKey, takeOrOpen } from './idle-streams.ts';
 import { mayRetry } from './retry.ts';
-import { HttpRequestError, type RequestHead } from './request-parser.ts';
+import { HttpRequestError, type RequestHead } from '../../common/http/request-parser.ts';
 import { messageForStatus, statusForError } from './statuses.ts';
 import { Http2Frontend } from '../http2/frontend.ts';
 import { H2cSessions } from '../http2/h2c-sessions.ts';

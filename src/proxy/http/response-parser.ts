@@ -8,9 +8,9 @@
  * Bounded: the head is at most MAX_HEAD_BYTES with at most MAX_HEADERS headers, a chunk-size
  * line at most 1 KiB. Anything malformed throws WEBGW_ERR_BACKEND (the client gets a 502).
  */
-import { TOKEN, hasControlCharacter } from './syntax.ts';
+import { TOKEN, hasControlCharacter } from '../../common/http/syntax.ts';
 import { WebgwError } from '../../common/errors.ts';
-import { BodyDecoder, type Framing } from './body-decoder.ts';
+import { BodyDecoder, type Framing } from '../../common/http/body-decoder.ts';
 
 export const MAX_HEAD_BYTES = 64 * 1024;
 const MAX_HEADERS = 256;

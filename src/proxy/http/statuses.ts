@@ -1,6 +1,6 @@
 /** The gateway's own answers to HTTP requests: the status for an error, and what it says. */
 import { isWebgwError } from '../../common/errors.ts';
-import { HttpRequestError } from './request-parser.ts';
+import { HttpRequestError } from '../../common/http/request-parser.ts';
 
 export function statusForError(err: unknown): number {
   if (err instanceof HttpRequestError) return err.status;

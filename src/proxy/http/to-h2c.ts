@@ -13,7 +13,7 @@ import { writeCoalesced } from '../../common/relay.ts';
 import { relayedHeaders } from '../http2/headers.ts';
 import { writeChunk } from './chunked.ts';
 import type { BodySink } from './client-connection.ts';
-import type { RequestHead } from './request-parser.ts';
+import type { RequestHead } from '../../common/http/request-parser.ts';
 
 export type H2cExchangeOutcome =
   | { kind: 'done'; keepClient: boolean; status: number }

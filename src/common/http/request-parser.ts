@@ -18,7 +18,7 @@
  */
 import { TOKEN, hasControlCharacter } from './syntax.ts';
 import { BodyDecoder, type Framing } from './body-decoder.ts';
-import { WebgwError } from '../../common/errors.ts';
+import { WebgwError } from '../errors.ts';
 
 const HEAD_END = Buffer.from('\r\n\r\n');
 const MAX_HEADERS = 256;
