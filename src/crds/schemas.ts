@@ -179,6 +179,7 @@ export const exposedServiceSchema: Schema = obj({
       certificates: arr(obj({
         names: arr(str(), 64), state: { type: 'string', enum: ['Ready', 'Pending', 'Failed'] }, source: { type: 'string', enum: ['Gateway', 'ACME'] },
         terminatedBy: { type: 'string', enum: ['Gateway', 'Agent'] },
+        attempts: int(0, 1000000), retryAt: str({ format: 'date-time' }),
         issuer: str({ maxLength: 1024 }), notAfter: str(), message: str({ maxLength: 1024 }),
       }, { required: ['names', 'state', 'source'] }), 64, { description: 'The certificates this service\'s HTTPS names are served with: its Gateway\'s spec.tls one, or one per name through spec.acme (Pending while ordered, Failed with the ACME problem); terminatedBy Agent for TLS routes the agents terminate (termination: Agent).' }),
       sessions: int(0, 10000000, { description: 'Agent sessions of this service connected to the gateway, over its replicas.' }),

@@ -150,6 +150,9 @@ export interface EndpointCertificateStatus {
   source: 'Gateway' | 'ACME';
   /** Agent: a TLS route the agents terminate (termination: Agent); absent: the gateway does. */
   terminatedBy?: 'Gateway' | 'Agent';
+  /** Agent-terminated names whose last order failed: how often, and when it is tried again. */
+  attempts?: number;
+  retryAt?: string;
   issuer?: string;
   notAfter?: string;
   message?: string;

@@ -44,7 +44,12 @@ class RecordingOrders {
   issued = new Map<string, { certPem: string; keyPem: string }>();
   challenges = new Map<string, string>();
   request(r: AgentOrderRequest): void { this.requests.push(r); }
-  failures(): AcmeFailureStatus[] { return this.failuresList; }
+  previous: readonly AcmeFailureStatus[] = [];
+  /** As the issuer: the failures it holds, seeded once with those the status showed. */
+  failures(_s: string, _w: unknown, previous: readonly AcmeFailureStatus[] = []): AcmeFailureStatus[] {
+    this.previous = previous;
+    return this.failuresList.length > 0 ? this.failuresList : [...previous];
+  }
   issuedPair(_s: string, h: string) { return this.issued.get(h); }
   challenge(_s: string, h: string) { return this.challenges.get(h); }
   written(_s: string, _h: string, cert: string): void { this.writtenCerts.push(cert); }
@@ -126,6 +131,19 @@ describe('TLS terminated at the agent: gather', () => {
     const out = gather(service('web', ['a.example.com']), orders);
     expect(out.names.get('a.example.com')?.status).toMatchObject({ state: 'Failed', message: expect.stringContaining('attempt 2; next at 2026-12-07T12:05:00Z') });
     expect(out.nextLook).toBe(Date.parse('2026-12-07T12:05:00Z'));
+  });
+
+  it('puts the backoff in the status, and a new leader resumes it from there, the message unchanged', () => {
+    const orders = new RecordingOrders();
+    orders.failuresList = [{ hostname: 'a.example.com', problem: 'urn:ietf:params:acme:error:unauthorized', attempts: 3, retryAt: '2026-12-07T13:00:00Z' }];
+    const first = gather(service('web', ['a.example.com']), orders).names.get('a.example.com')!.status;
+    expect(first).toMatchObject({ state: 'Failed', attempts: 3, retryAt: '2026-12-07T13:00:00Z' });
+    // A new leader: nothing in memory, the status as the old one wrote it.
+    const restarted = new RecordingOrders();
+    const svc = { ...service('web', ['a.example.com']), status: { endpoints: [{ gateway: 'us', certificates: [first] }] } };
+    const again = gather(svc, restarted).names.get('a.example.com')!.status;
+    expect(restarted.previous).toEqual(orders.failuresList);
+    expect(again).toEqual(first);
   });
 
   it('publishes the pending challenge and says so', () => {

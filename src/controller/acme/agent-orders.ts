@@ -65,8 +65,8 @@ export class AgentOrders {
     this.opts = opts;
   }
 
-  request(r: AgentOrderRequest, previous: readonly AcmeFailureStatus[] = []): void {
-    this.opts.issuer.requestFor(r.account, r.service, r.hostnames, previous, (hostname) => ({
+  request(r: AgentOrderRequest): void {
+    this.opts.issuer.requestFor(r.account, r.service, r.hostnames, [], (hostname) => ({
       solver: this.solver(r, hostname),
       deliver: async (pair) => {
         this.issued.set(key(r.service, hostname), pair);
@@ -90,7 +90,9 @@ export class AgentOrders {
     if (this.issued.get(key(service, hostname))?.certPem === certPem) this.issued.delete(key(service, hostname));
   }
 
-  failures(service: string, wanted: ReadonlySet<string>): AcmeFailureStatus[] {
+  /** The failures of this service's orders; `previous`: those its status showed (taken once). */
+  failures(service: string, wanted: ReadonlySet<string>, previous: readonly AcmeFailureStatus[] = []): AcmeFailureStatus[] {
+    this.opts.issuer.seed(service, previous);
     return this.opts.issuer.failures(service, wanted);
   }
 

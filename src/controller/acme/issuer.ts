@@ -164,10 +164,7 @@ export class AcmeIssuer {
    */
   requestFor(account: Gateway, scope: string, hostnames: readonly string[], previous: readonly AcmeFailureStatus[], order: (hostname: string) => OrderFor): void {
     if (this.stopped || !account.spec.acme) return;
-    if (!this.seeded.has(scope)) {
-      this.seeded.add(scope);
-      for (const f of previous) this.failed.set(jobKey(scope, f.hostname), f);
-    }
+    this.seed(scope, previous);
     const now = this.opts.clock.date().getTime();
     for (const [key, at] of this.stored) if (at + STORED_GRACE_MS <= now) this.stored.delete(key);
     const acct: Account = { gateway: account.metadata.name, uid: account.metadata.uid, directoryUrl: account.spec.acme.directoryUrl, email: account.spec.acme.email };
@@ -183,6 +180,16 @@ export class AcmeIssuer {
       this.queue.push({ ...order(hostname), scope, account: acct, hostname });
     }
     this.pump();
+  }
+
+  /**
+   * The failures a scope's status shows, taken once per scope and leadership: the backoff a
+   * previous leader was in goes on instead of ordering again at once.
+   */
+  seed(scope: string, previous: readonly AcmeFailureStatus[]): void {
+    if (this.stopped || this.seeded.has(scope)) return;
+    this.seeded.add(scope);
+    for (const f of previous) this.failed.set(jobKey(scope, f.hostname), f);
   }
 
   /** HTTP-01, answered by every replica of the Gateway (responder.ts). */

@@ -7,7 +7,7 @@
  * first): one tenant cannot spend the farmer's ACME rate limits.
  */
 import type { V1Secret } from '@kubernetes/client-node';
-import type { EndpointCertificateStatus, ExposedService, Gateway } from '../../crds/types.ts';
+import type { AcmeFailureStatus, EndpointCertificateStatus, ExposedService, Gateway } from '../../crds/types.ts';
 import type { AgentOrders, HttpsTarget } from '../acme/agent-orders.ts';
 import { checkCertificatePair } from '../acme/certificates.ts';
 import { MAX_ACME_CERTIFICATES_PER_NAMESPACE } from '../acme/wanted.ts';
@@ -40,7 +40,7 @@ export function agentCertificates(i: AgentCertificatesInputs): { names: Map<stri
   let nextLook = Infinity;
   if (wanted.size === 0) return { names, nextLook };
   const allowed = allowedInNamespace(i, key);
-  const failures = i.orders.failures(key, new Set(wanted.keys()));
+  const failures = i.orders.failures(key, new Set(wanted.keys()), previousFailures(i.service));
   const due = new Map<string, string[]>();
   for (const [hostname, gateways] of wanted) {
     const files = agentTlsFiles(hostname);
@@ -52,14 +52,16 @@ export function agentCertificates(i: AgentCertificatesInputs): { names: Map<stri
     const challengePem = i.orders.challenge(key, hostname);
     const base = { names: [hostname], source: 'ACME' as const, terminatedBy: 'Agent' as const };
     let status: EndpointCertificateStatus;
+    // The backoff goes in the status too, so that a new leader resumes it (previousFailures).
+    const backoff = failure ? { attempts: failure.attempts, retryAt: failure.retryAt } : {};
     if (good?.state) {
-      const renewal = failure ? { message: `served; its renewal failed: ${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})` } : {};
+      const renewal = failure ? { message: `served; its renewal failed: ${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})`, ...backoff } : {};
       status = { ...base, state: 'Ready', issuer: good.state.issuer, notAfter: good.state.notAfter, ...renewal };
       nextLook = Math.min(nextLook, Date.parse(good.state.renewAt));
     } else if (!allowed.has(hostname)) {
       status = { ...base, state: 'Failed', message: `not ordered: namespace ${i.service.metadata.namespace} holds the most agent-terminated certificates it may (${MAX_ACME_CERTIFICATES_PER_NAMESPACE})` };
     } else if (failure) {
-      status = { ...base, state: 'Failed', message: `${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})` };
+      status = { ...base, state: 'Failed', message: `${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})`, ...backoff };
     } else {
       const account = accountFor(gateways, i.gateways);
       status = { ...base, state: 'Pending', message: challengePem ? 'TLS-ALPN-01 challenge published to the agents; waiting until they serve it' : `ordering from ${account?.spec.acme?.directoryUrl ?? 'the ACME server'}` };
@@ -79,6 +81,24 @@ export function agentCertificates(i: AgentCertificatesInputs): { names: Map<stri
     i.orders.request({ account: gw, service: key, hostnames, agents: i.agents, targets: () => through.flatMap((g) => i.httpsTargets(g)) });
   }
   return { names, nextLook };
+}
+
+/**
+ * The failed orders the service's status shows (the backoff a previous leader was in): the
+ * issuer resumes it instead of ordering again at once after a restart (ACME servers limit
+ * failed validations per name).
+ */
+export function previousFailures(service: ExposedService): AcmeFailureStatus[] {
+  const out: AcmeFailureStatus[] = [];
+  for (const e of service.status?.endpoints ?? []) {
+    for (const c of e.certificates ?? []) {
+      const hostname = c.names[0];
+      if (c.terminatedBy !== 'Agent' || !hostname || c.attempts === undefined || !c.retryAt || out.some((f) => f.hostname === hostname)) continue;
+      const problem = (c.message ?? '').replace(/^served; its renewal failed: /, '').replace(/ \(attempt \d+; next at [^)]*\)$/, '');
+      out.push({ hostname, problem, attempts: c.attempts, retryAt: c.retryAt });
+    }
+  }
+  return out;
 }
 
 /** The first Gateway (by name) passing the name through that has spec.acme. */
