@@ -82,11 +82,14 @@ export function serveTerminated(stream: TunnelStream, route: CompiledRoute, opts
   const handshake = (context: SecureContext, validation: boolean): void => {
     const alpn = validation ? [ACME_TLS_ALPN] : route.terminate?.alpn;
     const secure = new TLSSocket(stream, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
+    let secured = false;
     secure.on('error', (err) => {
-      fail(describeError(err));
+      // After the handshake an error is the connection's end, not a failed handshake.
+      if (!secured) fail(describeError(err));
       secure.destroy();
     });
     secure.once('secure', () => {
+      secured = true;
       clearTimeout(timer);
       if (validation) {
         // RFC 8737 §3: the validation needs the handshake only.

@@ -30,6 +30,8 @@ const NAME = 'end.localhost';
 const GRPC = 'grpc-end.localhost';
 /** An HTTP/1.1 app behind a route the agent terminates with backendProtocol: HTTP1. */
 const WEB = 'web-end.localhost';
+/** An app without WebSocket support that answers an Upgrade as a plain request and reads on. */
+const PLAIN_WEB = 'plain-web-end.localhost';
 const raw = (b: Buffer): Buffer => b;
 const echoService = {
   echo: { path: '/webgw.test.Echo/Echo', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
@@ -72,7 +74,7 @@ describe('TLS terminated at the agent', () => {
   let log: LogCapture;
   const grpcServer = new grpc.Server();
   const webSeen: Array<{ method: string; headers: Record<string, unknown>; sha256: string; size: number }> = [];
-  const web = createHttpServer((req, res) => {
+  const serveWeb = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     const hash = createHash('sha256');
     let size = 0;
     req.on('data', (c: Buffer) => { hash.update(c); size += c.length; });
@@ -80,6 +82,21 @@ describe('TLS terminated at the agent', () => {
       const seen = { method: req.method ?? '', headers: req.headers, sha256: hash.digest('hex'), size };
       webSeen.push(seen);
       res.end(JSON.stringify(seen));
+    });
+  };
+  const web = createHttpServer(serveWeb);
+  /** Request heads the keep-reading app received. */
+  const plainHeads: string[] = [];
+  const plainWeb = createNetServer((s: Socket) => {
+    s.on('error', () => {});
+    let pending = '';
+    s.on('data', (d: Buffer) => {
+      pending += d.toString('latin1');
+      for (let end = pending.indexOf('\r\n\r\n'); end >= 0; end = pending.indexOf('\r\n\r\n')) {
+        plainHeads.push(pending.slice(0, end));
+        pending = pending.slice(end + 4);
+        s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }
     });
   });
   web.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
@@ -89,6 +106,7 @@ describe('TLS terminated at the agent', () => {
     socket.on('error', () => {});
   });
   const webFiles = { certFile: join(dir.path, 'web.crt'), keyFile: join(dir.path, 'web.key'), challengeFile: join(dir.path, 'web.challenge'), alpn: ['http/1.1'], forwardedHeaders: true };
+  const plainWebFiles = { ...webFiles, certFile: join(dir.path, 'plain-web.crt'), keyFile: join(dir.path, 'plain-web.key'), challengeFile: join(dir.path, 'plain-web.challenge') };
   const grpcFiles = { certFile: join(dir.path, 'grpc.crt'), keyFile: join(dir.path, 'grpc.key'), challengeFile: join(dir.path, 'grpc.challenge'), alpn: ['h2'] };
 
   beforeAll(async () => {
@@ -101,19 +119,23 @@ describe('TLS terminated at the agent', () => {
       grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
     });
     web.listen(0, '127.0.0.1');
-    await once(web, 'listening');
-    const webCert = issueServerCertificate(ca, [WEB], hours(1));
-    writeFileSync(webFiles.certFile, webCert.certPem);
-    writeFileSync(webFiles.keyFile, webCert.keyPem);
+    plainWeb.listen(0, '127.0.0.1');
+    await Promise.all([once(web, 'listening'), once(plainWeb, 'listening')]);
+    const webCert = issueServerCertificate(ca, [WEB, PLAIN_WEB], hours(1));
+    for (const f of [webFiles, plainWebFiles]) {
+      writeFileSync(f.certFile, webCert.certPem);
+      writeFileSync(f.keyFile, webCert.keyPem);
+    }
     const grpcCert = issueServerCertificate(ca, [GRPC], hours(1));
     writeFileSync(grpcFiles.certFile, grpcCert.certPem);
     writeFileSync(grpcFiles.keyFile, grpcCert.keyPem);
     gw = await startGateway({ limits: { clientHelloTimeoutMs: 2000 } });
-    const creds = await gw.issueAgent('end', { tls: [NAME, GRPC, WEB] });
+    const creds = await gw.issueAgent('end', { tls: [NAME, GRPC, WEB, PLAIN_WEB] });
     ({ agent, log } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
       { protocol: 'tls', hostname: NAME, backend: `127.0.0.1:${(backend.address() as AddressInfo).port}`, terminate: files },
       { protocol: 'tls', hostname: GRPC, backend: `127.0.0.1:${grpcPort}`, terminate: grpcFiles },
       { protocol: 'tls', hostname: WEB, backend: `127.0.0.1:${(web.address() as AddressInfo).port}`, terminate: webFiles },
+      { protocol: 'tls', hostname: PLAIN_WEB, backend: `127.0.0.1:${(plainWeb.address() as AddressInfo).port}`, terminate: plainWebFiles },
     ], { limits: { handshakeTimeoutMs: 500 } }));
     await waitFor(() => agent.connectedSessions === 1, 10_000, 'the tunnel');
   });
@@ -121,6 +143,7 @@ describe('TLS terminated at the agent', () => {
   afterAll(async () => {
     grpcServer.forceShutdown();
     web.close();
+    plainWeb.close();
     await agent?.close(1000);
     await gw?.stop();
     backend.close();
@@ -251,6 +274,21 @@ describe('TLS terminated at the agent', () => {
     up.write('later');
     await waitFor(() => got.endsWith('later'), 5000, 'raw bytes after the upgrade');
     up.destroy();
+  });
+
+  it('relays nothing unparsed after a declined Upgrade, so a forged X-Forwarded-For cannot follow it', async () => {
+    const sock = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: PLAIN_WEB, ca: ca.certPem });
+    await once(sock, 'secureConnect');
+    let got = '';
+    sock.setEncoding('utf8').on('data', (d: string) => { got += d; });
+    // The app has no WebSocket: it answers the Upgrade as a request and would read on.
+    sock.write(`GET /ws HTTP/1.1\r\nHost: ${PLAIN_WEB}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nGET /forged HTTP/1.1\r\nHost: ${PLAIN_WEB}\r\nX-Forwarded-For: 10.6.6.6\r\n\r\n`);
+    await once(sock, 'end');
+    expect(got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(plainHeads).toHaveLength(1);
+    expect(plainHeads[0]).toContain('X-Forwarded-For: 127.0.0.1');
+    expect(plainHeads.join('\n')).not.toContain('10.6.6.6');
+    sock.destroy();
   });
 
   it('redirects plain HTTP for the name to HTTPS', async () => {
