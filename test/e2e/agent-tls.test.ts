@@ -11,7 +11,7 @@
  * mid-handshake is cut at the agent's bound.
  */
 import { X509Certificate, createHash, randomBytes } from 'node:crypto';
-import { createServer as createHttpServer, type IncomingMessage } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { once } from 'node:events';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -74,7 +74,7 @@ describe('TLS terminated at the agent', () => {
   let log: LogCapture;
   const grpcServer = new grpc.Server();
   const webSeen: Array<{ method: string; headers: Record<string, unknown>; sha256: string; size: number }> = [];
-  const serveWeb = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+  const serveWeb = (req: IncomingMessage, res: ServerResponse): void => {
     const hash = createHash('sha256');
     let size = 0;
     req.on('data', (c: Buffer) => { hash.update(c); size += c.length; });
