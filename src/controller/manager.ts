@@ -74,6 +74,9 @@ export interface ManagerOptions {
   logger: Logger;
 }
 
+/** After the webhook admitted a pod, when it is surely stored (admission precedes the write). */
+const POD_STORED_AFTER_MS = 2000;
+
 export class Manager {
   readonly client: KubeClient;
   readonly registry: Registry;
@@ -290,8 +293,15 @@ export class Manager {
       address: w.address, port: w.port, certPem: tls.serving.certPem, keyPem: tls.serving.keyPem,
       image: this.opts.image, servicesIn: (ns) => this.exposedServicesIn(ns), logger: this.opts.logger.child({ component: 'webhook' }),
       onInjected: (namespace, service) => {
-        this.serviceReconciler.podsChanged(`${namespace}/${service}`);
-        if (this.leading) this.serviceController.enqueue(`${namespace}/${service}`);
+        const key = `${namespace}/${service}`;
+        const relist = (): void => {
+          this.serviceReconciler.podsChanged(key);
+          if (this.leading) this.serviceController.enqueue(key);
+        };
+        relist();
+        // Admission runs before the pod is stored: a list taken now may miss it (then the status
+        // said "no selected pod runs the agent" until its agent connected). Look again once it is.
+        this.clock.setTimeout(relist, POD_STORED_AFTER_MS);
       },
     });
     const { port } = await this.webhookServer.start();
