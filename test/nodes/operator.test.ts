@@ -167,7 +167,9 @@ describe('the operator on real nodes', () => {
       const answer = await eventually(async () => {
         const r = await fromClient('curl', ['-sS', '-m', '10', '--cacert', rootFile, '--resolve', `${PAY}:443:${FARMER_IP}`, `https://${PAY}/`]);
         return r.code === 0 ? r : undefined;
-      }, 60_000, 'HTTPS terminated by the agents');
+        // Ready means issued and in the Secret; the agents load it at the kubelet's next sync of
+        // the volume (seconds, or up to its sync period of about a minute and its jitter).
+      }, 180_000, 'HTTPS terminated by the agents');
       figures.agentTlsServedMs = Date.now() - started;
       // backendProtocol: HTTP1: the agent gave the request this hop's X-Forwarded-For, the client's.
       expect(answer.stdout).toMatch(new RegExp(`^hello ${PAY} from ${addressOf(CLIENT)} via app-`));
