@@ -8,12 +8,21 @@ function layers(allowed) {
   return Object.entries(allowed).map(([folder, may]) => ({
     files: [`src/${folder}/**/*.ts`],
     rules: {
-      'no-restricted-imports': ['error', {
-        patterns: [{
-          group: FOLDERS.filter((f) => f !== folder && !may.includes(f)).flatMap((f) => [`../${f}/*`, `../../${f}/*`, `../../../${f}/*`]),
-          message: `src/${folder} may import only ${['itself', ...may].join(', ')} (docs/architecture.md, the layers).`,
-        }],
-      }],
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: FOLDERS.filter((f) => f !== folder && !may.includes(f)).flatMap((f) => [
+                `../${f}/*`,
+                `../../${f}/*`,
+                `../../../${f}/*`,
+              ]),
+              message: `src/${folder} may import only ${['itself', ...may].join(', ')} (docs/architecture.md, the layers).`,
+            },
+          ],
+        },
+      ],
     },
   }));
 }
@@ -26,10 +35,14 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
-      'no-restricted-syntax': ['error', {
-        selector: "CallExpression[callee.property.name='pipe']",
-        message: 'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (docs/architecture.md, Code conventions).',
-      }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='pipe']",
+          message:
+            'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (docs/architecture.md, Code conventions).',
+        },
+      ],
     },
   },
   {
@@ -42,13 +55,18 @@ export default tseslint.config(
       '@typescript-eslint/no-misused-promises': 'error',
       // The pipe rule again (a rule set here replaces the one above for these files), and errors
       // from the one catalog: every error of ours has a code (common/errors.ts, docs/errors.md).
-      'no-restricted-syntax': ['error', {
-        selector: "CallExpression[callee.property.name='pipe']",
-        message: 'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (docs/architecture.md, Code conventions).',
-      }, {
-        selector: "NewExpression[callee.name='Error']",
-        message: 'Throw a WebgwError with a code from common/errors.ts (docs/errors.md lists them).',
-      }],
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "CallExpression[callee.property.name='pipe']",
+          message:
+            'Use stream.pipeline or the relay helper: bare .pipe() leaks on errors (docs/architecture.md, Code conventions).',
+        },
+        {
+          selector: "NewExpression[callee.name='Error']",
+          message: 'Throw a WebgwError with a code from common/errors.ts (docs/errors.md lists them).',
+        },
+      ],
     },
   },
   // The layers (docs/architecture.md, "The folders and what they may import"): tunnel and pki on
@@ -64,7 +82,19 @@ export default tseslint.config(
   }),
   {
     files: ['scripts/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: [{ group: ['../test/*'], message: 'scripts/ may not import the test harness (scripts/tool-cache.ts is what both share).' }] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['../test/*'],
+              message: 'scripts/ may not import the test harness (scripts/tool-cache.ts is what both share).',
+            },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ['**/*.js'],

@@ -2,10 +2,13 @@
 // TypeScript is transformed by @swc/jest; the sources are ESM with explicit `.ts` imports,
 // which Node 24 also runs directly (type stripping), so tests and `npm start` run the same files.
 const transform = {
-  '^.+\\.ts$': ['@swc/jest', {
-    jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
-    module: { type: 'commonjs' },
-  }],
+  '^.+\\.ts$': [
+    '@swc/jest',
+    {
+      jsc: { parser: { syntax: 'typescript' }, target: 'es2023' },
+      module: { type: 'commonjs' },
+    },
+  ],
 };
 
 export default {

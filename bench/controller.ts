@@ -23,18 +23,31 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { CustomObjectsApi, CoordinationV1Api, KubeConfig, makeInformer, type Informer, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import {
+  CustomObjectsApi,
+  CoordinationV1Api,
+  KubeConfig,
+  makeInformer,
+  type Informer,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import { ControlPlane, repoRoot } from '../test/cluster/plane.ts';
 import { fakeNode } from '../test/cluster/helpers.ts';
 import { freeWildcardPort } from '../test/helpers/ports.ts';
 import { percentile, runKubectl, sleep, treeCpuSeconds, treeRssMiB } from './lib/controller-probes.ts';
 
-const { values } = parseArgs({ options: {
-  services: { type: 'string', default: '1000' }, namespaces: { type: 'string', default: '50' },
-  rest: { type: 'string', default: '30' }, timeout: { type: 'string', default: '1500' },
-  // Builds before issue 15 said Ready=True where later ones say Programmed=True (credentials written).
-  condition: { type: 'string', default: 'Programmed' }, label: { type: 'string', default: 'current' },
-} });
+const { values } = parseArgs({
+  options: {
+    services: { type: 'string', default: '1000' },
+    namespaces: { type: 'string', default: '50' },
+    rest: { type: 'string', default: '30' },
+    timeout: { type: 'string', default: '1500' },
+    // Builds before issue 15 said Ready=True where later ones say Programmed=True (credentials written).
+    condition: { type: 'string', default: 'Programmed' },
+    label: { type: 'string', default: 'current' },
+  },
+});
 const CONDITION = values.condition;
 const N = Number(values.services);
 const NAMESPACES = Number(values.namespaces);
@@ -47,7 +60,10 @@ const log = (line: string): void => {
   process.stdout.write(`[bench:controller] ${line}\n`);
 };
 
-interface Sample { t: number; programmed: number }
+interface Sample {
+  t: number;
+  programmed: number;
+}
 
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'webgw-bench-controller-'));
@@ -59,9 +75,21 @@ async function main(): Promise<void> {
     kc.loadFromFile(plane.kubeconfig);
     const kubectl = (args: string[], input?: string): Promise<string> => runKubectl(plane.kubeconfig, args, input);
     await kubectl(['apply', '--server-side', '-f', join(repoRoot(), 'charts/webgw/crds')]);
-    await kubectl(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+    await kubectl([
+      'wait',
+      '--for=condition=Established',
+      'crd/gateways.webgw.io',
+      'crd/exposedservices.webgw.io',
+      '--timeout=60s',
+    ]);
     await kubectl(['create', 'namespace', NS]);
-    await kubectl(['apply', '-f', '-'], GATEWAYS.map((gw, i) => `${fakeNode({ name: `${gw}-farmer`, labels: { 'bench-farmer': gw }, externalIp: `198.18.60.${i + 1}` })}
+    await kubectl(
+      ['apply', '-f', '-'],
+      GATEWAYS.map(
+        (
+          gw,
+          i,
+        ) => `${fakeNode({ name: `${gw}-farmer`, labels: { 'bench-farmer': gw }, externalIp: `198.18.60.${i + 1}` })}
 ---
 apiVersion: webgw.io/v1alpha1
 kind: Gateway
@@ -72,12 +100,17 @@ spec:
   listeners: {http: {port: 80}, tcp: {portRange: {from: 20000, to: 29999}}, tunnel: {port: 8443}}
   hostnamePolicy: {external: Allowed}
   limits: {maxServicesPerNamespace: ${Math.max(100, Math.ceil(N / NAMESPACES) + 10)}}
-`).join('---\n'));
-    await kubectl(['apply', '-f', '-'], `apiVersion: admissionregistration.k8s.io/v1
+`,
+      ).join('---\n'),
+    );
+    await kubectl(
+      ['apply', '-f', '-'],
+      `apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
 metadata: {name: webgw-bench-injector}
 webhooks: []
-`);
+`,
+    );
 
     // The plane's own request rate (kube-controller-manager, scheduler, kwok) without us.
     const apiBase0 = await apiRequests(plane);
@@ -87,32 +120,78 @@ webhooks: []
 
     const admin = await freeWildcardPort();
     const webhook = await freeWildcardPort();
-    controller = spawn(process.execPath, [join(repoRoot(), 'src/cli/main.ts'), 'controller', '--kubeconfig', plane.kubeconfig, '--namespace', NS, '--image', 'webgw:bench',
-      '--leader-elect', '--admin', `127.0.0.1:${admin}`, '--webhook', `127.0.0.1:${webhook}`, '--webhook-host', '127.0.0.1', '--webhook-configuration', 'webgw-bench-injector'],
-    // WEBGW_BENCH_CONTROLLER_NODE_OPTIONS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (written at exit).
-    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, WEBGW_LOG_LEVEL: 'warn', NODE_OPTIONS: process.env.WEBGW_BENCH_CONTROLLER_NODE_OPTIONS ?? '' } });
+    controller = spawn(
+      process.execPath,
+      [
+        join(repoRoot(), 'src/cli/main.ts'),
+        'controller',
+        '--kubeconfig',
+        plane.kubeconfig,
+        '--namespace',
+        NS,
+        '--image',
+        'webgw:bench',
+        '--leader-elect',
+        '--admin',
+        `127.0.0.1:${admin}`,
+        '--webhook',
+        `127.0.0.1:${webhook}`,
+        '--webhook-host',
+        '127.0.0.1',
+        '--webhook-configuration',
+        'webgw-bench-injector',
+      ],
+      // WEBGW_BENCH_CONTROLLER_NODE_OPTIONS: e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (written at exit).
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        env: {
+          ...process.env,
+          WEBGW_LOG_LEVEL: 'warn',
+          NODE_OPTIONS: process.env.WEBGW_BENCH_CONTROLLER_NODE_OPTIONS ?? '',
+        },
+      },
+    );
     const errors: string[] = [];
-    controller.stderr!.setEncoding('utf8').on('data', (d: string) => { for (const l of d.split('\n')) if (l.trim() && errors.length < 200) errors.push(l.slice(0, 400)); });
+    controller.stderr!.setEncoding('utf8').on('data', (d: string) => {
+      for (const l of d.split('\n')) if (l.trim() && errors.length < 200) errors.push(l.slice(0, 400));
+    });
     const pid = controller.pid!;
     await waitFor(async () => (await httpGet(admin, '/readyz')).status === 200, 60_000, 'controller ready');
-    await waitFor(async () => (await kubectl(['get', 'wgw', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Programmed")].status}'])).split(' ').filter((s) => s === 'True').length === GATEWAYS.length, 120_000, 'gateways Programmed');
+    await waitFor(
+      async () =>
+        (await kubectl(['get', 'wgw', '-o', 'jsonpath={.items[*].status.conditions[?(@.type=="Programmed")].status}']))
+          .split(' ')
+          .filter((s) => s === 'True').length === GATEWAYS.length,
+      120_000,
+      'gateways Programmed',
+    );
     await sleep(5000);
     const start = { rssMiB: treeRssMiB(pid), cpuS: treeCpuSeconds(pid) };
     log(`controller up: ${start.rssMiB.toFixed(0)} MiB`);
 
     // The burst.
     const namespaces = Array.from({ length: NAMESPACES }, (_, i) => `bench-t${i}`);
-    await kubectl(['apply', '-f', '-'], namespaces.map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n`).join('---\n'));
+    await kubectl(
+      ['apply', '-f', '-'],
+      namespaces.map((n) => `apiVersion: v1\nkind: Namespace\nmetadata: {name: ${n}}\n`).join('---\n'),
+    );
     const custom = kc.makeApiClient(CustomObjectsApi);
     // Progress from a watch (a list of every object each second would load the API server the
     // controller is measured against).
-    const watched = makeInformer(kc, '/apis/webgw.io/v1alpha1/exposedservices', () => custom.listClusterCustomObject({ group: 'webgw.io', version: 'v1alpha1', plural: 'exposedservices' }) as never) as Informer<Xsvc> & ObjectCache<Xsvc>;
+    const watched = makeInformer(
+      kc,
+      '/apis/webgw.io/v1alpha1/exposedservices',
+      () =>
+        custom.listClusterCustomObject({ group: 'webgw.io', version: 'v1alpha1', plural: 'exposedservices' }) as never,
+    ) as Informer<Xsvc> & ObjectCache<Xsvc>;
     await watched.start();
     const monitors = startMonitors(admin, webhook);
     const burstStart = Date.now();
     const cpuAtBurst = treeCpuSeconds(pid);
     let createdSeconds: number | undefined;
-    const creating = createServices(custom, namespaces, 0, N, 32).then(() => { createdSeconds = (Date.now() - burstStart) / 1000; });
+    const creating = createServices(custom, namespaces, 0, N, 32).then(() => {
+      createdSeconds = (Date.now() - burstStart) / 1000;
+    });
     const curve: Sample[] = [];
     let converged: number | undefined;
     while (Date.now() - burstStart < TIMEOUT_S * 1000) {
@@ -129,13 +208,25 @@ webhooks: []
     const reconciles = await reconcileCounts(admin);
     const during = await monitors.stop();
     const atConvergence = { rssMiB: treeRssMiB(pid), cpuS: treeCpuSeconds(pid) - cpuAtBurst };
-    log(`all created after ${createdSeconds} s; converged: ${converged ?? 'NO'} s; RSS ${atConvergence.rssMiB.toFixed(0)} MiB`);
+    log(
+      `all created after ${createdSeconds} s; converged: ${converged ?? 'NO'} s; RSS ${atConvergence.rssMiB.toFixed(0)} MiB`,
+    );
 
     // At rest.
     await sleep(10_000);
-    const rest0 = { cpu: treeCpuSeconds(pid), rss: treeRssMiB(pid), api: await apiRequests(plane), writes: await controllerWrites(admin) };
+    const rest0 = {
+      cpu: treeCpuSeconds(pid),
+      rss: treeRssMiB(pid),
+      api: await apiRequests(plane),
+      writes: await controllerWrites(admin),
+    };
     await sleep(REST_S * 1000);
-    const rest1 = { cpu: treeCpuSeconds(pid), rss: treeRssMiB(pid), api: await apiRequests(plane), writes: await controllerWrites(admin) };
+    const rest1 = {
+      cpu: treeCpuSeconds(pid),
+      rss: treeRssMiB(pid),
+      api: await apiRequests(plane),
+      writes: await controllerWrites(admin),
+    };
     const rest = {
       seconds: REST_S,
       cpuShareOfOneCore: (rest1.cpu - rest0.cpu) / REST_S,
@@ -145,7 +236,9 @@ webhooks: []
       // Lease renewals are the leader's heartbeat (every 2 s), not reconcile output.
       writes: diffKinds(rest0.writes, rest1.writes, 1),
     };
-    log(`rest: CPU ${(rest.cpuShareOfOneCore * 100).toFixed(1)} %, ${rest.apiRequestsPerSecond.toFixed(2)} API req/s beyond the plane's ${baselineRps.toFixed(2)}, writes ${JSON.stringify(rest.writes)}`);
+    log(
+      `rest: CPU ${(rest.cpuShareOfOneCore * 100).toFixed(1)} %, ${rest.apiRequestsPerSecond.toFixed(2)} API req/s beyond the plane's ${baselineRps.toFixed(2)}, writes ${JSON.stringify(rest.writes)}`,
+    );
 
     // SIGTERM during a second burst.
     const second = createServices(custom, namespaces, N, Math.max(100, Math.floor(N / 2)), 32).catch(() => undefined);
@@ -154,18 +247,30 @@ webhooks: []
     controller.kill('SIGTERM');
     await Promise.race([once(controller, 'exit'), sleep(120_000)]);
     const exitMs = controller.exitCode === null && controller.signalCode === null ? undefined : Date.now() - termAt;
-    const lease = await kc.makeApiClient(CoordinationV1Api).readNamespacedLease({ name: 'webgw-controller', namespace: NS });
+    const lease = await kc
+      .makeApiClient(CoordinationV1Api)
+      .readNamespacedLease({ name: 'webgw-controller', namespace: NS });
     const sigterm = { exitMs, leaseHolderAfterExit: lease.spec?.holderIdentity ?? '' };
     await second;
     await watched.stop();
-    log(`SIGTERM during a burst: exited after ${exitMs ?? 'NEVER'} ms; lease holder after exit: ${JSON.stringify(sigterm.leaseHolderAfterExit)}`);
+    log(
+      `SIGTERM during a burst: exited after ${exitMs ?? 'NEVER'} ms; lease holder after exit: ${JSON.stringify(sigterm.leaseHolderAfterExit)}`,
+    );
 
     const result = {
-      label: values.label, date: new Date().toISOString(), services: N, namespaces: NAMESPACES, gateways: GATEWAYS.length,
-      createdSeconds, convergedSeconds: converged, curve,
+      label: values.label,
+      date: new Date().toISOString(),
+      services: N,
+      namespaces: NAMESPACES,
+      gateways: GATEWAYS.length,
+      createdSeconds,
+      convergedSeconds: converged,
+      curve,
       burst: { ...during, cpuSeconds: atConvergence.cpuS, reconciles },
       rssMiB: { start: start.rssMiB, atConvergence: atConvergence.rssMiB, rest: rest.rssMiB },
-      rest, baselineApiRequestsPerSecond: baselineRps, sigterm,
+      rest,
+      baselineApiRequestsPerSecond: baselineRps,
+      sigterm,
       controllerWarnings: errors.slice(0, 20),
     };
     const out = join(repoRoot(), 'bench', 'results');
@@ -179,19 +284,38 @@ webhooks: []
   }
 }
 
-async function createServices(custom: CustomObjectsApi, namespaces: string[], from: number, count: number, concurrency: number): Promise<void> {
+async function createServices(
+  custom: CustomObjectsApi,
+  namespaces: string[],
+  from: number,
+  count: number,
+  concurrency: number,
+): Promise<void> {
   let next = from;
   const worker = async (): Promise<void> => {
     while (next < from + count) {
       const i = next++;
       const namespace = namespaces[i % namespaces.length]!;
       const body = {
-        apiVersion: 'webgw.io/v1alpha1', kind: 'ExposedService', metadata: { name: `svc-${i}`, namespace },
-        spec: { gateways: GATEWAYS.map((name) => ({ name })), selector: { app: `svc-${i}` }, backend: { port: 8080 }, routes: [{ protocol: 'HTTP', hostnames: [`svc-${i}.bench.example`], subdomain: `svc-${i}` }] },
+        apiVersion: 'webgw.io/v1alpha1',
+        kind: 'ExposedService',
+        metadata: { name: `svc-${i}`, namespace },
+        spec: {
+          gateways: GATEWAYS.map((name) => ({ name })),
+          selector: { app: `svc-${i}` },
+          backend: { port: 8080 },
+          routes: [{ protocol: 'HTTP', hostnames: [`svc-${i}.bench.example`], subdomain: `svc-${i}` }],
+        },
       };
       for (let attempt = 0; ; attempt++) {
         try {
-          await custom.createNamespacedCustomObject({ group: 'webgw.io', version: 'v1alpha1', namespace, plural: 'exposedservices', body });
+          await custom.createNamespacedCustomObject({
+            group: 'webgw.io',
+            version: 'v1alpha1',
+            namespace,
+            plural: 'exposedservices',
+            body,
+          });
           break;
         } catch (err) {
           if (attempt > 5) throw err;
@@ -203,16 +327,27 @@ async function createServices(custom: CustomObjectsApi, namespaces: string[], fr
   await Promise.all(Array.from({ length: concurrency }, worker));
 }
 
-type Xsvc = KubernetesObject & { metadata: { generation?: number }; status?: { observedGeneration?: number; conditions?: Array<{ type: string; status: string }> } };
+type Xsvc = KubernetesObject & {
+  metadata: { generation?: number };
+  status?: { observedGeneration?: number; conditions?: Array<{ type: string; status: string }> };
+};
 
 function countProgrammed(items: readonly Xsvc[]): number {
-  return items.filter((x) => x.status?.observedGeneration === x.metadata.generation && x.status?.conditions?.some((c) => c.type === CONDITION && c.status === 'True')).length;
+  return items.filter(
+    (x) =>
+      x.status?.observedGeneration === x.metadata.generation &&
+      x.status?.conditions?.some((c) => c.type === CONDITION && c.status === 'True'),
+  ).length;
 }
 
 /** Reconciles so far, by controller and result (the controller's own counter). */
 async function reconcileCounts(admin: number): Promise<Record<string, number>> {
   const text = (await httpGet(admin, '/metrics')).body;
-  return Object.fromEntries([...text.matchAll(/^webgw_controller_reconcile_total\{controller="([^"]*)",result="([^"]*)"\} (\S+)$/gm)].map((m) => [`${m[1]} ${m[2]}`, Number(m[3])]));
+  return Object.fromEntries(
+    [...text.matchAll(/^webgw_controller_reconcile_total\{controller="([^"]*)",result="([^"]*)"\} (\S+)$/gm)].map(
+      (m) => [`${m[1]} ${m[2]}`, Number(m[3])],
+    ),
+  );
 }
 
 /** /healthz and webhook latency every 100 ms, event-loop stall every second, until stop(). */
@@ -229,19 +364,42 @@ function startMonitors(admin: number, webhook: number): { stop: () => Promise<Re
     }
   };
   const review = JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview',
-    request: { uid: 'bench', kind: { kind: 'Pod' }, operation: 'CREATE', namespace: 'bench-t0', object: { metadata: { name: 'p', namespace: 'bench-t0', labels: { app: 'svc-0' } }, spec: { containers: [{ name: 'app', image: 'app' }] } } },
+    apiVersion: 'admission.k8s.io/v1',
+    kind: 'AdmissionReview',
+    request: {
+      uid: 'bench',
+      kind: { kind: 'Pod' },
+      operation: 'CREATE',
+      namespace: 'bench-t0',
+      object: {
+        metadata: { name: 'p', namespace: 'bench-t0', labels: { app: 'svc-0' } },
+        spec: { containers: [{ name: 'app', image: 'app' }] },
+      },
+    },
   });
   const loops = [
-    loop(100, async () => { const t = performance.now(); await httpGet(admin, '/healthz'); healthz.push(performance.now() - t); }),
-    loop(100, async () => { const t = performance.now(); await httpsPost(webhook, '/inject', review); hook.push(performance.now() - t); }),
+    loop(100, async () => {
+      const t = performance.now();
+      await httpGet(admin, '/healthz');
+      healthz.push(performance.now() - t);
+    }),
+    loop(100, async () => {
+      const t = performance.now();
+      await httpsPost(webhook, '/inject', review);
+      hook.push(performance.now() - t);
+    }),
     loop(1000, async () => {
       const text = (await httpGet(admin, '/metrics')).body;
       const m = /^webgw_controller_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
       if (m) lagMax.push(Number(m[1]) * 1000);
     }),
   ];
-  const summary = (xs: number[]): Record<string, number> => ({ n: xs.length, p50: percentile(xs, 50), p99: percentile(xs, 99), max: Math.max(0, ...xs) });
+  const summary = (xs: number[]): Record<string, number> => ({
+    n: xs.length,
+    p50: percentile(xs, 50),
+    p99: percentile(xs, 99),
+    max: Math.max(0, ...xs),
+  });
   return {
     stop: async () => {
       running = false;
@@ -255,30 +413,64 @@ function httpGet(port: number, path: string): Promise<{ status: number; body: st
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => {
+          body += d;
+        })
+        .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
     });
-    req.on('timeout', () => req.destroy(new Error('timeout'))).on('error', reject).end();
+    req
+      .on('timeout', () => req.destroy(new Error('timeout')))
+      .on('error', reject)
+      .end();
   });
 }
 
 function httpsPost(port: number, path: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', rejectUnauthorized: false, agent: false, timeout: 10_000, headers: { 'content-type': 'application/json' } }, (res) => {
-      res.resume().on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout'))).on('error', reject).end(body);
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        rejectUnauthorized: false,
+        agent: false,
+        timeout: 10_000,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        res.resume().on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
+    req
+      .on('timeout', () => req.destroy(new Error('timeout')))
+      .on('error', reject)
+      .end(body);
   });
 }
 
 /** The API server's request counter (all clients), total and by verb+resource. */
 async function apiRequests(plane: ControlPlane): Promise<{ total: number; byKind: Map<string, number> }> {
   const text = await new Promise<string>((resolve, reject) => {
-    const req = request(`${plane.apiserverUrl}/metrics`, {
-      ca: readFileSync(join(plane.dir, 'ca.crt')), cert: readFileSync(join(plane.dir, 'admin.crt')), key: readFileSync(join(plane.dir, 'admin.key')),
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve(body));
-    });
+    const req = request(
+      `${plane.apiserverUrl}/metrics`,
+      {
+        ca: readFileSync(join(plane.dir, 'ca.crt')),
+        cert: readFileSync(join(plane.dir, 'admin.crt')),
+        key: readFileSync(join(plane.dir, 'admin.key')),
+      },
+      (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => {
+            body += d;
+          })
+          .on('end', () => resolve(body));
+      },
+    );
     req.on('error', reject).end();
   });
   const byKind = new Map<string, number>();
@@ -305,7 +497,12 @@ function diffKinds(a: Map<string, number>, b: Map<string, number>, seconds: numb
 /** The controller's own count of its writes by verb (empty for builds without the counter). */
 async function controllerWrites(admin: number): Promise<Map<string, number>> {
   const text = (await httpGet(admin, '/metrics')).body;
-  return new Map([...text.matchAll(/^webgw_controller_api_writes_total\{verb="([^"]*)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
+  return new Map(
+    [...text.matchAll(/^webgw_controller_api_writes_total\{verb="([^"]*)"\} (\S+)$/gm)].map((m) => [
+      m[1]!,
+      Number(m[2]),
+    ]),
+  );
 }
 
 async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
@@ -316,7 +513,15 @@ async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: s
   }
 }
 
-function printTable(r: { services: number; createdSeconds?: number; convergedSeconds?: number; burst: Record<string, unknown>; rssMiB: Record<string, unknown>; rest: Record<string, unknown>; sigterm: Record<string, unknown> }): void {
+function printTable(r: {
+  services: number;
+  createdSeconds?: number;
+  convergedSeconds?: number;
+  burst: Record<string, unknown>;
+  rssMiB: Record<string, unknown>;
+  rest: Record<string, unknown>;
+  sigterm: Record<string, unknown>;
+}): void {
   const rows: Array<[string, unknown]> = [
     ['services', r.services],
     ['all created (s)', r.createdSeconds],
@@ -331,7 +536,10 @@ function printTable(r: { services: number; createdSeconds?: number; convergedSec
   for (const [k, v] of rows) log(`${k.padEnd(34)} ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`);
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

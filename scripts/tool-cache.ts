@@ -27,6 +27,7 @@ export function k8sVersion(): string {
 }
 
 export function binDir(): string {
-  return process.env.WEBGW_CACHE ? join(process.env.WEBGW_CACHE, 'bin') : join(homedir(), '.cache', 'webgw', `k8s-${k8sVersion()}`, 'bin');
+  return process.env.WEBGW_CACHE
+    ? join(process.env.WEBGW_CACHE, 'bin')
+    : join(homedir(), '.cache', 'webgw', `k8s-${k8sVersion()}`, 'bin');
 }
-

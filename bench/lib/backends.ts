@@ -20,10 +20,14 @@ export async function startNginx(dir: string): Promise<Backend> {
   mkdirSync(root, { recursive: true });
   writeFileSync(join(root, '1k'), Buffer.alloc(1024, 'a'));
   writeFileSync(join(root, '1m'), Buffer.alloc(1024 * 1024, 'b'));
-  return runNginx(dir, [root], (port) => `
+  return runNginx(
+    dir,
+    [root],
+    (port) => `
   keepalive_timeout 75s;
   sendfile on;
-  server { listen 127.0.0.1:${port} backlog=4096; root ${root}; location / { default_type application/octet-stream; } }`);
+  server { listen 127.0.0.1:${port} backlog=4096; root ${root}; location / { default_type application/octet-stream; } }`,
+  );
 }
 
 /**
@@ -31,8 +35,15 @@ export async function startNginx(dir: string): Promise<Backend> {
  * session cache (tickets are on by default), HTTP/2 offered by ALPN, HTTP/1.1 keep-alive to the
  * upstream.
  */
-export function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert: string; key: string }): Promise<Backend> {
-  return runNginx(dir, [], (port) => `
+export function startNginxTlsProxy(
+  dir: string,
+  backendPort: number,
+  tls: { cert: string; key: string },
+): Promise<Backend> {
+  return runNginx(
+    dir,
+    [],
+    (port) => `
   upstream backend { server 127.0.0.1:${backendPort}; keepalive 256; }
   ssl_session_cache shared:SSL:10m;
   ssl_session_timeout 1h;
@@ -42,7 +53,8 @@ export function startNginxTlsProxy(dir: string, backendPort: number, tls: { cert
     ssl_certificate_key ${tls.key};
     ssl_protocols TLSv1.2 TLSv1.3;
     location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
-  }`);
+  }`,
+  );
 }
 
 /** One nginx worker in the foreground, with `http` (given its port) inside the common settings. */
@@ -52,7 +64,9 @@ async function runNginx(dir: string, readable: string[], http: (port: number) =>
   // nginx workers run unprivileged: they must be able to traverse the temp folders.
   for (const d of [dirname(dir), dir, ...readable]) chmodSync(d, 0o755);
   const port = await freeLoopbackPort();
-  writeFileSync(join(dir, 'nginx.conf'), `
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `
 worker_processes 1;
 daemon off;
 pid ${join(dir, 'nginx.pid')};
@@ -62,7 +76,8 @@ http {
   access_log off;
   client_body_temp_path ${tmp}; proxy_temp_path ${tmp}; fastcgi_temp_path ${tmp}; uwsgi_temp_path ${tmp}; scgi_temp_path ${tmp};
   keepalive_requests 1000000;${http(port)}
-}`);
+}`,
+  );
   const child = spawnTool('nginx', ['-c', join(dir, 'nginx.conf'), '-e', 'stderr']);
   await waitForPort(port);
   return { port, stop: () => stopChild(child) };
@@ -81,14 +96,19 @@ export interface Holder extends Backend {
 }
 
 export async function startHolder(): Promise<Holder> {
-  const child: ChildProcess = fork(join(import.meta.dirname, 'holder-process.ts'), [], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
-  const port = await new Promise<number>((resolve) => child.once('message', (m) => resolve((m as { port: number }).port)));
+  const child: ChildProcess = fork(join(import.meta.dirname, 'holder-process.ts'), [], {
+    stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
+  });
+  const port = await new Promise<number>((resolve) =>
+    child.once('message', (m) => resolve((m as { port: number }).port)),
+  );
   return {
     port,
-    count: () => new Promise((resolve) => {
-      child.once('message', (m) => resolve((m as { count: number }).count));
-      child.send('count');
-    }),
+    count: () =>
+      new Promise((resolve) => {
+        child.once('message', (m) => resolve((m as { count: number }).count));
+        child.send('count');
+      }),
     stop: () => stopChild(child),
   };
 }

@@ -27,17 +27,31 @@ function toMs(value: string): number {
 
 export function parseH2load(output: string): H2loadResult {
   const rps = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(output);
-  const requests = /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(output);
+  const requests =
+    /requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(
+      output,
+    );
   const time = /time for request:\s+(\S+)\s+(\S+)\s+(\S+)/.exec(output);
   const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(output);
   if (!rps || !requests || !time || !status) throw new Error(`unexpected h2load output:\n${output}`);
-  const errors = Number(requests[2]) + Number(requests[3]) + Number(requests[4]) + Number(status[3]) + Number(status[4]);
+  const errors =
+    Number(requests[2]) + Number(requests[3]) + Number(requests[4]) + Number(status[3]) + Number(status[4]);
   return { requestsPerSec: Number(rps[1]), meanMs: toMs(time[3] as string), errors };
 }
 
 export async function h2load(opts: H2loadOptions): Promise<H2loadResult> {
   const threads = Math.min(2, opts.connections);
-  const args = ['-t', String(threads), '-c', String(opts.connections), '-m', String(opts.streams), '-D', String(opts.durationSec), opts.url];
+  const args = [
+    '-t',
+    String(threads),
+    '-c',
+    String(opts.connections),
+    '-m',
+    String(opts.streams),
+    '-D',
+    String(opts.durationSec),
+    opts.url,
+  ];
   const { stdout } = await run('h2load', args, { maxBuffer: 4 * 1024 * 1024 });
   return parseH2load(stdout);
 }

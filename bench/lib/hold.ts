@@ -8,7 +8,13 @@ import { connect, type Socket } from 'node:net';
 import type { Holder } from './backends.ts';
 import { rssBytes } from './proc.ts';
 
-export async function rssWithOpenStreams(opts: { port: number; n: number; holder: Holder; pids: readonly number[]; timeoutMs?: number }): Promise<{ rss: number; opened: number; alive: boolean }> {
+export async function rssWithOpenStreams(opts: {
+  port: number;
+  n: number;
+  holder: Holder;
+  pids: readonly number[];
+  timeoutMs?: number;
+}): Promise<{ rss: number; opened: number; alive: boolean }> {
   const sockets: Socket[] = [];
   const base = await opts.holder.count();
   try {

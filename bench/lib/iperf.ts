@@ -9,7 +9,13 @@ export interface IperfResult {
   cpuSecondsPerGB: number;
 }
 
-export interface IperfOptions { port: number; streams: number; reverse: boolean; durationSec: number; pids: readonly number[] }
+export interface IperfOptions {
+  port: number;
+  streams: number;
+  reverse: boolean;
+  durationSec: number;
+  pids: readonly number[];
+}
 
 /** Runs iperf3; waits and tries again (at most 10 times) while the server still ends the previous test. */
 export async function iperf(opts: IperfOptions): Promise<IperfResult> {
@@ -25,19 +31,39 @@ export async function iperf(opts: IperfOptions): Promise<IperfResult> {
 
 function iperfOnce(opts: IperfOptions): Promise<IperfResult> {
   const cpuBefore = cpuSeconds(opts.pids);
-  const args = ['-c', '127.0.0.1', '-p', String(opts.port), '-t', String(opts.durationSec), '-P', String(opts.streams), '-J', ...(opts.reverse ? ['-R'] : [])];
+  const args = [
+    '-c',
+    '127.0.0.1',
+    '-p',
+    String(opts.port),
+    '-t',
+    String(opts.durationSec),
+    '-P',
+    String(opts.streams),
+    '-J',
+    ...(opts.reverse ? ['-R'] : []),
+  ];
   return new Promise((resolve, reject) => {
-    execFile('iperf3', args, { maxBuffer: 16 * 1024 * 1024, timeout: (opts.durationSec + 30) * 1000 }, (err, stdout) => {
-      const cpu = cpuSeconds(opts.pids) - cpuBefore;
-      let json: { end?: { sum_received?: { bytes: number; bits_per_second: number } }; error?: string };
-      try {
-        json = JSON.parse(stdout) as typeof json;
-      } catch {
-        return reject(err ?? new Error('iperf3 printed no JSON'));
-      }
-      const sum = json.end?.sum_received;
-      if (!sum) return reject(new Error(`iperf3: ${json.error ?? err?.message}`));
-      resolve({ gbitPerSec: sum.bits_per_second / 1e9, bytes: sum.bytes, cpuSecondsPerGB: opts.pids.length ? cpu / (sum.bytes / 1e9) : 0 });
-    });
+    execFile(
+      'iperf3',
+      args,
+      { maxBuffer: 16 * 1024 * 1024, timeout: (opts.durationSec + 30) * 1000 },
+      (err, stdout) => {
+        const cpu = cpuSeconds(opts.pids) - cpuBefore;
+        let json: { end?: { sum_received?: { bytes: number; bits_per_second: number } }; error?: string };
+        try {
+          json = JSON.parse(stdout) as typeof json;
+        } catch {
+          return reject(err ?? new Error('iperf3 printed no JSON'));
+        }
+        const sum = json.end?.sum_received;
+        if (!sum) return reject(new Error(`iperf3: ${json.error ?? err?.message}`));
+        resolve({
+          gbitPerSec: sum.bits_per_second / 1e9,
+          bytes: sum.bytes,
+          cpuSecondsPerGB: opts.pids.length ? cpu / (sum.bytes / 1e9) : 0,
+        });
+      },
+    );
   });
 }

@@ -10,7 +10,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { createInterface } from 'node:readline';
 
-export function spawnTool(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ChildProcess {
+export function spawnTool(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): ChildProcess {
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env ?? process.env });
   const lines: string[] = [];
   createInterface({ input: child.stderr! }).on('line', (l) => {
@@ -18,7 +22,8 @@ export function spawnTool(cmd: string, args: string[], opts: { cwd?: string; env
     if (lines.length > 30) lines.shift();
   });
   child.on('exit', (code, signal) => {
-    if (code && code !== 0 && signal !== 'SIGTERM') process.stderr.write(`${cmd} exited ${code}:\n${lines.join('\n')}\n`);
+    if (code && code !== 0 && signal !== 'SIGTERM')
+      process.stderr.write(`${cmd} exited ${code}:\n${lines.join('\n')}\n`);
   });
   return child;
 }
@@ -28,7 +33,10 @@ export async function waitForPort(port: number, timeoutMs = 20_000): Promise<voi
   for (;;) {
     const ok = await new Promise<boolean>((resolve) => {
       const sock = connect(port, '127.0.0.1');
-      sock.once('connect', () => { sock.destroy(); resolve(true); });
+      sock.once('connect', () => {
+        sock.destroy();
+        resolve(true);
+      });
       sock.once('error', () => resolve(false));
     });
     if (ok) return;

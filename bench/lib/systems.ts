@@ -78,7 +78,14 @@ export const startDirect: SystemStarter = async (dir, backends) => {
   mkdirSync(dir, { recursive: true });
   const tls = await serverTls(dir);
   const proxy = await startNginxTlsProxy(join(dir, 'nginx-tls'), backends[0]!, tls);
-  return { name: 'direct', ports: backends, https: { port: proxy.port, host: 'localhost' }, pids: [], transport: 'none (HTTPS: nginx terminates TLS)', stop: () => proxy.stop() };
+  return {
+    name: 'direct',
+    ports: backends,
+    https: { port: proxy.port, host: 'localhost' },
+    pids: [],
+    transport: 'none (HTTPS: nginx terminates TLS)',
+    stop: () => proxy.stop(),
+  };
 };
 
 export const startWebgw: SystemStarter = async (dir, backends) => {
@@ -86,34 +93,79 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
   const ca = createCA('bench CA', DAY);
   await writeKeyPair(dir, 'ca', ca);
   await writeKeyPair(dir, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], DAY));
-  const [tunnelPort, httpPort, httpsPort] = await freePorts(3) as [number, number, number];
+  const [tunnelPort, httpPort, httpsPort] = (await freePorts(3)) as [number, number, number];
   // HTTPS terminated by the gateway for `localhost` (wrk sends the URL's host as SNI).
   const servedCa = createCA('bench public CA', DAY);
   await writeKeyPair(join(dir, 'certs'), 'localhost', issueServerCertificate(servedCa, ['localhost'], DAY));
   const tcpPorts = await freeConsecutivePorts(backends.length); // the gateway's TCP port range
   const tcpFrom = tcpPorts[0]!;
-  await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: ['bench.localhost'], https: ['localhost'], tls: [], tlsTerminated: [], tcp: tcpPorts, h2c: [], identity: 'bench' }, DAY));
-  writeFileSync(join(dir, 'gateway.json'), JSON.stringify({
-    tunnel: { address: '127.0.0.1', port: tunnelPort, caFile: 'ca.crt', certFile: 'gateway.crt', keyFile: 'gateway.key' },
-    listeners: { http: { address: '127.0.0.1', port: httpPort }, tls: { address: '127.0.0.1', port: httpsPort, certificatesDir: 'certs' }, tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } } },
-    limits: { maxStreamsPerAgent: 100_000 },
-  }));
-  writeFileSync(join(dir, 'agent.json'), JSON.stringify({
-    gateways: [{ name: 'bench', endpoints: [`wss://127.0.0.1:${tunnelPort}`], caFile: 'ca.crt', certFile: 'agent.crt', keyFile: 'agent.key' }],
-    routes: [
-      { protocol: 'http', hostname: 'bench.localhost', backend: `127.0.0.1:${backends[0]}` },
-      { protocol: 'http', hostname: 'localhost', backend: `127.0.0.1:${backends[0]}` },
-      ...backends.map((b, i) => ({ protocol: 'tcp', port: tcpPorts[i], backend: `127.0.0.1:${b}` })),
-    ],
-  }));
+  await writeKeyPair(
+    dir,
+    'agent',
+    issueAgentCertificate(
+      ca,
+      {
+        http: ['bench.localhost'],
+        https: ['localhost'],
+        tls: [],
+        tlsTerminated: [],
+        tcp: tcpPorts,
+        h2c: [],
+        identity: 'bench',
+      },
+      DAY,
+    ),
+  );
+  writeFileSync(
+    join(dir, 'gateway.json'),
+    JSON.stringify({
+      tunnel: {
+        address: '127.0.0.1',
+        port: tunnelPort,
+        caFile: 'ca.crt',
+        certFile: 'gateway.crt',
+        keyFile: 'gateway.key',
+      },
+      listeners: {
+        http: { address: '127.0.0.1', port: httpPort },
+        tls: { address: '127.0.0.1', port: httpsPort, certificatesDir: 'certs' },
+        tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } },
+      },
+      limits: { maxStreamsPerAgent: 100_000 },
+    }),
+  );
+  writeFileSync(
+    join(dir, 'agent.json'),
+    JSON.stringify({
+      gateways: [
+        {
+          name: 'bench',
+          endpoints: [`wss://127.0.0.1:${tunnelPort}`],
+          caFile: 'ca.crt',
+          certFile: 'agent.crt',
+          keyFile: 'agent.key',
+        },
+      ],
+      routes: [
+        { protocol: 'http', hostname: 'bench.localhost', backend: `127.0.0.1:${backends[0]}` },
+        { protocol: 'http', hostname: 'localhost', backend: `127.0.0.1:${backends[0]}` },
+        ...backends.map((b, i) => ({ protocol: 'tcp', port: tcpPorts[i], backend: `127.0.0.1:${b}` })),
+      ],
+    }),
+  );
   // The compiled CLI with the image's NODE_OPTIONS, as the image runs it (`npm run bench` builds it first).
-  const env = { ...process.env, WEBGW_LOG_LEVEL: process.env.WEBGW_LOG_LEVEL ?? 'error', NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${IMAGE_NODE_OPTIONS}`.trim() };
+  const env = {
+    ...process.env,
+    WEBGW_LOG_LEVEL: process.env.WEBGW_LOG_LEVEL ?? 'error',
+    NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} ${IMAGE_NODE_OPTIONS}`.trim(),
+  };
   const main = join(repoRoot, 'dist/cli/main.js');
   const gateway = spawnTool(process.execPath, [main, 'gateway', '--config', join(dir, 'gateway.json')], { env });
   await waitForPort(tunnelPort);
   const agent = spawnTool(process.execPath, [main, 'agent', '--config', join(dir, 'agent.json')], { env });
   const deadline = Date.now() + 20_000;
-  for (;;) { // ready when a request goes through
+  for (;;) {
+    // ready when a request goes through
     const status = await new Promise<number>((resolve) => {
       httpGet({ host: '127.0.0.1', port: httpPort, path: '/1k', headers: { host: 'bench.localhost' } }, (res) => {
         res.resume();
@@ -125,7 +177,15 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const p of tcpPorts) await waitForPort(p);
-  return { name: 'webgw', ports: tcpPorts, http: { port: httpPort, host: 'bench.localhost' }, https: { port: httpsPort, host: 'localhost' }, pids: [gateway.pid!, agent.pid!], transport: 'TLS 1.3 (mTLS), WebSocket', stop: stopAll([gateway, agent]) };
+  return {
+    name: 'webgw',
+    ports: tcpPorts,
+    http: { port: httpPort, host: 'bench.localhost' },
+    https: { port: httpsPort, host: 'localhost' },
+    pids: [gateway.pid!, agent.pid!],
+    transport: 'TLS 1.3 (mTLS), WebSocket',
+    stop: stopAll([gateway, agent]),
+  };
 };
 
 export const startSshReverse: SystemStarter = async (dir, backends) => {
@@ -137,68 +197,200 @@ export const startSshReverse: SystemStarter = async (dir, backends) => {
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', userKey]);
   execFileSync('cp', [`${userKey}.pub`, join(dir, 'authorized_keys')]);
   const [sshdPort, ...ports] = await freePorts(1 + backends.length);
-  writeFileSync(join(dir, 'sshd_config'), [
-    `ListenAddress 127.0.0.1:${sshdPort}`, `HostKey ${hostKey}`, `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
-    'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'AllowTcpForwarding yes', 'GatewayPorts no',
-    'UsePAM no', 'StrictModes no', `PidFile ${join(dir, 'sshd.pid')}`, 'LogLevel ERROR', 'MaxStartups 100',
-  ].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'sshd_config'),
+    [
+      `ListenAddress 127.0.0.1:${sshdPort}`,
+      `HostKey ${hostKey}`,
+      `AuthorizedKeysFile ${join(dir, 'authorized_keys')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'AllowTcpForwarding yes',
+      'GatewayPorts no',
+      'UsePAM no',
+      'StrictModes no',
+      `PidFile ${join(dir, 'sshd.pid')}`,
+      'LogLevel ERROR',
+      'MaxStartups 100',
+    ].join('\n') + '\n',
+  );
   const sshd = spawnTool('/usr/sbin/sshd', ['-D', '-e', '-f', join(dir, 'sshd_config')]);
   await waitForPort(sshdPort);
   const forwards = backends.flatMap((b, i) => ['-R', `127.0.0.1:${ports[i]}:127.0.0.1:${b}`]);
-  const ssh = spawnTool('ssh', ['-N', '-i', userKey, '-p', String(sshdPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'ExitOnForwardFailure=yes', '-o', 'LogLevel=ERROR', ...forwards, 'root@127.0.0.1']);
+  const ssh = spawnTool('ssh', [
+    '-N',
+    '-i',
+    userKey,
+    '-p',
+    String(sshdPort),
+    '-o',
+    'StrictHostKeyChecking=no',
+    '-o',
+    'UserKnownHostsFile=/dev/null',
+    '-o',
+    'ExitOnForwardFailure=yes',
+    '-o',
+    'LogLevel=ERROR',
+    ...forwards,
+    'root@127.0.0.1',
+  ]);
   for (const p of ports) await waitForPort(p);
-  return { name: 'ssh -R', ports, pids: [sshd.pid!, ssh.pid!], transport: 'SSH (OpenSSH defaults)', stop: stopAll([ssh, sshd]) };
+  return {
+    name: 'ssh -R',
+    ports,
+    pids: [sshd.pid!, ssh.pid!],
+    transport: 'SSH (OpenSSH defaults)',
+    stop: stopAll([ssh, sshd]),
+  };
 };
 
 export const startFrp: SystemStarter = async (dir, backends) => {
   mkdirSync(dir, { recursive: true });
   const tls = await serverTls(dir);
   const [bindPort, ...ports] = await freePorts(1 + backends.length);
-  writeFileSync(join(dir, 'frps.toml'), [
-    'bindAddr = "127.0.0.1"', `bindPort = ${bindPort}`, 'proxyBindAddr = "127.0.0.1"', 'log.level = "error"',
-    'transport.tls.force = true', `transport.tls.certFile = "${tls.cert}"`, `transport.tls.keyFile = "${tls.key}"`,
-  ].join('\n') + '\n');
-  writeFileSync(join(dir, 'frpc.toml'), [
-    'serverAddr = "127.0.0.1"', `serverPort = ${bindPort}`, 'log.level = "error"',
-    'transport.tls.enable = true', `transport.tls.trustedCaFile = "${tls.ca}"`, 'transport.tls.serverName = "127.0.0.1"',
-    ...backends.flatMap((b, i) => ['', '[[proxies]]', `name = "p${i}"`, 'type = "tcp"', 'localIP = "127.0.0.1"', `localPort = ${b}`, `remotePort = ${ports[i]}`]),
-  ].join('\n') + '\n');
+  writeFileSync(
+    join(dir, 'frps.toml'),
+    [
+      'bindAddr = "127.0.0.1"',
+      `bindPort = ${bindPort}`,
+      'proxyBindAddr = "127.0.0.1"',
+      'log.level = "error"',
+      'transport.tls.force = true',
+      `transport.tls.certFile = "${tls.cert}"`,
+      `transport.tls.keyFile = "${tls.key}"`,
+    ].join('\n') + '\n',
+  );
+  writeFileSync(
+    join(dir, 'frpc.toml'),
+    [
+      'serverAddr = "127.0.0.1"',
+      `serverPort = ${bindPort}`,
+      'log.level = "error"',
+      'transport.tls.enable = true',
+      `transport.tls.trustedCaFile = "${tls.ca}"`,
+      'transport.tls.serverName = "127.0.0.1"',
+      ...backends.flatMap((b, i) => [
+        '',
+        '[[proxies]]',
+        `name = "p${i}"`,
+        'type = "tcp"',
+        'localIP = "127.0.0.1"',
+        `localPort = ${b}`,
+        `remotePort = ${ports[i]}`,
+      ]),
+    ].join('\n') + '\n',
+  );
   const frps = spawnTool(join(peersBin, 'frps'), ['-c', join(dir, 'frps.toml')]);
   await waitForPort(bindPort);
   const frpc = spawnTool(join(peersBin, 'frpc'), ['-c', join(dir, 'frpc.toml')]);
   for (const p of ports) await waitForPort(p);
-  return { name: 'frp', ports, pids: [frps.pid!, frpc.pid!], transport: 'TLS (frp tls.force), yamux', stop: stopAll([frpc, frps]) };
+  return {
+    name: 'frp',
+    ports,
+    pids: [frps.pid!, frpc.pid!],
+    transport: 'TLS (frp tls.force), yamux',
+    stop: stopAll([frpc, frps]),
+  };
 };
 
 export const startChisel: SystemStarter = async (dir, backends) => {
   mkdirSync(dir, { recursive: true });
   const tls = await serverTls(dir);
   const [serverPort, ...ports] = await freePorts(1 + backends.length);
-  const server = spawnTool(join(peersBin, 'chisel'), ['server', '--host', '127.0.0.1', '--port', String(serverPort), '--reverse', '--tls-key', tls.key, '--tls-cert', tls.cert]);
+  const server = spawnTool(join(peersBin, 'chisel'), [
+    'server',
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(serverPort),
+    '--reverse',
+    '--tls-key',
+    tls.key,
+    '--tls-cert',
+    tls.cert,
+  ]);
   await waitForPort(serverPort);
-  const client = spawnTool(join(peersBin, 'chisel'), ['client', '--tls-ca', tls.ca, `https://127.0.0.1:${serverPort}`, ...backends.map((b, i) => `R:127.0.0.1:${ports[i]}:127.0.0.1:${b}`)]);
+  const client = spawnTool(join(peersBin, 'chisel'), [
+    'client',
+    '--tls-ca',
+    tls.ca,
+    `https://127.0.0.1:${serverPort}`,
+    ...backends.map((b, i) => `R:127.0.0.1:${ports[i]}:127.0.0.1:${b}`),
+  ]);
   for (const p of ports) await waitForPort(p);
-  return { name: 'chisel', ports, pids: [server.pid!, client.pid!], transport: 'TLS, SSH over WebSocket', stop: stopAll([client, server]) };
+  return {
+    name: 'chisel',
+    ports,
+    pids: [server.pid!, client.pid!],
+    transport: 'TLS, SSH over WebSocket',
+    stop: stopAll([client, server]),
+  };
 };
 
 export const startRathole: SystemStarter = async (dir, backends) => {
   mkdirSync(dir, { recursive: true });
   const tls = await serverTls(dir);
   const pfx = join(dir, 'identity.pfx');
-  execFileSync('openssl', ['pkcs12', '-export', '-out', pfx, '-inkey', tls.key, '-in', tls.cert, '-passout', 'pass:bench']);
-  const [serverPort, ...ports] = await freePorts(1 + backends.length);
-  const services = (side: 'server' | 'client'): string[] => backends.flatMap((b, i) => [
-    `[${side}.services.s${i}]`, 'token = "bench"', side === 'server' ? `bind_addr = "127.0.0.1:${ports[i]}"` : `local_addr = "127.0.0.1:${b}"`, '',
+  execFileSync('openssl', [
+    'pkcs12',
+    '-export',
+    '-out',
+    pfx,
+    '-inkey',
+    tls.key,
+    '-in',
+    tls.cert,
+    '-passout',
+    'pass:bench',
   ]);
-  writeFileSync(join(dir, 'server.toml'), ['[server]', `bind_addr = "127.0.0.1:${serverPort}"`, '[server.transport]', 'type = "tls"', '[server.transport.tls]', `pkcs12 = "${pfx}"`, 'pkcs12_password = "bench"', '', ...services('server')].join('\n'));
-  writeFileSync(join(dir, 'client.toml'), ['[client]', `remote_addr = "127.0.0.1:${serverPort}"`, '[client.transport]', 'type = "tls"', '[client.transport.tls]', `trusted_root = "${tls.ca}"`, 'hostname = "localhost"', '', ...services('client')].join('\n'));
+  const [serverPort, ...ports] = await freePorts(1 + backends.length);
+  const services = (side: 'server' | 'client'): string[] =>
+    backends.flatMap((b, i) => [
+      `[${side}.services.s${i}]`,
+      'token = "bench"',
+      side === 'server' ? `bind_addr = "127.0.0.1:${ports[i]}"` : `local_addr = "127.0.0.1:${b}"`,
+      '',
+    ]);
+  writeFileSync(
+    join(dir, 'server.toml'),
+    [
+      '[server]',
+      `bind_addr = "127.0.0.1:${serverPort}"`,
+      '[server.transport]',
+      'type = "tls"',
+      '[server.transport.tls]',
+      `pkcs12 = "${pfx}"`,
+      'pkcs12_password = "bench"',
+      '',
+      ...services('server'),
+    ].join('\n'),
+  );
+  writeFileSync(
+    join(dir, 'client.toml'),
+    [
+      '[client]',
+      `remote_addr = "127.0.0.1:${serverPort}"`,
+      '[client.transport]',
+      'type = "tls"',
+      '[client.transport.tls]',
+      `trusted_root = "${tls.ca}"`,
+      'hostname = "localhost"',
+      '',
+      ...services('client'),
+    ].join('\n'),
+  );
   const env = { ...process.env, RUST_LOG: 'error' };
   const server = spawnTool(join(peersBin, 'rathole'), ['--server', join(dir, 'server.toml')], { env });
   await waitForPort(serverPort);
   const client = spawnTool(join(peersBin, 'rathole'), ['--client', join(dir, 'client.toml')], { env });
   for (const p of ports) await waitForPort(p);
-  return { name: 'rathole', ports, pids: [server.pid!, client.pid!], transport: 'TLS (native-tls)', stop: stopAll([client, server]) };
+  return {
+    name: 'rathole',
+    ports,
+    pids: [server.pid!, client.pid!],
+    transport: 'TLS (native-tls)',
+    stop: stopAll([client, server]),
+  };
 };
 
 /** bore: no encryption (it offers none; `--secret` only authenticates), one client per port. */
@@ -206,11 +398,34 @@ export const startBore: SystemStarter = async (_dir, backends) => {
   const ports = await freePorts(backends.length);
   const server = spawnTool(join(peersBin, 'bore'), ['server', '--min-port', '1024', '--max-port', '65535']);
   await waitForPort(7835); // bore's fixed control port
-  const clients = backends.map((b, i) => spawnTool(join(peersBin, 'bore'), ['local', String(b), '--local-host', '127.0.0.1', '--to', '127.0.0.1', '--port', String(ports[i])]));
+  const clients = backends.map((b, i) =>
+    spawnTool(join(peersBin, 'bore'), [
+      'local',
+      String(b),
+      '--local-host',
+      '127.0.0.1',
+      '--to',
+      '127.0.0.1',
+      '--port',
+      String(ports[i]),
+    ]),
+  );
   for (const p of ports) await waitForPort(p);
-  return { name: 'bore', ports, pids: [server.pid!, ...clients.map((c) => c.pid!)], transport: 'none (bore has no TLS)', stop: stopAll([...clients, server]) };
+  return {
+    name: 'bore',
+    ports,
+    pids: [server.pid!, ...clients.map((c) => c.pid!)],
+    transport: 'none (bore has no TLS)',
+    stop: stopAll([...clients, server]),
+  };
 };
 
 export const allSystems: Record<string, SystemStarter> = {
-  direct: startDirect, webgw: startWebgw, 'ssh -R': startSshReverse, frp: startFrp, chisel: startChisel, rathole: startRathole, bore: startBore,
+  direct: startDirect,
+  webgw: startWebgw,
+  'ssh -R': startSshReverse,
+  frp: startFrp,
+  chisel: startChisel,
+  rathole: startRathole,
+  bore: startBore,
 };

@@ -34,13 +34,25 @@ export function parseWrk(output: string): WrkResult {
   if (!rps || !p50 || !p99) throw new Error(`unexpected wrk output:\n${output}`);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(output);
   const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(output);
-  const errors = (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0);
+  const errors =
+    (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + (non2xx ? Number(non2xx[1]) : 0);
   return { requestsPerSec: Number(rps[1]), p50Ms: toMs(p50[1] as string), p99Ms: toMs(p99[1] as string), errors };
 }
 
 export async function wrk(opts: WrkOptions): Promise<WrkResult> {
   const threads = Math.min(opts.threads ?? 2, opts.connections);
-  const args = ['-t', String(threads), '-c', String(opts.connections), '-d', `${opts.durationSec}s`, '--latency', ...(opts.host ? ['-H', `Host: ${opts.host}`] : []), ...(opts.headers ?? []).flatMap((h) => ['-H', h]), opts.url];
+  const args = [
+    '-t',
+    String(threads),
+    '-c',
+    String(opts.connections),
+    '-d',
+    `${opts.durationSec}s`,
+    '--latency',
+    ...(opts.host ? ['-H', `Host: ${opts.host}`] : []),
+    ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
+    opts.url,
+  ];
   const { stdout } = await run('wrk', args, { maxBuffer: 1024 * 1024 });
   return parseWrk(stdout);
 }

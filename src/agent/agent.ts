@@ -52,7 +52,11 @@ export class Agent {
     this.metrics = createAgentMetrics(this.registry);
     this.pollMs = deps.credentialPollMs ?? 10_000;
     if (config.admin) {
-      this.admin = new AdminServer({ ...config.admin, registry: this.registry, notReadyReason: () => this.notReadyReason() });
+      this.admin = new AdminServer({
+        ...config.admin,
+        registry: this.registry,
+        notReadyReason: () => this.notReadyReason(),
+      });
     }
     if (!deps.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_agent_' });
   }
@@ -60,28 +64,50 @@ export class Agent {
   /** Loads credentials and starts dialing; resolves with the admin address if there is one. */
   async start(): Promise<{ admin?: AddressInfo }> {
     const routes = compileRoutes(this.config.routes, this.config.proxyProtocol);
-    const certificates = this.certificates = new TlsCertificates({
+    const certificates = (this.certificates = new TlsCertificates({
       routes: routes.flatMap((r) => (r.terminate ? [{ hostname: r.hostname, terminate: r.terminate }] : [])),
-      pollMs: this.pollMs, clock: this.clock, logger: this.log, metrics: this.metrics,
-    });
+      pollMs: this.pollMs,
+      clock: this.clock,
+      logger: this.log,
+      metrics: this.metrics,
+    }));
     await certificates.start();
     const { connectTimeoutMs, handshakeTimeoutMs } = this.config.limits;
-    const forward = { routes, connectTimeoutMs, handshakeTimeoutMs, certificates, logger: this.log, metrics: this.metrics };
+    const forward = {
+      routes,
+      connectTimeoutMs,
+      handshakeTimeoutMs,
+      certificates,
+      logger: this.log,
+      metrics: this.metrics,
+    };
     for (const gw of this.config.gateways) {
       const state: GatewayState = {
         config: gw,
         credentials: this.loadCredentials(gw),
         connections: [],
-        watcher: new FileWatcher({ files: [gw.caFile, gw.certFile, gw.keyFile], pollMs: this.pollMs, clock: this.clock, onChange: () => this.reload(state) }),
+        watcher: new FileWatcher({
+          files: [gw.caFile, gw.certFile, gw.keyFile],
+          pollMs: this.pollMs,
+          clock: this.clock,
+          onChange: () => this.reload(state),
+        }),
       };
-      state.connections = gw.endpoints.map((url) => new EndpointConnection({
-        gateway: gw.name, url, ...(gw.serverName ? { serverName: gw.serverName } : {}),
-        credentials: () => state.credentials,
-        onStream: (stream) => serveStream(stream, gw.name, forward),
-        backoff: this.config.reconnect,
-        maxStreams: this.config.limits.maxStreams,
-        clock: this.clock, logger: this.log, metrics: this.metrics,
-      }));
+      state.connections = gw.endpoints.map(
+        (url) =>
+          new EndpointConnection({
+            gateway: gw.name,
+            url,
+            ...(gw.serverName ? { serverName: gw.serverName } : {}),
+            credentials: () => state.credentials,
+            onStream: (stream) => serveStream(stream, gw.name, forward),
+            backoff: this.config.reconnect,
+            maxStreams: this.config.limits.maxStreams,
+            clock: this.clock,
+            logger: this.log,
+            metrics: this.metrics,
+          }),
+      );
       this.gateways.push(state);
       await state.watcher.start();
       for (const c of state.connections) c.start();
@@ -127,7 +153,10 @@ export class Agent {
     try {
       state.credentials = this.loadCredentials(state.config);
     } catch (err) {
-      this.log.error('cannot reload credentials; keeping the old ones', { gateway: state.config.name, err: describeError(err) });
+      this.log.error('cannot reload credentials; keeping the old ones', {
+        gateway: state.config.name,
+        err: describeError(err),
+      });
       return;
     }
     this.log.info('credentials changed; rotating tunnel sessions', { gateway: state.config.name });
@@ -136,16 +165,27 @@ export class Agent {
 
   private loadCredentials(gw: GatewayEndpointConfig): TlsCredentials {
     try {
-      const creds = { ca: readFileSync(gw.caFile, 'utf8'), cert: readFileSync(gw.certFile, 'utf8'), key: readFileSync(gw.keyFile, 'utf8') };
+      const creds = {
+        ca: readFileSync(gw.caFile, 'utf8'),
+        cert: readFileSync(gw.certFile, 'utf8'),
+        key: readFileSync(gw.keyFile, 'utf8'),
+      };
       const cert = new X509Certificate(creds.cert);
       const notAfter = new Date(cert.validTo);
       this.metrics.certificateExpiry.set({ gateway: gw.name }, notAfter.getTime() / 1000);
       if (notAfter.getTime() < this.clock.date().getTime()) {
-        this.log.warn('agent certificate has expired; the gateway will refuse it', { gateway: gw.name, notAfter: notAfter.toISOString() });
+        this.log.warn('agent certificate has expired; the gateway will refuse it', {
+          gateway: gw.name,
+          notAfter: notAfter.toISOString(),
+        });
       }
       return creds;
     } catch (err) {
-      throw new WebgwError('WEBGW_ERR_CREDENTIALS', `gateway ${gw.name}: cannot load credentials: ${(err as Error).message}`, { cause: err });
+      throw new WebgwError(
+        'WEBGW_ERR_CREDENTIALS',
+        `gateway ${gw.name}: cannot load credentials: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
   }
 }

@@ -13,11 +13,19 @@ import type { Backend } from './routes.ts';
  * Connects to a backend within connectTimeoutMs; `done` gets the connected socket or the error.
  * `client`: the other side; its close (the gateway gave up) abandons the attempt.
  */
-export function dialBackend(backend: Backend, opts: { connectTimeoutMs: number; logger: Logger }, done: (err: Error | undefined, socket?: Socket) => void, client: { once(e: 'close', f: () => void): unknown }): void {
+export function dialBackend(
+  backend: Backend,
+  opts: { connectTimeoutMs: number; logger: Logger },
+  done: (err: Error | undefined, socket?: Socket) => void,
+  client: { once(e: 'close', f: () => void): unknown },
+): void {
   const socket: Socket = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
   // A plain timer, cleared on connect: socket.setTimeout(0) would keep its Timeout object (and
   // what it holds) alive for the whole life of the connection.
-  const connectTimer = setTimeout(() => onConnectFailure(new WebgwError('WEBGW_ERR_TIMEOUT', `connect timed out after ${opts.connectTimeoutMs} ms`)), opts.connectTimeoutMs);
+  const connectTimer = setTimeout(
+    () => onConnectFailure(new WebgwError('WEBGW_ERR_TIMEOUT', `connect timed out after ${opts.connectTimeoutMs} ms`)),
+    opts.connectTimeoutMs,
+  );
   const onConnectFailure = (err: Error): void => {
     clearTimeout(connectTimer);
     socket.destroy();
@@ -35,7 +43,8 @@ export function dialBackend(backend: Backend, opts: { connectTimeoutMs: number; 
 }
 
 export function writeProxyHeader(socket: Socket, backend: Backend, open: OpenRequest): void {
-  if (backend.proxyProtocol !== 'none') socket.write(backend.proxyProtocol === 'v1' ? proxyHeaderV1(open) : proxyHeaderV2(open));
+  if (backend.proxyProtocol !== 'none')
+    socket.write(backend.proxyProtocol === 'v1' ? proxyHeaderV1(open) : proxyHeaderV2(open));
 }
 
 export function relayToBackend(client: Duplex, socket: Socket, protocol: string, metrics: AgentMetrics): void {

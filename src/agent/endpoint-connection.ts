@@ -93,9 +93,16 @@ export class EndpointConnection {
     const { ca, cert, key } = this.opts.credentials();
     const serverName = this.opts.serverName;
     const tlsOptions: ConnectionOptions = {
-      ca, cert, key,
+      ca,
+      cert,
+      key,
       rejectUnauthorized: true,
-      ...(serverName ? { servername: serverName, checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(serverName, peer) } : {}),
+      ...(serverName
+        ? {
+            servername: serverName,
+            checkServerIdentity: (_host: string, peer: PeerCertificate) => checkServerIdentity(serverName, peer),
+          }
+        : {}),
     };
     const dial = dialWebSocket(tunnelUrl(this.opts.url), tlsOptions, HANDSHAKE_TIMEOUT_MS);
     this.dialing = dial;
@@ -124,7 +131,12 @@ export class EndpointConnection {
   private onOpen({ socket, head }: DialedWebSocket): void {
     const openedAt = this.opts.clock.now();
     const transport = webSocketTransport(socket, head, { role: 'client', maxMessageBytes: MAX_MESSAGE_BYTES });
-    const session = new TunnelSession(transport, { role: 'client', maxStreams: this.opts.maxStreams, clock: this.opts.clock, logger: this.log });
+    const session = new TunnelSession(transport, {
+      role: 'client',
+      maxStreams: this.opts.maxStreams,
+      clock: this.opts.clock,
+      logger: this.log,
+    });
     const previous = this.current;
     this.current = session;
     this.sessions.add(session);

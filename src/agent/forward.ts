@@ -30,7 +30,11 @@ export function serveStream(stream: TunnelStream, gateway: string, opts: Forward
   const protocol = open.protocol;
   if (!route) {
     opts.metrics.streams.inc({ protocol, result: 'no-route' });
-    opts.logger.warn('stream for a route this agent does not serve', { protocol, hostname: open.hostname, port: open.port });
+    opts.logger.warn('stream for a route this agent does not serve', {
+      protocol,
+      hostname: open.hostname,
+      port: open.port,
+    });
     stream.refuse(ResetCode.NO_ROUTE, `agent has no backend for ${protocol} ${open.hostname || open.port}`);
     return;
   }
@@ -38,19 +42,27 @@ export function serveStream(stream: TunnelStream, gateway: string, opts: Forward
     serveTerminated(stream, route, opts);
     return;
   }
-  dialBackend(route.backend, opts, (err, socket) => {
-    if (err || !socket) {
-      opts.metrics.streams.inc({ protocol, result: 'backend-unreachable' });
-      stream.refuse(ResetCode.BACKEND_UNREACHABLE, `backend ${route.backend.host}:${route.backend.port}: ${err?.message ?? 'closed'}`);
-      return;
-    }
-    if (stream.destroyed) {
-      socket.destroy();
-      return;
-    }
-    // PROXY headers describe one client per connection; pooled HTTP streams carry many.
-    if (protocol !== 'http') writeProxyHeader(socket, route.backend, open);
-    stream.accept();
-    relayToBackend(stream, socket, protocol, opts.metrics);
-  }, stream);
+  dialBackend(
+    route.backend,
+    opts,
+    (err, socket) => {
+      if (err || !socket) {
+        opts.metrics.streams.inc({ protocol, result: 'backend-unreachable' });
+        stream.refuse(
+          ResetCode.BACKEND_UNREACHABLE,
+          `backend ${route.backend.host}:${route.backend.port}: ${err?.message ?? 'closed'}`,
+        );
+        return;
+      }
+      if (stream.destroyed) {
+        socket.destroy();
+        return;
+      }
+      // PROXY headers describe one client per connection; pooled HTTP streams carry many.
+      if (protocol !== 'http') writeProxyHeader(socket, route.backend, open);
+      stream.accept();
+      relayToBackend(stream, socket, protocol, opts.metrics);
+    },
+    stream,
+  );
 }

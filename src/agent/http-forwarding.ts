@@ -51,7 +51,12 @@ export function relayHttp1(client: Duplex, backend: Socket, open: OpenRequest, m
       // Only the first request may switch protocols: no earlier answer can then be mistaken for its 101.
       const upgrade = head.upgrade && requests === 0;
       requests += 1;
-      const headers = forwardRequestHeaders(head.rawHeaders, { clientAddress: open.client.address, proto: 'https', port: open.local.port, upgrade });
+      const headers = forwardRequestHeaders(head.rawHeaders, {
+        clientAddress: open.client.address,
+        proto: 'https',
+        port: open.local.port,
+        upgrade,
+      });
       if (!upgrade) {
         chunked = head.framing?.kind === 'chunked';
         if (chunked) headers.push('Transfer-Encoding', 'chunked');
@@ -89,7 +94,9 @@ export function relayHttp1(client: Duplex, backend: Socket, open: OpenRequest, m
       const status = err instanceof HttpRequestError ? err.status : 400;
       metrics.streams.inc({ protocol: 'tls', result: 'bad-request' });
       backend.destroy();
-      client.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      client.end(
+        `HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      );
       client.once('finish', teardown);
     }
   };

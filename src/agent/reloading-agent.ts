@@ -35,7 +35,9 @@ export class ReloadingAgent {
     // Watch first: a change that lands while we load is then seen again (a harmless extra
     // reload) instead of missed.
     this.watcher = new FileWatcher({
-      files: [this.opts.configFile], pollMs: this.opts.pollMs ?? 10_000, clock: this.opts.clock ?? systemClock,
+      files: [this.opts.configFile],
+      pollMs: this.opts.pollMs ?? 10_000,
+      clock: this.opts.clock ?? systemClock,
       onChange: () => {
         this.reloading = this.reloading.then(() => this.reload());
       },

@@ -20,20 +20,42 @@ export interface CompiledRoute {
   terminate?: TerminateFiles;
 }
 
-export function compileRoutes(routes: readonly AgentRoute[], defaultProxyProtocol: ProxyProtocolVersion): CompiledRoute[] {
+export function compileRoutes(
+  routes: readonly AgentRoute[],
+  defaultProxyProtocol: ProxyProtocolVersion,
+): CompiledRoute[] {
   return routes.map((r) => {
     const idx = r.backend.lastIndexOf(':');
     const host = r.backend.slice(0, idx).replace(/^\[(.*)\]$/, '$1');
-    const backend = { host, port: Number(r.backend.slice(idx + 1)), proxyProtocol: r.proxyProtocol ?? defaultProxyProtocol };
+    const backend = {
+      host,
+      port: Number(r.backend.slice(idx + 1)),
+      proxyProtocol: r.proxyProtocol ?? defaultProxyProtocol,
+    };
     return r.protocol === 'tcp'
       ? { protocol: 'tcp', hostname: '', port: r.port, backend, ...(r.gateway ? { gateway: r.gateway } : {}) }
-      : { protocol: r.protocol, hostname: normalizeHostname(r.hostname), port: 0, backend, ...(r.protocol === 'tls' && r.terminate ? { terminate: r.terminate } : {}) };
+      : {
+          protocol: r.protocol,
+          hostname: normalizeHostname(r.hostname),
+          port: 0,
+          backend,
+          ...(r.protocol === 'tls' && r.terminate ? { terminate: r.terminate } : {}),
+        };
   });
 }
 
 /** Exact names first, then wildcards; undefined when the agent has no backend for it. */
-export function matchRoute(routes: readonly CompiledRoute[], open: Pick<OpenRequest, 'protocol' | 'hostname' | 'port'>, gateway?: string): CompiledRoute | undefined {
-  if (open.protocol === 'tcp') return routes.find((r) => r.protocol === 'tcp' && r.port === open.port && (r.gateway === undefined || r.gateway === gateway));
-  return routes.find((r) => r.protocol === open.protocol && r.hostname === open.hostname)
-    ?? routes.find((r) => r.protocol === open.protocol && hostnameMatches(r.hostname, open.hostname));
+export function matchRoute(
+  routes: readonly CompiledRoute[],
+  open: Pick<OpenRequest, 'protocol' | 'hostname' | 'port'>,
+  gateway?: string,
+): CompiledRoute | undefined {
+  if (open.protocol === 'tcp')
+    return routes.find(
+      (r) => r.protocol === 'tcp' && r.port === open.port && (r.gateway === undefined || r.gateway === gateway),
+    );
+  return (
+    routes.find((r) => r.protocol === open.protocol && r.hostname === open.hostname) ??
+    routes.find((r) => r.protocol === open.protocol && hostnameMatches(r.hostname, open.hostname))
+  );
 }

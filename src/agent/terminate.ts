@@ -81,7 +81,11 @@ export function serveTerminated(stream: TunnelStream, route: CompiledRoute, opts
 
   const handshake = (context: SecureContext, validation: boolean): void => {
     const alpn = validation ? [ACME_TLS_ALPN] : route.terminate?.alpn;
-    const secure = new TLSSocket(stream, { isServer: true, secureContext: context, ...(alpn ? { ALPNProtocols: alpn } : {}) });
+    const secure = new TLSSocket(stream, {
+      isServer: true,
+      secureContext: context,
+      ...(alpn ? { ALPNProtocols: alpn } : {}),
+    });
     let secured = false;
     secure.on('error', (err) => {
       // After the handshake an error is the connection's end, not a failed handshake.
@@ -99,20 +103,25 @@ export function serveTerminated(stream: TunnelStream, route: CompiledRoute, opts
         return;
       }
       secure.pause();
-      dialBackend(route.backend, opts, (err, socket?: Socket) => {
-        if (err || !socket) {
-          opts.metrics.streams.inc({ protocol: 'tls', result: 'backend-unreachable' });
-          secure.destroy();
-          return;
-        }
-        if (secure.destroyed) {
-          socket.destroy();
-          return;
-        }
-        writeProxyHeader(socket, route.backend, stream.request);
-        if (route.terminate?.forwardedHeaders) relayHttp1(secure, socket, stream.request, opts.metrics);
-        else relayToBackend(secure, socket, 'tls', opts.metrics);
-      }, secure);
+      dialBackend(
+        route.backend,
+        opts,
+        (err, socket?: Socket) => {
+          if (err || !socket) {
+            opts.metrics.streams.inc({ protocol: 'tls', result: 'backend-unreachable' });
+            secure.destroy();
+            return;
+          }
+          if (secure.destroyed) {
+            socket.destroy();
+            return;
+          }
+          writeProxyHeader(socket, route.backend, stream.request);
+          if (route.terminate?.forwardedHeaders) relayHttp1(secure, socket, stream.request, opts.metrics);
+          else relayToBackend(secure, socket, 'tls', opts.metrics);
+        },
+        secure,
+      );
     });
   };
 }

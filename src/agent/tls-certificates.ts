@@ -32,7 +32,11 @@ export interface TlsCertificatesOptions {
   metrics: AgentMetrics;
 }
 
-const exists = (file: string): Promise<boolean> => access(file).then(() => true, () => false);
+const exists = (file: string): Promise<boolean> =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 
 export class TlsCertificates {
   private readonly opts: TlsCertificatesOptions;
@@ -42,13 +46,20 @@ export class TlsCertificates {
   constructor(opts: TlsCertificatesOptions) {
     this.opts = opts;
     const files = opts.routes.flatMap((r) => [r.terminate.certFile, r.terminate.keyFile, r.terminate.challengeFile]);
-    this.watcher = files.length === 0 ? undefined : new FileWatcher({
-      // The files that exist now: one appearing or going away is a change too.
-      files: async () => (await Promise.all(files.map(async (f) => ((await exists(f)) ? f : undefined)))).filter((f): f is string => f !== undefined),
-      dirs: [...new Set(files.map((f) => dirname(f)))],
-      pollMs: opts.pollMs, clock: opts.clock,
-      onChange: () => void this.load(),
-    });
+    this.watcher =
+      files.length === 0
+        ? undefined
+        : new FileWatcher({
+            // The files that exist now: one appearing or going away is a change too.
+            files: async () =>
+              (await Promise.all(files.map(async (f) => ((await exists(f)) ? f : undefined)))).filter(
+                (f): f is string => f !== undefined,
+              ),
+            dirs: [...new Set(files.map((f) => dirname(f)))],
+            pollMs: opts.pollMs,
+            clock: opts.clock,
+            onChange: () => void this.load(),
+          });
   }
 
   async start(): Promise<void> {
@@ -75,7 +86,8 @@ export class TlsCertificates {
           next.certificate = createSecureContext({ cert, key });
           const notAfter = new Date(new X509Certificate(cert).validTo);
           this.opts.metrics.tlsCertificateExpiry.set({ hostname }, notAfter.getTime() / 1000);
-          if (before.certificate === undefined) log.info('TLS certificate loaded; terminating this route', { notAfter: notAfter.toISOString() });
+          if (before.certificate === undefined)
+            log.info('TLS certificate loaded; terminating this route', { notAfter: notAfter.toISOString() });
         }
       } catch (err) {
         log.error('cannot load the TLS certificate; keeping the previous one', { err: describeError(err) });

@@ -29,13 +29,16 @@ export function runUntilSignal(component: Closable, log: Logger, drainMs = 15_00
         component.destroy();
         resolve();
       }, drainMs);
-      component.close(drainMs).then(() => {
-        clearTimeout(deadline);
-        resolve();
-      }, () => {
-        component.destroy();
-        resolve();
-      });
+      component.close(drainMs).then(
+        () => {
+          clearTimeout(deadline);
+          resolve();
+        },
+        () => {
+          component.destroy();
+          resolve();
+        },
+      );
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);

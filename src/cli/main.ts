@@ -62,7 +62,10 @@ async function main(argv: string[]): Promise<number> {
       out(usage);
       return 0;
     default:
-      throw new WebgwError('WEBGW_ERR_USAGE', command ? `unknown command ${JSON.stringify(command)}\n\n${usage}` : usage);
+      throw new WebgwError(
+        'WEBGW_ERR_USAGE',
+        command ? `unknown command ${JSON.stringify(command)}\n\n${usage}` : usage,
+      );
   }
 }
 
@@ -95,15 +98,32 @@ async function runAgent(args: string[]): Promise<number> {
 }
 
 async function runController(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: {
-    kubeconfig: { type: 'string' }, namespace: { type: 'string', default: process.env.WEBGW_NAMESPACE ?? 'webgw-system' },
-    image: { type: 'string', default: process.env.WEBGW_IMAGE ?? 'ghcr.io/webgw/webgw:latest' },
-    'leader-elect': { type: 'boolean', default: false }, 'manage-crds': { type: 'boolean', default: false }, admin: { type: 'string' }, 'lease-duration-ms': { type: 'string' },
-    webhook: { type: 'string' }, 'webhook-host': { type: 'string', multiple: true }, 'webhook-configuration': { type: 'string', default: 'webgw-injector' },
-    'dns-server': { type: 'string' }, 'session-probe-interval-ms': { type: 'string' }, 'acme-ca-file': { type: 'string' },
-  } });
-  const leaseMs = values['lease-duration-ms'] === undefined ? undefined : milliseconds('--lease-duration-ms', values['lease-duration-ms'], 3000, 600_000);
-  const probeMs = values['session-probe-interval-ms'] === undefined ? undefined : milliseconds('--session-probe-interval-ms', values['session-probe-interval-ms'], 500, 600_000);
+  const { values } = parseArgs({
+    args,
+    options: {
+      kubeconfig: { type: 'string' },
+      namespace: { type: 'string', default: process.env.WEBGW_NAMESPACE ?? 'webgw-system' },
+      image: { type: 'string', default: process.env.WEBGW_IMAGE ?? 'ghcr.io/webgw/webgw:latest' },
+      'leader-elect': { type: 'boolean', default: false },
+      'manage-crds': { type: 'boolean', default: false },
+      admin: { type: 'string' },
+      'lease-duration-ms': { type: 'string' },
+      webhook: { type: 'string' },
+      'webhook-host': { type: 'string', multiple: true },
+      'webhook-configuration': { type: 'string', default: 'webgw-injector' },
+      'dns-server': { type: 'string' },
+      'session-probe-interval-ms': { type: 'string' },
+      'acme-ca-file': { type: 'string' },
+    },
+  });
+  const leaseMs =
+    values['lease-duration-ms'] === undefined
+      ? undefined
+      : milliseconds('--lease-duration-ms', values['lease-duration-ms'], 3000, 600_000);
+  const probeMs =
+    values['session-probe-interval-ms'] === undefined
+      ? undefined
+      : milliseconds('--session-probe-interval-ms', values['session-probe-interval-ms'], 500, 600_000);
   const webhookListen = values.webhook ? parseHostPort(values.webhook) : undefined;
   const webhookHosts = values['webhook-host'] ?? [`webgw-webhook.${values.namespace}.svc`];
   const admin = values.admin ? parseHostPort(values.admin) : undefined;
@@ -112,10 +132,19 @@ async function runController(args: string[]): Promise<number> {
   const { loadKubeConfig } = await import('../controller/runtime/kube.ts');
   const { Manager } = await import('../controller/manager.ts');
   const manager = new Manager({
-    kc: loadKubeConfig(values.kubeconfig), namespace: values.namespace, image: values.image, leaderElection: values['leader-elect'], manageCrds: values['manage-crds'],
-    ...(admin ? { admin } : {}), ...(values['dns-server'] ? { dnsServer: values['dns-server'] } : {}), ...(leaseMs ? { leaseDurationMs: leaseMs } : {}),
-    ...(probeMs ? { sessionProbeIntervalMs: probeMs } : {}), ...(acmeCaPem ? { acmeCaPem } : {}),
-    ...(webhookListen ? { webhook: { ...webhookListen, hosts: webhookHosts, configurationName: values['webhook-configuration'] } } : {}),
+    kc: loadKubeConfig(values.kubeconfig),
+    namespace: values.namespace,
+    image: values.image,
+    leaderElection: values['leader-elect'],
+    manageCrds: values['manage-crds'],
+    ...(admin ? { admin } : {}),
+    ...(values['dns-server'] ? { dnsServer: values['dns-server'] } : {}),
+    ...(leaseMs ? { leaseDurationMs: leaseMs } : {}),
+    ...(probeMs ? { sessionProbeIntervalMs: probeMs } : {}),
+    ...(acmeCaPem ? { acmeCaPem } : {}),
+    ...(webhookListen
+      ? { webhook: { ...webhookListen, hosts: webhookHosts, configurationName: values['webhook-configuration'] } }
+      : {}),
     logger: log,
   });
   await manager.start();
@@ -133,21 +162,27 @@ async function readPem(flag: string, file: string): Promise<string> {
   } catch (err) {
     throw new WebgwError('WEBGW_ERR_USAGE', `${flag}: cannot read ${file}: ${describeError(err)}`);
   }
-  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new WebgwError('WEBGW_ERR_USAGE', `${flag}: ${file} holds no PEM certificate`);
+  if (!text.includes('-----BEGIN CERTIFICATE-----'))
+    throw new WebgwError('WEBGW_ERR_USAGE', `${flag}: ${file} holds no PEM certificate`);
   return text;
 }
 
 /** A whole number of milliseconds within [min, max], or a usage error naming the flag. */
 function milliseconds(flag: string, value: string, min: number, max: number): number {
   const ms = Number(value);
-  if (!/^\d+$/.test(value) || ms < min || ms > max) throw new WebgwError('WEBGW_ERR_USAGE', `${flag} must be a whole number of milliseconds from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value) || ms < min || ms > max)
+    throw new WebgwError(
+      'WEBGW_ERR_USAGE',
+      `${flag} must be a whole number of milliseconds from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
   return ms;
 }
 
 function parseHostPort(value: string): { address: string; port: number } {
   const idx = value.lastIndexOf(':');
   const port = Number(value.slice(idx + 1));
-  if (idx <= 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new WebgwError('WEBGW_ERR_USAGE', `expected host:port, got ${JSON.stringify(value)}`);
+  if (idx <= 0 || !Number.isInteger(port) || port < 0 || port > 65535)
+    throw new WebgwError('WEBGW_ERR_USAGE', `expected host:port, got ${JSON.stringify(value)}`);
   return { address: value.slice(0, idx), port };
 }
 
@@ -155,7 +190,8 @@ async function runDemo(args: string[]): Promise<number> {
   tuneHeapForDataPlane();
   const { values } = parseArgs({ args, options: { port: { type: 'string', default: '8080' } } });
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new WebgwError('WEBGW_ERR_USAGE', `--port must be 0..65535, got ${values.port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new WebgwError('WEBGW_ERR_USAGE', `--port must be 0..65535, got ${values.port}`);
   // The demo talks to a person: only warnings and errors as logs unless asked for more.
   const log = createLogger({ component: 'demo' }, { level: process.env.WEBGW_LOG_LEVEL ? undefined : 'warn' });
   const { startDemo } = await import('../demo/demo.ts');
@@ -173,14 +209,17 @@ Ctrl-C stops it.`);
   return 0;
 }
 
-main(process.argv.slice(2)).then((code) => {
-  process.exitCode = code;
-}, (err: unknown) => {
-  if (err instanceof WebgwError && err.code === 'WEBGW_ERR_USAGE') {
-    process.stderr.write(`${err.message}\n`);
-    process.exitCode = 2;
-    return;
-  }
-  process.stderr.write(`webgw: ${describeError(err)}\n`);
-  process.exitCode = 1;
-});
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof WebgwError && err.code === 'WEBGW_ERR_USAGE') {
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`webgw: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  },
+);

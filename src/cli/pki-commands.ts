@@ -20,15 +20,22 @@ export async function pkiCommand(args: string[], out: (line: string) => void): P
 function positiveNumber(value: string | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new WebgwError('WEBGW_ERR_USAGE', `--${name} must be a positive number, got ${JSON.stringify(value)}`);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new WebgwError('WEBGW_ERR_USAGE', `--${name} must be a positive number, got ${JSON.stringify(value)}`);
   return n;
 }
 
 async function pkiInit(args: string[], out: (line: string) => void): Promise<void> {
-  const { values } = parseArgs({ args, options: {
-    dir: { type: 'string' }, name: { type: 'string' }, host: { type: 'string', multiple: true },
-    days: { type: 'string' }, 'server-hours': { type: 'string' },
-  } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      dir: { type: 'string' },
+      name: { type: 'string' },
+      host: { type: 'string', multiple: true },
+      days: { type: 'string' },
+      'server-hours': { type: 'string' },
+    },
+  });
   if (!values.dir) throw new WebgwError('WEBGW_ERR_USAGE', `--dir is required\n${pkiUsage}`);
   const days = positiveNumber(values.days, 3650, 'days');
   const serverHours = positiveNumber(values['server-hours'], 90 * 24, 'server-hours');
@@ -41,18 +48,38 @@ async function pkiInit(args: string[], out: (line: string) => void): Promise<voi
 }
 
 async function pkiIssue(args: string[], out: (line: string) => void): Promise<void> {
-  const { values } = parseArgs({ args, options: {
-    dir: { type: 'string' }, out: { type: 'string' }, http: { type: 'string', multiple: true }, https: { type: 'string', multiple: true },
-    tls: { type: 'string', multiple: true }, 'tls-terminated': { type: 'string', multiple: true },
-    tcp: { type: 'string', multiple: true }, h2c: { type: 'string', multiple: true }, identity: { type: 'string' }, hours: { type: 'string' },
-  } });
+  const { values } = parseArgs({
+    args,
+    options: {
+      dir: { type: 'string' },
+      out: { type: 'string' },
+      http: { type: 'string', multiple: true },
+      https: { type: 'string', multiple: true },
+      tls: { type: 'string', multiple: true },
+      'tls-terminated': { type: 'string', multiple: true },
+      tcp: { type: 'string', multiple: true },
+      h2c: { type: 'string', multiple: true },
+      identity: { type: 'string' },
+      hours: { type: 'string' },
+    },
+  });
   if (!values.dir || !values.out) throw new WebgwError('WEBGW_ERR_USAGE', `--dir and --out are required\n${pkiUsage}`);
   const hours = positiveNumber(values.hours, 24, 'hours');
   const tcp = (values.tcp ?? []).map((p) => checkPort(Number(p)));
   const grants = {
-    http: values.http ?? [], https: values.https ?? [], tls: values.tls ?? [], tlsTerminated: values['tls-terminated'] ?? [], tcp, h2c: values.h2c ?? [], identity: values.identity ?? '',
+    http: values.http ?? [],
+    https: values.https ?? [],
+    tls: values.tls ?? [],
+    tlsTerminated: values['tls-terminated'] ?? [],
+    tcp,
+    h2c: values.h2c ?? [],
+    identity: values.identity ?? '',
   };
-  if (!hasRoutes(grants)) throw new WebgwError('WEBGW_ERR_USAGE', 'give at least one --http, --https, --tls, --tls-terminated or --tcp grant');
+  if (!hasRoutes(grants))
+    throw new WebgwError(
+      'WEBGW_ERR_USAGE',
+      'give at least one --http, --https, --tls, --tls-terminated or --tcp grant',
+    );
   const ca = await readKeyPair(values.dir, 'ca');
   const agent = issueAgentCertificate(ca, grants, { notAfter: new Date(Date.now() + hours * HOUR) });
   await writeKeyPair(values.out, 'agent', agent);

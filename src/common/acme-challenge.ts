@@ -38,9 +38,12 @@ export function parseChallengeAnswer(token: string, text: string): ChallengeAnsw
     bad('not JSON');
   }
   const { hostname, keyAuthorization } = (value ?? {}) as Record<string, unknown>;
-  if (typeof hostname !== 'string' || typeof keyAuthorization !== 'string') return bad('hostname and keyAuthorization must be strings');
-  if (!KEY_AUTHORIZATION.test(keyAuthorization) || !keyAuthorization.startsWith(`${token}.`)) bad('keyAuthorization is not "<token>.<thumbprint>"');
+  if (typeof hostname !== 'string' || typeof keyAuthorization !== 'string')
+    return bad('hostname and keyAuthorization must be strings');
+  if (!KEY_AUTHORIZATION.test(keyAuthorization) || !keyAuthorization.startsWith(`${token}.`))
+    bad('keyAuthorization is not "<token>.<thumbprint>"');
   // The receiving side normalizes the name (pki/grants.ts); here only its shape is bounded.
-  if (hostname.length === 0 || hostname.length > 253 || hostname.includes('*')) bad(`invalid hostname ${JSON.stringify(hostname.slice(0, 64))} (HTTP-01 names one host, no wildcard)`);
+  if (hostname.length === 0 || hostname.length > 253 || hostname.includes('*'))
+    bad(`invalid hostname ${JSON.stringify(hostname.slice(0, 64))} (HTTP-01 names one host, no wildcard)`);
   return { hostname, keyAuthorization };
 }

@@ -33,7 +33,9 @@ export class AdminServer {
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
       } else if (path === '/readyz') {
         const reason = this.opts.notReadyReason();
-        res.writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' }).end(reason ? `not ready: ${reason}\n` : 'ready\n');
+        res
+          .writeHead(reason ? 503 : 200, { 'content-type': 'text/plain' })
+          .end(reason ? `not ready: ${reason}\n` : 'ready\n');
       } else if (path === '/metrics') {
         this.opts.registry.metrics().then(
           (text) => res.writeHead(200, { 'content-type': this.opts.registry.contentType }).end(text),

@@ -10,13 +10,17 @@ export async function loadConfigFile<S extends z.ZodType>(file: string, schema: 
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
-    throw new WebgwError('WEBGW_ERR_CONFIG_READ', `cannot read config ${file}: ${(err as Error).message}`, { cause: err });
+    throw new WebgwError('WEBGW_ERR_CONFIG_READ', `cannot read config ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   let raw: unknown;
   try {
     raw = parseYaml(text, { maxAliasCount: 100 });
   } catch (err) {
-    throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', `${file}: not valid YAML/JSON: ${(err as Error).message}`, { cause: err });
+    throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', `${file}: not valid YAML/JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return parseConfig(raw, schema, file);
 }

@@ -16,7 +16,11 @@ export const errorCatalog = {
   WEBGW_ERR_PROTOCOL: { retryable: false, summary: 'tunnel protocol violation' },
   WEBGW_ERR_FLOW_CONTROL: { retryable: false, summary: 'peer sent more than its flow-control credit' },
   WEBGW_ERR_STREAM_LIMIT: { retryable: true, anotherAgent: true, summary: 'too many streams on the session' },
-  WEBGW_ERR_STREAM_REFUSED: { retryable: true, anotherAgent: true, summary: 'stream refused before any byte was exchanged' },
+  WEBGW_ERR_STREAM_REFUSED: {
+    retryable: true,
+    anotherAgent: true,
+    summary: 'stream refused before any byte was exchanged',
+  },
   WEBGW_ERR_STREAM_RESET: { retryable: false, summary: 'stream reset by the peer' },
   WEBGW_ERR_SESSION_CLOSED: { retryable: true, anotherAgent: true, summary: 'tunnel session closed' },
   WEBGW_ERR_PEER_DEAD: { retryable: true, summary: 'tunnel peer missed its pongs' },

@@ -80,7 +80,12 @@ export class FileWatcher {
     const hash = createHash('sha256');
     try {
       const files = typeof this.opts.files === 'function' ? await this.opts.files() : this.opts.files;
-      for (const f of files) hash.update(f).update('\0').update(await readFile(f)).update('\0');
+      for (const f of files)
+        hash
+          .update(f)
+          .update('\0')
+          .update(await readFile(f))
+          .update('\0');
     } catch {
       return '';
     }

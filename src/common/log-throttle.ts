@@ -37,6 +37,7 @@ export class LogThrottle {
   private prune(now: number): void {
     for (const [key, seen] of this.last) if (now - seen.at >= this.intervalMs) this.last.delete(key);
     // Still full: forget the oldest half; at worst a line is logged a little more often.
-    if (this.last.size >= MAX_KEYS) for (const key of [...this.last.keys()].slice(0, MAX_KEYS / 2)) this.last.delete(key);
+    if (this.last.size >= MAX_KEYS)
+      for (const key of [...this.last.keys()].slice(0, MAX_KEYS / 2)) this.last.delete(key);
   }
 }

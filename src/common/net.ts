@@ -11,7 +11,12 @@ export function plainAddress(address: string | undefined): string {
  * Binds and listens. `reusePort` (SO_REUSEPORT): another process of the same user may bind the
  * same address and port, and the kernel spreads new connections over both (a gateway's handover).
  */
-export function listen(server: NetServer, port: number, host: string, options: { reusePort?: boolean } = {}): Promise<AddressInfo> {
+export function listen(
+  server: NetServer,
+  port: number,
+  host: string,
+  options: { reusePort?: boolean } = {},
+): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => reject(err);
     server.once('error', onError);

@@ -127,16 +127,24 @@ class Relay {
 
   /** A side closed: premature if a direction it takes part in was not done yet. */
   private readonly onCloseA = (): void => {
-    if ((!this.aToBDone && !this.a.readableEnded) || (!this.bToADone && !this.a.writableFinished)) this.teardown(prematureClose());
+    if ((!this.aToBDone && !this.a.readableEnded) || (!this.bToADone && !this.a.writableFinished))
+      this.teardown(prematureClose());
   };
 
   private readonly onCloseB = (): void => {
-    if ((!this.bToADone && !this.b.readableEnded) || (!this.aToBDone && !this.b.writableFinished)) this.teardown(prematureClose());
+    if ((!this.bToADone && !this.b.readableEnded) || (!this.aToBDone && !this.b.writableFinished))
+      this.teardown(prematureClose());
   };
 }
 
 /** Closing errors that are the normal end of a connection, not failures worth a log line. */
 export function isBenignClose(err: Error): boolean {
   const code = (err as { code?: string }).code;
-  return code === 'WEBGW_ERR_PREMATURE_CLOSE' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ERR_STREAM_DESTROYED';
+  return (
+    code === 'WEBGW_ERR_PREMATURE_CLOSE' ||
+    code === 'ERR_STREAM_PREMATURE_CLOSE' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ERR_STREAM_DESTROYED'
+  );
 }

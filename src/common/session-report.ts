@@ -52,8 +52,14 @@ export function parseSessionReport(text: string): SessionReport {
     const { identity, since, rttMs, draining } = (s ?? {}) as Record<string, unknown>;
     if (typeof identity !== 'string' || !IDENTITY.test(identity)) return bad('a session has no valid identity');
     if (typeof since !== 'string' || Number.isNaN(Date.parse(since))) return bad('a session has no valid start');
-    if (rttMs !== undefined && (typeof rttMs !== 'number' || !(rttMs >= 0) || rttMs > 3_600_000)) return bad('a session has an invalid round-trip time');
-    out.push({ identity, since: new Date(since).toISOString(), ...(rttMs === undefined ? {} : { rttMs }), draining: draining === true });
+    if (rttMs !== undefined && (typeof rttMs !== 'number' || !(rttMs >= 0) || rttMs > 3_600_000))
+      return bad('a session has an invalid round-trip time');
+    out.push({
+      identity,
+      since: new Date(since).toISOString(),
+      ...(rttMs === undefined ? {} : { rttMs }),
+      draining: draining === true,
+    });
   }
   return { sessions: out, routes };
 }

@@ -32,7 +32,7 @@ export async function upgradeCrds(client: KubeClient, logger: Logger): Promise<s
       continue;
     }
     if (await applyIfChanged(client, crd, appliedHashOf(live))) {
-      logger.info('CRD upgraded to this controller\'s schema', { crd: name });
+      logger.info("CRD upgraded to this controller's schema", { crd: name });
       written.push(name);
     }
   }

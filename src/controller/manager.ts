@@ -4,7 +4,17 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { hostname } from 'node:os';
-import type { KubeConfig, KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1OwnerReference, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type {
+  KubeConfig,
+  KubernetesObject,
+  V1DaemonSet,
+  V1Deployment,
+  V1Namespace,
+  V1Node,
+  V1OwnerReference,
+  V1Pod,
+  V1Secret,
+} from '@kubernetes/client-node';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
@@ -110,18 +120,33 @@ export class Manager {
     this.registry = opts.registry ?? new Registry();
     if (!opts.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_controller_' });
     const metrics = createControllerMetrics(this.registry);
-    this.leaderGauge = new Gauge({ name: 'webgw_controller_leader', help: '1 while this process leads', registers: [this.registry] });
-    const writes = new Counter({ name: 'webgw_controller_api_writes_total', help: 'Writes sent to the API server, by verb (zero at rest)', labelNames: ['verb'], registers: [this.registry] });
+    this.leaderGauge = new Gauge({
+      name: 'webgw_controller_leader',
+      help: '1 while this process leads',
+      registers: [this.registry],
+    });
+    const writes = new Counter({
+      name: 'webgw_controller_api_writes_total',
+      help: 'Writes sent to the API server, by verb (zero at rest)',
+      labelNames: ['verb'],
+      registers: [this.registry],
+    });
     this.client.onWrite = (verb) => writes.inc({ verb });
     const { core, apps, custom } = this.client;
     const ns = opts.namespace;
     const managed = `${GATEWAY_LABEL}`;
     this.gatewayController = new Controller({
-      name: 'gateway', workers: 2, metrics, logger: log,
+      name: 'gateway',
+      workers: 2,
+      metrics,
+      logger: log,
       reconcile: (key) => reconciler.reconcile(key),
     });
     this.serviceController = new Controller({
-      name: 'exposedservice', workers: opts.workers ?? 8, metrics, logger: log,
+      name: 'exposedservice',
+      workers: opts.workers ?? 8,
+      metrics,
+      logger: log,
       reconcile: (key) => serviceReconciler.reconcile(key),
     });
     // Claims are global (first come per hostname and gateway): any change may move another
@@ -153,58 +178,123 @@ export class Manager {
       if (obj.metadata?.labels?.[COMPONENT_LABEL] === 'reservations') planChanged();
       else if ((obj as V1Secret).data?.['ca.key'] !== undefined) allServices.trigger();
     };
-    const watch = <T extends KubernetesObject>(path: string, list: () => Promise<{ items: T[] }>, onEvent: (o: T) => void, labelSelector?: string): Watched<T> => {
-      const w = new Watched<T>({ kc: opts.kc, path, list: list as never, onEvent, logger: log, clock, ...(labelSelector ? { labelSelector } : {}) });
+    const watch = <T extends KubernetesObject>(
+      path: string,
+      list: () => Promise<{ items: T[] }>,
+      onEvent: (o: T) => void,
+      labelSelector?: string,
+    ): Watched<T> => {
+      const w = new Watched<T>({
+        kc: opts.kc,
+        path,
+        list: list as never,
+        onEvent,
+        logger: log,
+        clock,
+        ...(labelSelector ? { labelSelector } : {}),
+      });
       this.watches.push(w as unknown as Watched<KubernetesObject>);
       return w;
     };
-    const credentialSecrets = watch<V1Secret>('/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: SERVICE_LABEL }), (s) => {
-      const name = s.metadata?.labels?.[SERVICE_LABEL];
-      if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
-      // A new or withdrawn certificate changes whom the gateways admit.
-      allGateways.trigger();
-    }, SERVICE_LABEL);
+    const credentialSecrets = watch<V1Secret>(
+      '/api/v1/secrets',
+      () => core.listSecretForAllNamespaces({ labelSelector: SERVICE_LABEL }),
+      (s) => {
+        const name = s.metadata?.labels?.[SERVICE_LABEL];
+        if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
+        // A new or withdrawn certificate changes whom the gateways admit.
+        allGateways.trigger();
+      },
+      SERVICE_LABEL,
+    );
     // Our own status writes come back as events too: only what the plan reads re-plans.
     const planned = new Map<string, string>();
     const gatewaysSeen = new Map<string, string>();
-    this.services = watch<ExposedService & KubernetesObject>(`/apis/${GROUP}/${VERSION}/exposedservices`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never, (s) => {
-      const key = serviceKeyOf(s);
-      this.serviceController.enqueue(key);
-      const live = this.services.get(s.metadata.name, s.metadata.namespace);
-      const print = live ? planFingerprint(live) : undefined;
-      if (planned.get(key) === print) return;
-      if (print === undefined) planned.delete(key);
-      else planned.set(key, print);
-      planChanged();
-    });
+    this.services = watch<ExposedService & KubernetesObject>(
+      `/apis/${GROUP}/${VERSION}/exposedservices`,
+      () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never,
+      (s) => {
+        const key = serviceKeyOf(s);
+        this.serviceController.enqueue(key);
+        const live = this.services.get(s.metadata.name, s.metadata.namespace);
+        const print = live ? planFingerprint(live) : undefined;
+        if (planned.get(key) === print) return;
+        if (print === undefined) planned.delete(key);
+        else planned.set(key, print);
+        planChanged();
+      },
+    );
     const namespaces = watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), planChanged);
     const caches: GatewayCaches = {
       credentialSecrets,
       services: this.services,
       namespaces,
-      gateways: watch<Gateway & KubernetesObject>(`/apis/${GROUP}/${VERSION}/gateways`, () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never, (gw) => {
-        this.gatewayController.enqueue(gw.metadata!.name!);
-        const live = caches.gateways.get(gw.metadata!.name!);
-        const print = live ? gatewayFingerprint(live) : undefined;
-        if (gatewaysSeen.get(gw.metadata!.name!) === print) return; // our own status write
-        if (print === undefined) gatewaysSeen.delete(gw.metadata!.name!);
-        else gatewaysSeen.set(gw.metadata!.name!, print);
-        // Its spec is in the plan; its endpoints and addresses in every attached service's config and status.
-        planChanged();
-        allServices.trigger();
-      }),
-      secrets: watch<V1Secret>(`/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
-      configMaps: watch<KubernetesObject>(`/api/v1/namespaces/${ns}/configmaps`, () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
-      pods: watch<V1Pod>(`/api/v1/namespaces/${ns}/pods`, () => core.listNamespacedPod({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
-      daemonSets: watch<V1DaemonSet>(`/apis/apps/v1/namespaces/${ns}/daemonsets`, () => apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
-      deployments: watch<V1Deployment>(`/apis/apps/v1/namespaces/${ns}/deployments`, () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }), enqueueOwner, managed),
+      gateways: watch<Gateway & KubernetesObject>(
+        `/apis/${GROUP}/${VERSION}/gateways`,
+        () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never,
+        (gw) => {
+          this.gatewayController.enqueue(gw.metadata!.name!);
+          const live = caches.gateways.get(gw.metadata!.name!);
+          const print = live ? gatewayFingerprint(live) : undefined;
+          if (gatewaysSeen.get(gw.metadata!.name!) === print) return; // our own status write
+          if (print === undefined) gatewaysSeen.delete(gw.metadata!.name!);
+          else gatewaysSeen.set(gw.metadata!.name!, print);
+          // Its spec is in the plan; its endpoints and addresses in every attached service's config and status.
+          planChanged();
+          allServices.trigger();
+        },
+      ),
+      secrets: watch<V1Secret>(
+        `/api/v1/namespaces/${ns}/secrets`,
+        () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }),
+        enqueueOwner,
+        managed,
+      ),
+      configMaps: watch<KubernetesObject>(
+        `/api/v1/namespaces/${ns}/configmaps`,
+        () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }),
+        enqueueOwner,
+        managed,
+      ),
+      pods: watch<V1Pod>(
+        `/api/v1/namespaces/${ns}/pods`,
+        () => core.listNamespacedPod({ namespace: ns, labelSelector: managed }),
+        enqueueOwner,
+        managed,
+      ),
+      daemonSets: watch<V1DaemonSet>(
+        `/apis/apps/v1/namespaces/${ns}/daemonsets`,
+        () => apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: managed }),
+        enqueueOwner,
+        managed,
+      ),
+      deployments: watch<V1Deployment>(
+        `/apis/apps/v1/namespaces/${ns}/deployments`,
+        () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }),
+        enqueueOwner,
+        managed,
+      ),
       // Node addresses become Gateway addresses.
-      nodes: watch<V1Node>('/api/v1/nodes', () => core.listNode(), () => allGateways.trigger()),
+      nodes: watch<V1Node>(
+        '/api/v1/nodes',
+        () => core.listNode(),
+        () => allGateways.trigger(),
+      ),
     };
     const resolver = new Resolver({ timeout: 3000, tries: 2 });
     if (opts.dnsServer) resolver.setServers([opts.dnsServer]);
     const verifier = new HostnameVerifier((name) => resolver.resolveTxt(name), clock);
-    const plan = new SharedPlan({ services: this.services, gateways: caches.gateways, namespaces, configMaps: caches.configMaps, namespace: ns, verifier }, clock);
+    const plan = new SharedPlan(
+      {
+        services: this.services,
+        gateways: caches.gateways,
+        namespaces,
+        configMaps: caches.configMaps,
+        namespace: ns,
+        verifier,
+      },
+      clock,
+    );
     this.gateways = caches.gateways;
     const serviceCaches: ExposedServiceCaches = {
       services: this.services,
@@ -215,7 +305,9 @@ export class Manager {
       gatewayConfigMaps: caches.configMaps,
     };
     this.probe = new SessionProbe({
-      intervalMs: opts.sessionProbeIntervalMs ?? 10_000, clock, logger: log.child({ component: 'session-probe' }),
+      intervalMs: opts.sessionProbeIntervalMs ?? 10_000,
+      clock,
+      logger: log.child({ component: 'session-probe' }),
       targets: () => probeTargets(caches, ns),
       onGatewayChanged: (gw) => this.gatewayController.enqueue(gw),
       onServicesChanged: (_gw, identities) => {
@@ -225,33 +317,70 @@ export class Manager {
       },
     });
     this.acme = new AcmeIssuer({
-      client: this.client, namespace: ns, clock, logger: log.child({ component: 'acme' }), responder: new ChallengeResponder(clock),
+      client: this.client,
+      namespace: ns,
+      clock,
+      logger: log.child({ component: 'acme' }),
+      responder: new ChallengeResponder(clock),
       targetsOf: (gw) => probeTargets(caches, ns).find((t) => t.gateway === gw),
       onChanged: (gw) => this.gatewayController.enqueue(gw),
-      ...(opts.acmeCaPem ? { extraCaPem: opts.acmeCaPem } : {}), ...(opts.acmeBackoff ? { backoff: opts.acmeBackoff } : {}),
+      ...(opts.acmeCaPem ? { extraCaPem: opts.acmeCaPem } : {}),
+      ...(opts.acmeBackoff ? { backoff: opts.acmeBackoff } : {}),
     });
-    const agentOrders = new AgentOrders({ issuer: this.acme, clock, onChanged: (service) => this.serviceController.enqueue(service) });
-    const serviceReconciler = this.serviceReconciler = new ExposedServiceReconciler({
-      client: this.client, caches: serviceCaches, namespace: ns, image: opts.image, clock, verifier, onVerdictsChanged: planChanged, claims: plan,
+    const agentOrders = new AgentOrders({
+      issuer: this.acme,
+      clock,
+      onChanged: (service) => this.serviceController.enqueue(service),
+    });
+    const serviceReconciler = (this.serviceReconciler = new ExposedServiceReconciler({
+      client: this.client,
+      caches: serviceCaches,
+      namespace: ns,
+      image: opts.image,
+      clock,
+      verifier,
+      onVerdictsChanged: planChanged,
+      claims: plan,
       sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
       agentOrders,
       httpsTargets: (gw) => {
         const port = caches.gateways.get(gw)?.spec.listeners.https?.port;
-        return port === undefined ? [] : (probeTargets(caches, ns).find((t) => t.gateway === gw)?.replicas ?? []).map((r) => ({ address: r.address, port }));
+        return port === undefined
+          ? []
+          : (probeTargets(caches, ns).find((t) => t.gateway === gw)?.replicas ?? []).map((r) => ({
+              address: r.address,
+              port,
+            }));
       },
-    });
+    }));
     const events = new EventRecorder(this.client, clock, log);
     const reconciler = new GatewayReconciler({
-      client: this.client, events, caches, namespace: ns, image: opts.image, clock, logger: log.child({ controller: 'gateway' }), claims: plan,
+      client: this.client,
+      events,
+      caches,
+      namespace: ns,
+      image: opts.image,
+      clock,
+      logger: log.child({ controller: 'gateway' }),
+      claims: plan,
       proxiesOf: (gw) => this.probe.observation(gw)?.proxies(),
       acme: this.acme,
     });
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
-        client: this.client, namespace: ns, name: 'webgw-controller',
+        client: this.client,
+        namespace: ns,
+        name: 'webgw-controller',
         identity: opts.identity ?? `${hostname()}_${process.pid}`,
-        ...(opts.leaseDurationMs ? { leaseDurationMs: opts.leaseDurationMs, renewDeadlineMs: Math.floor(opts.leaseDurationMs * 2 / 3), retryPeriodMs: Math.max(200, Math.floor(opts.leaseDurationMs / 7)) } : {}),
-        clock, logger: log,
+        ...(opts.leaseDurationMs
+          ? {
+              leaseDurationMs: opts.leaseDurationMs,
+              renewDeadlineMs: Math.floor((opts.leaseDurationMs * 2) / 3),
+              retryPeriodMs: Math.max(200, Math.floor(opts.leaseDurationMs / 7)),
+            }
+          : {}),
+        clock,
+        logger: log,
         onStartedLeading: () => this.lead(),
         onStoppedLeading: () => this.follow(),
         owner: () => this.installation,
@@ -259,7 +388,8 @@ export class Manager {
     }
     if (opts.admin) {
       this.admin = new AdminServer({
-        ...opts.admin, registry: this.registry,
+        ...opts.admin,
+        registry: this.registry,
         notReadyReason: () => (this.watches.every((w) => w.hasSynced) ? undefined : 'caches not synced'),
       });
     }
@@ -290,8 +420,13 @@ export class Manager {
     this.installation = await installationOwner(this.client, w.configurationName);
     const tls = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date(), this.installation);
     this.webhookServer = new WebhookServer({
-      address: w.address, port: w.port, certPem: tls.serving.certPem, keyPem: tls.serving.keyPem,
-      image: this.opts.image, servicesIn: (ns) => this.exposedServicesIn(ns), logger: this.opts.logger.child({ component: 'webhook' }),
+      address: w.address,
+      port: w.port,
+      certPem: tls.serving.certPem,
+      keyPem: tls.serving.keyPem,
+      image: this.opts.image,
+      servicesIn: (ns) => this.exposedServicesIn(ns),
+      logger: this.opts.logger.child({ component: 'webhook' }),
       onInjected: (namespace, service) => {
         const key = `${namespace}/${service}`;
         const relist = (): void => {
@@ -310,7 +445,13 @@ export class Manager {
       try {
         // The configuration may be installed after us (then the owner is found now).
         this.installation ??= await installationOwner(this.client, w.configurationName);
-        const current = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date(), this.installation);
+        const current = await ensureWebhookTls(
+          this.client,
+          this.opts.namespace,
+          w.hosts,
+          this.clock.date(),
+          this.installation,
+        );
         this.webhookServer?.setCertificate(current.serving.certPem, current.serving.keyPem);
         if (await ensureCaBundle(this.client, w.configurationName, current.ca.certPem)) {
           this.opts.logger.info('webhook caBundle written', { configuration: w.configurationName });
@@ -349,14 +490,17 @@ export class Manager {
     this.leading = true;
     this.leaderGauge.set(1);
     if (this.opts.manageCrds) {
-      upgradeCrds(this.client, this.opts.logger).catch((err: unknown) => this.opts.logger.error('cannot upgrade the CRDs', { err: describeError(err) }));
+      upgradeCrds(this.client, this.opts.logger).catch((err: unknown) =>
+        this.opts.logger.error('cannot upgrade the CRDs', { err: describeError(err) }),
+      );
     }
     this.acme.resume();
     this.gatewayController.run();
     this.serviceController.run();
     this.probe.start();
     for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
-    for (const s of this.services.list()) this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
+    for (const s of this.services.list())
+      this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
   }
 
   private follow(): void {

@@ -21,7 +21,9 @@ export function renderAllCrds(): string {
 
 /** The controller's RBAC rules, read by the chart's templates (`.Files.Get`). */
 export function renderRbacRules(): string {
-  return GENERATED_HEADER + stringify({ cluster: clusterRules, crds: crdRules, namespace: namespaceRules }, { lineWidth: 0 });
+  return (
+    GENERATED_HEADER + stringify({ cluster: clusterRules, crds: crdRules, namespace: namespaceRules }, { lineWidth: 0 })
+  );
 }
 
 /** File name of a CRD, e.g. webgw.io_gateways.yaml. */

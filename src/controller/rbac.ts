@@ -29,13 +29,22 @@ export const clusterRules: Rule[] = [
   // Proxy pods (status) and tenants' selected pods (reporting those that run without an agent).
   { apiGroups: [''], resources: ['pods'], verbs: ['get', 'list', 'watch'] },
   // Only its own webhook configuration, and only to keep the caBundle current.
-  { apiGroups: ['admissionregistration.k8s.io'], resources: ['mutatingwebhookconfigurations'], resourceNames: [WEBHOOK_CONFIGURATION], verbs: ['get', 'patch'] },
+  {
+    apiGroups: ['admissionregistration.k8s.io'],
+    resources: ['mutatingwebhookconfigurations'],
+    resourceNames: [WEBHOOK_CONFIGURATION],
+    verbs: ['get', 'patch'],
+  },
 ];
 
 /** In the controller's own namespace only: proxy workloads, their config, the leader Lease. */
 export const namespaceRules: Rule[] = [
   { apiGroups: [''], resources: ['configmaps'], verbs: ['get', 'list', 'watch', 'create', 'patch'] },
-  { apiGroups: ['apps'], resources: ['daemonsets', 'deployments'], verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'] },
+  {
+    apiGroups: ['apps'],
+    resources: ['daemonsets', 'deployments'],
+    verbs: ['get', 'list', 'watch', 'create', 'patch', 'delete'],
+  },
   { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
   // An annotation on proxy pods makes their kubelet refresh the admitted agents at once.
   { apiGroups: [''], resources: ['pods'], verbs: ['patch'] },
@@ -48,5 +57,10 @@ export const namespaceRules: Rule[] = [
  * schema (crd-upgrade.ts). Never create or delete: Helm's crds/ (or deploy/) installs them.
  */
 export const crdRules: Rule[] = [
-  { apiGroups: ['apiextensions.k8s.io'], resources: ['customresourcedefinitions'], resourceNames: allCrds.map((c) => (c.metadata as { name: string }).name), verbs: ['get', 'patch'] },
+  {
+    apiGroups: ['apiextensions.k8s.io'],
+    resources: ['customresourcedefinitions'],
+    resourceNames: allCrds.map((c) => (c.metadata as { name: string }).name),
+    verbs: ['get', 'patch'],
+  },
 ];

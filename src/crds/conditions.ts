@@ -80,9 +80,16 @@ export interface Condition {
  * Sets a condition the way apimachinery's meta.SetStatusCondition does: lastTransitionTime
  * changes only when the status flips, so an unchanged status writes nothing new.
  */
-export function setCondition(conditions: readonly Condition[], next: Omit<Condition, 'lastTransitionTime'>, now: Date): Condition[] {
+export function setCondition(
+  conditions: readonly Condition[],
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
   const existing = conditions.find((c) => c.type === next.type);
-  const lastTransitionTime = existing && existing.status === next.status ? existing.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const lastTransitionTime =
+    existing && existing.status === next.status
+      ? existing.lastTransitionTime
+      : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
   const updated: Condition = { ...next, lastTransitionTime };
   return existing ? conditions.map((c) => (c.type === next.type ? updated : c)) : [...conditions, updated];
 }

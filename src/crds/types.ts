@@ -45,15 +45,29 @@ export interface GatewaySpec {
    */
   acme?: { directoryUrl: string; email?: string };
   allowedNamespaces?: { selector?: LabelSelector };
-  hostnamePolicy?: { wildcards?: 'Allowed' | 'Forbidden'; external?: 'Allowed' | 'Verified' | 'Forbidden'; trustedNamespaces?: { selector?: LabelSelector } };
-  limits?: { maxStreamsPerAgent?: number; maxHeaderBytes?: number; maxSessionsPerService?: number; maxServicesPerNamespace?: number; maxTcpPortsPerNamespace?: number };
+  hostnamePolicy?: {
+    wildcards?: 'Allowed' | 'Forbidden';
+    external?: 'Allowed' | 'Verified' | 'Forbidden';
+    trustedNamespaces?: { selector?: LabelSelector };
+  };
+  limits?: {
+    maxStreamsPerAgent?: number;
+    maxHeaderBytes?: number;
+    maxSessionsPerService?: number;
+    maxServicesPerNamespace?: number;
+    maxTcpPortsPerNamespace?: number;
+  };
 }
 
 /** Defaults of Gateway.spec.hostnamePolicy: proof of control for names outside the domain. */
 export const hostnamePolicyDefaults = { wildcards: 'Forbidden', external: 'Verified' } as const;
 
 /** Defaults of Gateway.spec.limits (the schema's too, for objects written before they existed). */
-export const gatewayLimitDefaults = { maxSessionsPerService: 64, maxServicesPerNamespace: 100, maxTcpPortsPerNamespace: 10 } as const;
+export const gatewayLimitDefaults = {
+  maxSessionsPerService: 64,
+  maxServicesPerNamespace: 100,
+  maxTcpPortsPerNamespace: 10,
+} as const;
 
 /** The certificate the gateway terminates HTTPS with for its domain (spec.tls). */
 export interface GatewayCertificateStatus {
@@ -102,7 +116,14 @@ export interface GatewayStatus {
   /** Agent sessions over every replica, as last read from them. */
   sessions?: number;
   /** Per proxy replica: whether the controller could read it, its sessions and routes. */
-  proxies?: Array<{ name: string; address: string; reachable: boolean; sessions: number; routes: number; message?: string }>;
+  proxies?: Array<{
+    name: string;
+    address: string;
+    reachable: boolean;
+    sessions: number;
+    routes: number;
+    message?: string;
+  }>;
 }
 
 export interface Gateway {

@@ -44,26 +44,77 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
     const tcpPort = await freeLoopbackPort();
     const httpPort = await freeLoopbackPort(opts.httpPort);
     await writeKeyPair(dir, 'ca', ca);
-    await writeKeyPair(dir, 'gateway', issueServerCertificate(ca, ['127.0.0.1', 'localhost'], { notAfter: new Date(Date.now() + 24 * HOUR) }));
-    await writeKeyPair(dir, 'agent', issueAgentCertificate(ca, { http: [DEMO_HOSTNAME], https: [], tls: [], tlsTerminated: [], tcp: [tcpPort], h2c: [], identity: 'demo/hello' }, { notAfter: new Date(Date.now() + 12 * HOUR) }));
+    await writeKeyPair(
+      dir,
+      'gateway',
+      issueServerCertificate(ca, ['127.0.0.1', 'localhost'], { notAfter: new Date(Date.now() + 24 * HOUR) }),
+    );
+    await writeKeyPair(
+      dir,
+      'agent',
+      issueAgentCertificate(
+        ca,
+        {
+          http: [DEMO_HOSTNAME],
+          https: [],
+          tls: [],
+          tlsTerminated: [],
+          tcp: [tcpPort],
+          h2c: [],
+          identity: 'demo/hello',
+        },
+        { notAfter: new Date(Date.now() + 12 * HOUR) },
+      ),
+    );
     app = await startPrivateApp();
 
-    const gateway = new Gateway(parseConfig({
-      name: 'demo',
-      tunnel: { address: '127.0.0.1', port: 0, caFile: join(dir, 'ca.crt'), certFile: join(dir, 'gateway.crt'), keyFile: join(dir, 'gateway.key') },
-      listeners: { http: { address: '127.0.0.1', port: httpPort }, tcp: { address: '127.0.0.1', portRange: { from: tcpPort, to: tcpPort } } },
-      admin: { address: '127.0.0.1', port: 0 },
-    }, gatewayConfigSchema, 'demo gateway'), { logger: opts.logger.child({ component: 'gateway' }) });
+    const gateway = new Gateway(
+      parseConfig(
+        {
+          name: 'demo',
+          tunnel: {
+            address: '127.0.0.1',
+            port: 0,
+            caFile: join(dir, 'ca.crt'),
+            certFile: join(dir, 'gateway.crt'),
+            keyFile: join(dir, 'gateway.key'),
+          },
+          listeners: {
+            http: { address: '127.0.0.1', port: httpPort },
+            tcp: { address: '127.0.0.1', portRange: { from: tcpPort, to: tcpPort } },
+          },
+          admin: { address: '127.0.0.1', port: 0 },
+        },
+        gatewayConfigSchema,
+        'demo gateway',
+      ),
+      { logger: opts.logger.child({ component: 'gateway' }) },
+    );
     const addresses = await gateway.start();
 
-    const agent = new Agent(parseConfig({
-      name: 'demo',
-      gateways: [{ name: 'demo', endpoints: [`wss://127.0.0.1:${addresses.tunnel.port}`], caFile: join(dir, 'ca.crt'), certFile: join(dir, 'agent.crt'), keyFile: join(dir, 'agent.key') }],
-      routes: [
-        { protocol: 'http', hostname: DEMO_HOSTNAME, backend: `127.0.0.1:${app.httpPort}` },
-        { protocol: 'tcp', port: tcpPort, backend: `127.0.0.1:${app.echoPort}` },
-      ],
-    }, agentConfigSchema, 'demo agent'), { logger: opts.logger.child({ component: 'agent' }) });
+    const agent = new Agent(
+      parseConfig(
+        {
+          name: 'demo',
+          gateways: [
+            {
+              name: 'demo',
+              endpoints: [`wss://127.0.0.1:${addresses.tunnel.port}`],
+              caFile: join(dir, 'ca.crt'),
+              certFile: join(dir, 'agent.crt'),
+              keyFile: join(dir, 'agent.key'),
+            },
+          ],
+          routes: [
+            { protocol: 'http', hostname: DEMO_HOSTNAME, backend: `127.0.0.1:${app.httpPort}` },
+            { protocol: 'tcp', port: tcpPort, backend: `127.0.0.1:${app.echoPort}` },
+          ],
+        },
+        agentConfigSchema,
+        'demo agent',
+      ),
+      { logger: opts.logger.child({ component: 'agent' }) },
+    );
     await agent.start();
     await waitFor(() => gateway.agentCount > 0 && gateway.tcpPorts.includes(tcpPort), 10_000);
 
@@ -100,7 +151,8 @@ export async function startDemo(opts: DemoOptions): Promise<Demo> {
 async function waitFor(check: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (Date.now() > deadline) throw new WebgwError('WEBGW_ERR_TIMEOUT', 'the demo agent did not connect to its gateway in time');
+    if (Date.now() > deadline)
+      throw new WebgwError('WEBGW_ERR_TIMEOUT', 'the demo agent did not connect to its gateway in time');
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -29,7 +29,9 @@ function escapeHtml(s: string): string {
 export async function startPrivateApp(): Promise<PrivateApp> {
   const http: HttpServer = createHttpServer((req, res) => {
     const body = page(String(req.headers['x-forwarded-for'] ?? 'direct'), String(req.headers.host ?? ''));
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) }).end(body);
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'content-length': Buffer.byteLength(body) })
+      .end(body);
   });
   const echo: TcpServer = createTcpServer((socket) => pipeline(socket, socket, () => socket.destroy()));
   const [h, e] = await Promise.all([listen(http, 0, '127.0.0.1'), listen(echo, 0, '127.0.0.1')]);

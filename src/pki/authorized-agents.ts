@@ -30,9 +30,14 @@ export function parseAuthorizedAgents(text: string, source: string): AuthorizedA
     const line = (lines[i] as string).trim();
     if (line === '' || line.startsWith('#')) continue;
     const serial = normalizeSerial(line);
-    if (!SERIAL.test(serial)) throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', `${source}:${i + 1}: not a certificate serial: ${JSON.stringify(line.slice(0, 80))}`);
+    if (!SERIAL.test(serial))
+      throw new WebgwError(
+        'WEBGW_ERR_CONFIG_INVALID',
+        `${source}:${i + 1}: not a certificate serial: ${JSON.stringify(line.slice(0, 80))}`,
+      );
     serials.add(serial);
-    if (serials.size > MAX_ENTRIES) throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', `${source}: more than ${MAX_ENTRIES} serials`);
+    if (serials.size > MAX_ENTRIES)
+      throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', `${source}: more than ${MAX_ENTRIES} serials`);
   }
   return serials;
 }

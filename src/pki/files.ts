@@ -5,7 +5,11 @@ import { WebgwError } from '../common/errors.ts';
 import type { KeyPairPem } from './issue.ts';
 
 /** Writes `<name>.crt` (0644) and `<name>.key` (0600) into `dir`. */
-export async function writeKeyPair(dir: string, name: string, pair: KeyPairPem): Promise<{ certFile: string; keyFile: string }> {
+export async function writeKeyPair(
+  dir: string,
+  name: string,
+  pair: KeyPairPem,
+): Promise<{ certFile: string; keyFile: string }> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   const certFile = join(dir, `${name}.crt`);
   const keyFile = join(dir, `${name}.key`);
@@ -21,6 +25,10 @@ export async function readKeyPair(dir: string, name: string): Promise<KeyPairPem
       keyPem: await readFile(join(dir, `${name}.key`), 'utf8'),
     };
   } catch (err) {
-    throw new WebgwError('WEBGW_ERR_CREDENTIALS', `cannot read ${name}.crt/${name}.key in ${dir}: ${(err as Error).message}`, { cause: err });
+    throw new WebgwError(
+      'WEBGW_ERR_CREDENTIALS',
+      `cannot read ${name}.crt/${name}.key in ${dir}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
 }

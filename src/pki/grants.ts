@@ -32,11 +32,19 @@ export interface Grants {
 }
 
 /** The hostname grant kinds, as they appear in the URI (`webgw:<kind>:<hostname>`). */
-const HOSTNAME_KINDS = { http: 'http', https: 'https', tls: 'tls', 'tls-terminated': 'tlsTerminated', h2c: 'h2c' } as const satisfies Record<string, keyof Grants>;
+const HOSTNAME_KINDS = {
+  http: 'http',
+  https: 'https',
+  tls: 'tls',
+  'tls-terminated': 'tlsTerminated',
+  h2c: 'h2c',
+} as const satisfies Record<string, keyof Grants>;
 
 /** True when the grants name at least one route. */
 export function hasRoutes(grants: Grants): boolean {
-  return grants.http.length + grants.https.length + grants.tls.length + grants.tlsTerminated.length + grants.tcp.length > 0;
+  return (
+    grants.http.length + grants.https.length + grants.tls.length + grants.tlsTerminated.length + grants.tcp.length > 0
+  );
 }
 
 export interface GrantSet extends Grants {
@@ -51,7 +59,15 @@ export const ACME_RESPONDER_GRANT = 'webgw:write:acme-challenges';
 /** What the controller may do on a gateway's tunnel port: one grant per certificate. */
 export type ControllerGrant = typeof SESSION_READER_GRANT | typeof ACME_RESPONDER_GRANT;
 
-export const emptyGrants = (): GrantSet => ({ http: [], https: [], tls: [], tlsTerminated: [], tcp: [], h2c: [], identity: '' });
+export const emptyGrants = (): GrantSet => ({
+  http: [],
+  https: [],
+  tls: [],
+  tlsTerminated: [],
+  tcp: [],
+  h2c: [],
+  identity: '',
+});
 
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 const IDENTITY = /^[A-Za-z0-9._:/-]{1,253}$/;
@@ -60,7 +76,10 @@ const IDENTITY = /^[A-Za-z0-9._:/-]{1,253}$/;
 export function normalizeHostname(input: string): string {
   const host = input.trim().toLowerCase().replace(/\.$/, '');
   const labels = host.split('.');
-  const ok = host.length > 0 && host.length <= 253 && labels.every((label, i) => (i === 0 && label === '*' && labels.length > 2) || LABEL.test(label));
+  const ok =
+    host.length > 0 &&
+    host.length <= 253 &&
+    labels.every((label, i) => (i === 0 && label === '*' && labels.length > 2) || LABEL.test(label));
   if (!ok) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid hostname ${JSON.stringify(input)}`);
   return host;
 }
@@ -75,14 +94,18 @@ export function checkPort(port: number): number {
 export function grantsToUris(grants: GrantSet): string[] {
   const served = [...grants.http, ...grants.https].map(normalizeHostname);
   for (const h of grants.h2c) {
-    if (!served.includes(normalizeHostname(h))) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `h2c grant ${JSON.stringify(h)} names no http or https grant`);
+    if (!served.includes(normalizeHostname(h)))
+      throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `h2c grant ${JSON.stringify(h)} names no http or https grant`);
   }
   const uris = [
-    ...Object.entries(HOSTNAME_KINDS).flatMap(([kind, field]) => grants[field].map((h) => `webgw:${kind}:${normalizeHostname(h)}`)),
+    ...Object.entries(HOSTNAME_KINDS).flatMap(([kind, field]) =>
+      grants[field].map((h) => `webgw:${kind}:${normalizeHostname(h)}`),
+    ),
     ...grants.tcp.map((p) => `webgw:tcp:${checkPort(p)}`),
   ];
   if (grants.identity) {
-    if (!IDENTITY.test(grants.identity)) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid identity ${JSON.stringify(grants.identity)}`);
+    if (!IDENTITY.test(grants.identity))
+      throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid identity ${JSON.stringify(grants.identity)}`);
     uris.push(`webgw:id:${grants.identity}`);
   }
   return uris;
@@ -95,18 +118,22 @@ export function grantsFromUris(uris: readonly string[]): GrantSet {
     if (!uri.startsWith('webgw:')) continue;
     const [, kind, ...rest] = uri.split(':');
     const value = rest.join(':');
-    const field = Object.hasOwn(HOSTNAME_KINDS, kind ?? '') ? HOSTNAME_KINDS[kind as keyof typeof HOSTNAME_KINDS] : undefined;
+    const field = Object.hasOwn(HOSTNAME_KINDS, kind ?? '')
+      ? HOSTNAME_KINDS[kind as keyof typeof HOSTNAME_KINDS]
+      : undefined;
     if (field) {
       out[field].push(normalizeHostname(value));
       continue;
     }
     switch (kind) {
       case 'tcp':
-        if (!/^\d{1,5}$/.test(value)) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid TCP grant ${JSON.stringify(uri)}`);
+        if (!/^\d{1,5}$/.test(value))
+          throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid TCP grant ${JSON.stringify(uri)}`);
         out.tcp.push(checkPort(Number(value)));
         break;
       case 'id':
-        if (!IDENTITY.test(value) || out.identity) throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid identity grant ${JSON.stringify(uri)}`);
+        if (!IDENTITY.test(value) || out.identity)
+          throw new WebgwError('WEBGW_ERR_GRANT_INVALID', `invalid identity grant ${JSON.stringify(uri)}`);
         out.identity = value;
         break;
       default:

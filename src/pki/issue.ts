@@ -9,7 +9,14 @@
  * leaf is built with a placeholder RSA key whose SubjectPublicKeyInfo is then replaced by the
  * real one before the CA signs the TBSCertificate.
  */
-import { createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  generateKeyPairSync,
+  randomBytes,
+  sign as cryptoSign,
+  type KeyObject,
+} from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { WebgwError } from '../common/errors.ts';
@@ -47,7 +54,11 @@ function newLeafKeyPair(): { spki: forge.asn1.Asn1; keyId: string; keyPem: strin
   const spki = forge.asn1.fromDer(forge.util.createBuffer(der.toString('binary')));
   // RFC 5280 §4.2.1.2 (1): SHA-1 of the subjectPublicKey BIT STRING's bits.
   const bits = Buffer.from(((spki.value as forge.asn1.Asn1[])[1]!.value as string).slice(1), 'binary');
-  return { spki, keyId: createHash('sha1').update(bits).digest('binary'), keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string };
+  return {
+    spki,
+    keyId: createHash('sha1').update(bits).digest('binary'),
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+  };
 }
 
 function newCertificate(publicKey: forge.pki.rsa.PublicKey, validity: Validity): forge.pki.Certificate {
@@ -73,7 +84,9 @@ function sign(cert: forge.pki.Certificate, issuerKey: string | KeyObject, spki?:
   cert.signatureOid = oid;
   (cert.siginfo as { algorithmOid: string }).algorithmOid = oid;
   // Not in @types/node-forge; forge's own cert.sign() calls it the same way.
-  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
+  const tbs = (
+    forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }
+  ).getTBSCertificate(cert);
   if (spki) {
     const fields = tbs.value as forge.asn1.Asn1[];
     const at = fields.findIndex((f) => forge.asn1.toDer(f).getBytes() === PLACEHOLDER_SPKI_DER);
@@ -89,7 +102,10 @@ function sign(cert: forge.pki.Certificate, issuerKey: string | KeyObject, spki?:
 export function createCA(commonName: string, validity: Validity): KeyPairPem {
   const { publicKey, keyPem } = newCaKeyPair();
   const cert = newCertificate(publicKey, validity);
-  const subject = [{ name: 'commonName', value: commonName }, { name: 'organizationName', value: 'WebGW' }];
+  const subject = [
+    { name: 'commonName', value: commonName },
+    { name: 'organizationName', value: 'WebGW' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([
@@ -118,7 +134,12 @@ function loadIssuer(ca: KeyPairPem): Issuer {
   if (known && known.keyPem === ca.keyPem) return known;
   const cert = forge.pki.certificateFromPem(ca.certPem);
   // Same key id as forge's subjectKeyIdentifier on the CA (SHA-1 of the RSAPublicKey), so chains link.
-  const issuer = { cert, keyPem: ca.keyPem, keyId: cert.generateSubjectKeyIdentifier().getBytes(), key: createPrivateKey(ca.keyPem) };
+  const issuer = {
+    cert,
+    keyPem: ca.keyPem,
+    keyId: cert.generateSubjectKeyIdentifier().getBytes(),
+    key: createPrivateKey(ca.keyPem),
+  };
   if (issuers.size >= MAX_ISSUERS) issuers.delete(issuers.keys().next().value as string);
   issuers.set(ca.certPem, issuer);
   return issuer;
@@ -147,7 +168,13 @@ export function issueCertificate(ca: KeyPairPem, spec: LeafSpec, validity: Valid
   return issueLeaf(ca, subject, validity, spec.usage, altNames);
 }
 
-function issueLeaf(ca: KeyPairPem, subject: forge.pki.CertificateField[], validity: Validity, usage: 'server' | 'client', altNames: object[]): KeyPairPem {
+function issueLeaf(
+  ca: KeyPairPem,
+  subject: forge.pki.CertificateField[],
+  validity: Validity,
+  usage: 'server' | 'client',
+  altNames: object[],
+): KeyPairPem {
   const issuer = loadIssuer(ca);
   const key = newLeafKeyPair();
   const cert = newCertificate(PLACEHOLDER_KEY, validity);
@@ -158,7 +185,10 @@ function issueLeaf(ca: KeyPairPem, subject: forge.pki.CertificateField[], validi
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: usage === 'server', clientAuth: usage === 'client' },
     { name: 'subjectAltName', altNames },
-    { name: 'subjectKeyIdentifier', value: forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.OCTETSTRING, false, key.keyId) },
+    {
+      name: 'subjectKeyIdentifier',
+      value: forge.asn1.create(forge.asn1.Class.UNIVERSAL, forge.asn1.Type.OCTETSTRING, false, key.keyId),
+    },
     { name: 'authorityKeyIdentifier', keyIdentifier: issuer.keyId },
   ]);
   return { certPem: sign(cert, issuer.key, key.spki), keyPem: key.keyPem };
@@ -171,7 +201,11 @@ export function issueServerCertificate(ca: KeyPairPem, hosts: readonly string[],
 
 /** An agent certificate: clientAuth only, carrying its grants as SAN URIs. */
 export function issueAgentCertificate(ca: KeyPairPem, grants: GrantSet, validity: Validity): KeyPairPem {
-  return issueCertificate(ca, { commonName: grants.identity || 'webgw-agent', usage: 'client', uris: grantsToUris(grants) }, validity);
+  return issueCertificate(
+    ca,
+    { commonName: grants.identity || 'webgw-agent', usage: 'client', uris: grantsToUris(grants) },
+    validity,
+  );
 }
 
 /** A certificate for one thing the controller does on one gateway (verify.ts verifyControllerCertificate). */

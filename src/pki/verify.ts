@@ -23,17 +23,26 @@ export interface VerifiedAgent {
  */
 function verifyClientCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): string[] {
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
-    throw new WebgwError('WEBGW_ERR_CERT_UNTRUSTED', `certificate ${cert.serialNumber} was not issued by ${ca.subject.replace(/\n/g, ', ')}`);
+    throw new WebgwError(
+      'WEBGW_ERR_CERT_UNTRUSTED',
+      `certificate ${cert.serialNumber} was not issued by ${ca.subject.replace(/\n/g, ', ')}`,
+    );
   }
   const notBefore = new Date(cert.validFrom);
   const notAfter = new Date(cert.validTo);
   if (now < notBefore || now > notAfter) {
-    throw new WebgwError('WEBGW_ERR_CERT_EXPIRED', `certificate ${cert.serialNumber} is valid from ${notBefore.toISOString()} to ${notAfter.toISOString()}`);
+    throw new WebgwError(
+      'WEBGW_ERR_CERT_EXPIRED',
+      `certificate ${cert.serialNumber} is valid from ${notBefore.toISOString()} to ${notAfter.toISOString()}`,
+    );
   }
   if (cert.ca) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'a CA certificate cannot authenticate an agent');
   const usages = cert.keyUsage ?? [];
-  if (!usages.includes(CLIENT_AUTH)) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate is not valid for client authentication');
-  return parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
+  if (!usages.includes(CLIENT_AUTH))
+    throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'certificate is not valid for client authentication');
+  return parseSubjectAltName(cert.subjectAltName)
+    .filter((e) => e.type === 'URI')
+    .map((e) => e.value);
 }
 
 export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): VerifiedAgent {
@@ -51,7 +60,12 @@ export function verifyAgentCertificate(cert: X509Certificate, ca: X509Certificat
  * grant. An agent's certificate (routes, identity) can do neither, a reader's cannot write ACME
  * answers, and neither can open a tunnel session.
  */
-export function verifyControllerCertificate(cert: X509Certificate, ca: X509Certificate, now: Date, grant: ControllerGrant): void {
+export function verifyControllerCertificate(
+  cert: X509Certificate,
+  ca: X509Certificate,
+  now: Date,
+  grant: ControllerGrant,
+): void {
   const uris = verifyClientCertificate(cert, ca, now);
   const others = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type !== 'URI');
   if (uris.length !== 1 || uris[0] !== grant || others.length > 0) {

@@ -36,7 +36,11 @@ export class AcmeChallenges {
     this.answers.delete(token);
     this.sweep();
     while (this.answers.size >= this.max) this.answers.delete(this.answers.keys().next().value as string);
-    this.answers.set(token, { hostname, keyAuthorization: answer.keyAuthorization, expiresAt: this.clock.now() + this.ttlMs });
+    this.answers.set(token, {
+      hostname,
+      keyAuthorization: answer.keyAuthorization,
+      expiresAt: this.clock.now() + this.ttlMs,
+    });
   }
 
   delete(token: string): boolean {

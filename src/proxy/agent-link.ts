@@ -15,7 +15,15 @@ export class AgentLink implements RouteAgent {
   /** Its credential was withdrawn: its routes are gone for good, not waiting for it to return. */
   withdrawn = false;
 
-  constructor(id: string, session: TunnelSession, grants: GrantSet, remote: string, notAfter: Date, serial: string, connectedAt: Date) {
+  constructor(
+    id: string,
+    session: TunnelSession,
+    grants: GrantSet,
+    remote: string,
+    notAfter: Date,
+    serial: string,
+    connectedAt: Date,
+  ) {
     this.id = id;
     this.session = session;
     this.grants = grants;

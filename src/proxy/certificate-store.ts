@@ -57,7 +57,10 @@ export class CertificateStore {
     const byName = new Map<string, ServedCertificate>();
     let names = await pairNames(this.dir);
     if (names.length > MAX_CERTIFICATES) {
-      result.skipped.push({ name: `${names.length - MAX_CERTIFICATES} more`, why: `more than ${MAX_CERTIFICATES} certificates` });
+      result.skipped.push({
+        name: `${names.length - MAX_CERTIFICATES} more`,
+        why: `more than ${MAX_CERTIFICATES} certificates`,
+      });
       names = names.slice(0, MAX_CERTIFICATES);
     }
     for (const name of names) {
@@ -80,7 +83,8 @@ export class CertificateStore {
 
   /** The certificate to serve `hostname` with, if one covers it and is valid at `now`. */
   find(hostname: string, now: Date): ServedCertificate | undefined {
-    const valid = (c: ServedCertificate | undefined): ServedCertificate | undefined => (c && c.notBefore <= now && now <= c.notAfter ? c : undefined);
+    const valid = (c: ServedCertificate | undefined): ServedCertificate | undefined =>
+      c && c.notBefore <= now && now <= c.notAfter ? c : undefined;
     const exact = valid(this.byName.get(hostname));
     if (exact) return exact;
     const dot = hostname.indexOf('.');
@@ -108,15 +112,18 @@ async function pairNames(dir: string): Promise<string[]> {
     throw err;
   }
   const present = new Set(entries);
-  return entries.flatMap((e) => {
-    const name = PAIR.exec(e)?.[1];
-    return name && present.has(`${name}.key`) ? [name] : [];
-  }).sort();
+  return entries
+    .flatMap((e) => {
+      const name = PAIR.exec(e)?.[1];
+      return name && present.has(`${name}.key`) ? [name] : [];
+    })
+    .sort();
 }
 
 async function readBounded(file: string): Promise<string> {
   const data = await readFile(file);
-  if (data.length > MAX_FILE_BYTES) throw new WebgwError('WEBGW_ERR_CERT_INVALID', `${file} is larger than ${MAX_FILE_BYTES} bytes`);
+  if (data.length > MAX_FILE_BYTES)
+    throw new WebgwError('WEBGW_ERR_CERT_INVALID', `${file} is larger than ${MAX_FILE_BYTES} bytes`);
   return data.toString('utf8');
 }
 
@@ -124,22 +131,29 @@ async function loadPair(dir: string, name: string, now: Date): Promise<ServedCer
   const certPem = await readBounded(join(dir, `${name}.crt`));
   const keyPem = await readBounded(join(dir, `${name}.key`));
   const leaf = new X509Certificate(certPem);
-  if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'the key does not belong to the certificate');
+  if (!leaf.checkPrivateKey(createPrivateKey(keyPem)))
+    throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'the key does not belong to the certificate');
   const notBefore = new Date(leaf.validFrom);
   const notAfter = new Date(leaf.validTo);
   if (now > notAfter) throw new WebgwError('WEBGW_ERR_CERT_EXPIRED', `expired on ${notAfter.toISOString()}`);
   if (now < notBefore) throw new WebgwError('WEBGW_ERR_CERT_EXPIRED', `not valid before ${notBefore.toISOString()}`);
-  const names = parseSubjectAltName(leaf.subjectAltName).filter((e) => e.type === 'DNS').flatMap((e) => {
-    try {
-      return [normalizeHostname(e.value)];
-    } catch {
-      return [];
-    }
-  });
+  const names = parseSubjectAltName(leaf.subjectAltName)
+    .filter((e) => e.type === 'DNS')
+    .flatMap((e) => {
+      try {
+        return [normalizeHostname(e.value)];
+      } catch {
+        return [];
+      }
+    });
   if (names.length === 0) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'the certificate names no DNS hostname');
   let context: SecureContext | undefined;
   return {
-    name, names, notBefore, notAfter, issuer: leaf.issuer.replace(/\n/g, ', '),
+    name,
+    names,
+    notBefore,
+    notAfter,
+    issuer: leaf.issuer.replace(/\n/g, ', '),
     context: () => (context ??= createSecureContext({ cert: certPem, key: keyPem, minVersion: 'TLSv1.2' })),
   };
 }

@@ -36,12 +36,24 @@ export class ClientLimiter {
   admit(socket: Socket, protocol: 'http' | 'tls' | 'tcp'): boolean {
     const client = plainAddress(socket.remoteAddress);
     const mine = this.perClient.get(client) ?? 0;
-    const reason = this.total >= this.limits.maxConnections ? 'gateway-full' : mine >= this.limits.maxConnectionsPerClient ? 'per-client' : undefined;
+    const reason =
+      this.total >= this.limits.maxConnections
+        ? 'gateway-full'
+        : mine >= this.limits.maxConnectionsPerClient
+          ? 'per-client'
+          : undefined;
     if (reason) {
       this.metrics.refusedConnections.inc({ protocol, reason });
-      this.refusals.warn(reason, reason === 'per-client' ? 'connection refused: the client holds the most connections allowed' : 'connection refused: the gateway holds the most connections allowed', {
-        client, limit: reason === 'per-client' ? this.limits.maxConnectionsPerClient : this.limits.maxConnections,
-      });
+      this.refusals.warn(
+        reason,
+        reason === 'per-client'
+          ? 'connection refused: the client holds the most connections allowed'
+          : 'connection refused: the gateway holds the most connections allowed',
+        {
+          client,
+          limit: reason === 'per-client' ? this.limits.maxConnectionsPerClient : this.limits.maxConnections,
+        },
+      );
       socket.on('error', () => {});
       socket.destroy();
       return false;

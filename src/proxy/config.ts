@@ -20,21 +20,27 @@ export const gatewayConfigSchema = z.strictObject({
     /** Optional list of admitted agent certificates (serials); see pki/authorized-agents.ts. */
     authorizedAgentsFile: z.string().min(1).optional(),
   }),
-  listeners: z.strictObject({
-    http: listener.optional(),
-    tls: listener.extend({
-      /**
-       * A folder of `<name>.crt` + `<name>.key` pairs the gateway terminates TLS with (https and
-       * tls-terminated grants), reloaded when it changes (certificate-store.ts). Without it, TLS
-       * is passed through only.
-       */
-      certificatesDir: z.string().min(1).optional(),
-    }).optional(),
-    tcp: z.strictObject({
-      address,
-      portRange: z.strictObject({ from: port, to: port }).refine((r) => r.from <= r.to, 'from must be <= to'),
-    }).optional(),
-  }).prefault({}),
+  listeners: z
+    .strictObject({
+      http: listener.optional(),
+      tls: listener
+        .extend({
+          /**
+           * A folder of `<name>.crt` + `<name>.key` pairs the gateway terminates TLS with (https and
+           * tls-terminated grants), reloaded when it changes (certificate-store.ts). Without it, TLS
+           * is passed through only.
+           */
+          certificatesDir: z.string().min(1).optional(),
+        })
+        .optional(),
+      tcp: z
+        .strictObject({
+          address,
+          portRange: z.strictObject({ from: port, to: port }).refine((r) => r.from <= r.to, 'from must be <= to'),
+        })
+        .optional(),
+    })
+    .prefault({}),
   admin: listener.extend({ address: z.string().min(1).default('127.0.0.1') }).optional(),
   /**
    * Handover on one host: every listener is bound with SO_REUSEPORT, so a new gateway process
@@ -50,36 +56,53 @@ export const gatewayConfigSchema = z.strictObject({
    * listened, and 10 of 156 requests were refused).
    */
   readyFile: z.string().min(1).optional(),
-  limits: z.strictObject({
-    maxAgents: z.number().int().min(1).max(100_000).default(1000),
-    maxStreamsPerAgent: z.number().int().min(1).max(100_000).default(10_000),
-    /** Sessions one agent identity (one ExposedService) may hold: one tenant cannot lock out the rest. */
-    maxSessionsPerIdentity: z.number().int().min(1).max(100_000).default(64),
-    /** Receive windows of all agents together: the gateway's memory for data clients have not read yet. */
-    receiveBudgetBytes: z.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(256 * 1024 * 1024),
-    /** Receive windows of one agent identity, across all its sessions. */
-    receiveBudgetPerIdentityBytes: z.number().int().min(1024 * 1024).max(64 * 1024 ** 3).default(64 * 1024 * 1024),
-    maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
-    /** Public connections one client address may hold, across the HTTP, TLS and TCP listeners. */
-    maxConnectionsPerClient: z.number().int().min(1).max(1_000_000).default(256),
-    /** Public connections the gateway holds in all. */
-    maxConnections: z.number().int().min(1).max(10_000_000).default(50_000),
-    headerTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
-    clientHelloTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
-    openTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
-    responseTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
-    keepAliveTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
-    /**
-     * A connection for a route whose agents all left (restarting, moving to a new gateway process)
-     * waits this long for one to come back before the 503. 0: answer at once.
-     */
-    agentWaitMs: z.number().int().min(0).max(60_000).default(0),
-    /**
-     * For this long after start, a connection for a name no agent has registered yet waits too
-     * (at most agentWaitMs): after a handover the agents arrive a moment after the clients.
-     */
-    warmupMs: z.number().int().min(0).max(600_000).default(0),
-  }).prefault({}),
+  limits: z
+    .strictObject({
+      maxAgents: z.number().int().min(1).max(100_000).default(1000),
+      maxStreamsPerAgent: z.number().int().min(1).max(100_000).default(10_000),
+      /** Sessions one agent identity (one ExposedService) may hold: one tenant cannot lock out the rest. */
+      maxSessionsPerIdentity: z.number().int().min(1).max(100_000).default(64),
+      /** Receive windows of all agents together: the gateway's memory for data clients have not read yet. */
+      receiveBudgetBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .max(64 * 1024 ** 3)
+        .default(256 * 1024 * 1024),
+      /** Receive windows of one agent identity, across all its sessions. */
+      receiveBudgetPerIdentityBytes: z
+        .number()
+        .int()
+        .min(1024 * 1024)
+        .max(64 * 1024 ** 3)
+        .default(64 * 1024 * 1024),
+      maxHeaderBytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(1024 * 1024)
+        .default(16 * 1024),
+      /** Public connections one client address may hold, across the HTTP, TLS and TCP listeners. */
+      maxConnectionsPerClient: z.number().int().min(1).max(1_000_000).default(256),
+      /** Public connections the gateway holds in all. */
+      maxConnections: z.number().int().min(1).max(10_000_000).default(50_000),
+      headerTimeoutMs: z.number().int().min(100).max(600_000).default(10_000),
+      clientHelloTimeoutMs: z.number().int().min(100).max(60_000).default(5_000),
+      openTimeoutMs: z.number().int().min(100).max(120_000).default(10_000),
+      responseTimeoutMs: z.number().int().min(100).max(3_600_000).default(60_000),
+      keepAliveTimeoutMs: z.number().int().min(100).max(600_000).default(5_000),
+      /**
+       * A connection for a route whose agents all left (restarting, moving to a new gateway process)
+       * waits this long for one to come back before the 503. 0: answer at once.
+       */
+      agentWaitMs: z.number().int().min(0).max(60_000).default(0),
+      /**
+       * For this long after start, a connection for a name no agent has registered yet waits too
+       * (at most agentWaitMs): after a handover the agents arrive a moment after the clients.
+       */
+      warmupMs: z.number().int().min(0).max(600_000).default(0),
+    })
+    .prefault({}),
 });
 
 export type GatewayConfig = z.output<typeof gatewayConfigSchema>;
@@ -93,11 +116,21 @@ export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
     ...config,
     listeners: {
       ...config.listeners,
-      ...(tls ? { tls: { ...tls, ...(tls.certificatesDir ? { certificatesDir: resolveFrom(file, tls.certificatesDir) } : {}) } } : {}),
+      ...(tls
+        ? {
+            tls: {
+              ...tls,
+              ...(tls.certificatesDir ? { certificatesDir: resolveFrom(file, tls.certificatesDir) } : {}),
+            },
+          }
+        : {}),
     },
     ...(config.readyFile ? { readyFile: resolveFrom(file, config.readyFile) } : {}),
     tunnel: {
-      ...t, caFile: resolveFrom(file, t.caFile), certFile: resolveFrom(file, t.certFile), keyFile: resolveFrom(file, t.keyFile),
+      ...t,
+      caFile: resolveFrom(file, t.caFile),
+      certFile: resolveFrom(file, t.certFile),
+      keyFile: resolveFrom(file, t.keyFile),
       ...(t.authorizedAgentsFile ? { authorizedAgentsFile: resolveFrom(file, t.authorizedAgentsFile) } : {}),
     },
   };

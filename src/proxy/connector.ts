@@ -63,14 +63,19 @@ export class Connector {
    * awaitAgent over several ways to serve one name (a TLS connection may be passed through or
    * terminated): the first of `kinds` an agent serves, else the first one known.
    */
-  async awaitRoute(kinds: readonly [RouteKind, ...RouteKind[]], target: string | number): Promise<{ kind: RouteKind; status: RouteStatus }> {
+  async awaitRoute(
+    kinds: readonly [RouteKind, ...RouteKind[]],
+    target: string | number,
+  ): Promise<{ kind: RouteKind; status: RouteStatus }> {
     let found = this.statusOf(kinds, target);
     const clock = this.opts.clock;
     const waitMs = this.opts.agentWaitMs ?? 0;
-    const allowed = found.status === 'no-agent' ? waitMs : Math.min(waitMs, this.startedAt + (this.opts.warmupMs ?? 0) - clock.now());
+    const allowed =
+      found.status === 'no-agent' ? waitMs : Math.min(waitMs, this.startedAt + (this.opts.warmupMs ?? 0) - clock.now());
     const route = `${kinds.join('|')}:${target}`;
     const onRoute = this.waitingPerRoute.get(route) ?? 0;
-    if (found.status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING || onRoute >= MAX_WAITING_PER_ROUTE) return found;
+    if (found.status === 'ok' || allowed <= 0 || this.waiting.size >= MAX_WAITING || onRoute >= MAX_WAITING_PER_ROUTE)
+      return found;
     this.waitingPerRoute.set(route, onRoute + 1);
     try {
       const deadline = clock.now() + allowed;
@@ -94,7 +99,10 @@ export class Connector {
     }
   }
 
-  private statusOf(kinds: readonly [RouteKind, ...RouteKind[]], target: string | number): { kind: RouteKind; status: RouteStatus } {
+  private statusOf(
+    kinds: readonly [RouteKind, ...RouteKind[]],
+    target: string | number,
+  ): { kind: RouteKind; status: RouteStatus } {
     let known: { kind: RouteKind; status: RouteStatus } | undefined;
     for (const kind of kinds) {
       const status = this.status(kind, target);
@@ -123,14 +131,17 @@ export class Connector {
    * Throws WEBGW_ERR_NO_ROUTE (unknown), _NO_AGENT (none connected), _BACKEND or _TIMEOUT.
    */
   async open(request: OpenRequest, preferred?: AgentLink, kind: RouteKind = request.protocol): Promise<OpenedStream> {
-    if (tunnelProtocolOf(kind) !== request.protocol) throw new WebgwError('WEBGW_ERR_NO_ROUTE', `a ${kind} route does not carry ${request.protocol} streams`);
+    if (tunnelProtocolOf(kind) !== request.protocol)
+      throw new WebgwError('WEBGW_ERR_NO_ROUTE', `a ${kind} route does not carry ${request.protocol} streams`);
     const target = request.protocol === 'tcp' ? request.port : request.hostname;
     const found = this.opts.routes.lookup(kind, target, this.opts.clock.now());
     if (found.kind === 'unknown') throw new WebgwError('WEBGW_ERR_NO_ROUTE', `no route for ${kind} ${target}`);
-    if (found.kind === 'no-agent') throw new WebgwError('WEBGW_ERR_NO_AGENT', `no agent connected for ${kind} ${target}`);
-    const agents = preferred && found.agents.includes(preferred)
-      ? [preferred, ...found.agents.filter((a) => a !== preferred)]
-      : this.opts.routes.rotate(found.key, found.agents);
+    if (found.kind === 'no-agent')
+      throw new WebgwError('WEBGW_ERR_NO_AGENT', `no agent connected for ${kind} ${target}`);
+    const agents =
+      preferred && found.agents.includes(preferred)
+        ? [preferred, ...found.agents.filter((a) => a !== preferred)]
+        : this.opts.routes.rotate(found.key, found.agents);
     let lastError: unknown;
     for (const agent of agents) {
       try {
@@ -142,13 +153,19 @@ export class Connector {
       }
     }
     if (isWebgwError(lastError, 'WEBGW_ERR_TIMEOUT')) throw lastError;
-    throw new WebgwError('WEBGW_ERR_BACKEND', `every agent for ${request.protocol} ${target} failed: ${(lastError as Error)?.message}`, { cause: lastError });
+    throw new WebgwError(
+      'WEBGW_ERR_BACKEND',
+      `every agent for ${request.protocol} ${target} failed: ${(lastError as Error)?.message}`,
+      { cause: lastError },
+    );
   }
 
   private async openOn(agent: AgentLink, request: OpenRequest): Promise<TunnelStream> {
     const stream = agent.session.open(request);
     const timer = this.opts.clock.setTimeout(() => {
-      stream.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', `agent ${agent.id} did not accept within ${this.opts.openTimeoutMs} ms`));
+      stream.destroy(
+        new WebgwError('WEBGW_ERR_TIMEOUT', `agent ${agent.id} did not accept within ${this.opts.openTimeoutMs} ms`),
+      );
     }, this.opts.openTimeoutMs);
     try {
       await stream.accepted();

@@ -21,7 +21,14 @@ export interface ForwardDeps {
  * Resolves when the relay started; `onRefused` runs when no agent could take the connection.
  * `kind`: the route the client came by, when it is not `request.protocol` (tls-terminated).
  */
-export async function forwardConnection(socket: Socket, request: OpenRequest, prefix: Buffer | undefined, deps: ForwardDeps, onRefused: (err: Error) => void, kind: RouteKind = request.protocol): Promise<void> {
+export async function forwardConnection(
+  socket: Socket,
+  request: OpenRequest,
+  prefix: Buffer | undefined,
+  deps: ForwardDeps,
+  onRefused: (err: Error) => void,
+  kind: RouteKind = request.protocol,
+): Promise<void> {
   const route = request.protocol === 'tcp' ? String(request.port) : request.hostname;
   const labels = { protocol: kind, route };
   let opened;

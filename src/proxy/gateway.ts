@@ -74,10 +74,21 @@ export class Gateway {
     this.registry = deps.registry ?? new Registry();
     const metrics = createGatewayMetrics(this.registry);
     const limits = config.limits;
-    const connector = new Connector({ routes: this.routes, clock: this.clock, openTimeoutMs: limits.openTimeoutMs, agentWaitMs: limits.agentWaitMs, warmupMs: limits.warmupMs });
+    const connector = new Connector({
+      routes: this.routes,
+      clock: this.clock,
+      openTimeoutMs: limits.openTimeoutMs,
+      agentWaitMs: limits.agentWaitMs,
+      warmupMs: limits.warmupMs,
+    });
     const reusePort = config.sharePorts;
     const range = config.listeners.tcp?.portRange;
-    const clients = new ClientLimiter({ maxConnectionsPerClient: limits.maxConnectionsPerClient, maxConnections: limits.maxConnections }, metrics, this.log, this.clock);
+    const clients = new ClientLimiter(
+      { maxConnectionsPerClient: limits.maxConnectionsPerClient, maxConnections: limits.maxConnections },
+      metrics,
+      this.log,
+      this.clock,
+    );
     const common = { connector, clients, clock: this.clock, logger: this.log, metrics, reusePort };
     // ACME HTTP-01 answers from the controller, served on plain HTTP (RFC 8555 §8.3: port 80).
     const acmeChallenges = config.listeners.http ? new AcmeChallenges(this.clock) : undefined;
@@ -92,23 +103,40 @@ export class Gateway {
       tcpPortAllowed: (p) => range !== undefined && p >= range.from && p <= range.to,
       routeCount: () => this.routes.routeCount,
       ...(acmeChallenges ? { acmeChallenges } : {}),
-      clock: this.clock, logger: this.log, metrics,
+      clock: this.clock,
+      logger: this.log,
+      metrics,
     });
     const tlsConfig = config.listeners.tls;
     if (tlsConfig?.certificatesDir) this.certificates = new CertificateStore(tlsConfig.certificatesDir);
     // The HTTP listener also serves the HTTPS connections the TLS listener terminates.
     if (config.listeners.http || this.certificates) {
-      this.http = new HttpListener({ ...config.listeners.http, httpsPort: () => this.tlsPort, ...(acmeChallenges ? { acmeChallenges } : {}), limits, ...common });
+      this.http = new HttpListener({
+        ...config.listeners.http,
+        httpsPort: () => this.tlsPort,
+        ...(acmeChallenges ? { acmeChallenges } : {}),
+        limits,
+        ...common,
+      });
     }
     if (tlsConfig) {
       this.tls = new TlsListener({
-        address: tlsConfig.address, port: tlsConfig.port, helloTimeoutMs: limits.clientHelloTimeoutMs,
-        ...(this.certificates ? { certificates: this.certificates } : {}), ...(this.http ? { https: this.http } : {}), ...common,
+        address: tlsConfig.address,
+        port: tlsConfig.port,
+        helloTimeoutMs: limits.clientHelloTimeoutMs,
+        ...(this.certificates ? { certificates: this.certificates } : {}),
+        ...(this.http ? { https: this.http } : {}),
+        ...common,
       });
     }
     if (config.listeners.tcp) this.tcp = new TcpListeners({ address: config.listeners.tcp.address, ...common });
     if (config.admin) {
-      this.admin = new AdminServer({ ...config.admin, reusePort, registry: this.registry, notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting') });
+      this.admin = new AdminServer({
+        ...config.admin,
+        reusePort,
+        registry: this.registry,
+        notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting'),
+      });
     }
     this.tunnel.on('agent', (link) => {
       this.routes.add(link, link.grants);
@@ -127,7 +155,11 @@ export class Gateway {
       pollMs: this.pollMs,
       clock: this.clock,
       onChange: () => {
-        this.tunnel.reloadCredentials().catch((err) => this.log.error('cannot reload tunnel credentials; keeping the old ones', { err: describeError(err) }));
+        this.tunnel
+          .reloadCredentials()
+          .catch((err) =>
+            this.log.error('cannot reload tunnel credentials; keeping the old ones', { err: describeError(err) }),
+          );
       },
     });
     if (!deps.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_gateway_' });
@@ -136,15 +168,20 @@ export class Gateway {
   async start(): Promise<GatewayAddresses> {
     const authorizedFile = this.config.tunnel.authorizedAgentsFile;
     if (authorizedFile) {
-      const reload = (): Promise<void> => loadAuthorizedAgents(authorizedFile).then((list) => {
-        this.log.info('admitted agents loaded', { count: list.size });
-        this.tunnel.setAuthorizedAgents(list);
-      });
+      const reload = (): Promise<void> =>
+        loadAuthorizedAgents(authorizedFile).then((list) => {
+          this.log.info('admitted agents loaded', { count: list.size });
+          this.tunnel.setAuthorizedAgents(list);
+        });
       // Watch before the first load, so a change in between is not missed.
       this.agentsWatcher = new FileWatcher({
-        files: [authorizedFile], pollMs: this.pollMs, clock: this.clock,
+        files: [authorizedFile],
+        pollMs: this.pollMs,
+        clock: this.clock,
         onChange: () => {
-          reload().catch((err) => this.log.error('cannot reload the admitted agents; keeping the old list', { err: describeError(err) }));
+          reload().catch((err) =>
+            this.log.error('cannot reload the admitted agents; keeping the old list', { err: describeError(err) }),
+          );
         },
       });
       await this.agentsWatcher.start();
@@ -174,9 +211,14 @@ export class Gateway {
       for (const s of skipped.slice(0, 20)) this.log.warn('certificate skipped', { dir, name: s.name, why: s.why });
     };
     this.certificatesWatcher = new FileWatcher({
-      files: () => store.files(), dirs: [dir], pollMs: this.pollMs, clock: this.clock,
+      files: () => store.files(),
+      dirs: [dir],
+      pollMs: this.pollMs,
+      clock: this.clock,
       onChange: () => {
-        reload().catch((err) => this.log.error('cannot reload the certificates; keeping the old ones', { dir, err: describeError(err) }));
+        reload().catch((err) =>
+          this.log.error('cannot reload the certificates; keeping the old ones', { dir, err: describeError(err) }),
+        );
       },
     });
     await this.certificatesWatcher.start();
@@ -201,7 +243,9 @@ export class Gateway {
     this.closing ??= (async () => {
       // A ready file that cannot be removed must not cost the drain (the pod is going anyway).
       if (this.config.readyFile) {
-        await rm(this.config.readyFile, { force: true }).catch((err: unknown) => this.log.warn('cannot remove the ready file', { file: this.config.readyFile, err: describeError(err) }));
+        await rm(this.config.readyFile, { force: true }).catch((err: unknown) =>
+          this.log.warn('cannot remove the ready file', { file: this.config.readyFile, err: describeError(err) }),
+        );
       }
       this.watcher.stop();
       this.agentsWatcher?.stop();
@@ -213,7 +257,12 @@ export class Gateway {
         // agents' sessions first; then the agents go over while the last clients finish here (a
         // request waiting for them in the new process must not wait for the slowest download).
         let grace: Timer | undefined;
-        await Promise.race([clientsDone, new Promise<void>((resolve) => { grace = this.clock.setTimeout(resolve, HANDOVER_GRACE_MS); })]);
+        await Promise.race([
+          clientsDone,
+          new Promise<void>((resolve) => {
+            grace = this.clock.setTimeout(resolve, HANDOVER_GRACE_MS);
+          }),
+        ]);
         grace?.cancel();
         await Promise.all([clientsDone, this.tunnel.close(timeoutMs)]);
       } else {
@@ -247,6 +296,12 @@ function warnUnlessRequestsMigrate(log: Logger): void {
   let value = '';
   try {
     value = readFileSync('/proc/sys/net/ipv4/tcp_migrate_req', 'utf8').trim();
-  } catch { /* not Linux, or no such setting */ }
-  if (value !== '1') log.warn('net.ipv4.tcp_migrate_req is not 1 on this host: a rollout may reset the few connections waiting to be accepted; set it on the node (docs: farmer nodes)', { value });
+  } catch {
+    /* not Linux, or no such setting */
+  }
+  if (value !== '1')
+    log.warn(
+      'net.ipv4.tcp_migrate_req is not 1 on this host: a rollout may reset the few connections waiting to be accepted; set it on the node (docs: farmer nodes)',
+      { value },
+    );
 }

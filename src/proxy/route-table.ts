@@ -130,7 +130,8 @@ export class RouteTable<A extends RouteAgent> {
     let list = this.byKey.get(exact);
     if (!list && typeof target === 'string') {
       const dot = target.indexOf('.');
-      if (dot > 0 && hostnameMatches(`*${target.slice(dot)}`, target)) list = this.wildcards.get(routeKey(protocol, `*${target.slice(dot)}`));
+      if (dot > 0 && hostnameMatches(`*${target.slice(dot)}`, target))
+        list = this.wildcards.get(routeKey(protocol, `*${target.slice(dot)}`));
     }
     if (list?.some((a) => !a.draining)) return 'ok';
     return list || this.remembers(exact, now) ? 'no-agent' : 'unknown';

@@ -82,12 +82,17 @@ export class TcpListeners {
     socket.on('error', () => {});
     socket.pause();
     const request = {
-      protocol: 'tcp' as const, hostname: '', port,
+      protocol: 'tcp' as const,
+      hostname: '',
+      port,
       client: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
       local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
     };
-    void this.opts.connector.awaitAgent('tcp', port).then(() => {
-      if (!socket.destroyed) void forwardConnection(socket, request, undefined, this.opts, () => socket.destroy());
-    }).catch(() => socket.destroy());
+    void this.opts.connector
+      .awaitAgent('tcp', port)
+      .then(() => {
+        if (!socket.destroyed) void forwardConnection(socket, request, undefined, this.opts, () => socket.destroy());
+      })
+      .catch(() => socket.destroy());
   }
 }

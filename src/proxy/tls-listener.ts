@@ -61,7 +61,9 @@ export class TlsListener {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'tls' });
     const { certificates, clock, metrics } = opts;
-    this.terminator = certificates && new TlsTerminator({ certificates, clock, metrics, logger: this.log, handshakeTimeoutMs: opts.helloTimeoutMs });
+    this.terminator =
+      certificates &&
+      new TlsTerminator({ certificates, clock, metrics, logger: this.log, handshakeTimeoutMs: opts.helloTimeoutMs });
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
   }
 
@@ -120,36 +122,44 @@ export class TlsListener {
         return;
       }
       const request = {
-        protocol: 'tls' as const, hostname, port: socket.localPort ?? 0,
+        protocol: 'tls' as const,
+        hostname,
+        port: socket.localPort ?? 0,
         client: { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 },
         local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
       };
-      void this.opts.connector.awaitRoute(TLS_ROUTES, hostname).then(({ kind, status }) => {
-        if (socket.destroyed) return;
-        if (status === 'unknown') {
-          reject(`no route for SNI ${hostname}`, 'unrecognized_name');
-          return;
-        }
-        if (kind === 'tls') {
-          void forwardConnection(socket, request, data, this.opts, () => reject(`no agent for ${hostname}`, 'internal_error'));
-          return;
-        }
-        const certificate = this.opts.certificates?.find(hostname, this.opts.clock.date());
-        if (!certificate || (kind === 'https' && !this.opts.https)) {
-          this.opts.metrics.tlsTerminations.inc({ result: 'no-certificate' });
-          reject(`no certificate for ${hostname}`, 'unrecognized_name');
-          return;
-        }
-        this.terminator?.terminate(socket, data, kind === 'https', (secure) => {
-          this.sockets.add(secure);
-          secure.once('close', () => this.sockets.delete(secure));
-          if (kind === 'https') this.opts.https?.serveHttps(secure, request.port, certificate);
-          else void forwardConnection(secure, request, undefined, this.opts, () => secure.destroy(), 'tls-terminated');
+      void this.opts.connector
+        .awaitRoute(TLS_ROUTES, hostname)
+        .then(({ kind, status }) => {
+          if (socket.destroyed) return;
+          if (status === 'unknown') {
+            reject(`no route for SNI ${hostname}`, 'unrecognized_name');
+            return;
+          }
+          if (kind === 'tls') {
+            void forwardConnection(socket, request, data, this.opts, () =>
+              reject(`no agent for ${hostname}`, 'internal_error'),
+            );
+            return;
+          }
+          const certificate = this.opts.certificates?.find(hostname, this.opts.clock.date());
+          if (!certificate || (kind === 'https' && !this.opts.https)) {
+            this.opts.metrics.tlsTerminations.inc({ result: 'no-certificate' });
+            reject(`no certificate for ${hostname}`, 'unrecognized_name');
+            return;
+          }
+          this.terminator?.terminate(socket, data, kind === 'https', (secure) => {
+            this.sockets.add(secure);
+            secure.once('close', () => this.sockets.delete(secure));
+            if (kind === 'https') this.opts.https?.serveHttps(secure, request.port, certificate);
+            else
+              void forwardConnection(secure, request, undefined, this.opts, () => secure.destroy(), 'tls-terminated');
+          });
+        })
+        .catch((err: unknown) => {
+          this.log.error('TLS connection failed unexpectedly; closing it', { err: describeError(err) });
+          socket.destroy();
         });
-      }).catch((err: unknown) => {
-        this.log.error('TLS connection failed unexpectedly; closing it', { err: describeError(err) });
-        socket.destroy();
-      });
     };
     socket.on('data', onData);
   }

@@ -100,7 +100,10 @@ export class TlsTerminator {
       this.pending.get(key)?.timer.cancel();
       this.pending.delete(key);
       this.opts.metrics.tlsTerminations.inc({ result: 'failed' });
-      this.opts.logger.debug('TLS handshake failed', { remote: plainAddress(secure.remoteAddress), err: describeError(err) });
+      this.opts.logger.debug('TLS handshake failed', {
+        remote: plainAddress(secure.remoteAddress),
+        err: describeError(err),
+      });
       secure.destroy();
     });
     return server;

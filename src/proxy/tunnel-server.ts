@@ -112,7 +112,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       if (socket.authorized) return;
       const reason = refusalReason(socket);
       this.opts.metrics.handshakeFailures.inc({ reason });
-      this.refusals.warn(`handshake ${reason}`, 'agent refused at TLS handshake', { remote: plainAddress(socket.remoteAddress), reason, err: String(socket.authorizationError ?? '') });
+      this.refusals.warn(`handshake ${reason}`, 'agent refused at TLS handshake', {
+        remote: plainAddress(socket.remoteAddress),
+        reason,
+        err: String(socket.authorizationError ?? ''),
+      });
       socket.destroy();
     });
     this.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -125,7 +129,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
         this.serveAcmeChallenge(req, res, path.slice(ACME_CHALLENGE_PATH.length));
         return;
       }
-      res.writeHead(404, { 'content-type': 'text/plain' }).end(`webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}\n`);
+      res
+        .writeHead(404, { 'content-type': 'text/plain' })
+        .end(`webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}\n`);
     });
     this.server.on('tlsClientError', (err: Error & { code?: string }, socket) => {
       this.opts.metrics.handshakeFailures.inc({ reason: 'tls-error' });
@@ -134,7 +140,9 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       if (err.code === 'ECONNRESET') this.log.debug('TLS handshake failed on the tunnel port', fields);
       else this.refusals.warn('tls-error', 'TLS handshake failed on the tunnel port', fields);
     });
-    this.server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) => this.onUpgrade(req, socket, head));
+    this.server.on('upgrade', (req: IncomingMessage, socket: TLSSocket, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
     const info = await listen(this.server, this.opts.port, this.opts.address, { reusePort: this.opts.reusePort });
     this.log.info('tunnel endpoint listening', { address: formatHostPort(info.address, info.port), path: TUNNEL_PATH });
     return info;
@@ -181,14 +189,22 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
    * gateway's CA in the handshake) must carry exactly `grant` (pki/verify.ts), never an agent's
    * grants; each grant has its own bound per second. False (answered) when refused.
    */
-  private admitController(req: IncomingMessage, res: ServerResponse, grant: ControllerGrant, perSecond: number): boolean {
+  private admitController(
+    req: IncomingMessage,
+    res: ServerResponse,
+    grant: ControllerGrant,
+    perSecond: number,
+  ): boolean {
     const remote = plainAddress(req.socket.remoteAddress);
     const peer = (req.socket as TLSSocket).getPeerX509Certificate();
     try {
       if (!peer) throw new WebgwError('WEBGW_ERR_CERT_INVALID', 'no client certificate');
       verifyControllerCertificate(peer, (this.credentials as Credentials).caCert, this.opts.clock.date(), grant);
     } catch (err) {
-      this.refusals.warn(grant, `${grant} refused: not the controller's certificate for it`, { remote, err: describeError(err) });
+      this.refusals.warn(grant, `${grant} refused: not the controller's certificate for it`, {
+        remote,
+        err: describeError(err),
+      });
       plainAnswer(res, 403, `this certificate does not grant ${grant}\n`);
       return false;
     }
@@ -264,10 +280,16 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   private async readCredentials(): Promise<Credentials> {
     const { caFile, certFile, keyFile } = this.opts;
     try {
-      const [ca, cert, key] = await Promise.all([readFile(caFile, 'utf8'), readFile(certFile, 'utf8'), readFile(keyFile, 'utf8')]);
+      const [ca, cert, key] = await Promise.all([
+        readFile(caFile, 'utf8'),
+        readFile(certFile, 'utf8'),
+        readFile(keyFile, 'utf8'),
+      ]);
       return { ca, cert, key, caCert: new X509Certificate(ca) };
     } catch (err) {
-      throw new WebgwError('WEBGW_ERR_CREDENTIALS', `cannot load tunnel credentials: ${(err as Error).message}`, { cause: err });
+      throw new WebgwError('WEBGW_ERR_CREDENTIALS', `cannot load tunnel credentials: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
   }
 
@@ -285,7 +307,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     const checked = checkUpgradeRequest(req);
     if ('status' in checked) {
-      this.refusals.warn(`websocket ${checked.reason}`, 'bad WebSocket handshake on the tunnel port', { remote, reason: checked.reason });
+      this.refusals.warn(`websocket ${checked.reason}`, 'bad WebSocket handshake on the tunnel port', {
+        remote,
+        reason: checked.reason,
+      });
       refuseUpgrade(socket, checked.status, checked.reason);
       return;
     }
@@ -303,7 +328,11 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     }
     if (this.authorized && !this.authorized.has(normalizeSerial(verified.serial))) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'withdrawn' });
-      this.refusals.warn('withdrawn', 'agent refused: credential not admitted (withdrawn or not yet listed)', { remote, identity: verified.grants.identity, serial: verified.serial });
+      this.refusals.warn('withdrawn', 'agent refused: credential not admitted (withdrawn or not yet listed)', {
+        remote,
+        identity: verified.grants.identity,
+        serial: verified.serial,
+      });
       refuseUpgrade(socket, 403, 'credential not admitted');
       return;
     }
@@ -313,10 +342,17 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       return;
     }
     const grants = verified.grants;
-    const tenant = this.tenants.get(grants.identity) ?? { sessions: 0, budget: new ReceiveBudget(this.opts.receiveBudgetPerIdentityBytes, this.budget) };
+    const tenant = this.tenants.get(grants.identity) ?? {
+      sessions: 0,
+      budget: new ReceiveBudget(this.opts.receiveBudgetPerIdentityBytes, this.budget),
+    };
     if (tenant.sessions >= this.opts.maxSessionsPerIdentity) {
       this.opts.metrics.handshakeFailures.inc({ reason: 'sessions-per-identity' });
-      this.refusals.warn(`sessions ${grants.identity}`, 'agent refused: its identity holds the most sessions allowed', { remote, identity: grants.identity, limit: this.opts.maxSessionsPerIdentity });
+      this.refusals.warn(`sessions ${grants.identity}`, 'agent refused: its identity holds the most sessions allowed', {
+        remote,
+        identity: grants.identity,
+        limit: this.opts.maxSessionsPerIdentity,
+      });
       refuseUpgrade(socket, 503, 'too many sessions for this identity');
       return;
     }
@@ -324,7 +360,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     this.tenants.set(grants.identity, tenant);
     const refusedPorts = grants.tcp.filter((p) => !this.opts.tcpPortAllowed(p));
     if (refusedPorts.length > 0) {
-      this.log.warn('ignoring TCP grants outside this gateway\'s port range', { remote, ports: refusedPorts });
+      this.log.warn("ignoring TCP grants outside this gateway's port range", { remote, ports: refusedPorts });
       grants.tcp = grants.tcp.filter((p) => this.opts.tcpPortAllowed(p));
     }
     const id = `${grants.identity || 'agent'}#${this.nextId++}`;
@@ -358,11 +394,19 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       this.emit('agentDraining', link);
     });
     const ttl = verified.notAfter.getTime() - this.opts.clock.date().getTime();
-    this.expiryTimers.set(link, this.opts.clock.setTimeout(() => {
-      log.warn('agent certificate expired; closing its session');
-      session.destroy(new WebgwError('WEBGW_ERR_CERT_EXPIRED', 'agent certificate expired'));
-    }, ttl));
-    log.info('agent connected', { http: grants.http, tls: grants.tls, tcp: grants.tcp, notAfter: verified.notAfter.toISOString() });
+    this.expiryTimers.set(
+      link,
+      this.opts.clock.setTimeout(() => {
+        log.warn('agent certificate expired; closing its session');
+        session.destroy(new WebgwError('WEBGW_ERR_CERT_EXPIRED', 'agent certificate expired'));
+      }, ttl),
+    );
+    log.info('agent connected', {
+      http: grants.http,
+      tls: grants.tls,
+      tcp: grants.tcp,
+      notAfter: verified.notAfter.toISOString(),
+    });
     this.emit('agent', link);
   }
 }

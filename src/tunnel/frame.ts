@@ -55,7 +55,14 @@ export function encodeHeader(type: FrameType, flags: number, streamId: number, l
 }
 
 /** Writes a frame header into `into` at `offset`; returns the offset after it. */
-export function writeHeader(into: Buffer, offset: number, type: FrameType, flags: number, streamId: number, length: number): number {
+export function writeHeader(
+  into: Buffer,
+  offset: number,
+  type: FrameType,
+  flags: number,
+  streamId: number,
+  length: number,
+): number {
   into[offset] = type;
   into[offset + 1] = flags;
   into.writeUInt32BE(streamId, offset + 2);
@@ -114,7 +121,12 @@ export class FrameDecoder {
       offset += n;
       this.remaining -= n;
       if (this.type === FrameType.DATA) {
-        this.onFrame({ type: FrameType.DATA, flags: this.remaining === 0 ? this.flags : 0, streamId: this.streamId, payload: piece });
+        this.onFrame({
+          type: FrameType.DATA,
+          flags: this.remaining === 0 ? this.flags : 0,
+          streamId: this.streamId,
+          payload: piece,
+        });
       } else {
         piece.copy(this.control as Buffer, this.controlFill);
         this.controlFill += n;
@@ -124,7 +136,10 @@ export class FrameDecoder {
     if (endOfMessage && (this.type !== 0 || this.headerFill > 0)) {
       throw this.headerFill > 0
         ? new WebgwError('WEBGW_ERR_PROTOCOL', `truncated frame header (${this.headerFill} bytes)`)
-        : new WebgwError('WEBGW_ERR_PROTOCOL', `frame payload truncated (${this.remaining} bytes missing at the end of the message)`);
+        : new WebgwError(
+            'WEBGW_ERR_PROTOCOL',
+            `frame payload truncated (${this.remaining} bytes missing at the end of the message)`,
+          );
     }
   }
 

@@ -39,7 +39,11 @@ export function encodeOpen(open: OpenPayload): Buffer {
   const client = Buffer.from(open.client.address, 'latin1');
   const local = Buffer.from(open.local.address, 'latin1');
   const host = Buffer.from(open.hostname, 'latin1');
-  for (const [name, b] of [['client address', client], ['local address', local], ['hostname', host]] as const) {
+  for (const [name, b] of [
+    ['client address', client],
+    ['local address', local],
+    ['hostname', host],
+  ] as const) {
     if (b.length > 255) throw new WebgwError('WEBGW_ERR_PROTOCOL', `${name} longer than 255 bytes`);
   }
   const out = Buffer.allocUnsafe(FIXED_BYTES + 3 + client.length + local.length + host.length);
@@ -79,5 +83,12 @@ export function decodeOpen(payload: Buffer): OpenPayload {
   const [clientAddress, localAddress, hostname] = strings as [string, string, string];
   if (clientAddress && isIP(clientAddress) === 0) fail('client address is not an IP');
   if (localAddress && isIP(localAddress) === 0) fail('local address is not an IP');
-  return { protocol, initialWindow, port, hostname, client: { address: clientAddress, port: clientPort }, local: { address: localAddress, port: localPort } };
+  return {
+    protocol,
+    initialWindow,
+    port,
+    hostname,
+    client: { address: clientAddress, port: clientPort },
+    local: { address: localAddress, port: localPort },
+  };
 }

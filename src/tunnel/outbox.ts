@@ -68,7 +68,14 @@ export class Outbox {
       if (data === 'fin') {
         offset = writeHeader(into, offset, FrameType.FIN, 0, stream.id, 0);
       } else {
-        offset = writeHeader(into, offset, FrameType.DATA, stream.lastTakeBlocked ? FLAG_BLOCKED : 0, stream.id, data.length);
+        offset = writeHeader(
+          into,
+          offset,
+          FrameType.DATA,
+          stream.lastTakeBlocked ? FLAG_BLOCKED : 0,
+          stream.id,
+          data.length,
+        );
         offset += data.copy(into, offset);
       }
       // Back of the queue: one frame per stream per turn (fairness).

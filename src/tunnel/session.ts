@@ -18,8 +18,17 @@ import { WebgwError, asError, describeError } from '../common/errors.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { silentLogger, type Logger } from '../common/log.ts';
 import {
-  FLAG_ACK, FLAG_BLOCKED, FrameType, MAX_STREAM_ID, ResetCode,
-  FrameDecoder, decodeCodeReason, decodeU32, encodeCodeReason, encodeFrame, encodeU32,
+  FLAG_ACK,
+  FLAG_BLOCKED,
+  FrameType,
+  MAX_STREAM_ID,
+  ResetCode,
+  FrameDecoder,
+  decodeCodeReason,
+  decodeU32,
+  encodeCodeReason,
+  encodeFrame,
+  encodeU32,
   type Frame,
 } from './frame.ts';
 import { decodeOpen, encodeOpen, type OpenRequest } from './open.ts';
@@ -156,7 +165,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       throw new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'stream ids exhausted');
     }
     const window = this.reserveInitialWindow();
-    if (window === 0) throw new WebgwError('WEBGW_ERR_STREAM_LIMIT', 'receive budget spent: no window left for another stream');
+    if (window === 0)
+      throw new WebgwError('WEBGW_ERR_STREAM_LIMIT', 'receive budget spent: no window left for another stream');
     const id = this.nextStreamId;
     this.nextStreamId += 2;
     const stream = new TunnelStream(this, id, request, true, this.opts, window);
@@ -191,7 +201,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     if (this.closed) return Promise.resolve();
     this.goAway();
     if (!this.drainTimer) {
-      this.drainTimer = this.clock.setTimeout(() => this.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', 'drain timed out')), timeoutMs);
+      this.drainTimer = this.clock.setTimeout(
+        () => this.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', 'drain timed out')),
+        timeoutMs,
+      );
     }
     this.maybeFinishDrain();
     return this.closedPromise();
@@ -262,7 +275,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
         return;
       case FrameType.DATA: {
         const stream = this.streams.get(frame.streamId);
-        if (stream) this.guardStream(stream, () => stream.handleData(frame.payload, (frame.flags & FLAG_BLOCKED) !== 0));
+        if (stream)
+          this.guardStream(stream, () => stream.handleData(frame.payload, (frame.flags & FLAG_BLOCKED) !== 0));
         return;
       }
       case FrameType.WINDOW: {
@@ -323,7 +337,8 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
       return;
     }
     const { initialWindow, ...request } = open;
-    if (initialWindow > 0x7fffffff) throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `initial window too large on stream ${id}`);
+    if (initialWindow > 0x7fffffff)
+      throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `initial window too large on stream ${id}`);
     const stream = new TunnelStream(this, id, request, false, this.opts, window, initialWindow);
     this.streams.set(id, stream);
     if (this.listenerCount('stream') === 0) {
@@ -374,7 +389,10 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     this.log.warn('tunnel protocol error; closing session', { err: describeError(error) });
     if (!this.sentGoAway) {
       this.sentGoAway = true;
-      const code = error instanceof WebgwError && error.code === 'WEBGW_ERR_FLOW_CONTROL' ? ResetCode.FLOW_CONTROL : ResetCode.PROTOCOL;
+      const code =
+        error instanceof WebgwError && error.code === 'WEBGW_ERR_FLOW_CONTROL'
+          ? ResetCode.FLOW_CONTROL
+          : ResetCode.PROTOCOL;
       const goaway = encodeFrame(FrameType.GOAWAY, 0, 0, encodeCodeReason(code, error.message));
       const headroom = this.transport.headroom;
       const message = Buffer.allocUnsafe(headroom + goaway.length);
@@ -474,7 +492,11 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     this.closed = true;
     this.pingTimer?.cancel();
     this.drainTimer?.cancel();
-    const streamError = new WebgwError('WEBGW_ERR_SESSION_CLOSED', err ? `tunnel session closed: ${err.message}` : 'tunnel session closed', { cause: err });
+    const streamError = new WebgwError(
+      'WEBGW_ERR_SESSION_CLOSED',
+      err ? `tunnel session closed: ${err.message}` : 'tunnel session closed',
+      { cause: err },
+    );
     for (const stream of [...this.streams.values()]) stream.abort(streamError);
     this.streams.clear();
     // A shared budget (the gateway's per tenant) must get back all this session held.

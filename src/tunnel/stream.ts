@@ -75,7 +75,15 @@ export class TunnelStream extends Duplex {
    * `sendCredit` is the peer's initial window: known from OPEN on the accepting side, from the
    * ACK on the opening side (zero until then).
    */
-  constructor(host: StreamHost, id: number, request: OpenRequest, outbound: boolean, windows: StreamWindows, receiveWindow: number, sendCredit = 0) {
+  constructor(
+    host: StreamHost,
+    id: number,
+    request: OpenRequest,
+    outbound: boolean,
+    windows: StreamWindows,
+    receiveWindow: number,
+    sendCredit = 0,
+  ) {
     // No read-ahead into the Readable's own buffer (one entry per push, whatever its size): data
     // the reader has not asked for waits in the inbox, whose memory follows the bytes.
     super({ allowHalfOpen: true, readableHighWaterMark: 0, writableHighWaterMark: 64 * 1024 });
@@ -139,7 +147,8 @@ export class TunnelStream extends Duplex {
 
   handleAccept(initialCredit: number): void {
     if (this.state !== 'opening') throw new WebgwError('WEBGW_ERR_PROTOCOL', `unexpected accept on stream ${this.id}`);
-    if (initialCredit > 0x7fffffff) throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `initial window too large on stream ${this.id}`);
+    if (initialCredit > 0x7fffffff)
+      throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `initial window too large on stream ${this.id}`);
     this.state = 'open';
     this.sendCredit = initialCredit;
     for (const w of this.acceptWaiters.splice(0)) w();
@@ -147,9 +156,11 @@ export class TunnelStream extends Duplex {
   }
 
   handleWindow(increment: number): void {
-    if (this.state === 'opening') throw new WebgwError('WEBGW_ERR_PROTOCOL', `WINDOW before accept on stream ${this.id}`);
+    if (this.state === 'opening')
+      throw new WebgwError('WEBGW_ERR_PROTOCOL', `WINDOW before accept on stream ${this.id}`);
     this.sendCredit += increment;
-    if (this.sendCredit > 0x7fffffff) throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `credit overflow on stream ${this.id}`);
+    if (this.sendCredit > 0x7fffffff)
+      throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `credit overflow on stream ${this.id}`);
     if (this.pending) this.host.markReady(this);
   }
 
@@ -158,7 +169,10 @@ export class TunnelStream extends Duplex {
     if (this.state !== 'open') throw new WebgwError('WEBGW_ERR_PROTOCOL', `DATA before accept on stream ${this.id}`);
     this.received += payload.length;
     if (this.received > this.granted) {
-      throw new WebgwError('WEBGW_ERR_FLOW_CONTROL', `stream ${this.id} exceeded its window by ${this.received - this.granted} bytes`);
+      throw new WebgwError(
+        'WEBGW_ERR_FLOW_CONTROL',
+        `stream ${this.id} exceeded its window by ${this.received - this.granted} bytes`,
+      );
     }
     if (this.destroyed) return;
     if (blocked) this.growRequested = true;
@@ -299,9 +313,10 @@ export class TunnelStream extends Duplex {
     }
     const failure = err ?? new WebgwError('WEBGW_ERR_STREAM_RESET', 'stream destroyed');
     if (this.state === 'opening') {
-      this.acceptError = failure instanceof WebgwError && failure.code === 'WEBGW_ERR_STREAM_REFUSED'
-        ? failure
-        : new WebgwError('WEBGW_ERR_STREAM_REFUSED', failure.message, { cause: failure });
+      this.acceptError =
+        failure instanceof WebgwError && failure.code === 'WEBGW_ERR_STREAM_REFUSED'
+          ? failure
+          : new WebgwError('WEBGW_ERR_STREAM_REFUSED', failure.message, { cause: failure });
       for (const w of this.acceptWaiters.splice(0)) w(this.acceptError);
     }
     const p = this.pending;

@@ -17,9 +17,11 @@ const dir = join(homedir(), '.cache', 'webgw', 'cluster');
 
 async function main(command: string | undefined): Promise<void> {
   if (command === 'up') {
-    if (existsSync(join(dir, 'state.json'))) throw new Error(`a plane is already up (${dir}); run npm run cluster:down first`);
+    if (existsSync(join(dir, 'state.json')))
+      throw new Error(`a plane is already up (${dir}); run npm run cluster:down first`);
     const missing = missingBinaries();
-    if (missing.length > 0) throw new Error(`missing in ${binDir()}: ${missing.join(', ')}; run bash test/cluster/build.sh`);
+    if (missing.length > 0)
+      throw new Error(`missing in ${binDir()}: ${missing.join(', ')}; run bash test/cluster/build.sh`);
     const realNodes = process.argv.includes('--real-nodes');
     const nodeNetwork = realNodes || process.argv.includes('--node-network') ? { nodeNetwork: defaultNodeNetwork } : {};
     const plane = new ControlPlane(dir, { detached: true, ...nodeNetwork });

@@ -13,7 +13,8 @@ const systemLookup = dns.lookup as unknown as (hostname: string, options: object
 
 function clusterLookup(hostname: string, options: number | dns.LookupOptions | Callback, callback?: Callback): void {
   const done = (typeof options === 'function' ? options : callback) as Callback;
-  const opts: dns.LookupOptions = typeof options === 'object' ? options : typeof options === 'number' ? { family: options } : {};
+  const opts: dns.LookupOptions =
+    typeof options === 'object' ? options : typeof options === 'number' ? { family: options } : {};
   // A pod's resolv.conf searches <ns>.svc.cluster.local, svc.cluster.local and cluster.local.
   const address = names.get(hostname.replace(/\.$/, '').replace(/\.cluster\.local$/, ''));
   if (!address) {

@@ -20,7 +20,15 @@ import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { createCA, issueServerCertificate, type KeyPairPem } from '../../src/pki/issue.ts';
 import { get } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { conditionOf, createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, waitForConditionMatching, type ControllerUnderTest } from './controller-under-test.ts';
+import {
+  conditionOf,
+  createWorkloadPod,
+  startControllerWithWebhook,
+  waitForAdmission,
+  waitForCondition,
+  waitForConditionMatching,
+  type ControllerUnderTest,
+} from './controller-under-test.ts';
 import { eventually, fakeNode, freeWildcardPort, kubectl, kubectlOk } from './helpers.ts';
 import { agentContainer, runContainerLocally, runGatewayLocally, writeMounts } from './run-container.ts';
 
@@ -32,7 +40,15 @@ const hours = (h: number) => ({ notAfter: new Date(Date.now() + h * 3600_000) })
 const raw = (b: Buffer): Buffer => b;
 /** One unary gRPC method on raw bytes (no .proto needed). */
 const greeter = {
-  hello: { path: '/webgw.e2e.Greeter/Hello', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw },
+  hello: {
+    path: '/webgw.e2e.Greeter/Hello',
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: raw,
+    requestDeserialize: raw,
+    responseSerialize: raw,
+    responseDeserialize: raw,
+  },
 } satisfies grpc.ServiceDefinition;
 
 async function listenLoopback(server: Server): Promise<number> {
@@ -61,32 +77,68 @@ describe('end to end: HTTPS with the farmer certificate of Gateway.spec.tls', ()
 
   function httpsGet(name: string, path = '/'): Promise<{ status: number; body: string; serial: string }> {
     return new Promise((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port: ports.https, path, servername: name, ca: publicCa.certPem, headers: { host: name }, agent: false }, (res: IncomingMessage) => {
-        const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber ?? '';
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), serial }));
-      });
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          port: ports.https,
+          path,
+          servername: name,
+          ca: publicCa.certPem,
+          headers: { host: name },
+          agent: false,
+        },
+        (res: IncomingMessage) => {
+          const serial = (res.socket as TLSSocket).getPeerCertificate().serialNumber ?? '';
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString(), serial }));
+        },
+      );
       req.on('error', reject);
       req.end();
     });
   }
 
   beforeAll(async () => {
-    servers.push(createHttpServer((req, res) => res.end(`hello ${req.headers.host} over ${req.headers['x-forwarded-proto']}`)));
-    servers.push(createTcpServer((s) => { s.on('error', () => {}); s.on('data', (d) => s.write(`plain:${d.toString()}`)); }));
+    servers.push(
+      createHttpServer((req, res) => res.end(`hello ${req.headers.host} over ${req.headers['x-forwarded-proto']}`)),
+    );
+    servers.push(
+      createTcpServer((s) => {
+        s.on('error', () => {});
+        s.on('data', (d) => s.write(`plain:${d.toString()}`));
+      }),
+    );
     const [app, raw] = await Promise.all(servers.map(listenLoopback));
     grpcServer.addService(greeter, {
-      hello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) => done(null, Buffer.from(`hello ${call.request.toString()} from ${String(call.metadata.get('x-forwarded-proto')[0])}`)),
+      hello: (call: grpc.ServerUnaryCall<Buffer, Buffer>, done: grpc.sendUnaryData<Buffer>) =>
+        done(
+          null,
+          Buffer.from(`hello ${call.request.toString()} from ${String(call.metadata.get('x-forwarded-proto')[0])}`),
+        ),
     });
     ports.grpc = await new Promise<number>((resolve, reject) => {
-      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
     });
-    Object.assign(ports, { app, raw, http: await freeWildcardPort(), https: await freeWildcardPort(), tunnel: await freeWildcardPort() });
+    Object.assign(ports, {
+      app,
+      raw,
+      http: await freeWildcardPort(),
+      https: await freeWildcardPort(),
+      tunnel: await freeWildcardPort(),
+    });
 
-    controller = await startControllerWithWebhook({ namespace: NS, tenants: [TENANT], configurationName: 'webgw-e2e-https-injector' });
+    controller = await startControllerWithWebhook({
+      namespace: NS,
+      tenants: [TENANT],
+      configurationName: 'webgw-e2e-https-injector',
+    });
     await kubectl(['create', 'namespace', FARMER]);
-    await kubectlOk(['apply', '-f', '-'], `${tlsSecretYaml(issueServerCertificate(publicCa, [`*.${DOMAIN}`], hours(24)))}
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      `${tlsSecretYaml(issueServerCertificate(publicCa, [`*.${DOMAIN}`], hours(24)))}
 ---
 ${fakeNode({ name: 'e2e-https-farmer', labels: { 'e2e-https-farmer': 'true' }, externalIp: '127.0.31.1' })}
 ---
@@ -113,7 +165,8 @@ spec:
     - {protocol: HTTP, hostnames: [own.tenant.example]}           # not covered: plain HTTP
     - {protocol: TLS, subdomain: raw, termination: Terminate, backend: {port: ${ports.raw}}}
     - {protocol: HTTP, subdomain: grpc, backendProtocol: H2C, backend: {port: ${ports.grpc}}}
-`);
+`,
+    );
     await waitForCondition('wgw', 'e2e-https', undefined, 'CertificateReady');
     await waitForCondition('xsvc', 'web', TENANT, 'Programmed');
   });
@@ -129,18 +182,47 @@ spec:
   });
 
   it('reports the certificate and the URLs that work (https where it covers the name)', async () => {
-    expect(JSON.parse(await kubectlOk(['get', 'wgw', 'e2e-https', '-o', 'jsonpath={.status.certificate}']))).toMatchObject({ secret: `${FARMER}/wildcard`, names: [`*.${DOMAIN}`] });
-    const urls = await eventually(async () => {
-      const text = await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].urls}']);
-      const list = text ? JSON.parse(text) as string[] : [];
-      return list.length === 6 ? list : undefined;
-    }, 30_000, 'six URLs');
-    expect(urls.sort()).toEqual([
-      `http://both.${DOMAIN}:${ports.http}`, `http://own.tenant.example:${ports.http}`, `https://grpc.${DOMAIN}:${ports.https}`,
-      `https://both.${DOMAIN}:${ports.https}`, `https://raw.${DOMAIN}:${ports.https}`, `https://web.${DOMAIN}:${ports.https}`,
-    ].sort());
-    expect(JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].certificates}']))).toEqual([
-      expect.objectContaining({ names: expect.arrayContaining([`web.${DOMAIN}`, `raw.${DOMAIN}`]), state: 'Ready', source: 'Gateway', issuer: expect.stringContaining('e2e public CA') }),
+    expect(
+      JSON.parse(await kubectlOk(['get', 'wgw', 'e2e-https', '-o', 'jsonpath={.status.certificate}'])),
+    ).toMatchObject({ secret: `${FARMER}/wildcard`, names: [`*.${DOMAIN}`] });
+    const urls = await eventually(
+      async () => {
+        const text = await kubectlOk([
+          'get',
+          'xsvc',
+          'web',
+          '-n',
+          TENANT,
+          '-o',
+          'jsonpath={.status.endpoints[0].urls}',
+        ]);
+        const list = text ? (JSON.parse(text) as string[]) : [];
+        return list.length === 6 ? list : undefined;
+      },
+      30_000,
+      'six URLs',
+    );
+    expect(urls.sort()).toEqual(
+      [
+        `http://both.${DOMAIN}:${ports.http}`,
+        `http://own.tenant.example:${ports.http}`,
+        `https://grpc.${DOMAIN}:${ports.https}`,
+        `https://both.${DOMAIN}:${ports.https}`,
+        `https://raw.${DOMAIN}:${ports.https}`,
+        `https://web.${DOMAIN}:${ports.https}`,
+      ].sort(),
+    );
+    expect(
+      JSON.parse(
+        await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].certificates}']),
+      ),
+    ).toEqual([
+      expect.objectContaining({
+        names: expect.arrayContaining([`web.${DOMAIN}`, `raw.${DOMAIN}`]),
+        state: 'Ready',
+        source: 'Gateway',
+        issuer: expect.stringContaining('e2e public CA'),
+      }),
     ]);
     expect((await conditionOf('xsvc', 'web', TENANT, 'CertificateReady'))?.status).toBe('True');
   });
@@ -175,7 +257,9 @@ spec:
     const answer = await new Promise<string>((resolve, reject) => {
       const req = h2.request({ ':path': '/h2', ':authority': `web.${DOMAIN}` });
       let text = '';
-      req.on('data', (c: Buffer) => { text += c.toString(); });
+      req.on('data', (c: Buffer) => {
+        text += c.toString();
+      });
       req.on('end', () => resolve(text));
       req.on('error', reject);
     });
@@ -184,10 +268,15 @@ spec:
     expect(answer).toBe(`hello web.${DOMAIN} over https`);
     const Greeter = grpc.makeGenericClientConstructor(greeter, 'Greeter');
     const client = new Greeter(`127.0.0.1:${ports.https}`, grpc.credentials.createSsl(Buffer.from(publicCa.certPem)), {
-      'grpc.ssl_target_name_override': `grpc.${DOMAIN}`, 'grpc.default_authority': `grpc.${DOMAIN}`,
-    }) as unknown as grpc.Client & { hello(m: Buffer, o: grpc.CallOptions, done: (err: grpc.ServiceError | null, r: Buffer) => void): void };
+      'grpc.ssl_target_name_override': `grpc.${DOMAIN}`,
+      'grpc.default_authority': `grpc.${DOMAIN}`,
+    }) as unknown as grpc.Client & {
+      hello(m: Buffer, o: grpc.CallOptions, done: (err: grpc.ServiceError | null, r: Buffer) => void): void;
+    };
     const reply = await new Promise<string>((resolve, reject) => {
-      client.hello(Buffer.from('tenant'), { deadline: Date.now() + 10_000 }, (err, r) => (err ? reject(err) : resolve(r.toString())));
+      client.hello(Buffer.from('tenant'), { deadline: Date.now() + 10_000 }, (err, r) =>
+        err ? reject(err) : resolve(r.toString()),
+      );
     });
     client.close();
     expect(reply).toBe('hello tenant from https');
@@ -197,28 +286,56 @@ spec:
     // to the proxy Secret, and the proxy reloads the projected files (as the kubelet writes them).
     await kubectlOk(['apply', '-f', '-'], tlsSecretYaml(issueServerCertificate(publicCa, [`*.${DOMAIN}`], hours(48))));
     await kubectlOk(['annotate', 'wgw', 'e2e-https', `test/renewed=${Date.now()}`, '--overwrite']);
-    const copied = await eventually(async () => {
-      const now = await kubectlOk(['get', 'wgw', 'e2e-https', '-o', 'jsonpath={.status.certificate.notAfter}']);
-      return Date.parse(now) > Date.now() + 30 * 3600_000 ? now : undefined;
-    }, 30_000, 'the renewed certificate in the Gateway status');
+    const copied = await eventually(
+      async () => {
+        const now = await kubectlOk(['get', 'wgw', 'e2e-https', '-o', 'jsonpath={.status.certificate.notAfter}']);
+        return Date.parse(now) > Date.now() + 30 * 3600_000 ? now : undefined;
+      },
+      30_000,
+      'the renewed certificate in the Gateway status',
+    );
     expect(copied).toBeTruthy();
     await writeMounts(template.containers[0]!, template.volumes, NS, join(root, 'gateway'));
-    await eventually(async () => (await httpsGet(`web.${DOMAIN}`)).serial !== first.serial, 20_000, 'the renewed certificate served');
+    await eventually(
+      async () => (await httpsGet(`web.${DOMAIN}`)).serial !== first.serial,
+      20_000,
+      'the renewed certificate served',
+    );
     expect((await conditionOf('wgw', 'e2e-https', undefined, 'CertificateReady'))?.status).toBe('True');
   });
 
   it('refuses a certificate that does not cover the domain, says why, and falls back to plain HTTP', async () => {
-    await kubectlOk(['apply', '-f', '-'], tlsSecretYaml(issueServerCertificate(publicCa, ['*.elsewhere.example'], hours(24))));
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      tlsSecretYaml(issueServerCertificate(publicCa, ['*.elsewhere.example'], hours(24))),
+    );
     await kubectlOk(['annotate', 'wgw', 'e2e-https', `test/renewed=${Date.now()}`, '--overwrite']);
-    const condition = await waitForConditionMatching('wgw', 'e2e-https', undefined, 'CertificateReady', (c) => c.status === 'False');
-    expect(condition).toMatchObject({ reason: 'CertificateInvalid', message: expect.stringContaining(`does not cover *.${DOMAIN}`) });
+    const condition = await waitForConditionMatching(
+      'wgw',
+      'e2e-https',
+      undefined,
+      'CertificateReady',
+      (c) => c.status === 'False',
+    );
+    expect(condition).toMatchObject({
+      reason: 'CertificateInvalid',
+      message: expect.stringContaining(`does not cover *.${DOMAIN}`),
+    });
     expect(await kubectlOk(['get', 'wgw', 'e2e-https', '-o', 'jsonpath={.status.certificate}'])).toBe('');
     expect(await kubectlOk(['get', 'secret', 'webgw-gw-e2e-https-certs', '-n', NS, '-o', 'jsonpath={.data}'])).toBe('');
     // The grants follow: web is plain HTTP again, and the terminated TLS route is refused.
-    await eventually(async () => {
-      const urls = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].urls}']) || '[]') as string[];
-      return urls.includes(`http://web.${DOMAIN}:${ports.http}`) && !urls.some((u) => u.startsWith('https://')) ? urls : undefined;
-    }, 30_000, 'plain HTTP URLs only');
+    await eventually(
+      async () => {
+        const urls = JSON.parse(
+          (await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].urls}'])) || '[]',
+        ) as string[];
+        return urls.includes(`http://web.${DOMAIN}:${ports.http}`) && !urls.some((u) => u.startsWith('https://'))
+          ? urls
+          : undefined;
+      },
+      30_000,
+      'plain HTTP URLs only',
+    );
     const refused = await conditionOf('xsvc', 'web', TENANT, 'HostnameConflict');
     expect(refused?.message).toContain(`no certificate for raw.${DOMAIN}`);
   });

@@ -11,7 +11,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { get, tcpExchange } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { SESSION_PROBE_INTERVAL_MS, conditionOf, createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, waitForConditionMatching, type ControllerUnderTest } from './controller-under-test.ts';
+import {
+  SESSION_PROBE_INTERVAL_MS,
+  conditionOf,
+  createWorkloadPod,
+  startControllerWithWebhook,
+  waitForAdmission,
+  waitForCondition,
+  waitForConditionMatching,
+  type ControllerUnderTest,
+} from './controller-under-test.ts';
 import { eventually, fakeNode, freeWildcardPort, kubectlOk } from './helpers.ts';
 import { agentContainer, runContainerLocally, runGatewayLocally } from './run-container.ts';
 
@@ -19,7 +28,11 @@ const NS = 'webgw-system';
 const TENANT = 'ha-shop';
 const GATEWAYS = ['ha-a', 'ha-b'] as const;
 
-interface GatewayPorts { http: number; tunnel: number; tcpFrom: number }
+interface GatewayPorts {
+  http: number;
+  tunnel: number;
+  tcpFrom: number;
+}
 
 describe('end to end: one service on two gateways', () => {
   const root = mkdtempSync(join(tmpdir(), 'webgw-ha-'));
@@ -34,7 +47,11 @@ describe('end to end: one service on two gateways', () => {
 
   beforeAll(async () => {
     const app = createHttpServer((req, res) => res.end(`hello ${req.headers.host}`));
-    const echo = createTcpServer({ allowHalfOpen: true }, (s) => { s.on('error', () => {}); s.on('data', (d) => s.write(d)); s.on('end', () => s.end()); });
+    const echo = createTcpServer({ allowHalfOpen: true }, (s) => {
+      s.on('error', () => {});
+      s.on('data', (d) => s.write(d));
+      s.on('end', () => s.end());
+    });
     servers.push(app, echo);
     for (const s of servers) s.listen(0, '127.0.0.1');
     await Promise.all(servers.map((s) => once(s, 'listening')));
@@ -46,7 +63,11 @@ describe('end to end: one service on two gateways', () => {
       tcpFrom += 10;
     }
 
-    controller = await startControllerWithWebhook({ namespace: NS, tenants: [TENANT], configurationName: 'webgw-ha-injector' });
+    controller = await startControllerWithWebhook({
+      namespace: NS,
+      tenants: [TENANT],
+      configurationName: 'webgw-ha-injector',
+    });
     const manifests = GATEWAYS.map((gw, i) => {
       const p = ports.get(gw)!;
       return `${fakeNode({ name: `${gw}-farmer`, labels: { 'ha-farmer': gw }, externalIp: `127.0.32.${i + 1}` })}
@@ -60,7 +81,9 @@ spec:
   hostnamePolicy: {external: Allowed}   # the tests' names are not in real DNS
 `;
     });
-    await kubectlOk(['apply', '-f', '-'], `${manifests.join('---\n')}---
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      `${manifests.join('---\n')}---
 apiVersion: webgw.io/v1alpha1
 kind: ExposedService
 metadata: {name: web, namespace: ${TENANT}}
@@ -71,7 +94,8 @@ spec:
   routes:
     - {protocol: HTTP, hostnames: [web.ha.example]}
     - {protocol: TCP, backend: {port: ${echoPort}}}
-`);
+`,
+    );
     // Credentials are written; no agent runs yet.
     await waitForCondition('xsvc', 'web', TENANT, 'Programmed');
   });
@@ -94,34 +118,85 @@ spec:
     // Gateways run, the agent does not: not Ready, and the status says what is missing.
     const started = Date.now();
     // (Until both processes listen, a replica may also read as unreachable.)
-    const notReady = await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'False' && !/unreachable|not read yet/.test(c.message));
-    expect(notReady).toMatchObject({ reason: 'NoAgentConnected', message: "0 of 1 pods' agents connected to ha-a; 0 of 1 pods' agents connected to ha-b" });
+    const notReady = await waitForConditionMatching(
+      'xsvc',
+      'web',
+      TENANT,
+      'Ready',
+      (c) => c.status === 'False' && !/unreachable|not read yet/.test(c.message),
+    );
+    expect(notReady).toMatchObject({
+      reason: 'NoAgentConnected',
+      message: "0 of 1 pods' agents connected to ha-a; 0 of 1 pods' agents connected to ha-b",
+    });
     readiness.push(['no agent', Date.now() - started]);
 
     const agent = await runContainerLocally(agentContainer(pod), pod.volumes, TENANT, join(root, 'agent'));
     processes.push(agent);
-    await eventually(async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length >= 2, 20_000, 'the agent connected to both gateways');
+    await eventually(
+      async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length >= 2,
+      20_000,
+      'the agent connected to both gateways',
+    );
     const connectedAt = Date.now();
-    const ready = await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'True', 3 * SESSION_PROBE_INTERVAL_MS + 5000);
+    const ready = await waitForConditionMatching(
+      'xsvc',
+      'web',
+      TENANT,
+      'Ready',
+      (c) => c.status === 'True',
+      3 * SESSION_PROBE_INTERVAL_MS + 5000,
+    );
     readiness.push(['agent connected → Ready', Date.now() - connectedAt]);
-    expect(ready).toMatchObject({ reason: 'AgentsConnected', message: "connected to ha-a (1 of 1 pods' agents), ha-b (1 of 1 pods' agents)" });
-    expect(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.connectedGateways}'])).toBe('2/2');
-    const withSessions = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; sessions: number; replicas: Array<{ name: string; sessions: number; since: string; rttMilliseconds?: number; reachable: boolean }> }>;
+    expect(ready).toMatchObject({
+      reason: 'AgentsConnected',
+      message: "connected to ha-a (1 of 1 pods' agents), ha-b (1 of 1 pods' agents)",
+    });
+    expect(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.connectedGateways}'])).toBe(
+      '2/2',
+    );
+    const withSessions = JSON.parse(
+      await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}']),
+    ) as Array<{
+      gateway: string;
+      sessions: number;
+      replicas: Array<{ name: string; sessions: number; since: string; rttMilliseconds?: number; reachable: boolean }>;
+    }>;
     for (const e of withSessions) {
       expect(e.sessions).toBe(1);
-      expect(e.replicas).toEqual([expect.objectContaining({ name: expect.stringMatching(new RegExp(`^webgw-gw-${e.gateway}-`)), sessions: 1, reachable: true })]);
+      expect(e.replicas).toEqual([
+        expect.objectContaining({
+          name: expect.stringMatching(new RegExp(`^webgw-gw-${e.gateway}-`)),
+          sessions: 1,
+          reachable: true,
+        }),
+      ]);
     }
-    const gatewayStatus = JSON.parse(await kubectlOk(['get', 'gateway', 'ha-a', '-o', 'jsonpath={.status}'])) as { sessions: number; attachedServices: number; proxies: Array<{ reachable: boolean; sessions: number; routes: number }> };
-    expect(gatewayStatus).toMatchObject({ sessions: 1, attachedServices: 1, proxies: [{ reachable: true, sessions: 1, routes: 2 }] });
+    const gatewayStatus = JSON.parse(await kubectlOk(['get', 'gateway', 'ha-a', '-o', 'jsonpath={.status}'])) as {
+      sessions: number;
+      attachedServices: number;
+      proxies: Array<{ reachable: boolean; sessions: number; routes: number }>;
+    };
+    expect(gatewayStatus).toMatchObject({
+      sessions: 1,
+      attachedServices: 1,
+      proxies: [{ reachable: true, sessions: 1, routes: 2 }],
+    });
 
-    const status = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; urls?: string[]; tcp?: Array<{ port: number }> }>;
+    const status = JSON.parse(
+      await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}']),
+    ) as Array<{ gateway: string; urls?: string[]; tcp?: Array<{ port: number }> }>;
     expect(status.map((e) => e.gateway).sort()).toEqual([...GATEWAYS]);
     for (const gw of GATEWAYS) {
       const res = await get(ports.get(gw)!.http, 'web.ha.example');
       expect(res.status).toBe(200);
       expect(res.body).toBe('hello web.ha.example');
       const tcpPort = status.find((e) => e.gateway === gw)!.tcp![0]!.port;
-      await eventually(async () => (await tcpExchange(tcpPort, `via ${gw}`)) === `via ${gw}`, 10_000, `TCP through ${gw}`);
+      await eventually(
+        async () => (await tcpExchange(tcpPort, `via ${gw}`)) === `via ${gw}`,
+        10_000,
+        `TCP through ${gw}`,
+      );
     }
 
     // Gateway A dies (SIGKILL, as a node loss would) while clients keep using gateway B.
@@ -143,11 +218,23 @@ spec:
     await agent.waitForLog((l) => l.msg === 'tunnel closed', 10_000);
     const killedAt = Date.now();
     // The lost replica's entry drops to zero and the status names it.
-    const lost = await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'False' && /unreachable/.test(c.message), 3 * SESSION_PROBE_INTERVAL_MS + 5000);
+    const lost = await waitForConditionMatching(
+      'xsvc',
+      'web',
+      TENANT,
+      'Ready',
+      (c) => c.status === 'False' && /unreachable/.test(c.message),
+      3 * SESSION_PROBE_INTERVAL_MS + 5000,
+    );
     readiness.push(['gateway killed → Ready=False', Date.now() - killedAt]);
     expect(lost.message).toMatch(/^ha-a: replica webgw-gw-ha-a-\S+ unreachable$/);
-    const afterLoss = JSON.parse(await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}'])) as Array<{ gateway: string; sessions: number; replicas: Array<{ sessions: number; reachable: boolean }> }>;
-    expect(afterLoss.find((e) => e.gateway === 'ha-a')).toMatchObject({ sessions: 0, replicas: [{ sessions: 0, reachable: false }] });
+    const afterLoss = JSON.parse(
+      await kubectlOk(['get', 'xsvc', 'web', '-n', TENANT, '-o', 'jsonpath={.status.endpoints}']),
+    ) as Array<{ gateway: string; sessions: number; replicas: Array<{ sessions: number; reachable: boolean }> }>;
+    expect(afterLoss.find((e) => e.gateway === 'ha-a')).toMatchObject({
+      sessions: 0,
+      replicas: [{ sessions: 0, reachable: false }],
+    });
     expect(afterLoss.find((e) => e.gateway === 'ha-b')).toMatchObject({ sessions: 1 });
     await new Promise((r) => setTimeout(r, 500));
     stop = true;
@@ -161,10 +248,25 @@ spec:
     const connectedBefore = agent.logs.filter((l) => l.msg === 'tunnel connected').length;
     const { process: restarted } = await runGatewayLocally('ha-a', NS, join(root, 'ha-a'));
     processes.push(restarted);
-    await eventually(async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length > connectedBefore, 30_000, 'the agent back on gateway A');
-    await eventually(async () => (await get(ports.get('ha-a')!.http, 'web.ha.example')).status === 200, 10_000, 'gateway A serving again');
+    await eventually(
+      async () => agent.logs.filter((l) => l.msg === 'tunnel connected').length > connectedBefore,
+      30_000,
+      'the agent back on gateway A',
+    );
+    await eventually(
+      async () => (await get(ports.get('ha-a')!.http, 'web.ha.example')).status === 200,
+      10_000,
+      'gateway A serving again',
+    );
     const backAt = Date.now();
-    await waitForConditionMatching('xsvc', 'web', TENANT, 'Ready', (c) => c.status === 'True', 3 * SESSION_PROBE_INTERVAL_MS + 5000);
+    await waitForConditionMatching(
+      'xsvc',
+      'web',
+      TENANT,
+      'Ready',
+      (c) => c.status === 'True',
+      3 * SESSION_PROBE_INTERVAL_MS + 5000,
+    );
     readiness.push(['gateway back → Ready', Date.now() - backAt]);
   });
 

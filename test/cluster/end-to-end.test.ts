@@ -14,7 +14,13 @@ import { connect as tlsConnect, createServer as createTlsServer } from 'node:tls
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { get, tcpExchange } from '../helpers/http-client.ts';
 import type { WebgwProcess } from '../helpers/processes.ts';
-import { createWorkloadPod, startControllerWithWebhook, waitForAdmission, waitForCondition, type ControllerUnderTest } from './controller-under-test.ts';
+import {
+  createWorkloadPod,
+  startControllerWithWebhook,
+  waitForAdmission,
+  waitForCondition,
+  type ControllerUnderTest,
+} from './controller-under-test.ts';
 import { eventually, fakeNode, freeWildcardPort, kubectlOk } from './helpers.ts';
 import { agentContainer, runContainerLocally, runGatewayLocally, writeMounts } from './run-container.ts';
 
@@ -38,10 +44,22 @@ describe('end to end: applied objects → controller + webhook → real gateway 
 
   beforeAll(async () => {
     // The private workload: HTTP, TLS with its own certificate, and a TCP echo, loopback only.
-    servers.push(createHttpServer((req, res) => res.end(`hello ${req.headers.host} from ${req.headers['x-forwarded-for']}`)));
-    const tlsCert = issueCertificate(serviceCa, { commonName: 'db.e2e.example', usage: 'server', hosts: ['db.e2e.example'] }, hour);
+    servers.push(
+      createHttpServer((req, res) => res.end(`hello ${req.headers.host} from ${req.headers['x-forwarded-for']}`)),
+    );
+    const tlsCert = issueCertificate(
+      serviceCa,
+      { commonName: 'db.e2e.example', usage: 'server', hosts: ['db.e2e.example'] },
+      hour,
+    );
     servers.push(createTlsServer({ cert: tlsCert.certPem, key: tlsCert.keyPem }, (s) => s.end('tls ok')));
-    servers.push(createTcpServer((s) => { s.on('error', () => {}); s.on('data', (d) => s.write(d)); s.on('end', () => s.end()); }));
+    servers.push(
+      createTcpServer((s) => {
+        s.on('error', () => {});
+        s.on('data', (d) => s.write(d));
+        s.on('end', () => s.end());
+      }),
+    );
     const [app, tlsApp, echo] = await Promise.all(servers.map(listenLoopback));
     Object.assign(ports, { app, tlsApp, echo });
     ports.http = await freeWildcardPort();
@@ -49,8 +67,14 @@ describe('end to end: applied objects → controller + webhook → real gateway 
     ports.tunnel = await freeWildcardPort();
     ports.tcpFrom = 29100;
 
-    controller = await startControllerWithWebhook({ namespace: NS, tenants: [TENANT], configurationName: 'webgw-e2e-injector' });
-    await kubectlOk(['apply', '-f', '-'], `
+    controller = await startControllerWithWebhook({
+      namespace: NS,
+      tenants: [TENANT],
+      configurationName: 'webgw-e2e-injector',
+    });
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      `
 ${fakeNode({ name: 'e2e-farmer', labels: { 'e2e-farmer': 'true' }, externalIp: '127.0.30.1' })}
 ---
 apiVersion: webgw.io/v1alpha1
@@ -72,7 +96,8 @@ spec:
     - {protocol: HTTP, hostnames: [shop.e2e.example]}
     - {protocol: TLS, hostnames: [db.e2e.example], backend: {port: ${ports.tlsApp}}}
     - {protocol: TCP, backend: {port: ${ports.echo}}}
-`);
+`,
+    );
     await waitForCondition('xsvc', 'shop', TENANT, 'Programmed');
   });
 
@@ -99,13 +124,20 @@ spec:
     expect(res.status).toBe(200);
     expect(res.body).toBe('hello shop.e2e.example from 127.0.0.1');
 
-    const tls = tlsConnect({ host: '127.0.0.1', port: ports.https, servername: 'db.e2e.example', ca: serviceCa.certPem });
+    const tls = tlsConnect({
+      host: '127.0.0.1',
+      port: ports.https,
+      servername: 'db.e2e.example',
+      ca: serviceCa.certPem,
+    });
     await once(tls, 'secureConnect');
     const tlsChunks: Buffer[] = [];
     for await (const c of tls) tlsChunks.push(c as Buffer);
     expect(Buffer.concat(tlsChunks).toString()).toBe('tls ok');
 
-    const tcpPort = Number(await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].tcp[0].port}']));
+    const tcpPort = Number(
+      await kubectlOk(['get', 'xsvc', 'shop', '-n', TENANT, '-o', 'jsonpath={.status.endpoints[0].tcp[0].port}']),
+    );
     await eventually(async () => gateway.logs.some((l) => l.msg === 'TCP listener ready'), 10_000, 'the TCP listener');
     expect(await tcpExchange(tcpPort, 'echo through the operator')).toBe('echo through the operator');
     // Reachable, so Ready: what `kubectl wait --for=condition=Ready xsvc/shop` waits for.
@@ -115,9 +147,28 @@ spec:
     // certificate from the gateway's admitted agents; the proxy reloads that file (here we
     // project the ConfigMap again, as the kubelet does) and closes the agent's session.
     await kubectlOk(['delete', 'xsvc', 'shop', '-n', TENANT, '--wait=true']);
-    await eventually(async () => !/^[0-9A-F]+$/m.test(await kubectlOk(['get', 'cm', 'webgw-gw-e2e-config', '-n', NS, '-o', 'jsonpath={.data.admitted-agents\\.txt}'])), 60_000, 'the credential to leave the admitted list');
+    await eventually(
+      async () =>
+        !/^[0-9A-F]+$/m.test(
+          await kubectlOk([
+            'get',
+            'cm',
+            'webgw-gw-e2e-config',
+            '-n',
+            NS,
+            '-o',
+            'jsonpath={.data.admitted-agents\\.txt}',
+          ]),
+        ),
+      60_000,
+      'the credential to leave the admitted list',
+    );
     await writeMounts(gatewayTemplate.containers[0]!, gatewayTemplate.volumes, NS, join(root, 'gateway'));
     await gateway.waitForLog((l) => l.msg === 'agent credential withdrawn; closing its session', 20_000);
-    await eventually(async () => (await get(ports.http, 'shop.e2e.example')).status === 404, 10_000, 'the route to be gone (404)');
+    await eventually(
+      async () => (await get(ports.http, 'shop.e2e.example')).status === 404,
+      10_000,
+      'the route to be gone (404)',
+    );
   });
 });

@@ -18,13 +18,36 @@ describe('GitOps: deploy/ stays quiet after the controller reconciles', () => {
   beforeAll(async () => {
     await kubectlOk(['apply', '-k', DEPLOY]);
     manager = new Manager({
-      kc: await kubeConfigAs('webgw-controller', NS), namespace: NS, image: 'webgw:gitops', leaderElection: true, manageCrds: true, identity: 'gitops-test',
+      kc: await kubeConfigAs('webgw-controller', NS),
+      namespace: NS,
+      image: 'webgw:gitops',
+      leaderElection: true,
+      manageCrds: true,
+      identity: 'gitops-test',
       logger: createLogger({ test: 'gitops' }, { level: 'error' }),
-      webhook: { address: '127.0.0.1', port: await freeWildcardPort(), hosts: ['127.0.0.1'], configurationName: 'webgw-injector' },
+      webhook: {
+        address: '127.0.0.1',
+        port: await freeWildcardPort(),
+        hosts: ['127.0.0.1'],
+        configurationName: 'webgw-injector',
+      },
     });
     await manager.start();
     await eventually(async () => manager!.isLeader, 20_000, 'leadership');
-    await eventually(async () => (await kubectlOk(['get', 'mutatingwebhookconfiguration', 'webgw-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).trim() !== '', 30_000, 'the caBundle');
+    await eventually(
+      async () =>
+        (
+          await kubectlOk([
+            'get',
+            'mutatingwebhookconfiguration',
+            'webgw-injector',
+            '-o',
+            'jsonpath={.webhooks[0].clientConfig.caBundle}',
+          ])
+        ).trim() !== '',
+      30_000,
+      'the caBundle',
+    );
   });
 
   afterAll(async () => {
@@ -35,7 +58,13 @@ describe('GitOps: deploy/ stays quiet after the controller reconciles', () => {
 
   /** resourceVersion of every object in deploy/: equal before and after means nothing was written. */
   async function versions(): Promise<string> {
-    return kubectlOk(['get', '-k', DEPLOY, '-o', 'jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\\n"}{end}']);
+    return kubectlOk([
+      'get',
+      '-k',
+      DEPLOY,
+      '-o',
+      'jsonpath={range .items[*]}{.kind}/{.metadata.name}={.metadata.resourceVersion}{"\\n"}{end}',
+    ]);
   }
 
   it('client-side: kubectl diff reports no drift and re-applying writes nothing', async () => {
@@ -59,6 +88,16 @@ describe('GitOps: deploy/ stays quiet after the controller reconciles', () => {
     await kubectlOk(['apply', '--server-side', '--force-conflicts', '-k', DEPLOY]);
     expect(await versions()).toBe(before);
     // The controller's caBundle survives a pipeline's apply: the manifests do not own it.
-    expect((await kubectlOk(['get', 'mutatingwebhookconfiguration', 'webgw-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}'])).trim()).not.toBe('');
+    expect(
+      (
+        await kubectlOk([
+          'get',
+          'mutatingwebhookconfiguration',
+          'webgw-injector',
+          '-o',
+          'jsonpath={.webhooks[0].clientConfig.caBundle}',
+        ])
+      ).trim(),
+    ).not.toBe('');
   });
 });

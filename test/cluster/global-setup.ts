@@ -7,7 +7,9 @@ import { ControlPlane, binDir, missingBinaries } from './plane.ts';
 export default async function globalSetup(): Promise<void> {
   const missing = missingBinaries();
   if (missing.length > 0) {
-    throw new Error(`cluster binaries missing in ${binDir()}: ${missing.join(', ')}. Build them once with: bash test/cluster/build.sh`);
+    throw new Error(
+      `cluster binaries missing in ${binDir()}: ${missing.join(', ')}. Build them once with: bash test/cluster/build.sh`,
+    );
   }
   const dir = mkdtempSync(join(tmpdir(), 'webgw-cluster-'));
   const plane = new ControlPlane(dir);

@@ -23,17 +23,32 @@ export interface KubectlResult {
 }
 
 /** Runs a command line tool against the test plane (its kubeconfig first); never throws. */
-export function runAgainstPlane(program: string, args: string[], input?: string, timeoutMs = 60_000): Promise<KubectlResult> {
+export function runAgainstPlane(
+  program: string,
+  args: string[],
+  input?: string,
+  timeoutMs = 60_000,
+): Promise<KubectlResult> {
   return new Promise((resolve) => {
-    const child = execFile(program, ['--kubeconfig', plane().kubeconfig, ...args], { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr });
-    });
+    const child = execFile(
+      program,
+      ['--kubeconfig', plane().kubeconfig, ...args],
+      { maxBuffer: 16 * 1024 * 1024, timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr });
+      },
+    );
     if (input !== undefined) child.stdin!.end(input);
   });
 }
 
 /** Like runAgainstPlane, but it must succeed; returns stdout. */
-export async function runAgainstPlaneOk(program: string, args: string[], input?: string, timeoutMs?: number): Promise<string> {
+export async function runAgainstPlaneOk(
+  program: string,
+  args: string[],
+  input?: string,
+  timeoutMs?: number,
+): Promise<string> {
   const r = await runAgainstPlane(program, args, input, timeoutMs);
   if (r.code !== 0) throw new Error(`${program} ${args.join(' ')} failed (${r.code}): ${r.stderr}`);
   return r.stdout;
@@ -48,7 +63,11 @@ export function kubectlOk(args: string[], input?: string): Promise<string> {
   return runAgainstPlaneOk('kubectl', args, input);
 }
 
-export async function eventually<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 60_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 60_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -58,7 +77,8 @@ export async function eventually<T>(fn: () => Promise<T | undefined | false>, ti
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -80,7 +100,9 @@ export interface TestWebhook {
  * Serves an admission webhook from the test process over HTTPS with its own CA; the API server
  * reaches it by URL (`clientConfig.url`) on loopback.
  */
-export async function serveWebhook(handler: (review: AdmissionReview) => { allowed: boolean; patch?: unknown[]; message?: string }): Promise<TestWebhook> {
+export async function serveWebhook(
+  handler: (review: AdmissionReview) => { allowed: boolean; patch?: unknown[]; message?: string },
+): Promise<TestWebhook> {
   const validity = { notAfter: new Date(Date.now() + 3600_000) };
   const ca = createCA('test webhook CA', validity);
   const serving = issueCertificate(ca, { commonName: '127.0.0.1', usage: 'server', hosts: ['127.0.0.1'] }, validity);
@@ -96,7 +118,9 @@ export async function serveWebhook(handler: (review: AdmissionReview) => { allow
         response.patch = Buffer.from(JSON.stringify(answer.patch)).toString('base64');
       }
       if (answer.message) response.status = { message: answer.message };
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: review.apiVersion, kind: review.kind, response }));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ apiVersion: review.apiVersion, kind: review.kind, response }));
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -105,15 +129,21 @@ export async function serveWebhook(handler: (review: AdmissionReview) => { allow
     url: `https://127.0.0.1:${port}`,
     caBundle: Buffer.from(ca.certPem).toString('base64'),
     server,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
 /** A kwok-managed fake node (see kwok-stages.yaml); `externalIp` should be a loopback address. */
-export function fakeNode(opts: { name: string; labels?: Record<string, string>; taints?: Array<{ key: string; value: string; effect: string }>; externalIp?: string }): string {
+export function fakeNode(opts: {
+  name: string;
+  labels?: Record<string, string>;
+  taints?: Array<{ key: string; value: string; effect: string }>;
+  externalIp?: string;
+}): string {
   const labels = { type: 'kwok', 'kubernetes.io/hostname': opts.name, ...opts.labels };
   return `
 apiVersion: v1
@@ -135,17 +165,34 @@ ${opts.externalIp ? `  addresses: [{type: ExternalIP, address: "${opts.externalI
  * Forced: a controller run with --manage-crds (chart tests) may own the CRDs' fields by then.
  */
 export async function installCrdsAndNamespace(namespace = 'webgw-system'): Promise<void> {
-  await kubectlOk(['apply', '--server-side', '--force-conflicts', '--field-manager=webgw-test', '-f', join(__dirname, '../../charts/webgw/crds')]);
-  await kubectlOk(['wait', '--for=condition=Established', 'crd/gateways.webgw.io', 'crd/exposedservices.webgw.io', '--timeout=60s']);
+  await kubectlOk([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=webgw-test',
+    '-f',
+    join(__dirname, '../../charts/webgw/crds'),
+  ]);
+  await kubectlOk([
+    'wait',
+    '--for=condition=Established',
+    'crd/gateways.webgw.io',
+    'crd/exposedservices.webgw.io',
+    '--timeout=60s',
+  ]);
   await kubectl(['create', 'namespace', namespace]);
 }
-
 
 /**
  * A MutatingWebhookConfiguration for pod injection as an installer ships it: no caBundle (the
  * controller writes it), a URL on loopback because the webhook is served by the test process.
  */
-export function injectorConfiguration(opts: { name: string; port: number; namespaceSelector: Record<string, string>; failurePolicy?: 'Fail' | 'Ignore' }): string {
+export function injectorConfiguration(opts: {
+  name: string;
+  port: number;
+  namespaceSelector: Record<string, string>;
+  failurePolicy?: 'Fail' | 'Ignore';
+}): string {
   return `
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingWebhookConfiguration
@@ -168,7 +215,13 @@ export async function kubeConfigAs(serviceAccount: string, namespace: string): P
   const token = (await kubectlOk(['create', 'token', serviceAccount, '-n', namespace, '--duration=1h'])).trim();
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'test', server: plane().apiserverUrl, caData: readFileSync(join(plane().dir, 'ca.crt')).toString('base64') }],
+    clusters: [
+      {
+        name: 'test',
+        server: plane().apiserverUrl,
+        caData: readFileSync(join(plane().dir, 'ca.crt')).toString('base64'),
+      },
+    ],
     users: [{ name: serviceAccount, token }],
     contexts: [{ name: serviceAccount, cluster: 'test', user: serviceAccount }],
     currentContext: serviceAccount,

@@ -43,8 +43,17 @@ function fetchText(url: string, ca: string): Promise<string> {
   return new Promise((resolve, reject) => {
     request(url, { ca, agent: false, headers: { 'user-agent': 'webgw-tests' } }, (res) => {
       let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`))));
-    }).on('error', reject).end();
+      res
+        .setEncoding('utf8')
+        .on('data', (d: string) => {
+          body += d;
+        })
+        .on('end', () =>
+          res.statusCode === 200 ? resolve(body) : reject(new Error(`${url}: HTTP ${res.statusCode}`)),
+        );
+    })
+      .on('error', reject)
+      .end();
   });
 }
 
@@ -65,36 +74,83 @@ async function waitUntilServing(url: string, ca: string, proc: ChildProcess, log
 export async function startPebble(o: PebbleOptions): Promise<Pebble> {
   const ca: KeyPairPem = createCA('pebble test HTTPS', { notAfter: new Date(Date.now() + 24 * 3600_000) });
   const listen = o.listenAddress ?? '127.0.0.1';
-  const serving = issueServerCertificate(ca, [...new Set(['localhost', '127.0.0.1', listen])], { notAfter: new Date(Date.now() + 24 * 3600_000) });
+  const serving = issueServerCertificate(ca, [...new Set(['localhost', '127.0.0.1', listen])], {
+    notAfter: new Date(Date.now() + 24 * 3600_000),
+  });
   writeFileSync(join(o.dir, 'pebble.crt'), serving.certPem);
   writeFileSync(join(o.dir, 'pebble.key'), serving.keyPem);
-  const [acmePort, managementPort, dnsPort, challMgmtPort] = await Promise.all([freeWildcardPort(), freeWildcardPort(), freeWildcardPort(), freeWildcardPort()]);
-  writeFileSync(join(o.dir, 'pebble.json'), JSON.stringify({
-    pebble: {
-      listenAddress: `${listen}:${acmePort}`, managementListenAddress: `127.0.0.1:${managementPort}`,
-      certificate: join(o.dir, 'pebble.crt'), privateKey: join(o.dir, 'pebble.key'),
-      httpPort: o.httpPort, tlsPort: o.tlsPort, ocspResponderURL: '', externalAccountBindingRequired: false,
-      retryAfter: { authz: 1, order: 1 },
-      ...(o.validitySeconds ? { profiles: { default: { description: 'short-lived, for renewal tests', validityPeriod: o.validitySeconds } } } : {}),
-    },
-  }));
+  const [acmePort, managementPort, dnsPort, challMgmtPort] = await Promise.all([
+    freeWildcardPort(),
+    freeWildcardPort(),
+    freeWildcardPort(),
+    freeWildcardPort(),
+  ]);
+  writeFileSync(
+    join(o.dir, 'pebble.json'),
+    JSON.stringify({
+      pebble: {
+        listenAddress: `${listen}:${acmePort}`,
+        managementListenAddress: `127.0.0.1:${managementPort}`,
+        certificate: join(o.dir, 'pebble.crt'),
+        privateKey: join(o.dir, 'pebble.key'),
+        httpPort: o.httpPort,
+        tlsPort: o.tlsPort,
+        ocspResponderURL: '',
+        externalAccountBindingRequired: false,
+        retryAfter: { authz: 1, order: 1 },
+        ...(o.validitySeconds
+          ? {
+              profiles: {
+                default: { description: 'short-lived, for renewal tests', validityPeriod: o.validitySeconds },
+              },
+            }
+          : {}),
+      },
+    }),
+  );
   const output: string[] = [];
   const keep = (p: ChildProcess): void => {
-    for (const s of [p.stdout, p.stderr]) s?.setEncoding('utf8').on('data', (d: string) => { output.push(d); if (output.length > 200) output.shift(); });
+    for (const s of [p.stdout, p.stderr])
+      s?.setEncoding('utf8').on('data', (d: string) => {
+        output.push(d);
+        if (output.length > 200) output.shift();
+      });
   };
-  const dns = spawn(join(binDir(), 'pebble-challtestsrv'), [
-    '-dnsserver', `127.0.0.1:${dnsPort}`, '-management', `127.0.0.1:${challMgmtPort}`, '-defaultIPv4', o.namesResolveTo ?? '127.0.0.1', '-defaultIPv6', '',
-    '-http01', '', '-https01', '', '-tlsalpn01', '', '-doh', '',
-  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const dns = spawn(
+    join(binDir(), 'pebble-challtestsrv'),
+    [
+      '-dnsserver',
+      `127.0.0.1:${dnsPort}`,
+      '-management',
+      `127.0.0.1:${challMgmtPort}`,
+      '-defaultIPv4',
+      o.namesResolveTo ?? '127.0.0.1',
+      '-defaultIPv6',
+      '',
+      '-http01',
+      '',
+      '-https01',
+      '',
+      '-tlsalpn01',
+      '',
+      '-doh',
+      '',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   keep(dns);
   let pebble: ChildProcess | undefined;
   const directoryUrl = `https://${listen}:${acmePort}/dir`;
   const start = async (): Promise<void> => {
-    pebble = spawn(join(binDir(), 'pebble'), ['-config', join(o.dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Validate at once, no nonce rejections, and every order validated anew (no reused authz).
-      env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
-    });
+    pebble = spawn(
+      join(binDir(), 'pebble'),
+      ['-config', join(o.dir, 'pebble.json'), '-dnsserver', `127.0.0.1:${dnsPort}`],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Validate at once, no nonce rejections, and every order validated anew (no reused authz).
+        env: { ...process.env, PEBBLE_VA_NOSLEEP: '1', PEBBLE_WFE_NONCEREJECT: '0', PEBBLE_AUTHZREUSE: '0' },
+      },
+    );
     keep(pebble);
     await waitUntilServing(directoryUrl, ca.certPem, pebble, () => output.join('').slice(-2000));
   };
@@ -110,7 +166,8 @@ export async function startPebble(o: PebbleOptions): Promise<Pebble> {
     directoryUrl,
     caPem: ca.certPem,
     rootPem: () => fetchText(`https://127.0.0.1:${managementPort}/roots/0`, ca.certPem),
-    stop, start,
+    stop,
+    start,
     close: async () => {
       await stop();
       dns.kill('SIGTERM');

@@ -20,7 +20,14 @@ const HOUR = 3600_000;
 export { binDir, k8sVersion, repoRoot } from '../../scripts/tool-cache.ts';
 import { binDir, repoRoot } from '../../scripts/tool-cache.ts';
 
-export const components = ['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kwok', 'helm'] as const;
+export const components = [
+  'etcd',
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kwok',
+  'helm',
+] as const;
 
 export function missingBinaries(): string[] {
   return components.filter((c) => !existsSync(join(binDir(), c)));
@@ -51,7 +58,12 @@ export interface NodeNetwork {
   firstServiceIp: string;
 }
 
-export const defaultNodeNetwork: NodeNetwork = { apiAddress: '198.18.254.1', podCidr: '198.18.0.0/17', serviceCidr: '198.19.0.0/20', firstServiceIp: '198.19.0.1' };
+export const defaultNodeNetwork: NodeNetwork = {
+  apiAddress: '198.18.254.1',
+  podCidr: '198.18.0.0/17',
+  serviceCidr: '198.19.0.0/20',
+  firstServiceIp: '198.19.0.1',
+};
 
 export class ControlPlane {
   readonly dir: string;
@@ -82,8 +94,11 @@ export class ControlPlane {
     plane.ports = state.ports;
     const file = (name: string): string => readFileSync(join(dir, name), 'utf8');
     plane.pki = {
-      ca: { certPem: file('ca.crt'), keyPem: file('ca.key') }, serving: { certPem: file('apiserver.crt'), keyPem: file('apiserver.key') },
-      admin: { certPem: file('admin.crt'), keyPem: file('admin.key') }, saPublic: file('sa.pub'), saPrivate: file('sa.key'),
+      ca: { certPem: file('ca.crt'), keyPem: file('ca.key') },
+      serving: { certPem: file('apiserver.crt'), keyPem: file('apiserver.key') },
+      admin: { certPem: file('admin.crt'), keyPem: file('admin.key') },
+      saPublic: file('sa.pub'),
+      saPrivate: file('sa.key'),
     };
     for (const [name, pid] of Object.entries(state.pids)) plane.pids.set(name, pid);
     return plane;
@@ -106,13 +121,23 @@ export class ControlPlane {
   }
 
   state(): PlaneState {
-    return { dir: this.dir, kubeconfig: this.kubeconfig, apiserverUrl: this.apiserverUrl, ports: this.ports!, pids: Object.fromEntries(this.pids) };
+    return {
+      dir: this.dir,
+      kubeconfig: this.kubeconfig,
+      apiserverUrl: this.apiserverUrl,
+      ports: this.ports!,
+      pids: Object.fromEntries(this.pids),
+    };
   }
 
   async start(log: (line: string) => void = () => {}): Promise<void> {
     const started = Date.now();
     mkdirSync(this.dir, { recursive: true });
-    this.ports = { etcd: await freeWildcardPort(), etcdPeer: await freeWildcardPort(), apiserver: await freeWildcardPort() };
+    this.ports = {
+      etcd: await freeWildcardPort(),
+      etcdPeer: await freeWildcardPort(),
+      apiserver: await freeWildcardPort(),
+    };
     this.pki = this.writePki();
     this.writeKubeconfig();
     this.saveState();
@@ -142,13 +167,22 @@ export class ControlPlane {
     this.spawnComponent('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${p.etcd}`,
       ...(this.nodeNetwork
-        // Reachable from the nodes' namespaces too; kubelets are called with the admin certificate.
-        ? ['--bind-address=0.0.0.0', `--advertise-address=${this.nodeNetwork.apiAddress}`, `--kubelet-client-certificate=${f('admin.crt')}`, `--kubelet-client-key=${f('admin.key')}`, '--kubelet-preferred-address-types=InternalIP', '--enable-aggregator-routing=true']
+        ? // Reachable from the nodes' namespaces too; kubelets are called with the admin certificate.
+          [
+            '--bind-address=0.0.0.0',
+            `--advertise-address=${this.nodeNetwork.apiAddress}`,
+            `--kubelet-client-certificate=${f('admin.crt')}`,
+            `--kubelet-client-key=${f('admin.key')}`,
+            '--kubelet-preferred-address-types=InternalIP',
+            '--enable-aggregator-routing=true',
+          ]
         : ['--bind-address=127.0.0.1', '--advertise-address=127.0.0.1']),
       `--secure-port=${p.apiserver}`,
-      `--tls-cert-file=${f('apiserver.crt')}`, `--tls-private-key-file=${f('apiserver.key')}`,
+      `--tls-cert-file=${f('apiserver.crt')}`,
+      `--tls-private-key-file=${f('apiserver.key')}`,
       `--client-ca-file=${f('ca.crt')}`,
-      `--service-account-key-file=${f('sa.pub')}`, `--service-account-signing-key-file=${f('sa.key')}`,
+      `--service-account-key-file=${f('sa.pub')}`,
+      `--service-account-signing-key-file=${f('sa.key')}`,
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       '--authorization-mode=Node,RBAC',
       // Without real nodes Service IPs are only allocated, never routed to (no kube-proxy).
@@ -162,23 +196,50 @@ export class ControlPlane {
   }
 
   async stop(): Promise<void> {
-    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd']) await this.stopChild(name);
+    for (const name of ['kwok', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'])
+      await this.stopChild(name);
   }
-
 
   private writePki(): Pki {
     const validity = { notAfter: new Date(Date.now() + 24 * HOUR) };
     const ca = createCA('webgw test cluster CA', validity);
-    const serving = issueCertificate(ca, {
-      commonName: 'kube-apiserver', usage: 'server',
-      hosts: ['127.0.0.1', 'localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local', '10.96.0.1',
-        ...(this.nodeNetwork ? [this.nodeNetwork.apiAddress, this.nodeNetwork.firstServiceIp] : [])],
-    }, validity);
-    const admin = issueCertificate(ca, { commonName: 'webgw-test-admin', organizations: ['system:masters'], usage: 'client' }, validity);
-    const sa = generateKeyPairSync('rsa', { modulusLength: 2048, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+    const serving = issueCertificate(
+      ca,
+      {
+        commonName: 'kube-apiserver',
+        usage: 'server',
+        hosts: [
+          '127.0.0.1',
+          'localhost',
+          'kubernetes',
+          'kubernetes.default',
+          'kubernetes.default.svc',
+          'kubernetes.default.svc.cluster.local',
+          '10.96.0.1',
+          ...(this.nodeNetwork ? [this.nodeNetwork.apiAddress, this.nodeNetwork.firstServiceIp] : []),
+        ],
+      },
+      validity,
+    );
+    const admin = issueCertificate(
+      ca,
+      { commonName: 'webgw-test-admin', organizations: ['system:masters'], usage: 'client' },
+      validity,
+    );
+    const sa = generateKeyPairSync('rsa', {
+      modulusLength: 2048,
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+    });
     const files: Record<string, string> = {
-      'ca.crt': ca.certPem, 'ca.key': ca.keyPem, 'apiserver.crt': serving.certPem, 'apiserver.key': serving.keyPem,
-      'admin.crt': admin.certPem, 'admin.key': admin.keyPem, 'sa.pub': sa.publicKey, 'sa.key': sa.privateKey,
+      'ca.crt': ca.certPem,
+      'ca.key': ca.keyPem,
+      'apiserver.crt': serving.certPem,
+      'apiserver.key': serving.keyPem,
+      'admin.crt': admin.certPem,
+      'admin.key': admin.keyPem,
+      'sa.pub': sa.publicKey,
+      'sa.key': sa.privateKey,
     };
     for (const [name, content] of Object.entries(files)) writeFileSync(join(this.dir, name), content, { mode: 0o600 });
     return { ca, serving, admin, saPublic: sa.publicKey, saPrivate: sa.privateKey };
@@ -187,46 +248,86 @@ export class ControlPlane {
   private writeKubeconfig(): void {
     const pki = this.pki!;
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
-    writeFileSync(this.kubeconfig, [
-      'apiVersion: v1', 'kind: Config', 'current-context: webgw-test',
-      'clusters:', '- name: webgw-test', '  cluster:', `    server: ${this.apiserverUrl}`, `    certificate-authority-data: ${b64(pki.ca.certPem)}`,
-      'users:', '- name: admin', '  user:', `    client-certificate-data: ${b64(pki.admin.certPem)}`, `    client-key-data: ${b64(pki.admin.keyPem)}`,
-      'contexts:', '- name: webgw-test', '  context: {cluster: webgw-test, user: admin}', '',
-    ].join('\n'), { mode: 0o600 });
+    writeFileSync(
+      this.kubeconfig,
+      [
+        'apiVersion: v1',
+        'kind: Config',
+        'current-context: webgw-test',
+        'clusters:',
+        '- name: webgw-test',
+        '  cluster:',
+        `    server: ${this.apiserverUrl}`,
+        `    certificate-authority-data: ${b64(pki.ca.certPem)}`,
+        'users:',
+        '- name: admin',
+        '  user:',
+        `    client-certificate-data: ${b64(pki.admin.certPem)}`,
+        `    client-key-data: ${b64(pki.admin.keyPem)}`,
+        'contexts:',
+        '- name: webgw-test',
+        '  context: {cluster: webgw-test, user: admin}',
+        '',
+      ].join('\n'),
+      { mode: 0o600 },
+    );
   }
 
   private startEtcd(): void {
     const p = this.ports!;
     this.spawnComponent('etcd', [
-      '--name=default', `--data-dir=${join(this.dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${p.etcd}`, `--advertise-client-urls=http://127.0.0.1:${p.etcd}`,
-      `--listen-peer-urls=http://127.0.0.1:${p.etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${p.etcdPeer}`,
+      '--name=default',
+      `--data-dir=${join(this.dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${p.etcd}`,
+      `--advertise-client-urls=http://127.0.0.1:${p.etcd}`,
+      `--listen-peer-urls=http://127.0.0.1:${p.etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${p.etcdPeer}`,
       `--initial-cluster=default=http://127.0.0.1:${p.etcdPeer}`,
-      '--log-level=warn', '--quota-backend-bytes=1073741824', '--unsafe-no-fsync',
+      '--log-level=warn',
+      '--quota-backend-bytes=1073741824',
+      '--unsafe-no-fsync',
     ]);
   }
 
   private startControllers(): void {
     const f = (name: string): string => join(this.dir, name);
     this.spawnComponent('kube-controller-manager', [
-      `--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0',
-      `--service-account-private-key-file=${f('sa.key')}`, `--root-ca-file=${f('ca.crt')}`,
+      `--kubeconfig=${this.kubeconfig}`,
+      '--leader-elect=false',
+      '--secure-port=0',
+      `--service-account-private-key-file=${f('sa.key')}`,
+      `--root-ca-file=${f('ca.crt')}`,
       '--use-service-account-credentials=true',
       ...(this.nodeNetwork
-        // Real nodes get their pod ranges from node IPAM.
-        ? ['--controllers=*,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner', '--allocate-node-cidrs=true', `--cluster-cidr=${this.nodeNetwork.podCidr}`, '--node-cidr-mask-size=24', `--service-cluster-ip-range=${this.nodeNetwork.serviceCidr}`]
-        // No cloud, no node IPAM, no kube-proxy: only the controllers a workload needs.
-        : ['--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner']),
+        ? // Real nodes get their pod ranges from node IPAM.
+          [
+            '--controllers=*,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner',
+            '--allocate-node-cidrs=true',
+            `--cluster-cidr=${this.nodeNetwork.podCidr}`,
+            '--node-cidr-mask-size=24',
+            `--service-cluster-ip-range=${this.nodeNetwork.serviceCidr}`,
+          ]
+        : // No cloud, no node IPAM, no kube-proxy: only the controllers a workload needs.
+          [
+            '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route,-bootstrapsigner,-tokencleaner',
+          ]),
       '--v=1',
     ]);
-    this.spawnComponent('kube-scheduler', [`--kubeconfig=${this.kubeconfig}`, '--leader-elect=false', '--secure-port=0', '--v=1']);
+    this.spawnComponent('kube-scheduler', [
+      `--kubeconfig=${this.kubeconfig}`,
+      '--leader-elect=false',
+      '--secure-port=0',
+      '--v=1',
+    ]);
     this.spawnComponent('kwok', [
       `--kubeconfig=${this.kubeconfig}`,
       `--config=${join(repoRoot(), 'test/cluster/kwok-stages.yaml')}`,
       // Only nodes created with this annotation are faked (the tests create them).
-      '--manage-all-nodes=false', '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
       // Pod IPs come from loopback: nothing ever connects to them.
-      '--cidr=127.64.0.0/16', '--node-ip=127.0.0.1',
+      '--cidr=127.64.0.0/16',
+      '--node-ip=127.0.0.1',
       '--server-address=127.0.0.1:0',
     ]);
   }
@@ -260,30 +361,46 @@ export class ControlPlane {
   }
 
   private waitHttp(url: string, timeoutMs: number, what: string): Promise<void> {
-    return this.poll(async () => {
-      const res = await fetch(url).catch(() => undefined);
-      return res?.ok === true;
-    }, timeoutMs, what);
+    return this.poll(
+      async () => {
+        const res = await fetch(url).catch(() => undefined);
+        return res?.ok === true;
+      },
+      timeoutMs,
+      what,
+    );
   }
 
   private waitReady(timeoutMs: number): Promise<void> {
     const pki = this.pki!;
-    return this.poll(() => new Promise<boolean>((resolve) => {
-      const req = request(`${this.apiserverUrl}/readyz`, { ca: pki.ca.certPem, cert: pki.admin.certPem, key: pki.admin.keyPem, timeout: 2000 }, (res) => {
-        res.resume();
-        resolve(res.statusCode === 200);
-      });
-      req.on('error', () => resolve(false));
-      req.on('timeout', () => req.destroy());
-      req.end();
-    }), timeoutMs, 'kube-apiserver /readyz');
+    return this.poll(
+      () =>
+        new Promise<boolean>((resolve) => {
+          const req = request(
+            `${this.apiserverUrl}/readyz`,
+            { ca: pki.ca.certPem, cert: pki.admin.certPem, key: pki.admin.keyPem, timeout: 2000 },
+            (res) => {
+              res.resume();
+              resolve(res.statusCode === 200);
+            },
+          );
+          req.on('error', () => resolve(false));
+          req.on('timeout', () => req.destroy());
+          req.end();
+        }),
+      timeoutMs,
+      'kube-apiserver /readyz',
+    );
   }
 
   private async poll(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!(await check())) {
       for (const [name, child] of this.children) {
-        if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}; see ${join(this.dir, `${name}.log`)}:\n${tail(join(this.dir, `${name}.log`))}`);
+        if (child.exitCode !== null)
+          throw new Error(
+            `${name} exited with ${child.exitCode}; see ${join(this.dir, `${name}.log`)}:\n${tail(join(this.dir, `${name}.log`))}`,
+          );
       }
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
       await new Promise((r) => setTimeout(r, 100));

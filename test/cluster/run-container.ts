@@ -36,11 +36,23 @@ export interface PodNetwork {
 
 /** The image's programs that are this repository's CLI (the entrypoint, or GATEWAY_COMMAND). */
 function isWebgwCli(command: string[] | undefined): boolean {
-  return command === undefined || (command.length === 2 && [IMAGE_NODE, IMAGE_NODE_NET_BIND].includes(command[0]!) && command[1] === IMAGE_CLI);
+  return (
+    command === undefined ||
+    (command.length === 2 && [IMAGE_NODE, IMAGE_NODE_NET_BIND].includes(command[0]!) && command[1] === IMAGE_CLI)
+  );
 }
 
-export async function runContainerLocally(container: Container, volumes: readonly Volume[], namespace: string, root: string, network?: PodNetwork): Promise<WebgwProcess> {
-  if (!isWebgwCli(container.command)) throw new Error(`container ${container.name} runs ${JSON.stringify(container.command)}, not the webgw CLI of the image`);
+export async function runContainerLocally(
+  container: Container,
+  volumes: readonly Volume[],
+  namespace: string,
+  root: string,
+  network?: PodNetwork,
+): Promise<WebgwProcess> {
+  if (!isWebgwCli(container.command))
+    throw new Error(
+      `container ${container.name} runs ${JSON.stringify(container.command)}, not the webgw CLI of the image`,
+    );
   await writeMounts(container, volumes, namespace, root);
   const mounts = container.volumeMounts ?? [];
   // Longest mount first, so /etc/webgw/tls is rebased before /etc/webgw.
@@ -49,7 +61,9 @@ export async function runContainerLocally(container: Container, volumes: readonl
     const prefix = prefixes.find((p) => arg === p || arg.startsWith(`${p}/`));
     return prefix ? join(root, arg) : arg;
   });
-  const env = Object.fromEntries((container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]));
+  const env = Object.fromEntries(
+    (container.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value as string]),
+  );
   return spawnWebgw(args, { ...network?.env, ...env }, { nodeArgs: network?.nodeArgs ?? [] });
 }
 
@@ -79,27 +93,42 @@ function writeAtomically(dir: string, files: Record<string, Buffer | string>): v
     symlinkSync(join('..data', key), path);
   }
   for (const entry of readdirSync(dir)) {
-    if (entry.startsWith('..') && entry !== '..data' && entry !== stamp) rmSync(join(dir, entry), { recursive: true, force: true });
+    if (entry.startsWith('..') && entry !== '..data' && entry !== stamp)
+      rmSync(join(dir, entry), { recursive: true, force: true });
     // A key that left the volume (its symlink); folders are other volumes mounted inside this one.
-    else if (!entry.startsWith('..') && !Object.hasOwn(files, entry) && lstatSync(join(dir, entry)).isSymbolicLink()) rmSync(join(dir, entry), { force: true });
+    else if (!entry.startsWith('..') && !Object.hasOwn(files, entry) && lstatSync(join(dir, entry)).isSymbolicLink())
+      rmSync(join(dir, entry), { force: true });
   }
 }
 
 /** Writes (again) what the kubelet would project into the container's volumes. */
-export async function writeMounts(container: Container, volumes: readonly Volume[], namespace: string, root: string): Promise<void> {
+export async function writeMounts(
+  container: Container,
+  volumes: readonly Volume[],
+  namespace: string,
+  root: string,
+): Promise<void> {
   const mounts = container.volumeMounts ?? [];
   for (const mount of mounts) {
     const volume = volumes.find((v) => v.name === mount.name);
     if (!volume) throw new Error(`volume ${mount.name} is not in the pod spec`);
     mkdirSync(join(root, mount.mountPath), { recursive: true });
     if (volume.emptyDir) continue;
-    if (!volume.configMap && !volume.secret) throw new Error(`volume ${mount.name} is neither a ConfigMap nor a Secret: it cannot be emulated`);
+    if (!volume.configMap && !volume.secret)
+      throw new Error(`volume ${mount.name} is neither a ConfigMap nor a Secret: it cannot be emulated`);
     const kind = volume.configMap ? 'configmap' : 'secret';
     const name = volume.configMap?.name ?? volume.secret?.secretName;
-    const data = JSON.parse((await kubectlOk(['get', kind, name!, '-n', namespace, '-o', 'jsonpath={.data}'])) || '{}') as Record<string, string>;
+    const data = JSON.parse(
+      (await kubectlOk(['get', kind, name!, '-n', namespace, '-o', 'jsonpath={.data}'])) || '{}',
+    ) as Record<string, string>;
     const dir = join(root, mount.mountPath);
     mkdirSync(dir, { recursive: true });
-    writeAtomically(dir, Object.fromEntries(Object.entries(data).map(([key, value]) => [key, kind === 'secret' ? Buffer.from(value, 'base64') : value])));
+    writeAtomically(
+      dir,
+      Object.fromEntries(
+        Object.entries(data).map(([key, value]) => [key, kind === 'secret' ? Buffer.from(value, 'base64') : value]),
+      ),
+    );
   }
 }
 
@@ -110,8 +139,14 @@ export interface PodSpec {
 }
 
 /** The gateway's proxy as its DaemonSet would run it on a farmer node; resolves once it listens. */
-export async function runGatewayLocally(gateway: string, namespace: string, root: string): Promise<{ process: WebgwProcess; template: PodSpec }> {
-  const template = JSON.parse(await kubectlOk(['get', 'ds', `webgw-gw-${gateway}`, '-n', namespace, '-o', 'jsonpath={.spec.template.spec}'])) as PodSpec;
+export async function runGatewayLocally(
+  gateway: string,
+  namespace: string,
+  root: string,
+): Promise<{ process: WebgwProcess; template: PodSpec }> {
+  const template = JSON.parse(
+    await kubectlOk(['get', 'ds', `webgw-gw-${gateway}`, '-n', namespace, '-o', 'jsonpath={.spec.template.spec}']),
+  ) as PodSpec;
   const proc = await runContainerLocally(template.containers[0]!, template.volumes, namespace, root);
   await proc.waitForLog((l) => l.msg === 'tunnel endpoint listening', 20_000);
   return { process: proc, template };

@@ -15,9 +15,19 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { relay } from '../../src/common/relay.ts';
 import { kubectlOk } from './helpers.ts';
 
-interface ServicePort { name?: string; port: number; targetPort?: number | string; protocol?: string }
-interface ServiceSpec { selector?: Record<string, string>; ports: ServicePort[] }
-interface Pod { status?: { podIP?: string; phase?: string; conditions?: Array<{ type: string; status: string }> } }
+interface ServicePort {
+  name?: string;
+  port: number;
+  targetPort?: number | string;
+  protocol?: string;
+}
+interface ServiceSpec {
+  selector?: Record<string, string>;
+  ports: ServicePort[];
+}
+interface Pod {
+  status?: { podIP?: string; phase?: string; conditions?: Array<{ type: string; status: string }> };
+}
 
 export interface EmulatedService {
   /** The name the pods use, `<service>.<namespace>.svc`. */
@@ -33,21 +43,37 @@ export interface EmulatedService {
 
 export const CLUSTER_DNS_PRELOAD = ['--import', join(__dirname, 'cluster-dns-preload.ts')];
 
-async function readyEndpoints(namespace: string, selector: Record<string, string>, servicePort: ServicePort): Promise<string[]> {
+async function readyEndpoints(
+  namespace: string,
+  selector: Record<string, string>,
+  servicePort: ServicePort,
+): Promise<string[]> {
   if (typeof servicePort.targetPort === 'string') throw new Error('named target ports are not emulated');
   const targetPort = servicePort.targetPort ?? servicePort.port;
-  const labels = Object.entries(selector).map(([k, v]) => `${k}=${v}`).join(',');
-  const pods = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace, '-l', labels, '-o', 'json'])) as { items: Pod[] };
+  const labels = Object.entries(selector)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(',');
+  const pods = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace, '-l', labels, '-o', 'json'])) as {
+    items: Pod[];
+  };
   return pods.items
-    .filter((p) => p.status?.phase === 'Running' && p.status.podIP && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'))
+    .filter(
+      (p) =>
+        p.status?.phase === 'Running' &&
+        p.status.podIP &&
+        p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+    )
     .map((p) => `${p.status!.podIP}:${targetPort}`)
     .sort();
 }
 
 /** `address`: a loopback address no other listener of the test uses. */
 export async function emulateService(namespace: string, service: string, address: string): Promise<EmulatedService> {
-  const spec = JSON.parse(await kubectlOk(['get', 'service', service, '-n', namespace, '-o', 'jsonpath={.spec}'])) as ServiceSpec;
-  if (!spec.selector) throw new Error(`service ${namespace}/${service} has no selector: its endpoints cannot be emulated`);
+  const spec = JSON.parse(
+    await kubectlOk(['get', 'service', service, '-n', namespace, '-o', 'jsonpath={.spec}']),
+  ) as ServiceSpec;
+  if (!spec.selector)
+    throw new Error(`service ${namespace}/${service} has no selector: its endpoints cannot be emulated`);
   const selector = spec.selector;
   const forwarded = new Map<string, number>();
   const servers: Server[] = [];
@@ -59,15 +85,17 @@ export async function emulateService(namespace: string, service: string, address
       client.once('close', () => open.delete(client));
       client.pause();
       client.on('error', () => client.destroy());
-      readyEndpoints(namespace, selector, servicePort).then((targets) => {
-        if (targets.length === 0 || client.destroyed) throw new Error('no ready endpoint');
-        const target = targets[next++ % targets.length]!;
-        forwarded.set(target, (forwarded.get(target) ?? 0) + 1);
-        const [ip, port] = target.split(':') as [string, string];
-        const upstream = connect({ host: ip, port: Number(port), allowHalfOpen: true });
-        relay(client, upstream);
-        client.resume();
-      }).catch(() => client.destroy()); // as kube-proxy: no endpoint, the connection is refused
+      readyEndpoints(namespace, selector, servicePort)
+        .then((targets) => {
+          if (targets.length === 0 || client.destroyed) throw new Error('no ready endpoint');
+          const target = targets[next++ % targets.length]!;
+          forwarded.set(target, (forwarded.get(target) ?? 0) + 1);
+          const [ip, port] = target.split(':') as [string, string];
+          const upstream = connect({ host: ip, port: Number(port), allowHalfOpen: true });
+          relay(client, upstream);
+          client.resume();
+        })
+        .catch(() => client.destroy()); // as kube-proxy: no endpoint, the connection is refused
     });
     server.listen(servicePort.port, address);
     await once(server, 'listening');
@@ -82,7 +110,14 @@ export async function emulateService(namespace: string, service: string, address
     forwarded,
     close: async () => {
       for (const socket of open) socket.destroy();
-      await Promise.all(servers.map((s) => new Promise<void>((r) => { s.close(() => r()); })));
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((r) => {
+              s.close(() => r());
+            }),
+        ),
+      );
     },
   };
 }

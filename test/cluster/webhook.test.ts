@@ -16,19 +16,51 @@ describe('agent injection webhook', () => {
     await kubectlOk(['label', 'namespace', 'inject-on', 'webgw.io/injection=enabled', '--overwrite']);
     // The configuration as an installer ships it: no caBundle; the controller writes it.
     const port = await freeWildcardPort();
-    await kubectlOk(['apply', '-f', '-'], injectorConfiguration({ name: 'webgw-test-injector', port, namespaceSelector: { 'webgw.io/injection': 'enabled' } }));
+    await kubectlOk(
+      ['apply', '-f', '-'],
+      injectorConfiguration({
+        name: 'webgw-test-injector',
+        port,
+        namespaceSelector: { 'webgw.io/injection': 'enabled' },
+      }),
+    );
     manager = new Manager({
-      kc: loadKubeConfig(plane().kubeconfig), namespace: 'webgw-system', image: 'webgw:test', leaderElection: false, logger: log,
+      kc: loadKubeConfig(plane().kubeconfig),
+      namespace: 'webgw-system',
+      image: 'webgw:test',
+      leaderElection: false,
+      logger: log,
       webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: 'webgw-test-injector' },
     });
     await manager.start();
-    const bundle = await kubectlOk(['get', 'mutatingwebhookconfiguration', 'webgw-test-injector', '-o', 'jsonpath={.webhooks[0].clientConfig.caBundle}']);
-    const tls = await kubectlOk(['get', 'secret', 'webgw-webhook-tls', '-n', 'webgw-system', '-o', 'jsonpath={.data.ca\\.crt}']);
+    const bundle = await kubectlOk([
+      'get',
+      'mutatingwebhookconfiguration',
+      'webgw-test-injector',
+      '-o',
+      'jsonpath={.webhooks[0].clientConfig.caBundle}',
+    ]);
+    const tls = await kubectlOk([
+      'get',
+      'secret',
+      'webgw-webhook-tls',
+      '-n',
+      'webgw-system',
+      '-o',
+      'jsonpath={.data.ca\\.crt}',
+    ]);
     expect(bundle.trim()).toBe(tls.trim());
     for (const ns of ['inject-on', 'inject-off']) {
-      await kubectlOk(['apply', '-f', '-'], `apiVersion: webgw.io/v1alpha1\nkind: ExposedService\nmetadata: {name: shop, namespace: ${ns}}\nspec:\n  gateways: [{name: none}]\n  selector: {app: shop}\n  backend: {port: 8080}\n  routes: [{protocol: TCP}]\n`);
+      await kubectlOk(
+        ['apply', '-f', '-'],
+        `apiVersion: webgw.io/v1alpha1\nkind: ExposedService\nmetadata: {name: shop, namespace: ${ns}}\nspec:\n  gateways: [{name: none}]\n  selector: {app: shop}\n  backend: {port: 8080}\n  routes: [{protocol: TCP}]\n`,
+      );
     }
-    await eventually(async () => manager.exposedServicesIn('inject-on').length === 1, 30_000, 'the service in the cache');
+    await eventually(
+      async () => manager.exposedServicesIn('inject-on').length === 1,
+      30_000,
+      'the service in the cache',
+    );
   });
 
   afterAll(async () => {
@@ -36,15 +68,31 @@ describe('agent injection webhook', () => {
     await manager.close();
   });
 
-  const podYaml = (ns: string, name: string, app: string): string => `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: ${ns}, labels: {app: ${app}}}\nspec:\n  containers: [{name: app, image: registry.invalid/app:1}]\n`;
-  const initNames = async (ns: string, name: string): Promise<string> => (await kubectlOk(['get', 'pod', name, '-n', ns, '-o', 'jsonpath={.spec.initContainers[*].name}'])).trim();
+  const podYaml = (ns: string, name: string, app: string): string =>
+    `apiVersion: v1\nkind: Pod\nmetadata: {name: ${name}, namespace: ${ns}, labels: {app: ${app}}}\nspec:\n  containers: [{name: app, image: registry.invalid/app:1}]\n`;
+  const initNames = async (ns: string, name: string): Promise<string> =>
+    (await kubectlOk(['get', 'pod', name, '-n', ns, '-o', 'jsonpath={.spec.initContainers[*].name}'])).trim();
 
   it('injects the agent as a native sidecar into selected pods of enabled namespaces', async () => {
-    await eventually(async () => (await kubectl(['apply', '-f', '-'], podYaml('inject-on', 'shop-1', 'shop'))).code === 0, 30_000, 'pod creation');
+    await eventually(
+      async () => (await kubectl(['apply', '-f', '-'], podYaml('inject-on', 'shop-1', 'shop'))).code === 0,
+      30_000,
+      'pod creation',
+    );
     expect(await initNames('inject-on', 'shop-1')).toBe('webgw-agent');
-    const sidecar = JSON.parse(await kubectlOk(['get', 'pod', 'shop-1', '-n', 'inject-on', '-o', 'jsonpath={.spec.initContainers[0]}'])) as { restartPolicy: string; securityContext: Record<string, unknown>; volumeMounts: Array<{ readOnly: boolean }> };
+    const sidecar = JSON.parse(
+      await kubectlOk(['get', 'pod', 'shop-1', '-n', 'inject-on', '-o', 'jsonpath={.spec.initContainers[0]}']),
+    ) as {
+      restartPolicy: string;
+      securityContext: Record<string, unknown>;
+      volumeMounts: Array<{ readOnly: boolean }>;
+    };
     expect(sidecar.restartPolicy).toBe('Always');
-    expect(sidecar.securityContext).toMatchObject({ readOnlyRootFilesystem: true, runAsNonRoot: true, allowPrivilegeEscalation: false });
+    expect(sidecar.securityContext).toMatchObject({
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+    });
     expect(sidecar.volumeMounts[0]!.readOnly).toBe(true);
     // The agent holds no Kubernetes credentials even though the pod's service account has some.
     expect(JSON.stringify(sidecar.volumeMounts)).not.toMatch(/kube-api-access/);
@@ -58,13 +106,37 @@ describe('agent injection webhook', () => {
   });
 
   it('reports selected pods that run without the agent', async () => {
-    const message = await eventually(async () => {
-      await kubectlOk(['annotate', 'xsvc', 'shop', '-n', 'inject-off', `poke=${Date.now()}`, '--overwrite']); // a reconcile now
-      const m = (await kubectlOk(['get', 'xsvc', 'shop', '-n', 'inject-off', '-o', 'jsonpath={.status.conditions[?(@.type=="AgentInjected")].message}'])).trim();
-      return /shop-1/.test(m) ? m : undefined;
-    }, 60_000, 'AgentInjected=False naming shop-1');
+    const message = await eventually(
+      async () => {
+        await kubectlOk(['annotate', 'xsvc', 'shop', '-n', 'inject-off', `poke=${Date.now()}`, '--overwrite']); // a reconcile now
+        const m = (
+          await kubectlOk([
+            'get',
+            'xsvc',
+            'shop',
+            '-n',
+            'inject-off',
+            '-o',
+            'jsonpath={.status.conditions[?(@.type=="AgentInjected")].message}',
+          ])
+        ).trim();
+        return /shop-1/.test(m) ? m : undefined;
+      },
+      60_000,
+      'AgentInjected=False naming shop-1',
+    );
     expect(message).toMatch(/1 selected pod\(s\) run without the agent/);
-    const injected = (await kubectlOk(['get', 'xsvc', 'shop', '-n', 'inject-on', '-o', 'jsonpath={.status.conditions[?(@.type=="AgentInjected")].status}'])).trim();
+    const injected = (
+      await kubectlOk([
+        'get',
+        'xsvc',
+        'shop',
+        '-n',
+        'inject-on',
+        '-o',
+        'jsonpath={.status.conditions[?(@.type=="AgentInjected")].status}',
+      ])
+    ).trim();
     expect(injected).toBe('True');
   });
 });

@@ -19,16 +19,37 @@ const TOKEN = 'LoqXcYV8q5ONbJQxbmR7SCTNo3tiAXDfowyjxAjEuX0';
 const KEY_AUTH = `${TOKEN}.ZrHxb9u_W4zGp8XEnjLa1M8ixGm_JRXyZ8gXgH4-sbE`;
 const WELL_KNOWN = `/.well-known/acme-challenge/${TOKEN}`;
 
-function put(gw: GatewayFixture, client: KeyPairPem, body: string, token = TOKEN, method = 'PUT'): Promise<{ status: number; body: string }> {
+function put(
+  gw: GatewayFixture,
+  client: KeyPairPem,
+  body: string,
+  token = TOKEN,
+  method = 'PUT',
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: gw.addresses.tunnel.port, path: `${ACME_CHALLENGE_PATH}${token}`, method,
-      servername: 'localhost', ca: gw.ca.certPem, cert: client.certPem, key: client.keyPem, agent: false,
-      headers: { 'content-type': 'application/json' },
-    }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (d: string) => { text += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: gw.addresses.tunnel.port,
+        path: `${ACME_CHALLENGE_PATH}${token}`,
+        method,
+        servername: 'localhost',
+        ca: gw.ca.certPem,
+        cert: client.certPem,
+        key: client.keyPem,
+        agent: false,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => {
+            text += d;
+          })
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -38,7 +59,13 @@ describe('ACME HTTP-01 answers on the gateway', () => {
   let gw: GatewayFixture;
   let responderPair: KeyPairPem;
   const responder = new ChallengeResponder(systemClock);
-  const targets = () => ({ gateway: 'eu', ca: gw.ca, serverName: 'localhost', port: gw.addresses.tunnel.port, replicas: [{ pod: 'eu-a', address: '127.0.0.1' }] });
+  const targets = () => ({
+    gateway: 'eu',
+    ca: gw.ca,
+    serverName: 'localhost',
+    port: gw.addresses.tunnel.port,
+    replicas: [{ pod: 'eu-a', address: '127.0.0.1' }],
+  });
 
   beforeAll(async () => {
     gw = await startGateway();
@@ -65,7 +92,11 @@ describe('ACME HTTP-01 answers on the gateway', () => {
 
   it('refuses every certificate but the responder one of this gateway', async () => {
     const body = JSON.stringify({ hostname: 'own.tenant.example', keyAuthorization: KEY_AUTH });
-    const agent = issueAgentCertificate(gw.ca, { ...emptyGrants(), http: ['own.tenant.example'], identity: 't/web/u1' }, hours(1));
+    const agent = issueAgentCertificate(
+      gw.ca,
+      { ...emptyGrants(), http: ['own.tenant.example'], identity: 't/web/u1' },
+      hours(1),
+    );
     const reader = issueControllerCertificate(gw.ca, SESSION_READER_GRANT, hours(1));
     expect((await put(gw, agent, body)).status).toBe(403);
     expect((await put(gw, reader, body)).status).toBe(403);
@@ -78,9 +109,17 @@ describe('ACME HTTP-01 answers on the gateway', () => {
   });
 
   it('answers bad input with a clear 4xx and keeps nothing', async () => {
-    expect(await put(gw, responderPair, 'not json')).toMatchObject({ status: 400, body: expect.stringContaining('not JSON') });
-    expect((await put(gw, responderPair, JSON.stringify({ hostname: 'a.example', keyAuthorization: KEY_AUTH }), 'short')).status).toBe(400);
-    expect((await put(gw, responderPair, JSON.stringify({ hostname: 'bad host', keyAuthorization: KEY_AUTH }))).status).toBe(400);
+    expect(await put(gw, responderPair, 'not json')).toMatchObject({
+      status: 400,
+      body: expect.stringContaining('not JSON'),
+    });
+    expect(
+      (await put(gw, responderPair, JSON.stringify({ hostname: 'a.example', keyAuthorization: KEY_AUTH }), 'short'))
+        .status,
+    ).toBe(400);
+    expect(
+      (await put(gw, responderPair, JSON.stringify({ hostname: 'bad host', keyAuthorization: KEY_AUTH }))).status,
+    ).toBe(400);
     expect((await put(gw, responderPair, 'x'.repeat(4096))).status).toBe(413);
     expect((await put(gw, responderPair, '', TOKEN, 'POST')).status).toBe(405);
     expect((await get(gw.httpPort, 'a.example', WELL_KNOWN)).status).toBe(404);

@@ -17,11 +17,12 @@ describe('webgw agent (the CLI) reloads its config file', () => {
     const gw = await startGateway();
     const creds = await gw.issueAgent('reload', { http: ['one.localhost', 'two.localhost'] });
     const file = gw.dir.file('agent.json');
-    const config = (routes: unknown[], gateways = true): string => JSON.stringify({
-      gateways: gateways ? [{ name: 'gw', endpoints: [gw.tunnelUrl], ...creds }] : [],
-      routes,
-      reconnect: { initialMs: 50, maxMs: 500 },
-    });
+    const config = (routes: unknown[], gateways = true): string =>
+      JSON.stringify({
+        gateways: gateways ? [{ name: 'gw', endpoints: [gw.tunnelUrl], ...creds }] : [],
+        routes,
+        reconnect: { initialMs: 50, maxMs: 500 },
+      });
     writeFileSync(file, config([], false));
     const agent = spawnWebgw(['agent', '--config', file]);
     try {
@@ -34,10 +35,13 @@ describe('webgw agent (the CLI) reloads its config file', () => {
       writeFileSync(file, '{"gateways": [');
       await agent.waitForLog((l) => l.msg === 'new agent config is invalid; keeping the running one', 20_000);
       expect((await get(gw.httpPort, 'one.localhost')).status).toBe(200);
-      writeFileSync(file, config([
-        { protocol: 'http', hostname: 'one.localhost', backend: `127.0.0.1:${port}` },
-        { protocol: 'http', hostname: 'two.localhost', backend: `127.0.0.1:${port}` },
-      ]));
+      writeFileSync(
+        file,
+        config([
+          { protocol: 'http', hostname: 'one.localhost', backend: `127.0.0.1:${port}` },
+          { protocol: 'http', hostname: 'two.localhost', backend: `127.0.0.1:${port}` },
+        ]),
+      );
       await waitFor(async () => (await get(gw.httpPort, 'two.localhost')).status === 200, 20_000, 'the second route');
     } finally {
       expect(await agent.stop()).toBe(0);

@@ -51,20 +51,42 @@ describe('backpressure', () => {
     const ca = createCA('bp CA', hours(1));
     await writeKeyPair(dir.path, 'ca', ca);
     await writeKeyPair(dir.path, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], hours(1)));
-    await writeKeyPair(dir.path, 'agent', issueAgentCertificate(ca, { http: ['big.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'bp' }, hours(1)));
-    writeFileSync(dir.file('gateway.yaml'), [
-      'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: gateway.crt, keyFile: gateway.key}',
-      'listeners:',
-      '  http: {address: 127.0.0.1, port: 0}',
-    ].join('\n'));
+    await writeKeyPair(
+      dir.path,
+      'agent',
+      issueAgentCertificate(
+        ca,
+        { http: ['big.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'bp' },
+        hours(1),
+      ),
+    );
+    writeFileSync(
+      dir.file('gateway.yaml'),
+      [
+        'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: gateway.crt, keyFile: gateway.key}',
+        'listeners:',
+        '  http: {address: 127.0.0.1, port: 0}',
+      ].join('\n'),
+    );
     gateway = spawnWebgw(['gateway', '--config', dir.file('gateway.yaml')]);
     const tunnel = await gateway.waitForLog((l) => l.msg === 'tunnel endpoint listening');
     const http = await gateway.waitForLog((l) => l.msg === 'HTTP listener ready');
     httpPort = Number(String(http.address).split(':').at(-1));
-    writeFileSync(dir.file('agent.json'), JSON.stringify({
-      gateways: [{ name: 'gw', endpoints: [`wss://${String(tunnel.address)}`], caFile: 'ca.crt', certFile: 'agent.crt', keyFile: 'agent.key' }],
-      routes: [{ protocol: 'http', hostname: 'big.localhost', backend: `127.0.0.1:${backendPort}` }],
-    }));
+    writeFileSync(
+      dir.file('agent.json'),
+      JSON.stringify({
+        gateways: [
+          {
+            name: 'gw',
+            endpoints: [`wss://${String(tunnel.address)}`],
+            caFile: 'ca.crt',
+            certFile: 'agent.crt',
+            keyFile: 'agent.key',
+          },
+        ],
+        routes: [{ protocol: 'http', hostname: 'big.localhost', backend: `127.0.0.1:${backendPort}` }],
+      }),
+    );
     agent = spawnWebgw(['agent', '--config', dir.file('agent.json')]);
     await agent.waitForLog((l) => l.msg === 'tunnel connected');
   });
@@ -94,7 +116,9 @@ describe('backpressure', () => {
     expect(backendSent).toBeLessThan(64 * MiB);
     expect(growth.gateway).toBeLessThan(MAX_GROWTH);
     expect(growth.agent).toBeLessThan(MAX_GROWTH);
-    process.stdout.write(`backpressure: backend wrote ${(backendSent / MiB).toFixed(0)} MiB of 1 GiB; RSS growth gateway ${(growth.gateway / MiB).toFixed(1)} MiB, agent ${(growth.agent / MiB).toFixed(1)} MiB\n`);
+    process.stdout.write(
+      `backpressure: backend wrote ${(backendSent / MiB).toFixed(0)} MiB of 1 GiB; RSS growth gateway ${(growth.gateway / MiB).toFixed(1)} MiB, agent ${(growth.agent / MiB).toFixed(1)} MiB\n`,
+    );
     socket.destroy();
   }, 30_000);
 });

@@ -15,16 +15,31 @@ describe('hostname verification with a real DNS server', () => {
 
   beforeAll(async () => {
     const port = await freeWildcardPort();
-    dns = spawn('dnsmasq', [
-      '--keep-in-foreground', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--bind-interfaces', '--listen-address=127.0.0.1', `--port=${port}`, '--user=root',
-      `--txt-record=${challengeRecord('shop.example')},${verificationValue('uid-a')}`,
-      `--txt-record=${challengeRecord('two.example')},v=spf1 -all`,
-      `--txt-record=${challengeRecord('two.example')},${verificationValue('uid-a')}`,
-      `--txt-record=${challengeRecord('other.example')},webgw-verification=0000`,
-    ], { stdio: ['ignore', 'inherit', 'inherit'] });
+    dns = spawn(
+      'dnsmasq',
+      [
+        '--keep-in-foreground',
+        '--no-resolv',
+        '--no-hosts',
+        '--conf-file=/dev/null',
+        '--bind-interfaces',
+        '--listen-address=127.0.0.1',
+        `--port=${port}`,
+        '--user=root',
+        `--txt-record=${challengeRecord('shop.example')},${verificationValue('uid-a')}`,
+        `--txt-record=${challengeRecord('two.example')},v=spf1 -all`,
+        `--txt-record=${challengeRecord('two.example')},${verificationValue('uid-a')}`,
+        `--txt-record=${challengeRecord('other.example')},webgw-verification=0000`,
+      ],
+      { stdio: ['ignore', 'inherit', 'inherit'] },
+    );
     resolver = new Resolver({ timeout: 1000, tries: 1 });
     resolver.setServers([`127.0.0.1:${port}`]);
-    await waitFor(async () => (await resolver.resolveTxt(challengeRecord('shop.example')).catch(() => [])).length > 0, 10_000, 'dnsmasq');
+    await waitFor(
+      async () => (await resolver.resolveTxt(challengeRecord('shop.example')).catch(() => [])).length > 0,
+      10_000,
+      'dnsmasq',
+    );
   });
 
   afterAll(() => {

@@ -11,10 +11,13 @@ describe('failover', () => {
     const gwB = await startGateway();
     const credsA = await gwA.issueAgent('app', { http: ['app.localhost'] });
     const credsB = await gwB.issueAgent('app', { http: ['app.localhost'] });
-    const { agent } = await startAgent([
-      { name: 'a', endpoints: [gwA.tunnelUrl], credentials: credsA },
-      { name: 'b', endpoints: [gwB.tunnelUrl], credentials: credsB },
-    ], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backend.port}` }]);
+    const { agent } = await startAgent(
+      [
+        { name: 'a', endpoints: [gwA.tunnelUrl], credentials: credsA },
+        { name: 'b', endpoints: [gwB.tunnelUrl], credentials: credsB },
+      ],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backend.port}` }],
+    );
     await waitFor(() => gwA.gateway.agentCount === 1 && gwB.gateway.agentCount === 1);
     expect((await get(gwA.httpPort, 'app.localhost')).body).toBe('app');
     expect((await get(gwB.httpPort, 'app.localhost')).body).toBe('app');
@@ -33,8 +36,14 @@ describe('failover', () => {
     const gw = await startGateway();
     const creds1 = await gw.issueAgent('one', { http: ['app.localhost'] });
     const creds2 = await gw.issueAgent('two', { http: ['app.localhost'] });
-    const a1 = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds1 }], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${one.port}` }]);
-    const a2 = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds2 }], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${two.port}` }]);
+    const a1 = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds1 }],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${one.port}` }],
+    );
+    const a2 = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds2 }],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${two.port}` }],
+    );
     await waitFor(() => gw.gateway.agentCount === 2);
     const counts: Record<string, number> = {};
     for (let i = 0; i < 40; i++) {
@@ -72,8 +81,14 @@ describe('failover', () => {
     const gw = await startGateway();
     const creds1 = await gw.issueAgent('one', { http: ['app.localhost'] });
     const creds2 = await gw.issueAgent('two', { http: ['app.localhost'] });
-    const a1 = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds1 }], [{ protocol: 'http', hostname: 'app.localhost', backend: '127.0.0.1:1' }]);
-    const a2 = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds2 }], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${two.port}` }]);
+    const a1 = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds1 }],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: '127.0.0.1:1' }],
+    );
+    const a2 = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds2 }],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${two.port}` }],
+    );
     await waitFor(() => gw.gateway.agentCount === 2);
     for (let i = 0; i < 10; i++) {
       const res = await get(gw.httpPort, 'app.localhost');
@@ -91,7 +106,10 @@ describe('failover', () => {
     const gw = await startGateway();
     const creds = await gw.issueAgent('app', { http: ['app.localhost'] });
     // reconnect: initialMs 50, maxMs 500 (fixture)
-    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backend.port}` }]);
+    const { agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backend.port}` }],
+    );
     await waitFor(() => gw.gateway.agentCount === 1);
     expect((await get(gw.httpPort, 'app.localhost')).status).toBe(200);
     await gw.stop();

@@ -23,9 +23,16 @@ const root = process.getuid?.() === 0;
 /** setpriv arguments for the pod's and the container's security contexts. */
 function setprivFor(pod: typeof PROXY_POD_SECURITY, container: typeof PROXY_CONTAINER_SECURITY): string[] {
   const dropAll = container.capabilities.drop.includes('ALL');
-  const bounding = [dropAll ? '-all' : '+all', ...container.capabilities.add.map((c) => `+${c.toLowerCase()}`)].join(',');
+  const bounding = [dropAll ? '-all' : '+all', ...container.capabilities.add.map((c) => `+${c.toLowerCase()}`)].join(
+    ',',
+  );
   return [
-    'setpriv', `--reuid=${pod.runAsUser}`, `--regid=${pod.runAsGroup}`, '--clear-groups', '--inh-caps=-all', `--bounding-set=${bounding}`,
+    'setpriv',
+    `--reuid=${pod.runAsUser}`,
+    `--regid=${pod.runAsGroup}`,
+    '--clear-groups',
+    '--inh-caps=-all',
+    `--bounding-set=${bounding}`,
     ...(container.allowPrivilegeEscalation ? [] : ['--no-new-privs']),
   ];
 }
@@ -44,18 +51,27 @@ function setprivFor(pod: typeof PROXY_POD_SECURITY, container: typeof PROXY_CONT
     const ca = createCA('privileges test CA', hours(1));
     await writeKeyPair(dir.path, 'ca', ca);
     await writeKeyPair(dir.path, 'tunnel', issueServerCertificate(ca, ['127.0.0.1'], hours(1)));
-    port = await firstFreePort(Array.from({ length: 300 }, (_, i) => 700 + i), '127.0.0.1', 'no free port in 700-999');
-    writeFileSync(dir.file('gateway.yaml'), [
-      'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: tunnel.crt, keyFile: tunnel.key}',
-      `listeners: {http: {address: 127.0.0.1, port: ${port}}}`,
-    ].join('\n'));
+    port = await firstFreePort(
+      Array.from({ length: 300 }, (_, i) => 700 + i),
+      '127.0.0.1',
+      'no free port in 700-999',
+    );
+    writeFileSync(
+      dir.file('gateway.yaml'),
+      [
+        'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: tunnel.crt, keyFile: tunnel.key}',
+        `listeners: {http: {address: 127.0.0.1, port: ${port}}}`,
+      ].join('\n'),
+    );
     // The scratch folder stands in for the pod's mounts: readable by the pod's user.
-    for (const f of ['', 'ca.crt', 'tunnel.crt', 'tunnel.key', 'gateway.yaml', 'node-net-bind', 'node']) chmodSync(dir.file(f), f.endsWith('.key') ? 0o644 : 0o755);
+    for (const f of ['', 'ca.crt', 'tunnel.crt', 'tunnel.key', 'gateway.yaml', 'node-net-bind', 'node'])
+      chmodSync(dir.file(f), f.endsWith('.key') ? 0o644 : 0o755);
   });
 
   afterAll(() => dir.remove());
 
-  const run = (launch: string[]) => spawnWebgw(['gateway', '--config', dir.file('gateway.yaml')], { WEBGW_LOG_LEVEL: 'info' }, { launch });
+  const run = (launch: string[]) =>
+    spawnWebgw(['gateway', '--config', dir.file('gateway.yaml')], { WEBGW_LOG_LEVEL: 'info' }, { launch });
 
   it(`binds a port below 1024 as uid ${PROXY_POD_SECURITY.runAsUser} with only NET_BIND_SERVICE`, async () => {
     const gateway = run([...setprivFor(PROXY_POD_SECURITY, PROXY_CONTAINER_SECURITY), netBindNode]);
@@ -87,7 +103,11 @@ function setprivFor(pod: typeof PROXY_POD_SECURITY, container: typeof PROXY_CONT
 
   it('does not run at all when the container drops NET_BIND_SERVICE too', () => {
     const noCaps = { ...PROXY_CONTAINER_SECURITY, capabilities: { drop: ['ALL'], add: [] } };
-    const r = spawnSync(setprivFor(PROXY_POD_SECURITY, noCaps)[0]!, [...setprivFor(PROXY_POD_SECURITY, noCaps).slice(1), netBindNode, '--version'], { encoding: 'utf8' });
+    const r = spawnSync(
+      setprivFor(PROXY_POD_SECURITY, noCaps)[0]!,
+      [...setprivFor(PROXY_POD_SECURITY, noCaps).slice(1), netBindNode, '--version'],
+      { encoding: 'utf8' },
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toMatch(/Operation not permitted/);
   });

@@ -21,7 +21,10 @@ describe('gateway handover on shared ports', () => {
     const backend = await startHttpBackend((_req, res) => res.end('app'));
     const gw = await startGateway({ sharePorts: true, limits: { agentWaitMs: 5000, warmupMs: 10_000 } });
     const creds = await gw.issueAgent('app', { http: [HOST] });
-    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: HOST, backend: `127.0.0.1:${backend.port}` }]);
+    const { agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [{ protocol: 'http', hostname: HOST, backend: `127.0.0.1:${backend.port}` }],
+    );
     await waitFor(() => gw.gateway.agentCount === 1);
 
     const statuses: number[] = [];
@@ -29,7 +32,15 @@ describe('gateway handover on shared ports', () => {
     let running = true;
     // Four clients in a loop, each request on a new connection.
     const loops = Array.from({ length: 4 }, async () => {
-      while (running) statuses.push((await get(gw.httpPort, HOST).catch((err: NodeJS.ErrnoException) => { errors.push(`${err.code ?? ''} ${err.message}`); return { status: 0 }; })).status);
+      while (running)
+        statuses.push(
+          (
+            await get(gw.httpPort, HOST).catch((err: NodeJS.ErrnoException) => {
+              errors.push(`${err.code ?? ''} ${err.message}`);
+              return { status: 0 };
+            })
+          ).status,
+        );
     });
     await new Promise((r) => setTimeout(r, 300));
     const old = gw.gateway;

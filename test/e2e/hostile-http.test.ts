@@ -5,7 +5,13 @@
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
+import {
+  connect,
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server as NetServer,
+  type Socket,
+} from 'node:net';
 import type { Server } from 'node:http';
 import { get, rawExchange, startHttpBackend } from '../helpers/http-client.ts';
 import { startAgent, startGateway, waitFor, type GatewayFixture } from '../helpers/fixture.ts';
@@ -52,14 +58,19 @@ describe('hostile HTTP clients and backends', () => {
     }));
     const backendPort = (backend.address() as AddressInfo).port;
     declining = await rawBackend('HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nno thank');
-    splitting = await rawBackend('HTTP/1.1 200 OK\r\nX-Note: a\nSet-Cookie: session=attacker\r\nContent-Length: 2\r\n\r\nok');
+    splitting = await rawBackend(
+      'HTTP/1.1 200 OK\r\nX-Note: a\nSet-Cookie: session=attacker\r\nContent-Length: 2\r\n\r\nok',
+    );
     gw = await startGateway({ limits: { headerTimeoutMs: 1000, maxHeaderBytes: 16384, responseTimeoutMs: 2000 } });
     const creds = await gw.issueAgent('web', { http: ['app.localhost', 'declines.localhost', 'splits.localhost'] });
-    ({ agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
-      { protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backendPort}` },
-      { protocol: 'http', hostname: 'declines.localhost', backend: `127.0.0.1:${declining.port}` },
-      { protocol: 'http', hostname: 'splits.localhost', backend: `127.0.0.1:${splitting.port}` },
-    ]));
+    ({ agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [
+        { protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backendPort}` },
+        { protocol: 'http', hostname: 'declines.localhost', backend: `127.0.0.1:${declining.port}` },
+        { protocol: 'http', hostname: 'splits.localhost', backend: `127.0.0.1:${splitting.port}` },
+      ],
+    ));
     await waitFor(() => gw.gateway.agentCount === 1);
   });
 
@@ -73,17 +84,24 @@ describe('hostile HTTP clients and backends', () => {
     gw.dir.remove();
   });
 
-  it.each(smugglingVectors('app.localhost'))('%s: at most one request reaches the backend, nothing is smuggled', async (_name, request) => {
-    const res = await rawExchange(gw.httpPort, request, 1500);
-    // One answer per request the gateway accepted; the smuggled one never exists.
-    expect(paths).not.toContain(SMUGGLED_PATH);
-    expect(res.text).not.toContain(`served ${SMUGGLED_PATH}`);
-    expect(res.text).toMatch(/^HTTP\/1\.1 (200|400|431) /);
-  });
+  it.each(smugglingVectors('app.localhost'))(
+    '%s: at most one request reaches the backend, nothing is smuggled',
+    async (_name, request) => {
+      const res = await rawExchange(gw.httpPort, request, 1500);
+      // One answer per request the gateway accepted; the smuggled one never exists.
+      expect(paths).not.toContain(SMUGGLED_PATH);
+      expect(res.text).not.toContain(`served ${SMUGGLED_PATH}`);
+      expect(res.text).toMatch(/^HTTP\/1\.1 (200|400|431) /);
+    },
+  );
 
   it('forwards a declined upgrade as a response, ends the connection, and never relays what followed', async () => {
-    const res = await rawExchange(gw.httpPort, 'GET /ws HTTP/1.1\r\nHost: declines.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'
-      + 'GET /other-tenant HTTP/1.1\r\nHost: app.localhost\r\n\r\n', 3000);
+    const res = await rawExchange(
+      gw.httpPort,
+      'GET /ws HTTP/1.1\r\nHost: declines.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n' +
+        'GET /other-tenant HTTP/1.1\r\nHost: app.localhost\r\n\r\n',
+      3000,
+    );
     expect(res.text).toMatch(/^HTTP\/1\.1 200 [\s\S]*Connection: close\r\n\r\nno thank$/);
     expect(res.closed).toBe(true);
     expect(declining.received()).toContain('GET /ws HTTP/1.1');
@@ -100,7 +118,11 @@ describe('hostile HTTP clients and backends', () => {
   it('replaces client-sent Forwarded, X-Forwarded-Port, -Proto, -Host and X-Real-IP', async () => {
     headers.length = 0;
     const res = await get(gw.httpPort, 'app.localhost', '/fwd', undefined, {
-      forwarded: 'for=203.0.113.9;proto=https', 'x-forwarded-port': '443', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'bank.example', 'x-real-ip': '203.0.113.9',
+      forwarded: 'for=203.0.113.9;proto=https',
+      'x-forwarded-port': '443',
+      'x-forwarded-proto': 'https',
+      'x-forwarded-host': 'bank.example',
+      'x-real-ip': '203.0.113.9',
     });
     expect(res.status).toBe(200);
     const seen = headers.at(-1)!;
@@ -114,7 +136,10 @@ describe('hostile HTTP clients and backends', () => {
 
 describe('npm start under hostile requests', () => {
   it('keeps serving after every vector, sent again and again', async () => {
-    const demo = spawn(process.execPath, ['src/cli/main.ts', 'demo', '--port', '0'], { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, ['src/cli/main.ts', 'demo', '--port', '0'], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     demo.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -143,7 +168,10 @@ describe('a client holding many connections', () => {
     const { server: app, port: appPort } = await startHttpBackend((_req, res) => res.end('ok'));
     const gw = await startGateway({ limits: { maxConnectionsPerClient: 20, headerTimeoutMs: 30_000 } });
     const creds = await gw.issueAgent('web', { http: ['app.localhost'] });
-    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${appPort}` }]);
+    const { agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [{ protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${appPort}` }],
+    );
     await waitFor(() => gw.gateway.agentCount === 1);
     const held: Socket[] = [];
     try {
@@ -166,10 +194,16 @@ describe('a client holding many connections', () => {
         s.write('GET / HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n');
       });
       expect(other).toMatch(/^HTTP\/1\.1 200[\s\S]*ok$/);
-      expect(gw.log.lines.some((l) => l.msg === 'connection refused: the client holds the most connections allowed')).toBe(true);
+      expect(
+        gw.log.lines.some((l) => l.msg === 'connection refused: the client holds the most connections allowed'),
+      ).toBe(true);
       // Once it lets go of some, the first client is served again.
       for (const s of held.splice(0, 5)) s.destroy();
-      await waitFor(async () => (await get(gw.httpPort, 'app.localhost').catch(() => ({ status: 0 }))).status === 200, 5000, 'the client to be served again');
+      await waitFor(
+        async () => (await get(gw.httpPort, 'app.localhost').catch(() => ({ status: 0 }))).status === 200,
+        5000,
+        'the client to be served again',
+      );
     } finally {
       for (const s of held) s.destroy();
       await agent.close(500);

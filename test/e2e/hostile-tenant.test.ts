@@ -20,9 +20,16 @@ const SESSION_LIMIT = 8;
 
 /** A tenant's agent that speaks the tunnel protocol itself, through our own session code. */
 async function dialAgent(dir: TempDir, name: string, tunnel: string): Promise<TunnelSession> {
-  const tls = { ca: readFileSync(dir.file('ca.crt'), 'utf8'), cert: readFileSync(dir.file(`${name}.crt`), 'utf8'), key: readFileSync(dir.file(`${name}.key`), 'utf8'), rejectUnauthorized: true };
+  const tls = {
+    ca: readFileSync(dir.file('ca.crt'), 'utf8'),
+    cert: readFileSync(dir.file(`${name}.crt`), 'utf8'),
+    key: readFileSync(dir.file(`${name}.key`), 'utf8'),
+    rejectUnauthorized: true,
+  };
   const { socket, head } = await dialWebSocket(`wss://${tunnel}/v1/tunnel`, tls, 5000).result;
-  return new TunnelSession(webSocketTransport(socket, head, { role: 'client', maxMessageBytes: MAX_MESSAGE_BYTES }), { role: 'client' });
+  return new TunnelSession(webSocketTransport(socket, head, { role: 'client', maxMessageBytes: MAX_MESSAGE_BYTES }), {
+    role: 'client',
+  });
 }
 
 describe('a hostile tenant', () => {
@@ -37,18 +44,51 @@ describe('a hostile tenant', () => {
     await writeKeyPair(dir.path, 'ca', ca);
     await writeKeyPair(dir.path, 'gateway', issueServerCertificate(ca, ['127.0.0.1'], hours(1)));
     tcpPort = await freeWildcardPort();
-    await writeKeyPair(dir.path, 'evil', issueAgentCertificate(ca, { http: ['evil.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [tcpPort], identity: 'evil/flood/1' }, hours(1)));
-    await writeKeyPair(dir.path, 'good', issueAgentCertificate(ca, { http: ['good.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'good/web/2' }, hours(1)));
-    writeFileSync(dir.file('gateway.yaml'), [
-      'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: gateway.crt, keyFile: gateway.key}',
-      'listeners:',
-      '  http: {address: 127.0.0.1, port: 0}',
-      `  tcp: {address: 127.0.0.1, portRange: {from: ${tcpPort}, to: ${tcpPort}}}`,
-      `limits: {maxSessionsPerIdentity: ${SESSION_LIMIT}}`,
-    ].join('\n'));
-    gateway = spawnWebgw(['gateway', '--config', dir.file('gateway.yaml')], { NODE_OPTIONS: '--max-semi-space-size=16' });
+    await writeKeyPair(
+      dir.path,
+      'evil',
+      issueAgentCertificate(
+        ca,
+        {
+          http: ['evil.localhost'],
+          https: [],
+          tls: [],
+          tlsTerminated: [],
+          h2c: [],
+          tcp: [tcpPort],
+          identity: 'evil/flood/1',
+        },
+        hours(1),
+      ),
+    );
+    await writeKeyPair(
+      dir.path,
+      'good',
+      issueAgentCertificate(
+        ca,
+        { http: ['good.localhost'], https: [], tls: [], tlsTerminated: [], h2c: [], tcp: [], identity: 'good/web/2' },
+        hours(1),
+      ),
+    );
+    writeFileSync(
+      dir.file('gateway.yaml'),
+      [
+        'tunnel: {address: 127.0.0.1, port: 0, caFile: ca.crt, certFile: gateway.crt, keyFile: gateway.key}',
+        'listeners:',
+        '  http: {address: 127.0.0.1, port: 0}',
+        `  tcp: {address: 127.0.0.1, portRange: {from: ${tcpPort}, to: ${tcpPort}}}`,
+        `limits: {maxSessionsPerIdentity: ${SESSION_LIMIT}}`,
+      ].join('\n'),
+    );
+    gateway = spawnWebgw(['gateway', '--config', dir.file('gateway.yaml')], {
+      NODE_OPTIONS: '--max-semi-space-size=16',
+    });
     tunnel = String((await gateway.waitForLog((l) => l.msg === 'tunnel endpoint listening')).address);
-    httpPort = Number(String((await gateway.waitForLog((l) => l.msg === 'HTTP listener ready')).address).split(':').at(-1));
+    httpPort = Number(
+      String((await gateway.waitForLog((l) => l.msg === 'HTTP listener ready')).address)
+        .split(':')
+        .at(-1),
+    );
   });
 
   afterAll(async () => {
@@ -68,7 +108,11 @@ describe('a hostile tenant', () => {
       stream.on('end', () => backend.end());
       backend.on('end', () => stream.end());
     });
-    await waitFor(async () => (await get(httpPort, 'good.localhost')).status === 200, 10_000, 'the good tenant to serve');
+    await waitFor(
+      async () => (await get(httpPort, 'good.localhost')).status === 200,
+      10_000,
+      'the good tenant to serve',
+    );
     // The flood: sessions of one identity, as fast as they are answered.
     const evil: TunnelSession[] = [];
     const refused: number[] = [];
@@ -77,7 +121,7 @@ describe('a hostile tenant', () => {
         try {
           evil.push(await dialAgent(dir, 'evil', tunnel));
         } catch (err) {
-          refused.push(err instanceof HandshakeError ? err.status ?? 0 : -1);
+          refused.push(err instanceof HandshakeError ? (err.status ?? 0) : -1);
         }
       }
     })();
@@ -88,7 +132,9 @@ describe('a hostile tenant', () => {
       if ((await get(httpPort, 'good.localhost')).status === 200) ok++;
     }
     await flooding;
-    console.log(`session flood: ${evil.length} evil sessions admitted, ${refused.length} refused (${[...new Set(refused)].join(',')}); good tenant ${ok}/${total} requests served`);
+    console.log(
+      `session flood: ${evil.length} evil sessions admitted, ${refused.length} refused (${[...new Set(refused)].join(',')}); good tenant ${ok}/${total} requests served`,
+    );
     expect(evil.length).toBeLessThanOrEqual(SESSION_LIMIT);
     expect(refused.filter((s) => s === 503).length).toBe(200 - evil.length);
     expect(ok).toBe(total);

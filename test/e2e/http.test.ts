@@ -36,7 +36,14 @@ describe('HTTP through the tunnel', () => {
         bytes += c.length;
       });
       req.on('end', () => {
-        const body = JSON.stringify({ path: req.url, method: req.method, xff: req.headers['x-forwarded-for'], proto: req.headers['x-forwarded-proto'], xhost: req.headers['x-forwarded-host'], ...(bytes > 0 ? { bytes, sha256: hash.digest('hex') } : {}) });
+        const body = JSON.stringify({
+          path: req.url,
+          method: req.method,
+          xff: req.headers['x-forwarded-for'],
+          proto: req.headers['x-forwarded-proto'],
+          xhost: req.headers['x-forwarded-host'],
+          ...(bytes > 0 ? { bytes, sha256: hash.digest('hex') } : {}),
+        });
         res.writeHead(200, { 'content-type': 'application/json', connection: 'keep-alive' }).end(body);
       });
     });
@@ -51,11 +58,14 @@ describe('HTTP through the tunnel', () => {
     backendPort = (backend.address() as AddressInfo).port;
     gw = await startGateway({ limits: { headerTimeoutMs: 500, maxHeaderBytes: 4096, responseTimeoutMs: 1000 } });
     const creds = await gw.issueAgent('web', { http: ['app.localhost', 'gone.localhost'] });
-    ({ agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
-      { protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backendPort}` },
-      // Granted, but nothing listens there: 502.
-      { protocol: 'http', hostname: 'gone.localhost', backend: '127.0.0.1:1' },
-    ]));
+    ({ agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [
+        { protocol: 'http', hostname: 'app.localhost', backend: `127.0.0.1:${backendPort}` },
+        // Granted, but nothing listens there: 502.
+        { protocol: 'http', hostname: 'gone.localhost', backend: '127.0.0.1:1' },
+      ],
+    ));
     await waitFor(() => gw.gateway.agentCount === 1);
   });
 
@@ -83,32 +93,54 @@ describe('HTTP through the tunnel', () => {
 
   it('sets X-Forwarded-For/-Proto/-Host for the backend', async () => {
     const res = await get(gw.httpPort, 'app.localhost', '/', undefined, { 'x-forwarded-for': '198.51.100.7' });
-    expect(JSON.parse(res.body)).toEqual({ path: '/', method: 'GET', xff: '198.51.100.7, 127.0.0.1', proto: 'http', xhost: 'app.localhost' });
+    expect(JSON.parse(res.body)).toEqual({
+      path: '/',
+      method: 'GET',
+      xff: '198.51.100.7, 127.0.0.1',
+      proto: 'http',
+      xhost: 'app.localhost',
+    });
   });
 
   it('passes a POST body both ways', async () => {
     const body = 'x'.repeat(300_000);
     const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost', 'content-length': body.length } }, (r) => {
-        let text = '';
-        r.on('data', (c: Buffer) => (text += c.toString()));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: gw.httpPort,
+          method: 'POST',
+          path: '/upload',
+          headers: { host: 'app.localhost', 'content-length': body.length },
+        },
+        (r) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
     expect(res.status).toBe(200);
-    expect(JSON.parse(res.body)).toMatchObject({ method: 'POST', bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') });
+    expect(JSON.parse(res.body)).toMatchObject({
+      method: 'POST',
+      bytes: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+    });
   });
 
   /** POST /upload without a Content-Length (so chunked); `send` writes the body and ends it. */
   function chunkedUpload(send: (req: ClientRequest) => void): Promise<{ status: number; body: string }> {
     return new Promise((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost' } }, (r) => {
-        let text = '';
-        r.on('data', (c: Buffer) => (text += c.toString()));
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
-      });
+      const req = httpRequest(
+        { host: '127.0.0.1', port: gw.httpPort, method: 'POST', path: '/upload', headers: { host: 'app.localhost' } },
+        (r) => {
+          let text = '';
+          r.on('data', (c: Buffer) => (text += c.toString()));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body: text }));
+        },
+      );
       req.on('error', reject);
       send(req);
     });
@@ -120,7 +152,10 @@ describe('HTTP through the tunnel', () => {
       for (let i = 0; i < 50; i++) req.write(`piece-${i};`); // no Content-Length: chunked
       req.end();
     });
-    expect(JSON.parse(res.body)).toMatchObject({ bytes: sent.length, sha256: createHash('sha256').update(sent).digest('hex') });
+    expect(JSON.parse(res.body)).toMatchObject({
+      bytes: sent.length,
+      sha256: createHash('sha256').update(sent).digest('hex'),
+    });
     const chunked = await get(gw.httpPort, 'app.localhost', '/chunked');
     expect(chunked.headers['transfer-encoding']).toBe('chunked');
     expect(chunked.body).toBe('part one, part two');
@@ -152,20 +187,34 @@ describe('HTTP through the tunnel', () => {
 
   it('passes HEAD, 304 and Expect: 100-continue', async () => {
     const head = await new Promise<number>((resolve, reject) => {
-      httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'HEAD', path: '/', headers: { host: 'app.localhost' } }, (r) => {
-        r.resume();
-        r.on('end', () => resolve(r.statusCode ?? 0));
-      }).on('error', reject).end();
+      httpRequest(
+        { host: '127.0.0.1', port: gw.httpPort, method: 'HEAD', path: '/', headers: { host: 'app.localhost' } },
+        (r) => {
+          r.resume();
+          r.on('end', () => resolve(r.statusCode ?? 0));
+        },
+      )
+        .on('error', reject)
+        .end();
     });
     expect(head).toBe(200);
     const notModified = await get(gw.httpPort, 'app.localhost', '/not-modified');
     expect([notModified.status, notModified.headers.etag, notModified.body]).toEqual([304, '"v1"', '']);
     const cont = await new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
       let continued = false;
-      const req = httpRequest({ host: '127.0.0.1', port: gw.httpPort, method: 'PUT', path: '/upload', headers: { host: 'app.localhost', expect: '100-continue', 'content-length': 4 } }, (r) => {
-        r.resume();
-        r.on('end', () => resolve({ status: r.statusCode ?? 0, continued }));
-      });
+      const req = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: gw.httpPort,
+          method: 'PUT',
+          path: '/upload',
+          headers: { host: 'app.localhost', expect: '100-continue', 'content-length': 4 },
+        },
+        (r) => {
+          r.resume();
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, continued }));
+        },
+      );
       req.on('continue', () => {
         continued = true;
         req.end('data');
@@ -200,7 +249,10 @@ describe('HTTP through the tunnel', () => {
   });
 
   it('answers 431 for oversized headers', async () => {
-    const res = await rawExchange(gw.httpPort, `GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`);
+    const res = await rawExchange(
+      gw.httpPort,
+      `GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Big: ${'a'.repeat(8000)}\r\n\r\n`,
+    );
     expect(res.text).toMatch(/^HTTP\/1.1 431/);
   });
 
@@ -211,28 +263,37 @@ describe('HTTP through the tunnel', () => {
   });
 
   it('answers pipelined requests in order on one connection, and HTTP/1.0 without keep-alive gets its close', async () => {
-    const two = 'GET /p1 HTTP/1.1\r\nHost: app.localhost\r\n\r\nGET /chunked HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n';
+    const two =
+      'GET /p1 HTTP/1.1\r\nHost: app.localhost\r\n\r\nGET /chunked HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n';
     const res = await rawExchange(gw.httpPort, two);
     expect(res.closed).toBe(true);
     const responses = res.text.split(/(?=HTTP\/1\.1 )/);
     expect(responses).toHaveLength(2);
     expect(responses[0]).toMatch(/^HTTP\/1\.1 200[\s\S]*"path":"\/p1"/);
     // A body of unknown length reaches an HTTP/1.1 client chunk-coded.
-    expect(responses[1]).toMatch(/^HTTP\/1\.1 200[\s\S]*Transfer-Encoding: chunked[\s\S]*part one, [\s\S]*part two\r\n0\r\n\r\n$/);
+    expect(responses[1]).toMatch(
+      /^HTTP\/1\.1 200[\s\S]*Transfer-Encoding: chunked[\s\S]*part one, [\s\S]*part two\r\n0\r\n\r\n$/,
+    );
     const old = await rawExchange(gw.httpPort, 'GET /chunked HTTP/1.0\r\nHost: app.localhost\r\n\r\n');
     expect(old.closed).toBe(true);
     expect(old.text).toMatch(/^HTTP\/1\.1 200[\s\S]*Connection: close\r\n\r\npart one, part two$/);
   });
 
   it('refuses a request whose body framing is ambiguous (smuggling) and closes', async () => {
-    const res = await rawExchange(gw.httpPort, 'POST /x HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.localhost\r\n\r\n');
+    const res = await rawExchange(
+      gw.httpPort,
+      'POST /x HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: app.localhost\r\n\r\n',
+    );
     expect(res.text).toMatch(/^HTTP\/1\.1 400/);
     expect(res.text).not.toMatch(/smuggled/);
     expect(res.closed).toBe(true);
   });
 
   it('answers a request whose body it will not read, then closes instead of waiting for the body', async () => {
-    const res = await rawExchange(gw.httpPort, `POST /upload HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(1000)}`);
+    const res = await rawExchange(
+      gw.httpPort,
+      `POST /upload HTTP/1.1\r\nHost: nobody.localhost\r\nContent-Length: 1000000\r\n\r\n${'x'.repeat(1000)}`,
+    );
     expect(res.text).toMatch(/^HTTP\/1\.1 404[\s\S]*Connection: close/);
     expect(res.closed).toBe(true);
     expect(res.elapsedMs).toBeLessThan(2000);
@@ -264,7 +325,9 @@ describe('HTTP through the tunnel', () => {
     expect((await get(admin, 'x', '/healthz')).status).toBe(200);
     expect((await get(admin, 'x', '/readyz')).status).toBe(200);
     const metrics = await get(admin, 'x', '/metrics');
-    expect(metrics.body).toMatch(/webgw_gateway_http_request_duration_seconds_count\{route="app.localhost",code="200"\} \d+/);
+    expect(metrics.body).toMatch(
+      /webgw_gateway_http_request_duration_seconds_count\{route="app.localhost",code="200"\} \d+/,
+    );
     expect(metrics.body).toMatch(/webgw_gateway_agent_sessions 1/);
   });
 });
@@ -273,7 +336,10 @@ describe('HTTP without an agent', () => {
   it('answers 503 once the agent of a route has left', async () => {
     const gw = await startGateway();
     const creds = await gw.issueAgent('web', { http: ['left.localhost'] });
-    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'left.localhost', backend: '127.0.0.1:1' }]);
+    const { agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [{ protocol: 'http', hostname: 'left.localhost', backend: '127.0.0.1:1' }],
+    );
     await waitFor(() => gw.gateway.agentCount === 1);
     await agent.close(1000);
     await waitFor(() => gw.gateway.agentCount === 0);

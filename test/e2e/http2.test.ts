@@ -9,7 +9,14 @@ import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { connect as http2Connect, createServer as createH2cServer, type ClientHttp2Session, type IncomingHttpHeaders, type Http2Server, type OutgoingHttpHeaders } from 'node:http2';
+import {
+  connect as http2Connect,
+  createServer as createH2cServer,
+  type ClientHttp2Session,
+  type IncomingHttpHeaders,
+  type Http2Server,
+  type OutgoingHttpHeaders,
+} from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { promisify } from 'node:util';
@@ -29,7 +36,11 @@ interface H2Answer {
 }
 
 /** One request on `session`; resolves with the whole answer. */
-function h2Request(session: ClientHttp2Session, headers: OutgoingHttpHeaders, body?: Buffer | Buffer[]): Promise<H2Answer> {
+function h2Request(
+  session: ClientHttp2Session,
+  headers: OutgoingHttpHeaders,
+  body?: Buffer | Buffer[],
+): Promise<H2Answer> {
   return new Promise((resolve, reject) => {
     const req = session.request(headers, { endStream: body === undefined });
     let answer: IncomingHttpHeaders = {};
@@ -65,14 +76,21 @@ function frame(type: number, flags: number, stream: number, payload: Buffer): Bu
 
 function framesOf(data: Buffer): Array<{ type: number; stream: number }> {
   const out: Array<{ type: number; stream: number }> = [];
-  for (let o = 0; o + 9 <= data.length; o += 9 + data.readUIntBE(o, 3)) out.push({ type: data.readUInt8(o + 3), stream: data.readUInt32BE(o + 5) });
+  for (let o = 0; o + 9 <= data.length; o += 9 + data.readUIntBE(o, 3))
+    out.push({ type: data.readUInt8(o + 3), stream: data.readUInt32BE(o + 5) });
   return out;
 }
 
 const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const raw = (b: Buffer): Buffer => b;
 const method = (path: string, requestStream: boolean, responseStream: boolean) => ({
-  path, requestStream, responseStream, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw,
+  path,
+  requestStream,
+  responseStream,
+  requestSerialize: raw,
+  requestDeserialize: raw,
+  responseSerialize: raw,
+  responseDeserialize: raw,
 });
 /** A gRPC service on raw bytes (no .proto needed): what grpc-js does with any codec. */
 const echoService = {
@@ -98,15 +116,21 @@ describe('HTTP/2 and gRPC through the gateway', () => {
   let client: EchoClient;
   let backendRequests = 0;
 
-  const connect = (name: string): ClientHttp2Session => http2Connect(`https://${name}:${gw.tlsPort}`, {
-    ca: publicCa.certPem, servername: name,
-    // Every name is this gateway: resolve to loopback (*.localhost need not resolve here).
-    lookup: (_host, opts, done) => {
-      const answer = done as (err: null, address: string | Array<{ address: string; family: number }>, family?: number) => void;
-      if ((opts as { all?: boolean }).all) answer(null, [{ address: '127.0.0.1', family: 4 }]);
-      else answer(null, '127.0.0.1', 4);
-    },
-  });
+  const connect = (name: string): ClientHttp2Session =>
+    http2Connect(`https://${name}:${gw.tlsPort}`, {
+      ca: publicCa.certPem,
+      servername: name,
+      // Every name is this gateway: resolve to loopback (*.localhost need not resolve here).
+      lookup: (_host, opts, done) => {
+        const answer = done as (
+          err: null,
+          address: string | Array<{ address: string; family: number }>,
+          family?: number,
+        ) => void;
+        if ((opts as { all?: boolean }).all) answer(null, [{ address: '127.0.0.1', family: 4 }]);
+        else answer(null, '127.0.0.1', 4);
+      },
+    });
 
   beforeAll(async () => {
     mkdirSync(certDir);
@@ -121,10 +145,20 @@ describe('HTTP/2 and gRPC through the gateway', () => {
         const body = Buffer.concat(chunks);
         res.setHeader('content-type', 'application/json');
         res.setHeader('set-cookie', ['a=1', 'b=2']);
-        res.end(JSON.stringify({
-          version: req.httpVersion, method: req.method, host: req.headers.host, url: req.url, proto: req.headers['x-forwarded-proto'],
-          for: req.headers['x-forwarded-for'], cookie: req.headers.cookie, te: req.headers['transfer-encoding'] ?? null, length: body.length, sha: sha256(body),
-        }));
+        res.end(
+          JSON.stringify({
+            version: req.httpVersion,
+            method: req.method,
+            host: req.headers.host,
+            url: req.url,
+            proto: req.headers['x-forwarded-proto'],
+            for: req.headers['x-forwarded-for'],
+            cookie: req.headers.cookie,
+            te: req.headers['transfer-encoding'] ?? null,
+            length: body.length,
+            sha: sha256(body),
+          }),
+        );
       });
     });
     http1 = backend.server;
@@ -135,9 +169,20 @@ describe('HTTP/2 and gRPC through the gateway', () => {
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         const body = Buffer.concat(chunks);
-        stream.respond({ ':status': 200, 'content-type': 'application/json', 'x-backend': 'h2c' }, { waitForTrailers: true });
+        stream.respond(
+          { ':status': 200, 'content-type': 'application/json', 'x-backend': 'h2c' },
+          { waitForTrailers: true },
+        );
         stream.on('wantTrailers', () => stream.sendTrailers({ 'x-checksum': sha256(body) }));
-        stream.end(JSON.stringify({ path: headers[':path'], authority: headers[':authority'], proto: headers['x-forwarded-proto'], te: headers.te ?? null, length: body.length }));
+        stream.end(
+          JSON.stringify({
+            path: headers[':path'],
+            authority: headers[':authority'],
+            proto: headers['x-forwarded-proto'],
+            te: headers.te ?? null,
+            length: body.length,
+          }),
+        );
       });
     });
     h2c.listen(0, '127.0.0.1');
@@ -171,7 +216,9 @@ describe('HTTP/2 and gRPC through the gateway', () => {
       },
     });
     const grpcPort = await new Promise<number>((resolve, reject) => {
-      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port)));
+      grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      );
     });
 
     gw = await startGateway({ certificatesDir: certDir });
@@ -180,16 +227,20 @@ describe('HTTP/2 and gRPC through the gateway', () => {
       http: ['h2c.gw.localhost', 'grpc.gw.localhost'],
       h2c: ['h2c.gw.localhost', 'grpc.gw.localhost'],
     });
-    ({ agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials }], [
-      { protocol: 'http', hostname: 'web.gw.localhost', backend: `127.0.0.1:${backend.port}` },
-      { protocol: 'http', hostname: 'h2c.gw.localhost', backend: `127.0.0.1:${(h2c.address() as AddressInfo).port}` },
-      { protocol: 'http', hostname: 'grpc.gw.localhost', backend: `127.0.0.1:${grpcPort}` },
-    ]));
+    ({ agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials }],
+      [
+        { protocol: 'http', hostname: 'web.gw.localhost', backend: `127.0.0.1:${backend.port}` },
+        { protocol: 'http', hostname: 'h2c.gw.localhost', backend: `127.0.0.1:${(h2c.address() as AddressInfo).port}` },
+        { protocol: 'http', hostname: 'grpc.gw.localhost', backend: `127.0.0.1:${grpcPort}` },
+      ],
+    ));
     await waitFor(() => gw.gateway.agentCount === 1, 10_000, 'agent connected');
     session = connect('web.gw.localhost');
     const Client = grpc.makeGenericClientConstructor(echoService, 'Echo');
     client = new Client(`127.0.0.1:${gw.tlsPort}`, grpc.credentials.createSsl(Buffer.from(publicCa.certPem)), {
-      'grpc.ssl_target_name_override': 'grpc.gw.localhost', 'grpc.default_authority': 'grpc.gw.localhost',
+      'grpc.ssl_target_name_override': 'grpc.gw.localhost',
+      'grpc.default_authority': 'grpc.gw.localhost',
     }) as unknown as EchoClient;
   });
 
@@ -205,37 +256,67 @@ describe('HTTP/2 and gRPC through the gateway', () => {
   });
 
   it('negotiates h2 and serves an HTTP/1.1 backend, X-Forwarded-* set, cookies joined', async () => {
-    const res = await h2Request(session, { ':path': '/hello?x=1', cookie: ['a=1', 'b=2'], 'x-forwarded-proto': 'forged' });
+    const res = await h2Request(session, {
+      ':path': '/hello?x=1',
+      cookie: ['a=1', 'b=2'],
+      'x-forwarded-proto': 'forged',
+    });
     expect(session.alpnProtocol).toBe('h2');
     expect(res.headers[':status']).toBe(200);
     expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
     expect(res.headers.connection).toBeUndefined();
     expect(JSON.parse(res.body.toString())).toMatchObject({
-      version: '1.1', method: 'GET', host: `web.gw.localhost:${gw.tlsPort}`, url: '/hello?x=1', proto: 'https', for: '127.0.0.1', cookie: 'a=1; b=2', length: 0,
+      version: '1.1',
+      method: 'GET',
+      host: `web.gw.localhost:${gw.tlsPort}`,
+      url: '/hello?x=1',
+      proto: 'https',
+      for: '127.0.0.1',
+      cookie: 'a=1; b=2',
+      length: 0,
     });
   });
 
   it('carries request bodies bit-exact, with and without a length, and 100 streams at once', async () => {
     const big = Buffer.from(Array.from({ length: 3 * 1024 * 1024 + 7 }, (_, i) => (i * 31) & 0xff));
-    const sized = JSON.parse((await h2Request(session, { ':method': 'POST', ':path': '/up', 'content-length': String(big.length) }, big)).body.toString());
+    const sized = JSON.parse(
+      (
+        await h2Request(session, { ':method': 'POST', ':path': '/up', 'content-length': String(big.length) }, big)
+      ).body.toString(),
+    );
     expect(sized).toMatchObject({ length: big.length, sha: sha256(big), te: null });
     const parts = [big.subarray(0, 1000), big.subarray(1000)];
-    const chunked = JSON.parse((await h2Request(session, { ':method': 'POST', ':path': '/up' }, parts)).body.toString());
+    const chunked = JSON.parse(
+      (await h2Request(session, { ':method': 'POST', ':path': '/up' }, parts)).body.toString(),
+    );
     expect(chunked).toMatchObject({ length: big.length, sha: sha256(big), te: 'chunked' });
     const many = await Promise.all(Array.from({ length: 100 }, (_, i) => h2Request(session, { ':path': `/n/${i}` })));
-    expect(many.map((r) => JSON.parse(r.body.toString()).url)).toEqual(Array.from({ length: 100 }, (_, i) => `/n/${i}`));
+    expect(many.map((r) => JSON.parse(r.body.toString()).url)).toEqual(
+      Array.from({ length: 100 }, (_, i) => `/n/${i}`),
+    );
   });
 
   it('answers 421 for a name the connection was not opened for, 404 for one nobody serves', async () => {
-    expect((await h2Request(session, { ':path': '/', ':authority': 'elsewhere.localhost' })).headers[':status']).toBe(421);
+    expect((await h2Request(session, { ':path': '/', ':authority': 'elsewhere.localhost' })).headers[':status']).toBe(
+      421,
+    );
     const res = await h2Request(session, { ':path': '/', ':authority': 'nobody.gw.localhost' });
     expect(res.headers[':status']).toBe(404);
     expect(res.body.toString()).toContain('no service is exposed as nobody.gw.localhost');
   });
 
   it('passes curl --http2 with the chain verified', async () => {
-    const { stdout } = await run('curl', ['-sS', '--http2', '--cacert', caFile, '--resolve', `web.gw.localhost:${gw.tlsPort}:127.0.0.1`,
-      '-w', '\n%{http_version} %{response_code}', `https://web.gw.localhost:${gw.tlsPort}/curl`]);
+    const { stdout } = await run('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      caFile,
+      '--resolve',
+      `web.gw.localhost:${gw.tlsPort}:127.0.0.1`,
+      '-w',
+      '\n%{http_version} %{response_code}',
+      `https://web.gw.localhost:${gw.tlsPort}/curl`,
+    ]);
     const [body, status] = stdout.split('\n');
     expect(status).toBe('2 200');
     expect(JSON.parse(body ?? '')).toMatchObject({ url: '/curl', proto: 'https' });
@@ -248,7 +329,13 @@ describe('HTTP/2 and gRPC through the gateway', () => {
       const res = await h2Request(h2, { ':method': 'POST', ':path': '/grpc-like', te: 'trailers' }, body);
       expect(res.headers[':status']).toBe(200);
       expect(res.headers['x-backend']).toBe('h2c');
-      expect(JSON.parse(res.body.toString())).toEqual({ path: '/grpc-like', authority: `h2c.gw.localhost:${gw.tlsPort}`, proto: 'https', te: 'trailers', length: body.length });
+      expect(JSON.parse(res.body.toString())).toEqual({
+        path: '/grpc-like',
+        authority: `h2c.gw.localhost:${gw.tlsPort}`,
+        proto: 'https',
+        te: 'trailers',
+        length: body.length,
+      });
       expect(res.trailers?.['x-checksum']).toBe(sha256(body));
     } finally {
       h2.close();
@@ -263,11 +350,19 @@ describe('HTTP/2 and gRPC through the gateway', () => {
   });
 
   it('calls a gRPC server behind the tunnel: unary, streams both ways, status and deadlines', async () => {
-    const unary = (name: 'echo' | 'slow', message: string, deadlineMs = 10_000) => new Promise<Buffer>((resolve, reject) => {
-      client[name](Buffer.from(message), { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null, reply: Buffer) => (err ? reject(err) : resolve(reply)));
-    });
+    const unary = (name: 'echo' | 'slow', message: string, deadlineMs = 10_000) =>
+      new Promise<Buffer>((resolve, reject) => {
+        client[name](
+          Buffer.from(message),
+          { deadline: Date.now() + deadlineMs },
+          (err: grpc.ServiceError | null, reply: Buffer) => (err ? reject(err) : resolve(reply)),
+        );
+      });
     expect((await unary('echo', 'hi')).toString()).toBe('echo:hi');
-    await expect(unary('echo', 'missing')).rejects.toMatchObject({ code: grpc.status.NOT_FOUND, details: 'no such thing' });
+    await expect(unary('echo', 'missing')).rejects.toMatchObject({
+      code: grpc.status.NOT_FOUND,
+      details: 'no such thing',
+    });
     await expect(unary('slow', 'x', 300)).rejects.toMatchObject({ code: grpc.status.DEADLINE_EXCEEDED });
 
     const counted: string[] = [];
@@ -291,7 +386,9 @@ describe('HTTP/2 and gRPC through the gateway', () => {
     expect(replies).toEqual(['ONE', 'TWO', 'THREE']);
 
     const total = await new Promise<string>((resolve, reject) => {
-      const call = client.sum((err: grpc.ServiceError | null, reply: Buffer) => (err ? reject(err) : resolve(reply.toString()))) as grpc.ClientWritableStream<Buffer>;
+      const call = client.sum((err: grpc.ServiceError | null, reply: Buffer) =>
+        err ? reject(err) : resolve(reply.toString()),
+      ) as grpc.ClientWritableStream<Buffer>;
       for (let i = 0; i < 64; i++) call.write(Buffer.alloc(16 * 1024));
       call.end();
     });
@@ -300,7 +397,13 @@ describe('HTTP/2 and gRPC through the gateway', () => {
 
   it('closes a connection that opens and resets streams in a flood (rapid reset), and keeps serving', async () => {
     // Raw frames: node's client drops a stream closed before it was sent, so it cannot flood.
-    const socket = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: 'web.gw.localhost', ca: publicCa.certPem, ALPNProtocols: ['h2'] });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: gw.tlsPort,
+      servername: 'web.gw.localhost',
+      ca: publicCa.certPem,
+      ALPNProtocols: ['h2'],
+    });
     await once(socket, 'secureConnect');
     expect(socket.alpnProtocol).toBe('h2');
     const received: Buffer[] = [];
@@ -329,9 +432,12 @@ describe('HTTP/2 and gRPC through the gateway', () => {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([closed, new Promise((resolve) => {
-      timer = setTimeout(resolve, 5000);
-    })]);
+    await Promise.race([
+      closed,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 5000);
+      }),
+    ]);
     clearTimeout(timer);
     const answer = Buffer.concat(received);
     // node:http2 (nghttp2's limit on reset streams) ends the connection with GOAWAY.

@@ -14,17 +14,35 @@ import { createCA, issueCertificate, issueControllerCertificate, type KeyPairPem
 import { hours, startAgent, startGateway, waitFor, type GatewayFixture } from '../helpers/fixture.ts';
 import { startHttpBackend } from '../helpers/http-client.ts';
 
-interface Answer { status: number; body: string }
+interface Answer {
+  status: number;
+  body: string;
+}
 
 function ask(gw: GatewayFixture, client: KeyPairPem, opts: { method?: string; path?: string } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({
-      host: '127.0.0.1', port: gw.addresses.tunnel.port, path: opts.path ?? SESSION_REPORT_PATH, method: opts.method ?? 'GET',
-      servername: 'localhost', ca: gw.ca.certPem, cert: client.certPem, key: client.keyPem, agent: false,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => { body += d; }).on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: gw.addresses.tunnel.port,
+        path: opts.path ?? SESSION_REPORT_PATH,
+        method: opts.method ?? 'GET',
+        servername: 'localhost',
+        ca: gw.ca.certPem,
+        cert: client.certPem,
+        key: client.keyPem,
+        agent: false,
+      },
+      (res) => {
+        let body = '';
+        res
+          .setEncoding('utf8')
+          .on('data', (d: string) => {
+            body += d;
+          })
+          .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -40,7 +58,10 @@ describe('session report', () => {
     gw = await startGateway();
     reader = issueControllerCertificate(gw.ca, SESSION_READER_GRANT, hours(1));
     const creds = await gw.issueAgent('web', { http: ['web.example.com'], identity: 't/web/u1' });
-    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'web.example.com', backend: `127.0.0.1:${(await backend).port}` }]);
+    const { agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [{ protocol: 'http', hostname: 'web.example.com', backend: `127.0.0.1:${(await backend).port}` }],
+    );
     stopAgent = () => agent.close(1000);
     await waitFor(() => gw.gateway.agentCount === 1, 10_000, 'agent');
   });
@@ -55,27 +76,48 @@ describe('session report', () => {
   it('tells the reader every session, with its identity, start and round trip', async () => {
     const answer = await ask(gw, reader);
     expect(answer.status).toBe(200);
-    const report = JSON.parse(answer.body) as { routes: number; sessions: Array<{ identity: string; since: string; draining: boolean }> };
+    const report = JSON.parse(answer.body) as {
+      routes: number;
+      sessions: Array<{ identity: string; since: string; draining: boolean }>;
+    };
     expect(report.routes).toBe(1);
     expect(report.sessions).toEqual([expect.objectContaining({ identity: 't/web/u1', draining: false })]);
     expect(Date.now() - Date.parse(report.sessions[0]!.since)).toBeLessThan(60_000);
   });
 
   it("refuses an agent's certificate, and a reader certificate that also grants routes", async () => {
-    const agentPair = issueCertificate(gw.ca, { commonName: 'agent', usage: 'client', uris: ['webgw:http:web.example.com', 'webgw:id:t/web/u1'] }, hours(1));
+    const agentPair = issueCertificate(
+      gw.ca,
+      { commonName: 'agent', usage: 'client', uris: ['webgw:http:web.example.com', 'webgw:id:t/web/u1'] },
+      hours(1),
+    );
     expect((await ask(gw, agentPair)).status).toBe(403);
-    const both = issueCertificate(gw.ca, { commonName: 'both', usage: 'client', uris: [SESSION_READER_GRANT, 'webgw:http:other.example.com'] }, hours(1));
+    const both = issueCertificate(
+      gw.ca,
+      { commonName: 'both', usage: 'client', uris: [SESSION_READER_GRANT, 'webgw:http:other.example.com'] },
+      hours(1),
+    );
     expect((await ask(gw, both)).status).toBe(403);
-    const withDns = issueCertificate(gw.ca, { commonName: 'dns', usage: 'client', hosts: ['controller.example.com'], uris: [SESSION_READER_GRANT] }, hours(1));
+    const withDns = issueCertificate(
+      gw.ca,
+      { commonName: 'dns', usage: 'client', hosts: ['controller.example.com'], uris: [SESSION_READER_GRANT] },
+      hours(1),
+    );
     expect((await ask(gw, withDns)).status).toBe(403);
-    const serverUsage = issueCertificate(gw.ca, { commonName: 'srv', usage: 'server', uris: [SESSION_READER_GRANT] }, hours(1));
+    const serverUsage = issueCertificate(
+      gw.ca,
+      { commonName: 'srv', usage: 'server', uris: [SESSION_READER_GRANT] },
+      hours(1),
+    );
     await expect(ask(gw, serverUsage)).rejects.toThrow();
   });
 
-  it("refuses a reader certificate of another CA at the handshake", async () => {
+  it('refuses a reader certificate of another CA at the handshake', async () => {
     const foreign = issueControllerCertificate(createCA('someone else', hours(1)), SESSION_READER_GRANT, hours(1));
     await expect(ask(gw, foreign)).rejects.toThrow();
-    expect(gw.log.lines.filter((l) => l.msg === 'agent refused at TLS handshake').at(-1)).toMatchObject({ reason: 'untrusted' });
+    expect(gw.log.lines.filter((l) => l.msg === 'agent refused at TLS handshake').at(-1)).toMatchObject({
+      reason: 'untrusted',
+    });
   });
 
   it('answers GET only, and at most five reports a second', async () => {
@@ -93,7 +135,10 @@ describe('session report', () => {
     const dir = gw.dir;
     const { writeKeyPair } = await import('../../src/pki/files.ts');
     const files = await writeKeyPair(dir.path, 'reader', reader);
-    const { agent, log } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: { caFile: dir.file('ca.crt'), ...files } }], [{ protocol: 'http', hostname: 'web.example.com', backend: '127.0.0.1:1' }]);
+    const { agent, log } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: { caFile: dir.file('ca.crt'), ...files } }],
+      [{ protocol: 'http', hostname: 'web.example.com', backend: '127.0.0.1:1' }],
+    );
     try {
       await waitFor(() => log.lines.some((l) => /403/.test(JSON.stringify(l))), 10_000, 'a 403 for the reader');
       expect(gw.gateway.agentCount).toBe(1);
@@ -106,11 +151,21 @@ describe('session report', () => {
     await new Promise((r) => setTimeout(r, 1000));
     const changes: string[] = [];
     const probe = new SessionProbe({
-      intervalMs: 60_000, clock: systemClock, logger: createLogger({}, { level: 'error' }),
-      targets: () => [{
-        gateway: 'eu', ca: gw.ca, serverName: 'localhost', port: gw.addresses.tunnel.port,
-        replicas: [{ pod: 'eu-a', address: '127.0.0.1' }, { pod: 'eu-b', address: '127.0.0.2' }],
-      }],
+      intervalMs: 60_000,
+      clock: systemClock,
+      logger: createLogger({}, { level: 'error' }),
+      targets: () => [
+        {
+          gateway: 'eu',
+          ca: gw.ca,
+          serverName: 'localhost',
+          port: gw.addresses.tunnel.port,
+          replicas: [
+            { pod: 'eu-a', address: '127.0.0.1' },
+            { pod: 'eu-b', address: '127.0.0.2' },
+          ],
+        },
+      ],
       onGatewayChanged: (g) => changes.push(`gateway ${g}`),
       onServicesChanged: (g, ids) => changes.push(`services ${g} ${ids === 'all' ? 'all' : [...ids].join(',')}`),
     });
@@ -124,7 +179,14 @@ describe('session report', () => {
       expect(view[1]).toEqual({ name: 'eu-b', sessions: 0, reachable: false });
       expect(probe.observation('eu')!.proxies()).toEqual([
         { name: 'eu-a', address: '127.0.0.1', reachable: true, sessions: 1, routes: 1 },
-        { name: 'eu-b', address: '127.0.0.2', reachable: false, sessions: 0, routes: 0, message: 'unreachable (ECONNREFUSED)' },
+        {
+          name: 'eu-b',
+          address: '127.0.0.2',
+          reachable: false,
+          sessions: 0,
+          routes: 0,
+          message: 'unreachable (ECONNREFUSED)',
+        },
       ]);
     } finally {
       probe.stop();

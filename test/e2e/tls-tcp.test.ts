@@ -1,6 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { connect as netConnect, createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import {
+  connect as netConnect,
+  createServer as createNetServer,
+  type AddressInfo,
+  type Server,
+  type Socket,
+} from 'node:net';
 import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from 'node:tls';
 import { freeLoopbackPort } from '../../src/common/net.ts';
 import { createCA, issueServerCertificate } from '../../src/pki/issue.ts';
@@ -75,19 +81,26 @@ describe('TLS passthrough and raw TCP', () => {
         s.end();
       });
     });
-    const [tlsPort, tcpBackendPort, proxyBackendPort] = await Promise.all([listenOn(tlsBackend), listenOn(tcpBackend), listenOn(proxyBackend)]);
+    const [tlsPort, tcpBackendPort, proxyBackendPort] = await Promise.all([
+      listenOn(tlsBackend),
+      listenOn(tcpBackend),
+      listenOn(proxyBackend),
+    ]);
     tcpPort = await freeLoopbackPort();
     proxyPortV1 = await freeLoopbackPort();
     proxyPortV2 = await freeLoopbackPort();
     const ports = [tcpPort, proxyPortV1, proxyPortV2].sort((a, b) => a - b);
     gw = await startGateway({ tcpRange: { from: ports[0]!, to: ports[2]! }, limits: { clientHelloTimeoutMs: 500 } });
     const creds = await gw.issueAgent('db', { tls: ['db.localhost'], tcp: [tcpPort, proxyPortV1, proxyPortV2] });
-    ({ agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [
-      { protocol: 'tls', hostname: 'db.localhost', backend: `127.0.0.1:${tlsPort}` },
-      { protocol: 'tcp', port: tcpPort, backend: `127.0.0.1:${tcpBackendPort}` },
-      { protocol: 'tcp', port: proxyPortV1, backend: `127.0.0.1:${proxyBackendPort}`, proxyProtocol: 'v1' },
-      { protocol: 'tcp', port: proxyPortV2, backend: `127.0.0.1:${proxyBackendPort}`, proxyProtocol: 'v2' },
-    ]));
+    ({ agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [
+        { protocol: 'tls', hostname: 'db.localhost', backend: `127.0.0.1:${tlsPort}` },
+        { protocol: 'tcp', port: tcpPort, backend: `127.0.0.1:${tcpBackendPort}` },
+        { protocol: 'tcp', port: proxyPortV1, backend: `127.0.0.1:${proxyBackendPort}`, proxyProtocol: 'v1' },
+        { protocol: 'tcp', port: proxyPortV2, backend: `127.0.0.1:${proxyBackendPort}`, proxyProtocol: 'v2' },
+      ],
+    ));
     await waitFor(() => gw.gateway.tcpPorts.length === 3, 10_000, 'TCP listeners');
   });
 
@@ -98,8 +111,13 @@ describe('TLS passthrough and raw TCP', () => {
     gw.dir.remove();
   });
 
-  it('completes a handshake against the backend\'s own certificate via SNI', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: 'db.localhost', ca: serviceCa.certPem });
+  it("completes a handshake against the backend's own certificate via SNI", async () => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: gw.tlsPort,
+      servername: 'db.localhost',
+      ca: serviceCa.certPem,
+    });
     await once(socket, 'secureConnect');
     expect(socket.authorized).toBe(true);
     expect(socket.getPeerX509Certificate()?.subjectAltName).toBe('DNS:db.localhost');
@@ -109,13 +127,23 @@ describe('TLS passthrough and raw TCP', () => {
   });
 
   it('refuses an unknown SNI with an unrecognized_name alert', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, servername: 'other.localhost', ca: serviceCa.certPem });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: gw.tlsPort,
+      servername: 'other.localhost',
+      ca: serviceCa.certPem,
+    });
     const [err] = await once(socket, 'error');
     expect(String(err.message)).toMatch(/unrecognized name|alert number 112/i);
   });
 
   it('refuses a ClientHello without SNI', async () => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: gw.tlsPort, ca: serviceCa.certPem, rejectUnauthorized: false });
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port: gw.tlsPort,
+      ca: serviceCa.certPem,
+      rejectUnauthorized: false,
+    });
     const [err] = await once(socket, 'error');
     expect(String(err.message)).toMatch(/unrecognized name|alert number 112/i);
   });
@@ -184,17 +212,19 @@ describe('TLS passthrough and raw TCP', () => {
   });
 
   it('serves 1,000 concurrent streams over one agent session', async () => {
-    const results = await Promise.all(Array.from({ length: 1000 }, async (_v, i) => {
-      const socket = netConnect({ host: '127.0.0.1', port: tcpPort, allowHalfOpen: true });
-      await once(socket, 'connect');
-      const data = randomBytes(2000 + i);
-      const chunks: Buffer[] = [];
-      socket.on('data', (c: Buffer) => chunks.push(c));
-      socket.end(data);
-      await once(socket, 'close');
-      const reply = JSON.parse(Buffer.concat(chunks).toString()) as { size: number; sha256: string };
-      return reply.size === data.length && reply.sha256 === createHash('sha256').update(data).digest('hex');
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, async (_v, i) => {
+        const socket = netConnect({ host: '127.0.0.1', port: tcpPort, allowHalfOpen: true });
+        await once(socket, 'connect');
+        const data = randomBytes(2000 + i);
+        const chunks: Buffer[] = [];
+        socket.on('data', (c: Buffer) => chunks.push(c));
+        socket.end(data);
+        await once(socket, 'close');
+        const reply = JSON.parse(Buffer.concat(chunks).toString()) as { size: number; sha256: string };
+        return reply.size === data.length && reply.sha256 === createHash('sha256').update(data).digest('hex');
+      }),
+    );
     expect(results.filter(Boolean)).toHaveLength(1000);
   }, 60_000);
 });

@@ -21,9 +21,16 @@ describe('withdrawn credentials', () => {
     const gw = await startGateway({ dir, authorizedAgentsFile: listFile });
     const creds = await gw.issueAgent('web', { http: ['web.localhost'] });
     const cert = new X509Certificate(readFileSync(creds.certFile));
-    const { agent } = await startAgent([{ endpoints: [gw.tunnelUrl], credentials: creds }], [{ protocol: 'http', hostname: 'web.localhost', backend: `127.0.0.1:${port}` }]);
+    const { agent } = await startAgent(
+      [{ endpoints: [gw.tunnelUrl], credentials: creds }],
+      [{ protocol: 'http', hostname: 'web.localhost', backend: `127.0.0.1:${port}` }],
+    );
     // Not listed yet: refused, with a log line saying why.
-    await waitFor(() => gw.log.lines.some((l) => String(l.msg).startsWith('agent refused: credential not admitted')), 5000, 'refusal');
+    await waitFor(
+      () => gw.log.lines.some((l) => String(l.msg).startsWith('agent refused: credential not admitted')),
+      5000,
+      'refusal',
+    );
     expect(gw.gateway.agentCount).toBe(0);
     // Listed: admitted (the agent retries on its own).
     writeFileSync(listFile, renderAuthorizedAgents([cert.serialNumber]));
@@ -31,7 +38,11 @@ describe('withdrawn credentials', () => {
     expect((await get(gw.httpPort, 'web.localhost')).status).toBe(200);
     // Withdrawn (the ExposedService was deleted): the session goes at once, the route with it.
     writeFileSync(listFile, renderAuthorizedAgents([]));
-    await waitFor(() => gw.log.lines.some((l) => l.msg === 'agent credential withdrawn; closing its session'), 10_000, 'withdrawal');
+    await waitFor(
+      () => gw.log.lines.some((l) => l.msg === 'agent credential withdrawn; closing its session'),
+      10_000,
+      'withdrawal',
+    );
     await waitFor(() => gw.gateway.agentCount === 0, 5000, 'session closed');
     // Gone for good: 404 at once (a route whose agent merely left answers 503, after agentWaitMs).
     expect((await get(gw.httpPort, 'web.localhost')).status).toBe(404);

@@ -12,7 +12,13 @@ import { parseConfig } from '../../src/common/config-file.ts';
 import { createLogger, type Logger } from '../../src/common/log.ts';
 import { writeKeyPair } from '../../src/pki/files.ts';
 import type { GrantSet } from '../../src/pki/grants.ts';
-import { createCA, issueAgentCertificate, issueServerCertificate, type KeyPairPem, type Validity } from '../../src/pki/issue.ts';
+import {
+  createCA,
+  issueAgentCertificate,
+  issueServerCertificate,
+  type KeyPairPem,
+  type Validity,
+} from '../../src/pki/issue.ts';
 import { gatewayConfigSchema } from '../../src/proxy/config.ts';
 import { Gateway, type GatewayAddresses } from '../../src/proxy/gateway.ts';
 
@@ -21,7 +27,10 @@ export const hours = (h: number): Validity => ({ notAfter: new Date(Date.now() +
 
 export class LogCapture {
   readonly lines: Array<Record<string, unknown>> = [];
-  readonly logger: Logger = createLogger({}, { level: 'debug', sink: (line) => this.lines.push(JSON.parse(line) as Record<string, unknown>) });
+  readonly logger: Logger = createLogger(
+    {},
+    { level: 'debug', sink: (line) => this.lines.push(JSON.parse(line) as Record<string, unknown>) },
+  );
 
   find(msg: string | RegExp): Record<string, unknown> | undefined {
     return this.lines.find((l) => (typeof msg === 'string' ? l.msg === msg : msg.test(String(l.msg))));
@@ -82,32 +91,64 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
   await writeKeyPair(dir.path, 'ca', ca);
   await writeKeyPair(dir.path, 'gateway', issueServerCertificate(ca, ['127.0.0.1', 'localhost'], hours(24)));
   const log = new LogCapture();
-  const build = (ports: { tunnel: number; http: number; tls: number }): Gateway => new Gateway(parseConfig({
-    name: 'test',
-    tunnel: {
-      address: '127.0.0.1', port: ports.tunnel, caFile: dir.file('ca.crt'), certFile: dir.file('gateway.crt'), keyFile: dir.file('gateway.key'),
-      ...(options.authorizedAgentsFile ? { authorizedAgentsFile: options.authorizedAgentsFile } : {}),
-    },
-    listeners: {
-      http: { address: '127.0.0.1', port: ports.http },
-      tls: { address: '127.0.0.1', port: ports.tls, ...(options.certificatesDir ? { certificatesDir: options.certificatesDir } : {}) },
-      ...(options.tcpRange ? { tcp: { address: '127.0.0.1', portRange: options.tcpRange } } : {}),
-    },
-    admin: { address: '127.0.0.1', port: 0 },
-    sharePorts: options.sharePorts ?? false,
-    limits: options.limits ?? {},
-  }, gatewayConfigSchema, 'test gateway'), { logger: log.logger, credentialPollMs: 200 });
+  const build = (ports: { tunnel: number; http: number; tls: number }): Gateway =>
+    new Gateway(
+      parseConfig(
+        {
+          name: 'test',
+          tunnel: {
+            address: '127.0.0.1',
+            port: ports.tunnel,
+            caFile: dir.file('ca.crt'),
+            certFile: dir.file('gateway.crt'),
+            keyFile: dir.file('gateway.key'),
+            ...(options.authorizedAgentsFile ? { authorizedAgentsFile: options.authorizedAgentsFile } : {}),
+          },
+          listeners: {
+            http: { address: '127.0.0.1', port: ports.http },
+            tls: {
+              address: '127.0.0.1',
+              port: ports.tls,
+              ...(options.certificatesDir ? { certificatesDir: options.certificatesDir } : {}),
+            },
+            ...(options.tcpRange ? { tcp: { address: '127.0.0.1', portRange: options.tcpRange } } : {}),
+          },
+          admin: { address: '127.0.0.1', port: 0 },
+          sharePorts: options.sharePorts ?? false,
+          limits: options.limits ?? {},
+        },
+        gatewayConfigSchema,
+        'test gateway',
+      ),
+      { logger: log.logger, credentialPollMs: 200 },
+    );
   let gateway = build(options.ports ?? { tunnel: 0, http: 0, tls: 0 });
   let addresses = await gateway.start();
   const fixture: GatewayFixture = {
-    get gateway() { return gateway; },
-    get addresses() { return addresses; },
-    ca, dir, log,
-    get tunnelUrl() { return `wss://127.0.0.1:${addresses.tunnel.port}`; },
-    get httpPort() { return addresses.http!.port; },
-    get tlsPort() { return addresses.tls!.port; },
+    get gateway() {
+      return gateway;
+    },
+    get addresses() {
+      return addresses;
+    },
+    ca,
+    dir,
+    log,
+    get tunnelUrl() {
+      return `wss://127.0.0.1:${addresses.tunnel.port}`;
+    },
+    get httpPort() {
+      return addresses.http!.port;
+    },
+    get tlsPort() {
+      return addresses.tls!.port;
+    },
     async issueAgent(name, grants, validity = hours(1)) {
-      const pair = issueAgentCertificate(ca, { http: [], https: [], tls: [], tlsTerminated: [], tcp: [], h2c: [], identity: `test/${name}`, ...grants }, validity);
+      const pair = issueAgentCertificate(
+        ca,
+        { http: [], https: [], tls: [], tlsTerminated: [], tcp: [], h2c: [], identity: `test/${name}`, ...grants },
+        validity,
+      );
       const { certFile, keyFile } = await writeKeyPair(dir.path, name, pair);
       return { caFile: dir.file('ca.crt'), certFile, keyFile };
     },
@@ -142,20 +183,35 @@ export interface AgentRouteSpec {
   terminate?: { certFile: string; keyFile: string; challengeFile: string; alpn?: string[]; forwardedHeaders?: boolean };
 }
 
-export async function startAgent(gateways: Array<{ name?: string; endpoints: string[]; credentials: AgentCredentialFiles }>, routes: AgentRouteSpec[], extra: Record<string, unknown> = {}): Promise<{ agent: Agent; log: LogCapture }> {
+export async function startAgent(
+  gateways: Array<{ name?: string; endpoints: string[]; credentials: AgentCredentialFiles }>,
+  routes: AgentRouteSpec[],
+  extra: Record<string, unknown> = {},
+): Promise<{ agent: Agent; log: LogCapture }> {
   const log = new LogCapture();
-  const agent = new Agent(parseConfig({
-    name: 'test-agent',
-    gateways: gateways.map((g, i) => ({ name: g.name ?? `gw${i}`, endpoints: g.endpoints, ...g.credentials })),
-    routes,
-    reconnect: { initialMs: 50, maxMs: 500 },
-    ...extra,
-  }, agentConfigSchema, 'test agent'), { logger: log.logger, credentialPollMs: 200 });
+  const agent = new Agent(
+    parseConfig(
+      {
+        name: 'test-agent',
+        gateways: gateways.map((g, i) => ({ name: g.name ?? `gw${i}`, endpoints: g.endpoints, ...g.credentials })),
+        routes,
+        reconnect: { initialMs: 50, maxMs: 500 },
+        ...extra,
+      },
+      agentConfigSchema,
+      'test agent',
+    ),
+    { logger: log.logger, credentialPollMs: 200 },
+  );
   await agent.start();
   return { agent, log };
 }
 
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -1,6 +1,13 @@
 /** Minimal HTTP helpers for tests: raw sockets when the point is the bytes on the wire. */
 import { once } from 'node:events';
-import { createServer, request, type Agent, type IncomingHttpHeaders, type RequestListener, type Server } from 'node:http';
+import {
+  createServer,
+  request,
+  type Agent,
+  type IncomingHttpHeaders,
+  type RequestListener,
+  type Server,
+} from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 export interface SimpleResponse {
@@ -9,21 +16,36 @@ export interface SimpleResponse {
   body: string;
 }
 
-export function get(port: number, host: string, path = '/', agent?: Agent, headers: Record<string, string> = {}): Promise<SimpleResponse> {
+export function get(
+  port: number,
+  host: string,
+  path = '/',
+  agent?: Agent,
+  headers: Record<string, string> = {},
+): Promise<SimpleResponse> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers: { host, ...headers }, agent: agent ?? false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = request(
+      { host: '127.0.0.1', port, path, headers: { host, ...headers }, agent: agent ?? false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
 }
 
 /** Sends raw bytes and collects everything until the server closes (or `timeoutMs`). */
-export function rawExchange(port: number, data: Buffer | string, timeoutMs = 5000): Promise<{ text: string; closed: boolean; elapsedMs: number }> {
+export function rawExchange(
+  port: number,
+  data: Buffer | string,
+  timeoutMs = 5000,
+): Promise<{ text: string; closed: boolean; elapsedMs: number }> {
   return new Promise((resolve) => {
     const started = Date.now();
     const socket: Socket = connect(port, '127.0.0.1');
@@ -43,7 +65,9 @@ export function rawExchange(port: number, data: Buffer | string, timeoutMs = 500
 }
 
 /** A loopback HTTP backend; by default it answers `served <Host>`. */
-export async function startHttpBackend(handler: RequestListener = (req, res) => res.end(`served ${req.headers.host}`)): Promise<{ server: Server; port: number }> {
+export async function startHttpBackend(
+  handler: RequestListener = (req, res) => res.end(`served ${req.headers.host}`),
+): Promise<{ server: Server; port: number }> {
   const server = createServer(handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');

@@ -12,7 +12,9 @@ export function sendWhole(transport: MessageTransport, message: Buffer): void {
  * copied and delivered in chunks of at most `chunkBytes` (as TLS records would split it), so
  * the session's incremental decoding is exercised.
  */
-export function memoryTransportPair(chunkBytes = 16 * 1024): [MessageTransport, MessageTransport] & { sent: Buffer[][] } {
+export function memoryTransportPair(
+  chunkBytes = 16 * 1024,
+): [MessageTransport, MessageTransport] & { sent: Buffer[][] } {
   const handlers: Array<((chunk: Buffer, endOfMessage: boolean) => void) | undefined> = [undefined, undefined];
   const closeHandlers: Array<((err?: Error) => void) | undefined> = [undefined, undefined];
   let closed = false;

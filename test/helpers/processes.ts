@@ -23,7 +23,10 @@ export interface SpawnOptions {
 
 export function spawnWebgw(args: string[], env: Record<string, string> = {}, opts: SpawnOptions = {}): WebgwProcess {
   const [program, ...launchArgs] = opts.launch ?? [process.execPath];
-  const proc = spawn(program!, [...launchArgs, ...(opts.nodeArgs ?? []), join(repoRoot, 'src/cli/main.ts'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  const proc = spawn(program!, [...launchArgs, ...(opts.nodeArgs ?? []), join(repoRoot, 'src/cli/main.ts'), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const logs: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   createInterface({ input: proc.stderr! }).on('line', (line) => {
@@ -40,7 +43,10 @@ export function spawnWebgw(args: string[], env: Record<string, string> = {}, opt
     logs,
     waitForLog(predicate, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no matching log line; got: ${JSON.stringify(logs.slice(-5))}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`no matching log line; got: ${JSON.stringify(logs.slice(-5))}`)),
+          timeoutMs,
+        );
         const check = (): void => {
           const hit = logs.find(predicate);
           if (hit) {

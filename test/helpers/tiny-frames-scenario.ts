@@ -21,7 +21,13 @@ const retained = async (): Promise<number> => {
   if (process.env.DEBUG_MEM) console.error(m.heapUsed, m.arrayBuffers, m.external);
   return m.heapUsed + m.arrayBuffers;
 };
-const req: OpenRequest = { protocol: 'tcp', hostname: '', port: 20001, client: { address: '127.0.0.1', port: 5000 }, local: { address: '127.0.0.1', port: 20001 } };
+const req: OpenRequest = {
+  protocol: 'tcp',
+  hostname: '',
+  port: 20001,
+  client: { address: '127.0.0.1', port: 5000 },
+  local: { address: '127.0.0.1', port: 20001 },
+};
 const STREAMS = 16;
 const WINDOW = 256 * 1024;
 const PER_MESSAGE = 64 * 1024;
@@ -47,7 +53,8 @@ for (const s of streams) {
 }
 transports.sent[1]!.length = 0; // the helper's record of what was sent is not the receiver's memory
 const deadline = Date.now() + 60_000;
-while (!streams.every((s) => s.receivedBytes === WINDOW) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+while (!streams.every((s) => s.receivedBytes === WINDOW) && Date.now() < deadline)
+  await new Promise((r) => setTimeout(r, 50));
 transports.sent[1]!.length = 0;
 const full = await retained();
 // Reading one stream back gives its bytes, in order.
@@ -56,10 +63,12 @@ const chunks: Buffer[] = [];
 first.on('data', (c: Buffer) => chunks.push(c));
 await new Promise((r) => setTimeout(r, 50));
 const text = Buffer.concat(chunks).toString('latin1');
-console.log(JSON.stringify({
-  frames: streams.reduce((n, s) => n + s.receivedBytes, 0),
-  grownBytes: full - before,
-  readBackIntact: text.length === WINDOW && /^a+$/.test(text),
-}));
+console.log(
+  JSON.stringify({
+    frames: streams.reduce((n, s) => n + s.receivedBytes, 0),
+    grownBytes: full - before,
+    readBackIntact: text.length === WINDOW && /^a+$/.test(text),
+  }),
+);
 receiver.destroy();
 peer.destroy();

@@ -18,18 +18,33 @@ describe('kubectl apply -k deploy/ on real nodes', () => {
 
   it('starts the controllers from the image built here, serves the webhook, and deletes cleanly', async () => {
     const [newName, newTag] = IMAGES.webgw.split(':');
-    writeFileSync(join(overlay, 'kustomization.yaml'), `
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      `
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
 resources: [${relative(overlay, join(repoRoot(), 'deploy'))}]
 images: [{name: ghcr.io/webgw/webgw, newName: ${newName}, newTag: ${newTag}}]
-`);
+`,
+    );
     await kubectlOk(['apply', '-k', overlay]);
     await kubectlOk(['rollout', 'status', 'deployment/webgw-controller', '-n', 'webgw-system', '--timeout=180s']);
     const controllers = await pods('webgw-system', 'app.kubernetes.io/component=controller');
     expect(controllers.length).toBeGreaterThan(0);
     expect(controllers.every((p) => p.ready && p.restarts === 0)).toBe(true);
-    await eventually(async () => (await kubectlOk(['get', 'mutatingwebhookconfigurations', '-o', 'jsonpath={.items[*].webhooks[*].clientConfig.caBundle}'])).trim().length > 100, 60_000, 'the webhook caBundle');
+    await eventually(
+      async () =>
+        (
+          await kubectlOk([
+            'get',
+            'mutatingwebhookconfigurations',
+            '-o',
+            'jsonpath={.items[*].webhooks[*].clientConfig.caBundle}',
+          ])
+        ).trim().length > 100,
+      60_000,
+      'the webhook caBundle',
+    );
 
     await kubectlOk(['delete', '-k', overlay, '--wait=true', '--timeout=180s']);
     expect((await kubectl(['get', 'namespace', 'webgw-system'])).code).not.toBe(0);

@@ -12,9 +12,16 @@ import { CACHE, NODE_SCRIPT, missingForNodes, nodesUp } from './topology.ts';
 
 export default async function globalSetup(): Promise<void> {
   const missing = [...missingBinaries().map((b) => join(binDir(), b)), ...missingForNodes()];
-  if (missing.length > 0) throw new Error(`real nodes need: ${missing.join(', ')}. Build them with: npm run cluster:build && npm run nodes:build (as root)`);
+  if (missing.length > 0)
+    throw new Error(
+      `real nodes need: ${missing.join(', ')}. Build them with: npm run cluster:build && npm run nodes:build (as root)`,
+    );
   const log = (line: string): boolean => process.stderr.write(`${line}\n`);
-  const reaper = spawn('bash', [join(NODE_SCRIPT, '..', 'reaper.sh'), String(process.pid)], { detached: true, stdio: 'ignore', env: { ...process.env, WEBGW_CACHE_NODES: CACHE } });
+  const reaper = spawn('bash', [join(NODE_SCRIPT, '..', 'reaper.sh'), String(process.pid)], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, WEBGW_CACHE_NODES: CACHE },
+  });
   reaper.unref();
   process.env.WEBGW_NODES_REAPER_PID = String(reaper.pid);
 

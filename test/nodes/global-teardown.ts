@@ -9,7 +9,9 @@ export default async function globalTeardown(): Promise<void> {
   if (reaper > 0) {
     try {
       process.kill(reaper, 'SIGTERM');
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   }
   const dir = process.env.WEBGW_TEST_CLUSTER_DIR;
   if (!dir) return;

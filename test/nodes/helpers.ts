@@ -17,7 +17,17 @@ export interface HttpAnswer {
 
 /** An HTTP GET from the client namespace, with a Host header, on a fresh connection. */
 export async function curlFromClient(url: string, host?: string): Promise<HttpAnswer> {
-  const r = await fromClient('curl', ['-sS', '-m', '15', '-o', '-', '-w', '\n%{http_code}', ...(host ? ['-H', `Host: ${host}`] : []), url]);
+  const r = await fromClient('curl', [
+    '-sS',
+    '-m',
+    '15',
+    '-o',
+    '-',
+    '-w',
+    '\n%{http_code}',
+    ...(host ? ['-H', `Host: ${host}`] : []),
+    url,
+  ]);
   const lines = r.stdout.split('\n');
   const status = Number(lines.pop());
   return { status, body: lines.join('\n'), curl: r.code };
@@ -38,9 +48,15 @@ export interface LoadResult {
 
 /** Constant load from the client (new connection per request) until the returned stop() is called. */
 export function loadFromClient(url: string, host: string, perSecond: number): { stop: () => Promise<LoadResult> } {
-  const child = spawn('ip', ['netns', 'exec', CLIENT.name, process.execPath, PROBE, 'load', url, host, String(perSecond)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', CLIENT.name, process.execPath, PROBE, 'load', url, host, String(perSecond)],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   let out = '';
-  child.stdout.on('data', (c: Buffer) => { out += c.toString(); });
+  child.stdout.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   return {
     stop: async () => {
@@ -55,9 +71,11 @@ interface PodJson {
   metadata: { name: string; creationTimestamp: string; deletionTimestamp?: string };
   spec: { nodeName: string };
   status: {
-    phase: string; podIP: string;
+    phase: string;
+    podIP: string;
     conditions?: Array<{ type: string; status: string; lastTransitionTime: string }>;
-    containerStatuses?: Array<{ restartCount: number }>; initContainerStatuses?: Array<{ restartCount: number }>;
+    containerStatuses?: Array<{ restartCount: number }>;
+    initContainerStatuses?: Array<{ restartCount: number }>;
   };
 }
 
@@ -74,15 +92,25 @@ interface PodSummary {
 
 /** The pods of a namespace with a label selector, as the tests look at them. */
 export async function pods(namespace: string, selector: string): Promise<PodSummary[]> {
-  const list = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace, '-l', selector, '-o', 'json'])) as { items: PodJson[] };
-  return list.items.filter((p) => !p.metadata.deletionTimestamp).map((p) => {
-    const ready = (p.status.conditions ?? []).find((c) => c.type === 'Ready');
-    const statuses = [...(p.status.containerStatuses ?? []), ...(p.status.initContainerStatuses ?? [])];
-    return {
-      name: p.metadata.name, node: p.spec.nodeName, ip: p.status.podIP, phase: p.status.phase,
-      ready: ready?.status === 'True',
-      restarts: statuses.reduce((n, s) => n + s.restartCount, 0),
-      startMs: ready?.status === 'True' ? Date.parse(ready.lastTransitionTime) - Date.parse(p.metadata.creationTimestamp) : undefined,
-    };
-  });
+  const list = JSON.parse(await kubectlOk(['get', 'pods', '-n', namespace, '-l', selector, '-o', 'json'])) as {
+    items: PodJson[];
+  };
+  return list.items
+    .filter((p) => !p.metadata.deletionTimestamp)
+    .map((p) => {
+      const ready = (p.status.conditions ?? []).find((c) => c.type === 'Ready');
+      const statuses = [...(p.status.containerStatuses ?? []), ...(p.status.initContainerStatuses ?? [])];
+      return {
+        name: p.metadata.name,
+        node: p.spec.nodeName,
+        ip: p.status.podIP,
+        phase: p.status.phase,
+        ready: ready?.status === 'True',
+        restarts: statuses.reduce((n, s) => n + s.restartCount, 0),
+        startMs:
+          ready?.status === 'True'
+            ? Date.parse(ready.lastTransitionTime) - Date.parse(p.metadata.creationTimestamp)
+            : undefined,
+      };
+    });
 }

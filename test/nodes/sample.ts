@@ -64,7 +64,11 @@ spec:
 }
 
 /** The tenant's app (test/nodes/app); `tls` mounts its certificate, `node` pins it to one node. */
-export function appDeployment(namespace: string, replicas: number, { tls, node }: { tls: boolean; node?: string }): string {
+export function appDeployment(
+  namespace: string,
+  replicas: number,
+  { tls, node }: { tls: boolean; node?: string },
+): string {
   return `
 apiVersion: apps/v1
 kind: Deployment

@@ -46,30 +46,49 @@ export interface RunResult {
 }
 
 /** Runs a program; never throws (the exit code is in the result). */
-export function run(program: string, args: string[], options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+export function run(
+  program: string,
+  args: string[],
+  options: { input?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<RunResult> {
   return new Promise((resolve) => {
-    const child = execFile(program, args, { maxBuffer: 16 * 1024 * 1024, timeout: options.timeoutMs ?? 120_000, env: options.env ?? process.env }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr });
-    });
+    const child = execFile(
+      program,
+      args,
+      { maxBuffer: 16 * 1024 * 1024, timeout: options.timeoutMs ?? 120_000, env: options.env ?? process.env },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) || 1 : 0, stdout, stderr });
+      },
+    );
     if (options.input !== undefined) child.stdin!.end(options.input);
   });
 }
 
-export async function runOk(program: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<string> {
+export async function runOk(
+  program: string,
+  args: string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<string> {
   const r = await run(program, args, options);
   if (r.code !== 0) throw new Error(`${program} ${args.join(' ')} failed (${r.code}):\n${r.stdout}${r.stderr}`);
   return r.stdout;
 }
 
 /** A program run inside the client namespace ("the Internet"). */
-export function fromClient(program: string, args: string[], options: { input?: string; timeoutMs?: number } = {}): Promise<RunResult> {
+export function fromClient(
+  program: string,
+  args: string[],
+  options: { input?: string; timeoutMs?: number } = {},
+): Promise<RunResult> {
   return run('ip', ['netns', 'exec', CLIENT.name, program, ...args], options);
 }
 
 /** What the `nodes` project needs that `npm run nodes:build` makes, and the tools it calls. */
 export function missingForNodes(): string[] {
   const missing = ['kubelet', 'kube-proxy', 'coredns'].filter((b) => !existsSync(join(CACHE, 'bin', b)));
-  missing.push(...['pause', 'webgw', 'app', 'coredns'].map((i) => `${i}.tar`).filter((i) => !existsSync(join(CACHE, 'images', i))));
+  missing.push(
+    ...['pause', 'webgw', 'app', 'coredns'].map((i) => `${i}.tar`).filter((i) => !existsSync(join(CACHE, 'images', i))),
+  );
   if (process.getuid?.() !== 0) missing.push('root (network namespaces, containerd)');
   return missing;
 }
@@ -86,11 +105,18 @@ export async function nodesClean(): Promise<void> {
 export async function nodesUp(plane: ControlPlane, log: (line: string) => void): Promise<void> {
   const started = Date.now();
   await nodesClean();
-  await Promise.all([FARMER, WORKER].map((n) => runOk('bash', [NODE_SCRIPT, 'up', n.name, String(n.index), plane.dir, ...(n.labels ?? [])], { timeoutMs: 180_000 })));
+  await Promise.all(
+    [FARMER, WORKER].map((n) =>
+      runOk('bash', [NODE_SCRIPT, 'up', n.name, String(n.index), plane.dir, ...(n.labels ?? [])], {
+        timeoutMs: 180_000,
+      }),
+    ),
+  );
   await runOk('bash', [NODE_SCRIPT, 'client', CLIENT.name, String(CLIENT.index)]);
   await runOk('bash', [NODE_SCRIPT, 'routes', plane.dir]);
   await runOk('bash', [NODE_SCRIPT, 'refuse-inbound', WORKER.name, addressOf(FARMER), addressOf(CLIENT)]);
-  const kubectl = (args: string[], input?: string): Promise<string> => runOk('kubectl', ['--kubeconfig', plane.kubeconfig, ...args], { input, timeoutMs: 180_000 });
+  const kubectl = (args: string[], input?: string): Promise<string> =>
+    runOk('kubectl', ['--kubeconfig', plane.kubeconfig, ...args], { input, timeoutMs: 180_000 });
   await kubectl(['wait', '--for=condition=Ready', 'node', FARMER.name, WORKER.name, '--timeout=120s']);
   // The farmer's node is for gateways (they tolerate this); tenants' pods go to the worker.
   await kubectl(['taint', 'node', FARMER.name, `${FARMER_TAINT}:NoSchedule`, '--overwrite']);
@@ -102,5 +128,9 @@ export async function nodesUp(plane: ControlPlane, log: (line: string) => void):
 
 /** Until CoreDNS (coredns.yaml) answers for the cluster. */
 export async function waitForClusterDns(kubeconfig: string): Promise<void> {
-  await runOk('kubectl', ['--kubeconfig', kubeconfig, '-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'], { timeoutMs: 200_000 });
+  await runOk(
+    'kubectl',
+    ['--kubeconfig', kubeconfig, '-n', 'kube-system', 'rollout', 'status', 'deployment/coredns', '--timeout=180s'],
+    { timeoutMs: 200_000 },
+  );
 }

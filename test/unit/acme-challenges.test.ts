@@ -16,8 +16,18 @@ describe('parseChallengeAnswer', () => {
     ['a good answer', TOKEN, { hostname: 'shop.example.com', keyAuthorization: KEY_AUTH }, undefined],
     ['a token too short', 'abc', { hostname: 'shop.example.com', keyAuthorization: `abc.${THUMB}` }, 'token'],
     ['a token with a slash', `${TOKEN}/x`, { hostname: 'shop.example.com', keyAuthorization: KEY_AUTH }, 'token'],
-    ['a key authorization of another token', TOKEN, { hostname: 'shop.example.com', keyAuthorization: `${'A'.repeat(43)}.${THUMB}` }, 'keyAuthorization'],
-    ['a key authorization with no thumbprint', TOKEN, { hostname: 'shop.example.com', keyAuthorization: `${TOKEN}.` }, 'keyAuthorization'],
+    [
+      'a key authorization of another token',
+      TOKEN,
+      { hostname: 'shop.example.com', keyAuthorization: `${'A'.repeat(43)}.${THUMB}` },
+      'keyAuthorization',
+    ],
+    [
+      'a key authorization with no thumbprint',
+      TOKEN,
+      { hostname: 'shop.example.com', keyAuthorization: `${TOKEN}.` },
+      'keyAuthorization',
+    ],
     ['a wildcard', TOKEN, { hostname: '*.example.com', keyAuthorization: KEY_AUTH }, 'wildcard'],
     ['no hostname', TOKEN, { keyAuthorization: KEY_AUTH }, 'strings'],
     ['a number for a hostname', TOKEN, { hostname: 7, keyAuthorization: KEY_AUTH }, 'strings'],
@@ -69,7 +79,8 @@ describe('AcmeChallenges', () => {
   it('holds at most its bound, evicting the oldest answer', () => {
     const store = new AcmeChallenges(new FakeClock(), 3);
     const token = (i: number) => `${String(i).padStart(3, '0')}${TOKEN.slice(3)}`;
-    for (let i = 0; i < 5; i++) store.put(token(i), { hostname: `h${i}.example.com`, keyAuthorization: `${token(i)}.${THUMB}` });
+    for (let i = 0; i < 5; i++)
+      store.put(token(i), { hostname: `h${i}.example.com`, keyAuthorization: `${token(i)}.${THUMB}` });
     expect(store.size).toBe(3);
     expect(store.answer(token(0), 'h0.example.com')).toBeUndefined();
     expect(store.answer(token(1), 'h1.example.com')).toBeUndefined();

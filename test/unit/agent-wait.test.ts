@@ -17,7 +17,9 @@ function setup(opts: { agentWaitMs?: number; warmupMs?: number }) {
   /** Starts a wait; `settled()` says what it answered, undefined while still waiting. */
   const wait = (host: string) => {
     let answer: RouteStatus | undefined;
-    void connector.awaitAgent('http', host).then((s) => { answer = s; });
+    void connector.awaitAgent('http', host).then((s) => {
+      answer = s;
+    });
     return { settled: () => answer };
   };
   const flush = () => new Promise((r) => setImmediate(r));

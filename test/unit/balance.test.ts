@@ -9,7 +9,13 @@ import { Connector } from '../../src/proxy/connector.ts';
 import { RouteTable } from '../../src/proxy/route-table.ts';
 import type { OpenRequest } from '../../src/tunnel/open.ts';
 
-const request: OpenRequest = { protocol: 'http', hostname: 'shop.example', port: 80, client: { address: '', port: 0 }, local: { address: '', port: 80 } };
+const request: OpenRequest = {
+  protocol: 'http',
+  hostname: 'shop.example',
+  port: 80,
+  client: { address: '', port: 0 },
+  local: { address: '', port: 80 },
+};
 
 /** An agent whose session accepts every stream at once. */
 function fakeAgent(id: string): AgentLink {
@@ -40,20 +46,26 @@ async function serve(agents: number, requests: number, pooled: boolean, backendC
 
 describe('balancing across the agents of a route', () => {
   const cases: Array<[number, boolean, boolean]> = [];
-  for (const agents of [1, 2, 3, 4]) for (const pooled of [true, false]) for (const backendCloses of [true, false]) cases.push([agents, pooled, backendCloses]);
-  it.each(cases)('%i agent(s), pooled %s, backend closes %s: each agent gets its share', async (agents, pooled, backendCloses) => {
-    const requests = 120;
-    const counts = await serve(agents, requests, pooled, backendCloses);
-    for (const c of counts) expect(c).toBe(requests / agents);
-  });
+  for (const agents of [1, 2, 3, 4])
+    for (const pooled of [true, false])
+      for (const backendCloses of [true, false]) cases.push([agents, pooled, backendCloses]);
+  it.each(cases)(
+    '%i agent(s), pooled %s, backend closes %s: each agent gets its share',
+    async (agents, pooled, backendCloses) => {
+      const requests = 120;
+      const counts = await serve(agents, requests, pooled, backendCloses);
+      for (const c of counts) expect(c).toBe(requests / agents);
+    },
+  );
 
   it('TLS and TCP connections (no preferred agent) rotate once per connection', async () => {
     const routes = new RouteTable<AgentLink>();
     const links = [fakeAgent('a'), fakeAgent('b')];
-    for (const l of links) routes.add(l, { http: [], https: [], tls: ["db.example"], tlsTerminated: [], tcp: [] });
+    for (const l of links) routes.add(l, { http: [], https: [], tls: ['db.example'], tlsTerminated: [], tcp: [] });
     const connector = new Connector({ routes, clock: systemClock, openTimeoutMs: 1000 });
     const order: string[] = [];
-    for (let i = 0; i < 4; i++) order.push((await connector.open({ ...request, protocol: 'tls', hostname: 'db.example' })).agent.id);
+    for (let i = 0; i < 4; i++)
+      order.push((await connector.open({ ...request, protocol: 'tls', hostname: 'db.example' })).agent.id);
     expect(order).toEqual(['a', 'b', 'a', 'b']);
     // Lookups alone move nothing.
     for (let i = 0; i < 5; i++) routes.lookup('tls', 'db.example', 0);

@@ -34,20 +34,42 @@ describe('CertificateStore', () => {
   });
 
   it.each([
-    ['a key of another certificate', (d: TempDir) => {
-      writeFileSync(d.file('p.crt'), issueServerCertificate(ca, ['p.test'], { notAfter: at(1) }).certPem);
-      writeFileSync(d.file('p.key'), issueServerCertificate(ca, ['q.test'], { notAfter: at(1) }).keyPem);
-    }, /key does not belong/],
-    ['an expired certificate', (d: TempDir) => writeKeyPair(d.path, 'p', issueServerCertificate(ca, ['p.test'], { notBefore: at(-3), notAfter: at(-1) })), /expired/],
-    ['a certificate not valid yet', (d: TempDir) => writeKeyPair(d.path, 'p', issueServerCertificate(ca, ['p.test'], { notBefore: at(1), notAfter: at(3) })), /not valid before/],
-    ['garbage', (d: TempDir) => {
-      writeFileSync(d.file('p.crt'), 'not a certificate');
-      writeFileSync(d.file('p.key'), 'not a key');
-    }, /./],
-    ['a file over the size bound', (d: TempDir) => {
-      writeFileSync(d.file('p.crt'), Buffer.alloc(MAX_FILE_BYTES + 1, 0x41));
-      writeFileSync(d.file('p.key'), 'x');
-    }, /larger than/],
+    [
+      'a key of another certificate',
+      (d: TempDir) => {
+        writeFileSync(d.file('p.crt'), issueServerCertificate(ca, ['p.test'], { notAfter: at(1) }).certPem);
+        writeFileSync(d.file('p.key'), issueServerCertificate(ca, ['q.test'], { notAfter: at(1) }).keyPem);
+      },
+      /key does not belong/,
+    ],
+    [
+      'an expired certificate',
+      (d: TempDir) =>
+        writeKeyPair(d.path, 'p', issueServerCertificate(ca, ['p.test'], { notBefore: at(-3), notAfter: at(-1) })),
+      /expired/,
+    ],
+    [
+      'a certificate not valid yet',
+      (d: TempDir) =>
+        writeKeyPair(d.path, 'p', issueServerCertificate(ca, ['p.test'], { notBefore: at(1), notAfter: at(3) })),
+      /not valid before/,
+    ],
+    [
+      'garbage',
+      (d: TempDir) => {
+        writeFileSync(d.file('p.crt'), 'not a certificate');
+        writeFileSync(d.file('p.key'), 'not a key');
+      },
+      /./,
+    ],
+    [
+      'a file over the size bound',
+      (d: TempDir) => {
+        writeFileSync(d.file('p.crt'), Buffer.alloc(MAX_FILE_BYTES + 1, 0x41));
+        writeFileSync(d.file('p.key'), 'x');
+      },
+      /larger than/,
+    ],
   ])('skips %s and serves the rest', async (_what, write, why) => {
     await write(dir);
     await writeKeyPair(dir.path, 'good', issueServerCertificate(ca, ['good.test'], { notAfter: at(1) }));

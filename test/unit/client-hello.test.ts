@@ -19,7 +19,12 @@ const alpn = (...protocols: string[]): Buffer => {
 /** A ClientHello body with these extensions (undefined: none at all), as one handshake message. */
 function hello(extensions?: Buffer[]): Buffer {
   const body = Buffer.concat([
-    Buffer.from([3, 3]), Buffer.alloc(32, 7), Buffer.from([0]), u16(2), Buffer.from([0x13, 0x01]), Buffer.from([1, 0]),
+    Buffer.from([3, 3]),
+    Buffer.alloc(32, 7),
+    Buffer.from([0]),
+    u16(2),
+    Buffer.from([0x13, 0x01]),
+    Buffer.from([1, 0]),
     ...(extensions ? [u16(Buffer.concat(extensions).length), ...extensions] : []),
   ]);
   return Buffer.concat([Buffer.from([1]), u24(body.length), body]);
@@ -39,11 +44,20 @@ describe('parseClientHello', () => {
     ['SNI only', [sni('shop.example')], 'shop.example', []],
     ['ALPN then SNI', [alpn('h2', 'http/1.1'), sni('shop.example')], 'shop.example', ['h2', 'http/1.1']],
     ['an ACME validation', [sni('pay.example'), alpn('acme-tls/1')], 'pay.example', ['acme-tls/1']],
-    ['other extensions around them', [ext(10, Buffer.from([0, 2, 0, 29])), sni('a.example'), ext(43, Buffer.from([2, 3, 4])), alpn('h2')], 'a.example', ['h2']],
+    [
+      'other extensions around them',
+      [ext(10, Buffer.from([0, 2, 0, 29])), sni('a.example'), ext(43, Buffer.from([2, 3, 4])), alpn('h2')],
+      'a.example',
+      ['h2'],
+    ],
     ['an empty extension list', [], undefined, []],
     ['no extensions at all', undefined, undefined, []],
   ])('%s', (_name, extensions, expectedSni, expectedAlpn) => {
-    expect(parseClientHello(records(hello(extensions)))).toEqual({ state: 'done', sni: expectedSni, alpn: expectedAlpn });
+    expect(parseClientHello(records(hello(extensions)))).toEqual({
+      state: 'done',
+      sni: expectedSni,
+      alpn: expectedAlpn,
+    });
   });
 
   it('reads a hello spread over several records, and asks for more until it is complete', () => {
@@ -56,13 +70,29 @@ describe('parseClientHello', () => {
   it.each([
     ['not a handshake record', Buffer.from([23, 3, 3, 0, 5, 1, 2, 3, 4, 5]), 'is not handshake'],
     ['not TLS', Buffer.from([22, 9, 3, 0, 5, 1, 2, 3, 4, 5]), 'not a TLS record'],
-    ['a handshake that is not a ClientHello', records(Buffer.concat([Buffer.from([2]), u24(4), Buffer.alloc(4)])), 'is not ClientHello'],
+    [
+      'a handshake that is not a ClientHello',
+      records(Buffer.concat([Buffer.from([2]), u24(4), Buffer.alloc(4)])),
+      'is not ClientHello',
+    ],
     ['a zero-length record', Buffer.from([22, 3, 1, 0, 0]), 'record length 0'],
-    ['a hello too large', records(Buffer.concat([Buffer.from([1]), u24(MAX_HELLO_BYTES + 10), Buffer.alloc(10)])), 'too large'],
+    [
+      'a hello too large',
+      records(Buffer.concat([Buffer.from([1]), u24(MAX_HELLO_BYTES + 10), Buffer.alloc(10)])),
+      'too large',
+    ],
     ['a server name overrunning its extension', records(hello([truncatedSni])), 'server name overruns'],
-    ['an ALPN list whose length is wrong', records(hello([ext(16, Buffer.from([0, 9, 2, 104, 50]))])), 'ALPN list length'],
+    [
+      'an ALPN list whose length is wrong',
+      records(hello([ext(16, Buffer.from([0, 9, 2, 104, 50]))])),
+      'ALPN list length',
+    ],
     ['an empty ALPN protocol name', records(hello([ext(16, Buffer.from([0, 1, 0]))])), 'ALPN protocol name overruns'],
-    ['an extension overrunning the list', records(hello([Buffer.concat([u16(99), u16(50), Buffer.alloc(4)])])), 'extension overruns'],
+    [
+      'an extension overrunning the list',
+      records(hello([Buffer.concat([u16(99), u16(50), Buffer.alloc(4)])])),
+      'extension overruns',
+    ],
   ])('%s is refused', (_name, bytes, why) => {
     let outcome: string;
     try {

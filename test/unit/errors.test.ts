@@ -7,8 +7,18 @@ import { WebSocketProtocolError } from '../../src/tunnel/websocket/frames.ts';
 describe('the error catalog', () => {
   it('is the table of docs/errors.md, row for row', () => {
     const page = readFileSync('docs/errors.md', 'utf8');
-    const rows = [...page.matchAll(/^\| `(WEBGW_ERR_[A-Z_0-9]+)` \| (.*) \| (yes|no) \| (yes|no) \|$/gm)].map((m) => [m[1], m[2], m[3] === 'yes', m[4] === 'yes']);
-    const catalog = Object.entries(errorCatalog).map(([code, e]) => [code, e.summary, e.retryable, (e as { anotherAgent?: boolean }).anotherAgent === true]);
+    const rows = [...page.matchAll(/^\| `(WEBGW_ERR_[A-Z_0-9]+)` \| (.*) \| (yes|no) \| (yes|no) \|$/gm)].map((m) => [
+      m[1],
+      m[2],
+      m[3] === 'yes',
+      m[4] === 'yes',
+    ]);
+    const catalog = Object.entries(errorCatalog).map(([code, e]) => [
+      code,
+      e.summary,
+      e.retryable,
+      (e as { anotherAgent?: boolean }).anotherAgent === true,
+    ]);
     expect(rows).toEqual(catalog);
   });
 

@@ -1,4 +1,14 @@
-import { FLAG_ACK, FLAG_BLOCKED, FrameDecoder, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, encodeFrame, encodeHeader, type Frame } from '../../src/tunnel/frame.ts';
+import {
+  FLAG_ACK,
+  FLAG_BLOCKED,
+  FrameDecoder,
+  FrameType,
+  HEADER_BYTES,
+  MAX_DATA_PAYLOAD,
+  encodeFrame,
+  encodeHeader,
+  type Frame,
+} from '../../src/tunnel/frame.ts';
 import { decodeOpen, encodeOpen, type OpenPayload } from '../../src/tunnel/open.ts';
 
 function decodeAll(buf: Buffer): Frame[] {
@@ -29,7 +39,11 @@ describe('frame codec', () => {
     ['a truncated header', Buffer.from([2, 0, 0]), /truncated frame header/],
     ['an unknown type', encodeFrame(99 as FrameType, 0, 1), /unknown frame type 99/],
     ['type zero', encodeFrame(0 as FrameType, 0, 1), /unknown frame type 0/],
-    ['a payload longer than the message', Buffer.concat([encodeHeader(FrameType.DATA, 0, 1, 100), Buffer.alloc(10)]), /truncated/],
+    [
+      'a payload longer than the message',
+      Buffer.concat([encodeHeader(FrameType.DATA, 0, 1, 100), Buffer.alloc(10)]),
+      /truncated/,
+    ],
     ['an oversized DATA frame', encodeHeader(FrameType.DATA, 0, 1, MAX_DATA_PAYLOAD + 1), /exceeds/],
     ['an oversized control frame', encodeHeader(FrameType.OPEN, 0, 1, 5000), /exceeds/],
     ['DATA on stream 0', encodeFrame(FrameType.DATA, 0, 0, Buffer.from('x')), /on stream 0/],
@@ -47,17 +61,35 @@ describe('frame codec', () => {
 
 describe('OPEN payload', () => {
   const open: OpenPayload = {
-    protocol: 'tls', hostname: 'db.example.com', port: 443, initialWindow: 262144,
-    client: { address: '2001:db8::1', port: 51234 }, local: { address: '127.0.0.1', port: 443 },
+    protocol: 'tls',
+    hostname: 'db.example.com',
+    port: 443,
+    initialWindow: 262144,
+    client: { address: '2001:db8::1', port: 51234 },
+    local: { address: '127.0.0.1', port: 443 },
   };
   it('round-trips', () => {
     expect(decodeOpen(encodeOpen(open))).toEqual(open);
   });
   const mutations: Array<[string, (b: Buffer) => Buffer, RegExp]> = [
     ['too short', (b) => b.subarray(0, 5), /too short/],
-    ['unknown protocol', (b) => { b[0] = 9; return b; }, /unknown protocol/],
+    [
+      'unknown protocol',
+      (b) => {
+        b[0] = 9;
+        return b;
+      },
+      /unknown protocol/,
+    ],
     ['trailing bytes', (b) => Buffer.concat([b, Buffer.from([1])]), /trailing/],
-    ['string overrun', (b) => { b[11] = 200; return b; }, /overruns/],
+    [
+      'string overrun',
+      (b) => {
+        b[11] = 200;
+        return b;
+      },
+      /overruns/,
+    ],
   ];
   it.each(mutations)('rejects %s', (_n, mutate, pattern) => {
     expect(() => decodeOpen(mutate(encodeOpen(open)))).toThrow(pattern);
@@ -75,19 +107,23 @@ describe('incremental frame decoding', () => {
     encodeHeader(FrameType.DATA, 0, 5, 0),
   ]);
 
-  it.each([1, 3, 7, 11, message.length])('gives the same frames when the message arrives in chunks of %i bytes', (size) => {
-    const frames: Frame[] = [];
-    const decoder = new FrameDecoder((f) => frames.push({ ...f, payload: Buffer.from(f.payload) }));
-    for (let at = 0; at < message.length; at += size) decoder.push(message.subarray(at, at + size), at + size >= message.length);
-    const data = frames.filter((f) => f.type === FrameType.DATA && f.streamId === 3);
-    expect(Buffer.concat(data.map((f) => f.payload)).toString()).toBe('0123456789');
-    // Only the piece that ends the frame carries its flags.
-    expect(data.map((f) => f.flags).filter((flags) => flags !== 0)).toEqual([FLAG_BLOCKED]);
-    expect(data.at(-1)!.flags).toBe(FLAG_BLOCKED);
-    expect(frames.find((f) => f.type === FrameType.PING)!.payload.toString()).toBe('pingpong');
-    expect(frames.find((f) => f.type === FrameType.WINDOW)!.payload).toEqual(Buffer.from([0, 1, 0, 0]));
-    expect(frames.filter((f) => f.streamId === 5)).toHaveLength(1);
-  });
+  it.each([1, 3, 7, 11, message.length])(
+    'gives the same frames when the message arrives in chunks of %i bytes',
+    (size) => {
+      const frames: Frame[] = [];
+      const decoder = new FrameDecoder((f) => frames.push({ ...f, payload: Buffer.from(f.payload) }));
+      for (let at = 0; at < message.length; at += size)
+        decoder.push(message.subarray(at, at + size), at + size >= message.length);
+      const data = frames.filter((f) => f.type === FrameType.DATA && f.streamId === 3);
+      expect(Buffer.concat(data.map((f) => f.payload)).toString()).toBe('0123456789');
+      // Only the piece that ends the frame carries its flags.
+      expect(data.map((f) => f.flags).filter((flags) => flags !== 0)).toEqual([FLAG_BLOCKED]);
+      expect(data.at(-1)!.flags).toBe(FLAG_BLOCKED);
+      expect(frames.find((f) => f.type === FrameType.PING)!.payload.toString()).toBe('pingpong');
+      expect(frames.find((f) => f.type === FrameType.WINDOW)!.payload).toEqual(Buffer.from([0, 1, 0, 0]));
+      expect(frames.filter((f) => f.streamId === 5)).toHaveLength(1);
+    },
+  );
 
   it('refuses a frame that does not end with its message', () => {
     const decoder = new FrameDecoder(() => {});

@@ -42,14 +42,35 @@ function check<T>(parser: string, property: fc.IProperty<T>): void {
 
 afterAll(() => {
   const total = figures.reduce((n, f) => n + f.inputs, 0);
-  console.log(`fuzz: ${total} inputs in ${figures.reduce((n, f) => n + f.ms, 0)} ms, peak RSS ${(peakRss / 1048576).toFixed(0)} MiB\n${figures.map((f) => `  ${f.parser}: ${f.inputs} inputs, ${f.ms} ms`).join('\n')}`);
+  console.log(
+    `fuzz: ${total} inputs in ${figures.reduce((n, f) => n + f.ms, 0)} ms, peak RSS ${(peakRss / 1048576).toFixed(0)} MiB\n${figures.map((f) => `  ${f.parser}: ${f.inputs} inputs, ${f.ms} ms`).join('\n')}`,
+  );
 });
 
 /** Valid messages, mutated: bytes flipped, inserted, deleted, CRLF turned into LF, parts repeated. */
 function mutated(seeds: readonly string[]): fc.Arbitrary<Buffer> {
   const mutation = fc.oneof(
     fc.record({ kind: fc.constant('flip' as const), at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }),
-    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(), text: fc.constantFrom('\r\n', '\n', '\r', '\0', ' ', '\t', ':', ';', '0', 'ffffffffff', 'Transfer-Encoding: chunked\r\n', 'Content-Length: 5\r\n', 'Connection: content-length\r\n', '\r\n\r\n') }),
+    fc.record({
+      kind: fc.constant('insert' as const),
+      at: fc.nat(),
+      text: fc.constantFrom(
+        '\r\n',
+        '\n',
+        '\r',
+        '\0',
+        ' ',
+        '\t',
+        ':',
+        ';',
+        '0',
+        'ffffffffff',
+        'Transfer-Encoding: chunked\r\n',
+        'Content-Length: 5\r\n',
+        'Connection: content-length\r\n',
+        '\r\n\r\n',
+      ),
+    }),
     fc.record({ kind: fc.constant('delete' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 8 }) }),
     fc.record({ kind: fc.constant('lf' as const) }),
     fc.record({ kind: fc.constant('repeat' as const), at: fc.nat(), length: fc.integer({ min: 1, max: 64 }) }),
@@ -57,7 +78,7 @@ function mutated(seeds: readonly string[]): fc.Arbitrary<Buffer> {
   return fc.tuple(fc.constantFrom(...seeds), fc.array(mutation, { maxLength: 4 })).map(([seed, mutations]) => {
     let text = seed;
     for (const m of mutations) {
-      const at = text.length === 0 ? 0 : ('at' in m ? m.at % text.length : 0);
+      const at = text.length === 0 ? 0 : 'at' in m ? m.at % text.length : 0;
       if (m.kind === 'flip') text = text.slice(0, at) + String.fromCharCode(m.byte) + text.slice(at + 1);
       else if (m.kind === 'insert') text = text.slice(0, at) + m.text + text.slice(at);
       else if (m.kind === 'delete') text = text.slice(0, at) + text.slice(at + m.length);
@@ -131,15 +152,25 @@ function parseRequests(pieces: Buffer[]): string[] {
 
 describe('fuzzing the parsers', () => {
   it('HTTP requests: only HttpRequestError, bounded, the same whatever the chunking', () => {
-    check('HTTP request', fc.property(fc.oneof(mutated(requestSeeds), fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a))), cuts, (data, points) => {
-      const whole = parseRequests([data]);
-      const pieces = parseRequests(split(data, points));
-      // A refusal may come earlier or later in the log when heads are cut, never a different parse.
-      const strip = (log: string[]) => log.filter((e) => !e.startsWith('refused'));
-      const wholeRefused = whole.some((e) => e.startsWith('refused'));
-      if (!wholeRefused) expect(pieces).toEqual(whole);
-      else expect(strip(pieces).slice(0, strip(whole).length)).toEqual(strip(whole));
-    }));
+    check(
+      'HTTP request',
+      fc.property(
+        fc.oneof(
+          mutated(requestSeeds),
+          fc.uint8Array({ maxLength: 600 }).map((a) => Buffer.from(a)),
+        ),
+        cuts,
+        (data, points) => {
+          const whole = parseRequests([data]);
+          const pieces = parseRequests(split(data, points));
+          // A refusal may come earlier or later in the log when heads are cut, never a different parse.
+          const strip = (log: string[]) => log.filter((e) => !e.startsWith('refused'));
+          const wholeRefused = whole.some((e) => e.startsWith('refused'));
+          if (!wholeRefused) expect(pieces).toEqual(whole);
+          else expect(strip(pieces).slice(0, strip(whole).length)).toEqual(strip(whole));
+        },
+      ),
+    );
   });
 
   it('HTTP responses: only WebgwError, the same whatever the chunking', () => {
@@ -168,12 +199,23 @@ describe('fuzzing the parsers', () => {
       }
       return log.join('').split('refused')[0]!.replaceAll(/body /g, '').split('');
     };
-    check('HTTP response', fc.property(fc.oneof(mutated(seeds), fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a))), cuts, fc.boolean(), (data, points, upgrade) => {
-      const whole = run([data], upgrade);
-      const pieces = run(split(data, points), upgrade);
-      // What was parsed before any refusal is the same; a switch hands over the same rest.
-      expect(pieces.join('').startsWith(whole.join('')) || whole.join('').startsWith(pieces.join(''))).toBe(true);
-    }));
+    check(
+      'HTTP response',
+      fc.property(
+        fc.oneof(
+          mutated(seeds),
+          fc.uint8Array({ maxLength: 400 }).map((a) => Buffer.from(a)),
+        ),
+        cuts,
+        fc.boolean(),
+        (data, points, upgrade) => {
+          const whole = run([data], upgrade);
+          const pieces = run(split(data, points), upgrade);
+          // What was parsed before any refusal is the same; a switch hands over the same rest.
+          expect(pieces.join('').startsWith(whole.join('')) || whole.join('').startsWith(pieces.join(''))).toBe(true);
+        },
+      ),
+    );
   });
 
   it('TLS ClientHello: only WebgwError, and never reads past its bound', async () => {
@@ -181,35 +223,61 @@ describe('fuzzing the parsers', () => {
     const server = createServer();
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
-    const hello = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (d: Buffer) => {
-      resolve(d);
-      s.destroy();
-    })));
-    const client = tlsConnect({ port: (server.address() as AddressInfo).port, host: '127.0.0.1', servername: 'shop.example', ALPNProtocols: ['acme-tls/1', 'h2'] });
+    const hello = new Promise<Buffer>((resolve) =>
+      server.once('connection', (s) =>
+        s.once('data', (d: Buffer) => {
+          resolve(d);
+          s.destroy();
+        }),
+      ),
+    );
+    const client = tlsConnect({
+      port: (server.address() as AddressInfo).port,
+      host: '127.0.0.1',
+      servername: 'shop.example',
+      ALPNProtocols: ['acme-tls/1', 'h2'],
+    });
     client.on('error', () => {});
     const real = await hello;
     client.destroy();
     server.close();
     expect(parseClientHello(real)).toEqual({ state: 'done', sni: 'shop.example', alpn: ['acme-tls/1', 'h2'] });
     const seeds = [real.toString('latin1')];
-    check('TLS ClientHello', fc.property(fc.oneof(mutated(seeds), fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a))), fc.nat(), (data, cut) => {
-      for (const prefix of [data, data.subarray(0, data.length === 0 ? 0 : cut % data.length)]) {
-        try {
-          const r = parseClientHello(prefix);
-          if (r.state === 'more') expect(prefix.length).toBeLessThanOrEqual(MAX_HELLO_BYTES + 5 * 8 + 5);
-        } catch (err) {
-          if (!(err instanceof WebgwError)) throw err;
-        }
-      }
-    }));
+    check(
+      'TLS ClientHello',
+      fc.property(
+        fc.oneof(
+          mutated(seeds),
+          fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a)),
+        ),
+        fc.nat(),
+        (data, cut) => {
+          for (const prefix of [data, data.subarray(0, data.length === 0 ? 0 : cut % data.length)]) {
+            try {
+              const r = parseClientHello(prefix);
+              if (r.state === 'more') expect(prefix.length).toBeLessThanOrEqual(MAX_HELLO_BYTES + 5 * 8 + 5);
+            } catch (err) {
+              if (!(err instanceof WebgwError)) throw err;
+            }
+          }
+        },
+      ),
+    );
   });
 
   it('tunnel frames: only WebgwError, the same whatever the chunking', () => {
-    const frame = fc.record({
-      type: fc.integer({ min: 0, max: 12 }), flags: fc.integer({ min: 0, max: 255 }), stream: fc.integer({ min: 0, max: 0xffffffff }),
-      payload: fc.uint8Array({ maxLength: 1200 }),
-    }).map((f) => encodeFrame(f.type as FrameType, f.flags, f.stream, Buffer.from(f.payload)));
-    const message = fc.oneof(fc.array(frame, { maxLength: 6 }).map((fs) => Buffer.concat(fs)), fc.uint8Array({ maxLength: 3000 }).map((a) => Buffer.from(a)));
+    const frame = fc
+      .record({
+        type: fc.integer({ min: 0, max: 12 }),
+        flags: fc.integer({ min: 0, max: 255 }),
+        stream: fc.integer({ min: 0, max: 0xffffffff }),
+        payload: fc.uint8Array({ maxLength: 1200 }),
+      })
+      .map((f) => encodeFrame(f.type as FrameType, f.flags, f.stream, Buffer.from(f.payload)));
+    const message = fc.oneof(
+      fc.array(frame, { maxLength: 6 }).map((fs) => Buffer.concat(fs)),
+      fc.uint8Array({ maxLength: 3000 }).map((a) => Buffer.from(a)),
+    );
     const run = (pieces: Buffer[]): string[] => {
       const log: Array<{ type: number; flags: number; stream: number; payload: string }> = [];
       const decoder = new FrameDecoder((f) => {
@@ -230,78 +298,126 @@ describe('fuzzing the parsers', () => {
       }
       return [JSON.stringify(log)];
     };
-    check('tunnel frames', fc.property(message, cuts, (data, points) => {
-      const whole = run(data.length > 0 ? [data] : []);
-      const pieces = run(split(data, points));
-      // Refused or not, the same: a frame is judged on its header, however the bytes came.
-      expect(pieces[1]).toEqual(whole[1]);
-      if (!whole[1]) expect(pieces[0]).toEqual(whole[0]);
-    }));
+    check(
+      'tunnel frames',
+      fc.property(message, cuts, (data, points) => {
+        const whole = run(data.length > 0 ? [data] : []);
+        const pieces = run(split(data, points));
+        // Refused or not, the same: a frame is judged on its header, however the bytes came.
+        expect(pieces[1]).toEqual(whole[1]);
+        if (!whole[1]) expect(pieces[0]).toEqual(whole[0]);
+      }),
+    );
   });
 
   it('OPEN payloads: only WebgwError; what decodes re-encodes the same; PROXY headers stay one bounded line', () => {
-    check('OPEN + PROXY header', fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
-      let open;
-      try {
-        open = decodeOpen(Buffer.from(bytes));
-      } catch (err) {
-        if (!(err instanceof WebgwError)) throw err;
-        return;
-      }
-      expect(decodeOpen(encodeOpen(open))).toEqual(open);
-      const v1 = proxyHeaderV1(open).toString('latin1');
-      expect(v1.length).toBeLessThanOrEqual(107); // the PROXY v1 maximum
-      expect(v1.indexOf('\r\n')).toBe(v1.length - 2);
-      const v2 = proxyHeaderV2(open);
-      expect(v2.readUInt16BE(14)).toBe(v2.length - 16);
-    }));
+    check(
+      'OPEN + PROXY header',
+      fc.property(fc.uint8Array({ maxLength: 300 }), (bytes) => {
+        let open;
+        try {
+          open = decodeOpen(Buffer.from(bytes));
+        } catch (err) {
+          if (!(err instanceof WebgwError)) throw err;
+          return;
+        }
+        expect(decodeOpen(encodeOpen(open))).toEqual(open);
+        const v1 = proxyHeaderV1(open).toString('latin1');
+        expect(v1.length).toBeLessThanOrEqual(107); // the PROXY v1 maximum
+        expect(v1.indexOf('\r\n')).toBe(v1.length - 2);
+        const v2 = proxyHeaderV2(open);
+        expect(v2.readUInt16BE(14)).toBe(v2.length - 16);
+      }),
+    );
   });
 
   it('tunnel sessions: any frame sequence from a peer ends at most that session', async () => {
-    const request = { protocol: 'http' as const, hostname: 'a.example', port: 80, client: { address: '203.0.113.9', port: 4000 }, local: { address: '198.18.0.1', port: 80 } };
+    const request = {
+      protocol: 'http' as const,
+      hostname: 'a.example',
+      port: 80,
+      client: { address: '203.0.113.9', port: 4000 },
+      local: { address: '198.18.0.1', port: 80 },
+    };
     const frame = fc.oneof(
-      fc.record({ stream: fc.integer({ min: 0, max: 8 }).map((n) => n * 2), window: fc.integer({ min: 0, max: 0x7fffffff }) }).map((f) => encodeFrame(FrameType.OPEN, 0, f.stream, encodeOpen({ ...request, initialWindow: f.window }))),
-      fc.record({ type: fc.constantFrom(FrameType.DATA, FrameType.WINDOW, FrameType.FIN, FrameType.RESET, FrameType.PING, FrameType.PONG, FrameType.GOAWAY), flags: fc.integer({ min: 0, max: 3 }), stream: fc.integer({ min: 0, max: 16 }), payload: fc.uint8Array({ maxLength: 64 }) })
+      fc
+        .record({
+          stream: fc.integer({ min: 0, max: 8 }).map((n) => n * 2),
+          window: fc.integer({ min: 0, max: 0x7fffffff }),
+        })
+        .map((f) => encodeFrame(FrameType.OPEN, 0, f.stream, encodeOpen({ ...request, initialWindow: f.window }))),
+      fc
+        .record({
+          type: fc.constantFrom(
+            FrameType.DATA,
+            FrameType.WINDOW,
+            FrameType.FIN,
+            FrameType.RESET,
+            FrameType.PING,
+            FrameType.PONG,
+            FrameType.GOAWAY,
+          ),
+          flags: fc.integer({ min: 0, max: 3 }),
+          stream: fc.integer({ min: 0, max: 16 }),
+          payload: fc.uint8Array({ maxLength: 64 }),
+        })
         .map((f) => encodeFrame(f.type, f.flags, f.stream, Buffer.from(f.payload))),
     );
     const started = Date.now();
     let inputs = 0;
-    await fc.assert(fc.asyncProperty(fc.array(frame, { maxLength: 12 }), async (frames) => {
-      inputs++;
-      let deliver: (chunk: Buffer, end: boolean) => void = () => {};
-      const transport = {
-        headroom: 4, send: (_b: Buffer, _e: number, cb: (err?: Error) => void) => setImmediate(cb), close: () => {}, terminate: () => {},
-        onData: (h: (chunk: Buffer, end: boolean) => void) => { deliver = h; }, onClose: () => {},
-      };
-      const { TunnelSession } = await import('../../src/tunnel/session.ts');
-      const session = new TunnelSession(transport, { role: 'client', pingIntervalMs: 0 });
-      session.on('stream', (st) => {
-        st.accept();
-        st.on('data', (c: Buffer) => st.write(c));
-      });
-      for (const f of frames) deliver(f, true);
-      await new Promise((r) => setImmediate(r));
-      session.destroy();
-    }), { numRuns: 1000, interruptAfterTimeLimit: TIME_MS, markInterruptAsFailure: false });
+    await fc.assert(
+      fc.asyncProperty(fc.array(frame, { maxLength: 12 }), async (frames) => {
+        inputs++;
+        let deliver: (chunk: Buffer, end: boolean) => void = () => {};
+        const transport = {
+          headroom: 4,
+          send: (_b: Buffer, _e: number, cb: (err?: Error) => void) => setImmediate(cb),
+          close: () => {},
+          terminate: () => {},
+          onData: (h: (chunk: Buffer, end: boolean) => void) => {
+            deliver = h;
+          },
+          onClose: () => {},
+        };
+        const { TunnelSession } = await import('../../src/tunnel/session.ts');
+        const session = new TunnelSession(transport, { role: 'client', pingIntervalMs: 0 });
+        session.on('stream', (st) => {
+          st.accept();
+          st.on('data', (c: Buffer) => st.write(c));
+        });
+        for (const f of frames) deliver(f, true);
+        await new Promise((r) => setImmediate(r));
+        session.destroy();
+      }),
+      { numRuns: 1000, interruptAfterTimeLimit: TIME_MS, markInterruptAsFailure: false },
+    );
     figures.push({ parser: 'tunnel session', inputs, ms: Date.now() - started });
   });
 
   it('WebSocket frames: only WebSocketProtocolError, within the message bound', () => {
-    check('WebSocket frames', fc.property(fc.uint8Array({ maxLength: 3000 }), fc.constantFrom<'client' | 'server'>('client', 'server'), cuts, (bytes, role, points) => {
-      let messageBytes = 0;
-      const parser = new WebSocketParser(role, 1024, {
-        data: (c, end) => {
-          messageBytes += c.length;
-          expect(messageBytes).toBeLessThanOrEqual(1024);
-          if (end) messageBytes = 0;
+    check(
+      'WebSocket frames',
+      fc.property(
+        fc.uint8Array({ maxLength: 3000 }),
+        fc.constantFrom<'client' | 'server'>('client', 'server'),
+        cuts,
+        (bytes, role, points) => {
+          let messageBytes = 0;
+          const parser = new WebSocketParser(role, 1024, {
+            data: (c, end) => {
+              messageBytes += c.length;
+              expect(messageBytes).toBeLessThanOrEqual(1024);
+              if (end) messageBytes = 0;
+            },
+            control: (_op, payload) => expect(payload.length).toBeLessThanOrEqual(125),
+          });
+          try {
+            for (const piece of split(Buffer.from(bytes), points)) parser.push(piece);
+          } catch (err) {
+            if (!(err instanceof WebSocketProtocolError)) throw err;
+          }
         },
-        control: (_op, payload) => expect(payload.length).toBeLessThanOrEqual(125),
-      });
-      try {
-        for (const piece of split(Buffer.from(bytes), points)) parser.push(piece);
-      } catch (err) {
-        if (!(err instanceof WebSocketProtocolError)) throw err;
-      }
-    }));
+      ),
+    );
   });
 });

@@ -22,7 +22,8 @@ class LeaseStore {
 
   client(identity: string): KubeClient {
     const check = (): void => {
-      if (this.down || this.partitioned.has(identity)) throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
+      if (this.down || this.partitioned.has(identity))
+        throw Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
     };
     const coordination = {
       readNamespacedLease: async () => {
@@ -33,13 +34,19 @@ class LeaseStore {
       createNamespacedLease: async ({ body }: { body: V1Lease }) => {
         check();
         if (this.lease) throw conflict();
-        this.lease = { ...structuredClone(body), metadata: { ...body.metadata, resourceVersion: String(++this.version) } };
+        this.lease = {
+          ...structuredClone(body),
+          metadata: { ...body.metadata, resourceVersion: String(++this.version) },
+        };
         return this.lease;
       },
       replaceNamespacedLease: async ({ body }: { body: V1Lease }) => {
         check();
         if (body.metadata?.resourceVersion !== this.lease?.metadata?.resourceVersion) throw conflict();
-        this.lease = { ...structuredClone(body), metadata: { ...body.metadata, resourceVersion: String(++this.version) } };
+        this.lease = {
+          ...structuredClone(body),
+          metadata: { ...body.metadata, resourceVersion: String(++this.version) },
+        };
         return this.lease;
       },
     };
@@ -55,9 +62,17 @@ const settle = async (): Promise<void> => {
 function candidate(store: LeaseStore, clock: FakeClock, identity: string) {
   const events: string[] = [];
   const elector = new LeaderElector({
-    client: store.client(identity), namespace: 'ns', name: 'webgw-controller', identity, clock, logger,
-    leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000,
-    onStartedLeading: () => events.push('started'), onStoppedLeading: () => events.push('stopped'),
+    client: store.client(identity),
+    namespace: 'ns',
+    name: 'webgw-controller',
+    identity,
+    clock,
+    logger,
+    leaseDurationMs: 15_000,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+    onStartedLeading: () => events.push('started'),
+    onStoppedLeading: () => events.push('stopped'),
   });
   return { elector, events };
 }

@@ -1,5 +1,11 @@
 import { X509Certificate } from 'node:crypto';
-import { grantsFromUris, grantsToUris, hostnameMatches, normalizeHostname, parseSubjectAltName } from '../../src/pki/grants.ts';
+import {
+  grantsFromUris,
+  grantsToUris,
+  hostnameMatches,
+  normalizeHostname,
+  parseSubjectAltName,
+} from '../../src/pki/grants.ts';
 import { createCA, issueAgentCertificate, issueServerCertificate } from '../../src/pki/issue.ts';
 import { verifyAgentCertificate } from '../../src/pki/verify.ts';
 
@@ -8,14 +14,40 @@ const inHours = (h: number) => new Date(Date.now() + h * hour);
 
 describe('grants', () => {
   it('round-trips through SAN URIs', () => {
-    const g = { http: ['Shop.Example.com.'], https: ['shop.example.com'], tls: ['db.example.com'], tlsTerminated: ['raw.example.com'], h2c: ['shop.example.com'], tcp: [20001], identity: 'shop/web/1234-abcd' };
+    const g = {
+      http: ['Shop.Example.com.'],
+      https: ['shop.example.com'],
+      tls: ['db.example.com'],
+      tlsTerminated: ['raw.example.com'],
+      h2c: ['shop.example.com'],
+      tcp: [20001],
+      identity: 'shop/web/1234-abcd',
+    };
     const uris = grantsToUris(g);
-    expect(uris).toEqual(['webgw:http:shop.example.com', 'webgw:https:shop.example.com', 'webgw:tls:db.example.com', 'webgw:tls-terminated:raw.example.com', 'webgw:h2c:shop.example.com', 'webgw:tcp:20001', 'webgw:id:shop/web/1234-abcd']);
+    expect(uris).toEqual([
+      'webgw:http:shop.example.com',
+      'webgw:https:shop.example.com',
+      'webgw:tls:db.example.com',
+      'webgw:tls-terminated:raw.example.com',
+      'webgw:h2c:shop.example.com',
+      'webgw:tcp:20001',
+      'webgw:id:shop/web/1234-abcd',
+    ]);
     expect(grantsFromUris([...uris, 'spiffe://other/ignored'])).toEqual({ ...g, http: ['shop.example.com'] });
   });
 
   it('issues no h2c grant for a name that is not served over HTTP', () => {
-    expect(() => grantsToUris({ http: [], https: [], tls: ['db.example.com'], tlsTerminated: [], h2c: ['db.example.com'], tcp: [], identity: '' })).toThrow(/names no http or https grant/);
+    expect(() =>
+      grantsToUris({
+        http: [],
+        https: [],
+        tls: ['db.example.com'],
+        tlsTerminated: [],
+        h2c: ['db.example.com'],
+        tcp: [],
+        identity: '',
+      }),
+    ).toThrow(/names no http or https grant/);
   });
 
   it.each([
@@ -45,7 +77,9 @@ describe('grants', () => {
 
   it('parses Node SAN text, quoted values included', () => {
     expect(parseSubjectAltName('URI:webgw:http:a.example, DNS:x, URI:"webgw:id:a, b"')).toEqual([
-      { type: 'URI', value: 'webgw:http:a.example' }, { type: 'DNS', value: 'x' }, { type: 'URI', value: 'webgw:id:a, b' },
+      { type: 'URI', value: 'webgw:http:a.example' },
+      { type: 'DNS', value: 'x' },
+      { type: 'URI', value: 'webgw:id:a, b' },
     ]);
   });
 });
@@ -77,11 +111,22 @@ describe('certificates', () => {
   const ca = createCA('gw-a', { notAfter: inHours(24) });
   const otherCa = createCA('gw-b', { notAfter: inHours(24) });
   const caCert = new X509Certificate(ca.certPem);
-  const grants = { http: ['hello.localhost'], https: [], tls: ['db.localhost'], tlsTerminated: [], h2c: [], tcp: [20001], identity: 'ns/hello/uid' };
+  const grants = {
+    http: ['hello.localhost'],
+    https: [],
+    tls: ['db.localhost'],
+    tlsTerminated: [],
+    h2c: [],
+    tcp: [20001],
+    identity: 'ns/hello/uid',
+  };
 
   it('gives every certificate a positive, minimally encoded 16-byte serial (strict DER)', () => {
     for (let i = 0; i < 32; i++) {
-      const pair = i % 2 === 0 ? issueServerCertificate(ca, ['a.localhost'], { notAfter: inHours(1) }) : issueAgentCertificate(ca, grants, { notAfter: inHours(1) });
+      const pair =
+        i % 2 === 0
+          ? issueServerCertificate(ca, ['a.localhost'], { notAfter: inHours(1) })
+          : issueAgentCertificate(ca, grants, { notAfter: inHours(1) });
       const serial = derSerial(new X509Certificate(pair.certPem).raw);
       expect(serial).toHaveLength(16);
       expect(serial[0]).toBeGreaterThanOrEqual(0x40);
@@ -98,21 +143,29 @@ describe('certificates', () => {
 
   it('refuses a certificate from another CA', () => {
     const agent = issueAgentCertificate(otherCa, grants, { notAfter: inHours(1) });
-    expect(() => verifyAgentCertificate(new X509Certificate(agent.certPem), caCert, new Date())).toThrow(expect.objectContaining({ code: 'WEBGW_ERR_CERT_UNTRUSTED' }));
+    expect(() => verifyAgentCertificate(new X509Certificate(agent.certPem), caCert, new Date())).toThrow(
+      expect.objectContaining({ code: 'WEBGW_ERR_CERT_UNTRUSTED' }),
+    );
   });
 
   it('refuses an expired certificate', () => {
     const agent = issueAgentCertificate(ca, grants, { notBefore: inHours(-3), notAfter: inHours(-1) });
-    expect(() => verifyAgentCertificate(new X509Certificate(agent.certPem), caCert, new Date())).toThrow(expect.objectContaining({ code: 'WEBGW_ERR_CERT_EXPIRED' }));
+    expect(() => verifyAgentCertificate(new X509Certificate(agent.certPem), caCert, new Date())).toThrow(
+      expect.objectContaining({ code: 'WEBGW_ERR_CERT_EXPIRED' }),
+    );
   });
 
   it('refuses a server certificate as an agent', () => {
     const server = issueServerCertificate(ca, ['127.0.0.1'], { notAfter: inHours(1) });
-    expect(() => verifyAgentCertificate(new X509Certificate(server.certPem), caCert, new Date())).toThrow(/client authentication/);
+    expect(() => verifyAgentCertificate(new X509Certificate(server.certPem), caCert, new Date())).toThrow(
+      /client authentication/,
+    );
   });
 
   it('issues server certificates for IPs and names, chained to the CA', () => {
-    const server = new X509Certificate(issueServerCertificate(ca, ['127.0.0.1', 'gw.example.net'], { notAfter: inHours(1) }).certPem);
+    const server = new X509Certificate(
+      issueServerCertificate(ca, ['127.0.0.1', 'gw.example.net'], { notAfter: inHours(1) }).certPem,
+    );
     expect(server.checkIssued(caCert)).toBe(true);
     expect(server.subjectAltName).toBe('IP Address:127.0.0.1, DNS:gw.example.net');
     expect(server.checkIP('127.0.0.1')).toBe('127.0.0.1');

@@ -5,7 +5,10 @@
  */
 import { proxyHeaderV1, proxyHeaderV2 } from '../../src/agent/proxy-protocol.ts';
 
-const ends = (client: string, local: string) => ({ client: { address: client, port: 51000 }, local: { address: local, port: 443 } });
+const ends = (client: string, local: string) => ({
+  client: { address: client, port: 51000 },
+  local: { address: local, port: 443 },
+});
 
 describe('PROXY protocol v1', () => {
   it.each([
@@ -21,7 +24,9 @@ describe('PROXY protocol v1', () => {
 describe('PROXY protocol v2', () => {
   const SIGNATURE = '0d0a0d0a000d0a515549540a';
   it('IPv4: PROXY over TCP4, 12 address bytes', () => {
-    expect(proxyHeaderV2(ends('198.18.0.7', '198.18.0.1')).toString('hex')).toBe(`${SIGNATURE}2111000cc6120007c6120001c73801bb`);
+    expect(proxyHeaderV2(ends('198.18.0.7', '198.18.0.1')).toString('hex')).toBe(
+      `${SIGNATURE}2111000cc6120007c6120001c73801bb`,
+    );
   });
 
   it('mixed families: LOCAL, unspecified', () => {

@@ -8,7 +8,13 @@ import { ResetCode, encodeFrame, FrameType } from '../../src/tunnel/frame.ts';
 import type { OpenRequest } from '../../src/tunnel/open.ts';
 import { memoryTransportPair, sendWhole } from '../helpers/memory-transport.ts';
 
-const req: OpenRequest = { protocol: 'tcp', hostname: '', port: 20001, client: { address: '127.0.0.1', port: 5000 }, local: { address: '127.0.0.1', port: 20001 } };
+const req: OpenRequest = {
+  protocol: 'tcp',
+  hostname: '',
+  port: 20001,
+  client: { address: '127.0.0.1', port: 5000 },
+  local: { address: '127.0.0.1', port: 20001 },
+};
 
 function pair(opts: Partial<ConstructorParameters<typeof TunnelSession>[1]> = {}) {
   const [a, b] = memoryTransportPair();
@@ -113,14 +119,16 @@ describe('tunnel session', () => {
   it('1,000 concurrent streams complete with their own data', async () => {
     const { server, client } = pair();
     echo(client);
-    const results = await Promise.all(Array.from({ length: 1000 }, async (_v, i) => {
-      const s = server.open(req);
-      await s.accepted();
-      const data = randomBytes(1000 + i * 7);
-      s.end(data);
-      const back = await readAll(s);
-      return createHash('sha256').update(back).digest('hex') === createHash('sha256').update(data).digest('hex');
-    }));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, async (_v, i) => {
+        const s = server.open(req);
+        await s.accepted();
+        const data = randomBytes(1000 + i * 7);
+        s.end(data);
+        const back = await readAll(s);
+        return createHash('sha256').update(back).digest('hex') === createHash('sha256').update(data).digest('hex');
+      }),
+    );
     expect(results.every(Boolean)).toBe(true);
     expect(server.activeStreams).toBe(0);
     server.destroy();
@@ -173,7 +181,13 @@ describe('tunnel session', () => {
 
   const hostile: Array<[string, Buffer]> = [
     ['random bytes', randomBytes(64)],
-    ['DATA beyond the window', Buffer.concat([encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(60000)), encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(60000))])],
+    [
+      'DATA beyond the window',
+      Buffer.concat([
+        encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(60000)),
+        encodeFrame(FrameType.DATA, 0, 1, Buffer.alloc(60000)),
+      ]),
+    ],
     ['an OPEN with the wrong parity', encodeFrame(FrameType.OPEN, 0, 1, Buffer.alloc(20))],
     ['a malformed OPEN', encodeFrame(FrameType.OPEN, 0, 2, Buffer.alloc(3))],
   ];

@@ -12,14 +12,30 @@ import { ReceiveBudget } from '../../src/tunnel/receive-budget.ts';
 import { memoryTransportPair } from '../helpers/memory-transport.ts';
 
 const MiB = 1024 * 1024;
-const req: OpenRequest = { protocol: 'tcp', hostname: '', port: 20001, client: { address: '127.0.0.1', port: 5000 }, local: { address: '127.0.0.1', port: 20001 } };
+const req: OpenRequest = {
+  protocol: 'tcp',
+  hostname: '',
+  port: 20001,
+  client: { address: '127.0.0.1', port: 5000 },
+  local: { address: '127.0.0.1', port: 20001 },
+};
 
 describe('tiny DATA frames', () => {
   it('16 unread streams filled with 1-byte frames cost about their window, not an object per frame', async () => {
     // Its own process: the memory measured is the receiver's, not Jest's.
-    const { stdout } = await promisify(execFile)(process.execPath, [join(__dirname, '..', 'helpers', 'tiny-frames-scenario.ts')], { timeout: 90_000 });
-    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as { frames: number; grownBytes: number; readBackIntact: boolean };
-    console.log(`1-byte frames: ${result.frames} frames held by 16 unread streams; receiver memory grew by ${(result.grownBytes / MiB).toFixed(1)} MiB`);
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [join(__dirname, '..', 'helpers', 'tiny-frames-scenario.ts')],
+      { timeout: 90_000 },
+    );
+    const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as {
+      frames: number;
+      grownBytes: number;
+      readBackIntact: boolean;
+    };
+    console.log(
+      `1-byte frames: ${result.frames} frames held by 16 unread streams; receiver memory grew by ${(result.grownBytes / MiB).toFixed(1)} MiB`,
+    );
     expect(result.frames).toBe(16 * 256 * 1024);
     expect(result.grownBytes).toBeLessThan(8 * MiB); // the 4 MiB of window data, plus blocks
     expect(result.readBackIntact).toBe(true);

@@ -4,14 +4,31 @@
  * hop's own, whatever the client sent. The gateway applies them to requests it proxies
  * (proxy/http/headers.ts); the agent to HTTP it decrypted itself (agent/http-forwarding.ts).
  */
-export const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization']);
+export const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
+]);
 
 /**
  * Client-sent fields that say where a request came from: the gateway sets them itself (a client
  * could otherwise pose as another address, scheme, host or port to the backend). X-Forwarded-For
  * is the exception: it is appended to, as every proxy does, and backends read its last entry.
  */
-export const FORWARDED = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'forwarded', 'x-real-ip']);
+export const FORWARDED = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'forwarded',
+  'x-real-ip',
+]);
 
 export interface ForwardContext {
   clientAddress: string;
@@ -52,7 +69,12 @@ export function forwardRequestHeaders(rawHeaders: readonly string[], ctx: Forwar
 }
 
 /** A raw request head: request line and header lines. */
-export function serializeRequestHead(method: string, url: string, httpVersion: string, rawHeaders: readonly string[]): Buffer {
+export function serializeRequestHead(
+  method: string,
+  url: string,
+  httpVersion: string,
+  rawHeaders: readonly string[],
+): Buffer {
   return Buffer.from(`${method} ${url} HTTP/${httpVersion}\r\n${headerLines(rawHeaders)}\r\n`, 'latin1');
 }
 

@@ -128,17 +128,22 @@ export class RequestParser {
       if (this.state !== 'head') return;
       // RFC 9112 §2.2: ignore empty lines before a request line.
       let start = 0;
-      while (start + 1 < this.buffered.length && this.buffered[start] === 13 && this.buffered[start + 1] === 10) start += 2;
+      while (start + 1 < this.buffered.length && this.buffered[start] === 13 && this.buffered[start + 1] === 10)
+        start += 2;
       if (start > 0) this.buffered = this.buffered.subarray(start);
       const end = this.buffered.indexOf(HEAD_END);
       if (end < 0) {
-        if (this.buffered.length > this.maxHeadBytes) throw new HttpRequestError(431, `request head larger than ${this.maxHeadBytes} bytes`);
+        if (this.buffered.length > this.maxHeadBytes)
+          throw new HttpRequestError(431, `request head larger than ${this.maxHeadBytes} bytes`);
         return;
       }
-      if (end + 4 > this.maxHeadBytes) throw new HttpRequestError(431, `request head larger than ${this.maxHeadBytes} bytes`);
+      if (end + 4 > this.maxHeadBytes)
+        throw new HttpRequestError(431, `request head larger than ${this.maxHeadBytes} bytes`);
       const head = this.parseHead(this.buffered.toString('latin1', 0, end));
       this.buffered = this.buffered.subarray(end + 4);
-      this.decoder = head.framing ? new BodyDecoder(head.framing, { body: (c) => this.handlers.body(c), done: () => this.bodyDone() }, bad) : undefined;
+      this.decoder = head.framing
+        ? new BodyDecoder(head.framing, { body: (c) => this.handlers.body(c), done: () => this.bodyDone() }, bad)
+        : undefined;
       this.state = 'held-head';
       this.handlers.head(head);
       return;
@@ -176,7 +181,8 @@ export class RequestParser {
           hosts.push(value);
           break;
         case 'content-length':
-          if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) bad(`bad Content-Length ${JSON.stringify(value)}`);
+          if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value)))
+            bad(`bad Content-Length ${JSON.stringify(value)}`);
           contentLength = Number(value);
           break;
         case 'transfer-encoding':
@@ -204,7 +210,8 @@ export class RequestParser {
       if (contentLength !== undefined) bad('both Content-Length and Transfer-Encoding');
       // Only chunked: another coding before it would be decoded by nobody (the gateway
       // re-chunks the body) and a coding list is one more place for parsers to disagree.
-      if (transferEncoding.trim().toLowerCase() !== 'chunked') bad(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding)}`);
+      if (transferEncoding.trim().toLowerCase() !== 'chunked')
+        bad(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding)}`);
       if (minor === '0') bad('Transfer-Encoding in an HTTP/1.0 request');
       framing = { kind: 'chunked' };
     } else if (contentLength !== undefined && contentLength > 0) {
@@ -213,9 +220,16 @@ export class RequestParser {
     const version = minor === '0' ? '1.0' : '1.1';
     const keepAlive = version === '1.1' ? !connection.includes('close') : connection.includes('keep-alive');
     return {
-      method: method as string, target: target as string, version, rawHeaders, host: hosts[0], keepAlive,
+      method: method as string,
+      target: target as string,
+      version,
+      rawHeaders,
+      host: hosts[0],
+      keepAlive,
       // An upgrade request with a body is served as a plain request (its Upgrade header is hop-by-hop).
-      upgrade: upgradeHeader && connection.includes('upgrade') && framing === undefined, expectContinue, framing,
+      upgrade: upgradeHeader && connection.includes('upgrade') && framing === undefined,
+      expectContinue,
+      framing,
     };
   }
 }
@@ -230,5 +244,6 @@ function checkTarget(target: string, host: string | undefined): void {
   const absolute = /^https?:\/\/([^/?#]*)/i.exec(target);
   if (!absolute) bad(`bad request target ${JSON.stringify(target.slice(0, 80))}`);
   const authority = (absolute as RegExpExecArray)[1] as string;
-  if (host === undefined || authority.toLowerCase() !== host.toLowerCase()) bad('request target authority differs from Host');
+  if (host === undefined || authority.toLowerCase() !== host.toLowerCase())
+    bad('request target authority differs from Host');
 }

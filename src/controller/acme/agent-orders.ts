@@ -91,7 +91,11 @@ export class AgentOrders {
   }
 
   /** The failures of this service's orders; `previous`: those its status showed (taken once). */
-  failures(service: string, wanted: ReadonlySet<string>, previous: readonly AcmeFailureStatus[] = []): AcmeFailureStatus[] {
+  failures(
+    service: string,
+    wanted: ReadonlySet<string>,
+    previous: readonly AcmeFailureStatus[] = [],
+  ): AcmeFailureStatus[] {
     this.opts.issuer.seed(service, previous);
     return this.opts.issuer.failures(service, wanted);
   }
@@ -103,7 +107,8 @@ export class AgentOrders {
   /** The service was deleted: whatever was held for it goes. */
   forget(service: string): void {
     this.opts.issuer.forget(service);
-    for (const map of [this.challenges, this.issued]) for (const k of [...map.keys()]) if (k.startsWith(`${service}\n`)) map.delete(k);
+    for (const map of [this.challenges, this.issued])
+      for (const k of [...map.keys()]) if (k.startsWith(`${service}\n`)) map.delete(k);
   }
 
   private solver(r: AgentOrderRequest, hostname: string): ChallengeSolver {
@@ -144,7 +149,10 @@ export class AgentOrders {
         last = `not yet served through ${missing.join(', ')}`;
       }
       if (clock.now() >= deadline) {
-        throw new WebgwError('WEBGW_ERR_ACME', `the agents did not serve the TLS-ALPN-01 challenge for ${hostname} within ${Math.round((this.opts.servedWithinMs ?? SERVED_WITHIN_MS) / 1000)} s: ${last}`);
+        throw new WebgwError(
+          'WEBGW_ERR_ACME',
+          `the agents did not serve the TLS-ALPN-01 challenge for ${hostname} within ${Math.round((this.opts.servedWithinMs ?? SERVED_WITHIN_MS) / 1000)} s: ${last}`,
+        );
       }
       await new Promise<void>((resolve) => clock.setTimeout(resolve, CHECK_EVERY_MS));
     }
@@ -154,7 +162,13 @@ export class AgentOrders {
 /** One validation handshake as the ACME server makes it: true, or what came back instead. */
 function servedChallenge(t: HttpsTarget, hostname: string, keyAuthorization: string): Promise<true | string> {
   return new Promise((resolve) => {
-    const socket = connect({ host: t.address, port: t.port, servername: hostname, ALPNProtocols: [ACME_TLS_ALPN], rejectUnauthorized: false });
+    const socket = connect({
+      host: t.address,
+      port: t.port,
+      servername: hostname,
+      ALPNProtocols: [ACME_TLS_ALPN],
+      rejectUnauthorized: false,
+    });
     const done = (answer: true | string): void => {
       clearTimeout(timer);
       socket.destroy();
@@ -165,7 +179,9 @@ function servedChallenge(t: HttpsTarget, hostname: string, keyAuthorization: str
     socket.once('secureConnect', () => {
       const peer = socket.getPeerX509Certificate();
       if (socket.alpnProtocol !== ACME_TLS_ALPN || !peer) return done('no acme-tls/1 handshake');
-      done(acmeCrypto.isAlpnCertificateAuthorizationValid(peer.toString(), keyAuthorization) ? true : 'another challenge');
+      done(
+        acmeCrypto.isAlpnCertificateAuthorizationValid(peer.toString(), keyAuthorization) ? true : 'another challenge',
+      );
     });
   });
 }

@@ -48,11 +48,18 @@ export function readAcmeCertificate(secret: V1Secret, now: Date): AcmeCertificat
  * The state of a certificate obtained for `hostname`, when it is a pair with the key, covers the
  * name and is valid now; undefined otherwise (then the name is ordered again).
  */
-export function checkCertificatePair(hostname: string, certPem: string, keyPem: string, now: Date): AcmeCertificateStatus | undefined {
+export function checkCertificatePair(
+  hostname: string,
+  certPem: string,
+  keyPem: string,
+  now: Date,
+): AcmeCertificateStatus | undefined {
   try {
     const leaf = new X509Certificate(certPem);
     if (!leaf.checkPrivateKey(createPrivateKey(keyPem))) return undefined;
-    const names = parseSubjectAltName(leaf.subjectAltName).filter((e) => e.type === 'DNS').map((e) => e.value.toLowerCase());
+    const names = parseSubjectAltName(leaf.subjectAltName)
+      .filter((e) => e.type === 'DNS')
+      .map((e) => e.value.toLowerCase());
     if (!names.some((n) => hostnameMatches(n, hostname))) return undefined;
     const notBefore = new Date(leaf.validFrom);
     const notAfter = new Date(leaf.validTo);

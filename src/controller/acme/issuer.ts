@@ -114,8 +114,15 @@ export class AcmeIssuer {
     // acme-client's HTTP client is one axios instance per process: bounded requests, and the
     // system's CAs plus the farmer's private ones.
     acmeHttp.defaults.timeout = REQUEST_TIMEOUT_MS;
-    acmeHttp.defaults.httpsAgent = new Agent({ keepAlive: true, maxSockets: 8, ca: [...rootCertificates, ...(opts.extraCaPem ? [opts.extraCaPem] : [])] });
-    Object.assign((acmeHttp.defaults as { acmeSettings?: object }).acmeSettings ?? {}, { retryMaxAttempts: 2, retryDefaultDelay: 2 });
+    acmeHttp.defaults.httpsAgent = new Agent({
+      keepAlive: true,
+      maxSockets: 8,
+      ca: [...rootCertificates, ...(opts.extraCaPem ? [opts.extraCaPem] : [])],
+    });
+    Object.assign((acmeHttp.defaults as { acmeSettings?: object }).acmeSettings ?? {}, {
+      retryMaxAttempts: 2,
+      retryDefaultDelay: 2,
+    });
   }
 
   /**
@@ -127,10 +134,14 @@ export class AcmeIssuer {
     if (!(err instanceof TypeError)) return describeError(err);
     const agent = acmeHttp.defaults.httpsAgent as Agent;
     const reached = await new Promise<number | string>((resolve) => {
-      const req = httpsGet(directoryUrl, { agent, timeout: 10_000, headers: { 'user-agent': 'webgw-controller' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = httpsGet(
+        directoryUrl,
+        { agent, timeout: 10_000, headers: { 'user-agent': 'webgw-controller' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('timeout', () => {
         resolve('ETIMEDOUT');
         req.destroy();
@@ -162,18 +173,33 @@ export class AcmeIssuer {
    * spec.acme), for `scope` (whose status reports the failures; `previous`: those it shows, so
    * the backoff survives a restart), each answered and delivered as `order` says.
    */
-  requestFor(account: Gateway, scope: string, hostnames: readonly string[], previous: readonly AcmeFailureStatus[], order: (hostname: string) => OrderFor): void {
+  requestFor(
+    account: Gateway,
+    scope: string,
+    hostnames: readonly string[],
+    previous: readonly AcmeFailureStatus[],
+    order: (hostname: string) => OrderFor,
+  ): void {
     if (this.stopped || !account.spec.acme) return;
     this.seed(scope, previous);
     const now = this.opts.clock.date().getTime();
     for (const [key, at] of this.stored) if (at + STORED_GRACE_MS <= now) this.stored.delete(key);
-    const acct: Account = { gateway: account.metadata.name, uid: account.metadata.uid, directoryUrl: account.spec.acme.directoryUrl, email: account.spec.acme.email };
+    const acct: Account = {
+      gateway: account.metadata.name,
+      uid: account.metadata.uid,
+      directoryUrl: account.spec.acme.directoryUrl,
+      email: account.spec.acme.email,
+    };
     for (const hostname of hostnames) {
       const key = jobKey(scope, hostname);
       const failure = this.failed.get(key);
       if (this.pending.has(key) || this.stored.has(key) || (failure && Date.parse(failure.retryAt) > now)) continue;
       if (this.queue.length >= MAX_QUEUED) {
-        this.opts.logger.warn('ACME queue full; the name is asked for again at the next reconcile', { scope, hostname, limit: MAX_QUEUED });
+        this.opts.logger.warn('ACME queue full; the name is asked for again at the next reconcile', {
+          scope,
+          hostname,
+          limit: MAX_QUEUED,
+        });
         break;
       }
       this.pending.add(key);
@@ -198,7 +224,8 @@ export class AcmeIssuer {
       type: 'http-01',
       present: async (authz, token, keyAuthorization) => {
         const targets = this.opts.targetsOf(gateway);
-        if (!targets) throw new WebgwError('WEBGW_ERR_ACME', `Gateway ${gateway} has no CA or replica yet to answer the challenge`);
+        if (!targets)
+          throw new WebgwError('WEBGW_ERR_ACME', `Gateway ${gateway} has no CA or replica yet to answer the challenge`);
         await this.opts.responder.publish(targets, token, { hostname: authz.identifier.value, keyAuthorization });
       },
       withdraw: async (_authz, token) => {
@@ -262,7 +289,11 @@ export class AcmeIssuer {
     const log = this.opts.logger.child({ scope: job.scope, hostname: job.hostname, challenge: job.solver.type });
     const started = this.opts.clock.now();
     try {
-      const pair = await withDeadline(this.order(job), this.opts.orderTimeoutMs ?? 5 * 60_000, `the ACME order for ${job.hostname} took longer than allowed`);
+      const pair = await withDeadline(
+        this.order(job),
+        this.opts.orderTimeoutMs ?? 5 * 60_000,
+        `the ACME order for ${job.hostname} took longer than allowed`,
+      );
       if (this.stopped) return;
       await job.deliver(pair);
       this.stored.set(key, this.opts.clock.date().getTime());
@@ -277,7 +308,12 @@ export class AcmeIssuer {
       const { initialMs, maxMs } = this.opts.backoff ?? DEFAULT_BACKOFF;
       const delay = Math.min(maxMs, initialMs * 2 ** Math.min(attempts - 1, 30));
       const problem = (await this.explain(err, job.account.directoryUrl)).replace(/\s+/g, ' ').slice(0, 1000);
-      this.failed.set(key, { hostname: job.hostname, problem, attempts, retryAt: iso(this.opts.clock.date().getTime() + delay) });
+      this.failed.set(key, {
+        hostname: job.hostname,
+        problem,
+        attempts,
+        retryAt: iso(this.opts.clock.date().getTime() + delay),
+      });
       log.warn('ACME order failed; retried with backoff', { problem, attempts, retryInMs: delay });
     }
     job.changed();
@@ -289,7 +325,11 @@ export class AcmeIssuer {
     for (const authz of await client.getAuthorizations(order)) {
       if (authz.status === 'valid') continue;
       const challenge = authz.challenges.find((c) => c.type === job.solver.type);
-      if (!challenge) throw new WebgwError('WEBGW_ERR_ACME', `the ACME server offers no ${job.solver.type} challenge for ${authz.identifier.value}`);
+      if (!challenge)
+        throw new WebgwError(
+          'WEBGW_ERR_ACME',
+          `the ACME server offers no ${job.solver.type} challenge for ${authz.identifier.value}`,
+        );
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
       try {
         await job.solver.present(authz, challenge.token, keyAuthorization);
@@ -299,7 +339,11 @@ export class AcmeIssuer {
         await job.solver.withdraw(authz, challenge.token).catch(() => {});
       }
     }
-    const { privateKey } = await generateEcKey('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey } = await generateEcKey('ec', {
+      namedCurve: 'P-256',
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
     const [, csr] = await acmeCrypto.createCsr({ commonName: job.hostname, altNames: [job.hostname] }, privateKey);
     const finalized = await client.finalizeOrder(order, csr);
     const certPem = await client.getCertificate(finalized);
@@ -313,7 +357,13 @@ export class AcmeIssuer {
     if (known?.fingerprint === fingerprint) return known.client;
     const client = (async () => {
       const accountKey = await this.accountKey(job);
-      const c = new Client({ directoryUrl: job.directoryUrl, accountKey, backoffMin: 500, backoffMax: 5000, backoffAttempts: 12 });
+      const c = new Client({
+        directoryUrl: job.directoryUrl,
+        accountKey,
+        backoffMin: 500,
+        backoffMax: 5000,
+        backoffAttempts: 12,
+      });
       await c.createAccount({ termsOfServiceAgreed: true, ...(job.email ? { contact: [`mailto:${job.email}`] } : {}) });
       return c;
     })();
@@ -334,9 +384,19 @@ export class AcmeIssuer {
     } catch (err) {
       if (statusCode(err) !== 404) throw err;
     }
-    const { privateKey } = await generateEcKey('ec', { namedCurve: 'P-256', privateKeyEncoding: { type: 'pkcs8', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+    const { privateKey } = await generateEcKey('ec', {
+      namedCurve: 'P-256',
+      privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+      publicKeyEncoding: { type: 'spki', format: 'pem' },
+    });
     try {
-      await client.create({ apiVersion: 'v1', kind: 'Secret', metadata: this.meta(job, name, 'acme-account'), type: 'Opaque', stringData: { 'account.key': privateKey } } as KubernetesObject);
+      await client.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: this.meta(job, name, 'acme-account'),
+        type: 'Opaque',
+        stringData: { 'account.key': privateKey },
+      } as KubernetesObject);
       return privateKey;
     } catch (err) {
       if (statusCode(err) !== 409) throw err;
@@ -353,18 +413,37 @@ export class AcmeIssuer {
     const name = acmeSecretName(gw.metadata.name, hostname);
     const meta = this.meta(account, name, ACME_COMPONENT);
     const secret: V1Secret = {
-      apiVersion: 'v1', kind: 'Secret',
+      apiVersion: 'v1',
+      kind: 'Secret',
       metadata: { ...meta, annotations: { [ACME_HOSTNAME_ANNOTATION]: hostname } },
       type: 'kubernetes.io/tls',
-      data: { 'tls.crt': Buffer.from(pair.certPem).toString('base64'), 'tls.key': Buffer.from(pair.keyPem).toString('base64') },
+      data: {
+        'tls.crt': Buffer.from(pair.certPem).toString('base64'),
+        'tls.key': Buffer.from(pair.keyPem).toString('base64'),
+      },
     };
     await this.opts.client.apply(secret as KubernetesObject);
   }
 
-  private meta(job: Account, name: string, component: string): { name: string; namespace: string; labels: Record<string, string>; ownerReferences: ReturnType<typeof controllerReference>[] } {
+  private meta(
+    job: Account,
+    name: string,
+    component: string,
+  ): {
+    name: string;
+    namespace: string;
+    labels: Record<string, string>;
+    ownerReferences: ReturnType<typeof controllerReference>[];
+  } {
     return {
-      name, namespace: this.opts.namespace,
-      labels: { [GATEWAY_LABEL]: job.gateway, [COMPONENT_LABEL]: component, 'app.kubernetes.io/managed-by': 'webgw', 'app.kubernetes.io/name': 'webgw' },
+      name,
+      namespace: this.opts.namespace,
+      labels: {
+        [GATEWAY_LABEL]: job.gateway,
+        [COMPONENT_LABEL]: component,
+        'app.kubernetes.io/managed-by': 'webgw',
+        'app.kubernetes.io/name': 'webgw',
+      },
       ownerReferences: [controllerReference({ kind: 'Gateway', name: job.gateway, uid: job.uid })],
     };
   }

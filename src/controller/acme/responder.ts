@@ -27,10 +27,17 @@ export class ChallengeResponder {
    * be the one the ACME server reaches, and the order would fail).
    */
   async publish(targets: GatewayTargets, token: string, answer: ChallengeAnswer): Promise<void> {
-    if (targets.replicas.length === 0) throw new WebgwError('WEBGW_ERR_ACME', `Gateway ${targets.gateway} has no running proxy replica to answer the HTTP-01 challenge`);
+    if (targets.replicas.length === 0)
+      throw new WebgwError(
+        'WEBGW_ERR_ACME',
+        `Gateway ${targets.gateway} has no running proxy replica to answer the HTTP-01 challenge`,
+      );
     const failed = (await this.send(targets, 'PUT', token, JSON.stringify(answer))).filter((r) => r.error);
     if (failed.length > 0) {
-      throw new WebgwError('WEBGW_ERR_ACME', `the HTTP-01 answer could not be handed to ${failed.map((r) => `${r.pod} (${r.error})`).join(', ')}`);
+      throw new WebgwError(
+        'WEBGW_ERR_ACME',
+        `the HTTP-01 answer could not be handed to ${failed.map((r) => `${r.pod} (${r.error})`).join(', ')}`,
+      );
     }
   }
 
@@ -39,18 +46,35 @@ export class ChallengeResponder {
     await this.send(targets, 'DELETE', token);
   }
 
-  private send(t: GatewayTargets, method: 'PUT' | 'DELETE', token: string, body?: string): Promise<Array<{ pod: string; error?: string }>> {
+  private send(
+    t: GatewayTargets,
+    method: 'PUT' | 'DELETE',
+    token: string,
+    body?: string,
+  ): Promise<Array<{ pod: string; error?: string }>> {
     const client = this.certificates.for(t.gateway, t.ca);
-    return Promise.all(t.replicas.map(async (r) => {
-      try {
-        const answer = await replicaRequest({
-          address: r.address, port: t.port, serverName: t.serverName, caPem: t.ca.certPem, client, method,
-          path: `${ACME_CHALLENGE_PATH}${token}`, ...(body === undefined ? {} : { body }), timeoutMs: TIMEOUT_MS, maxResponseBytes: MAX_ANSWER_BYTES,
-        });
-        return answer.status === 204 ? { pod: r.pod } : { pod: r.pod, error: `HTTP ${answer.status}: ${answer.body.trim().slice(0, 120)}` };
-      } catch (err) {
-        return { pod: r.pod, error: describeError(err).slice(0, 120) };
-      }
-    }));
+    return Promise.all(
+      t.replicas.map(async (r) => {
+        try {
+          const answer = await replicaRequest({
+            address: r.address,
+            port: t.port,
+            serverName: t.serverName,
+            caPem: t.ca.certPem,
+            client,
+            method,
+            path: `${ACME_CHALLENGE_PATH}${token}`,
+            ...(body === undefined ? {} : { body }),
+            timeoutMs: TIMEOUT_MS,
+            maxResponseBytes: MAX_ANSWER_BYTES,
+          });
+          return answer.status === 204
+            ? { pod: r.pod }
+            : { pod: r.pod, error: `HTTP ${answer.status}: ${answer.body.trim().slice(0, 120)}` };
+        } catch (err) {
+          return { pod: r.pod, error: describeError(err).slice(0, 120) };
+        }
+      }),
+    );
   }
 }

@@ -35,7 +35,8 @@ export function acmeWanted(gw: Gateway, plans: Iterable<ServicePlan>): AcmeWante
     if (!gp) continue;
     const namespace = plan.key.split('/')[0] ?? '';
     for (const hostname of [...gp.https, ...gp.http, ...gp.tlsTerminated, ...gp.awaitingCertificate]) {
-      if (names.has(hostname) || hostname.startsWith('*.') || domainNames.some((d) => hostnameMatches(d, hostname))) continue;
+      if (names.has(hostname) || hostname.startsWith('*.') || domainNames.some((d) => hostnameMatches(d, hostname)))
+        continue;
       const held = perNamespace.get(namespace) ?? 0;
       if (held >= MAX_ACME_CERTIFICATES_PER_NAMESPACE || names.size >= MAX_ACME_CERTIFICATES_PER_GATEWAY) {
         if (omitted.length < MAX_OMITTED_LISTED && !omitted.includes(hostname)) omitted.push(hostname);

@@ -26,7 +26,10 @@ export class ControllerCertificates {
     const now = this.clock.date().getTime();
     const known = this.issued.get(gateway);
     if (known && known.caPem === ca.certPem && known.renewAt > now) return known.pair;
-    const pair = issueControllerCertificate(ca, this.grant, { notBefore: new Date(now - SKEW_MS), notAfter: new Date(now + VALIDITY_MS) });
+    const pair = issueControllerCertificate(ca, this.grant, {
+      notBefore: new Date(now - SKEW_MS),
+      notAfter: new Date(now + VALIDITY_MS),
+    });
     this.issued.set(gateway, { caPem: ca.certPem, pair, renewAt: now + (VALIDITY_MS * 2) / 3 });
     return pair;
   }

@@ -30,22 +30,35 @@ export interface ReplicaAnswer {
 export function replicaRequest(o: ReplicaRequest): Promise<ReplicaAnswer> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string | number> = { accept: 'application/json' };
-    if (o.body !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) });
-    const req = request({
-      host: o.address, port: o.port, path: o.path, method: o.method,
-      servername: o.serverName, ca: o.caPem, cert: o.client.certPem, key: o.client.keyPem,
-      agent: false, timeout: o.timeoutMs, headers,
-    }, (res) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > o.maxResponseBytes) req.destroy(new WebgwError('WEBGW_ERR_PROTOCOL', `answer larger than ${o.maxResponseBytes} bytes`));
-        else chunks.push(chunk);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    if (o.body !== undefined)
+      Object.assign(headers, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(o.body) });
+    const req = request(
+      {
+        host: o.address,
+        port: o.port,
+        path: o.path,
+        method: o.method,
+        servername: o.serverName,
+        ca: o.caPem,
+        cert: o.client.certPem,
+        key: o.client.keyPem,
+        agent: false,
+        timeout: o.timeoutMs,
+        headers,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > o.maxResponseBytes)
+            req.destroy(new WebgwError('WEBGW_ERR_PROTOCOL', `answer larger than ${o.maxResponseBytes} bytes`));
+          else chunks.push(chunk);
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      },
+    );
     const timedOut = (): void => {
       req.destroy(new WebgwError('WEBGW_ERR_TIMEOUT', 'timeout'));
     };

@@ -47,7 +47,9 @@ export function agentCertificates(i: AgentCertificatesInputs): { names: Map<stri
     const stored = pairIn(i.current, files.certFile, files.keyFile);
     const issued = i.orders.issuedPair(key, hostname);
     if (issued && stored?.certPem === issued.certPem) i.orders.written(key, hostname, issued.certPem);
-    const good = [issued, stored].map((p) => (p ? { pair: p, state: checkCertificatePair(hostname, p.certPem, p.keyPem, i.now) } : undefined)).find((c) => c?.state);
+    const good = [issued, stored]
+      .map((p) => (p ? { pair: p, state: checkCertificatePair(hostname, p.certPem, p.keyPem, i.now) } : undefined))
+      .find((c) => c?.state);
     const failure = failures.find((f) => f.hostname === hostname);
     const challengePem = i.orders.challenge(key, hostname);
     const base = { names: [hostname], source: 'ACME' as const, terminatedBy: 'Agent' as const };
@@ -55,16 +57,36 @@ export function agentCertificates(i: AgentCertificatesInputs): { names: Map<stri
     // The backoff goes in the status too, so that a new leader resumes it (previousFailures).
     const backoff = failure ? { attempts: failure.attempts, retryAt: failure.retryAt } : {};
     if (good?.state) {
-      const renewal = failure ? { message: `served; its renewal failed: ${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})`, ...backoff } : {};
+      const renewal = failure
+        ? {
+            message: `served; its renewal failed: ${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})`,
+            ...backoff,
+          }
+        : {};
       status = { ...base, state: 'Ready', issuer: good.state.issuer, notAfter: good.state.notAfter, ...renewal };
       nextLook = Math.min(nextLook, Date.parse(good.state.renewAt));
     } else if (!allowed.has(hostname)) {
-      status = { ...base, state: 'Failed', message: `not ordered: namespace ${i.service.metadata.namespace} holds the most agent-terminated certificates it may (${MAX_ACME_CERTIFICATES_PER_NAMESPACE})` };
+      status = {
+        ...base,
+        state: 'Failed',
+        message: `not ordered: namespace ${i.service.metadata.namespace} holds the most agent-terminated certificates it may (${MAX_ACME_CERTIFICATES_PER_NAMESPACE})`,
+      };
     } else if (failure) {
-      status = { ...base, state: 'Failed', message: `${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})`, ...backoff };
+      status = {
+        ...base,
+        state: 'Failed',
+        message: `${failure.problem} (attempt ${failure.attempts}; next at ${failure.retryAt})`,
+        ...backoff,
+      };
     } else {
       const account = accountFor(gateways, i.gateways);
-      status = { ...base, state: 'Pending', message: challengePem ? 'TLS-ALPN-01 challenge published to the agents; waiting until they serve it' : `ordering from ${account?.spec.acme?.directoryUrl ?? 'the ACME server'}` };
+      status = {
+        ...base,
+        state: 'Pending',
+        message: challengePem
+          ? 'TLS-ALPN-01 challenge published to the agents; waiting until they serve it'
+          : `ordering from ${account?.spec.acme?.directoryUrl ?? 'the ACME server'}`,
+      };
     }
     if (failure) nextLook = Math.min(nextLook, Date.parse(failure.retryAt));
     if (allowed.has(hostname) && (!good?.state || Date.parse(good.state.renewAt) <= i.now.getTime())) {
@@ -78,7 +100,13 @@ export function agentCertificates(i: AgentCertificatesInputs): { names: Map<stri
     if (!gw) continue;
     // Validations land wherever the name's DNS points: any gateway passing it through.
     const through = [...new Set(hostnames.flatMap((h) => wanted.get(h) ?? []))];
-    i.orders.request({ account: gw, service: key, hostnames, agents: i.agents, targets: () => through.flatMap((g) => i.httpsTargets(g)) });
+    i.orders.request({
+      account: gw,
+      service: key,
+      hostnames,
+      agents: i.agents,
+      targets: () => through.flatMap((g) => i.httpsTargets(g)),
+    });
   }
   return { names, nextLook };
 }
@@ -93,8 +121,17 @@ export function previousFailures(service: ExposedService): AcmeFailureStatus[] {
   for (const e of service.status?.endpoints ?? []) {
     for (const c of e.certificates ?? []) {
       const hostname = c.names[0];
-      if (c.terminatedBy !== 'Agent' || !hostname || c.attempts === undefined || !c.retryAt || out.some((f) => f.hostname === hostname)) continue;
-      const problem = (c.message ?? '').replace(/^served; its renewal failed: /, '').replace(/ \(attempt \d+; next at [^)]*\)$/, '');
+      if (
+        c.terminatedBy !== 'Agent' ||
+        !hostname ||
+        c.attempts === undefined ||
+        !c.retryAt ||
+        out.some((f) => f.hostname === hostname)
+      )
+        continue;
+      const problem = (c.message ?? '')
+        .replace(/^served; its renewal failed: /, '')
+        .replace(/ \(attempt \d+; next at [^)]*\)$/, '');
       out.push({ hostname, problem, attempts: c.attempts, retryAt: c.retryAt });
     }
   }
@@ -103,10 +140,17 @@ export function previousFailures(service: ExposedService): AcmeFailureStatus[] {
 
 /** The first Gateway (by name) passing the name through that has spec.acme. */
 function accountFor(gateways: readonly string[], all: ReadonlyMap<string, Gateway>): Gateway | undefined {
-  return [...gateways].sort().map((g) => all.get(g)).find((g) => g?.spec.acme);
+  return [...gateways]
+    .sort()
+    .map((g) => all.get(g))
+    .find((g) => g?.spec.acme);
 }
 
-function pairIn(secret: V1Secret | undefined, certFile: string, keyFile: string): { certPem: string; keyPem: string } | undefined {
+function pairIn(
+  secret: V1Secret | undefined,
+  certFile: string,
+  keyFile: string,
+): { certPem: string; keyPem: string } | undefined {
   const certPem = secretText(secret, certFile);
   const keyPem = secretText(secret, keyFile);
   return certPem && keyPem ? { certPem, keyPem } : undefined;

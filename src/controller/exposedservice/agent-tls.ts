@@ -34,7 +34,10 @@ export function agentAlpn(route: ExposedServiceRoute): { alpn?: string[]; forwar
 
 /** True when `route` asked for `hostname` (by name or as <subdomain>.<domain>). */
 export function routeAsks(route: ExposedServiceRoute, hostname: string): boolean {
-  return (route.hostnames ?? []).map((h) => h.toLowerCase()).includes(hostname) || (route.subdomain !== undefined && hostname.startsWith(`${route.subdomain}.`));
+  return (
+    (route.hostnames ?? []).map((h) => h.toLowerCase()).includes(hostname) ||
+    (route.subdomain !== undefined && hostname.startsWith(`${route.subdomain}.`))
+  );
 }
 
 /**

@@ -24,7 +24,14 @@
  *
  * The result feeds the credential (the grants are exactly what was accepted) and the status.
  */
-import { gatewayLimitDefaults, hostnamePolicyDefaults, type ExposedService, type ExposedServiceRoute, type Gateway, type LabelSelector } from '../../crds/types.ts';
+import {
+  gatewayLimitDefaults,
+  hostnamePolicyDefaults,
+  type ExposedService,
+  type ExposedServiceRoute,
+  type Gateway,
+  type LabelSelector,
+} from '../../crds/types.ts';
 import { gatewayServesHttps } from '../gateway/served-certificate.ts';
 import { challengeRecord, verificationValue } from '../trust/verification.ts';
 
@@ -96,7 +103,8 @@ export function planHostnames(gp: Pick<GatewayPlan, 'http' | 'https' | 'tls' | '
  */
 function servedAs(gp: GatewayPlan, route: ExposedServiceRoute, hostname: string, g: Gateway): string[][] {
   if (route.protocol === 'TLS' && route.termination !== 'Terminate') return [gp.tls];
-  if (route.protocol === 'TLS') return [gatewayServesHttps(g.status, hostname) ? gp.tlsTerminated : gp.awaitingCertificate];
+  if (route.protocol === 'TLS')
+    return [gatewayServesHttps(g.status, hostname) ? gp.tlsTerminated : gp.awaitingCertificate];
   if (!g.spec.listeners.https || !gatewayServesHttps(g.status, hostname)) return [gp.http];
   return route.redirect === false && g.spec.listeners.http ? [gp.https, gp.http] : [gp.https];
 }
@@ -111,7 +119,8 @@ function terminationRefusal(route: ExposedServiceRoute, hostname: string, g: Gat
     if (g.spec.acme && g.spec.listeners.https && !hostname.startsWith('*.')) return undefined;
     return `Gateway ${g.metadata.name} cannot order the agents' certificate for ${hostname} (termination: Agent needs spec.acme and an https listener, where TLS-ALPN-01 is validated, and a name that is not a wildcard)`;
   }
-  if (route.protocol !== 'TLS' || route.termination !== 'Terminate' || gatewayServesHttps(g.status, hostname)) return undefined;
+  if (route.protocol !== 'TLS' || route.termination !== 'Terminate' || gatewayServesHttps(g.status, hostname))
+    return undefined;
   if (g.spec.acme && g.spec.listeners.http && !hostname.startsWith('*.')) return undefined;
   return `Gateway ${g.metadata.name} has no certificate for ${hostname} (termination: Terminate needs a name its spec.tls certificate covers, or spec.acme for a name that is not a wildcard)`;
 }
@@ -124,8 +133,14 @@ export interface ServicePlan {
 }
 
 /** Namespaces as the plan needs them, from the cache. */
-export function namespaceInfos(namespaces: ReadonlyArray<{ metadata?: { name?: string; labels?: Record<string, string>; uid?: string } }>): NamespaceInfo[] {
-  return namespaces.map((n) => ({ name: n.metadata?.name ?? '', labels: n.metadata?.labels ?? {}, ...(n.metadata?.uid ? { uid: n.metadata.uid } : {}) }));
+export function namespaceInfos(
+  namespaces: ReadonlyArray<{ metadata?: { name?: string; labels?: Record<string, string>; uid?: string } }>,
+): NamespaceInfo[] {
+  return namespaces.map((n) => ({
+    name: n.metadata?.name ?? '',
+    labels: n.metadata?.labels ?? {},
+    ...(n.metadata?.uid ? { uid: n.metadata.uid } : {}),
+  }));
 }
 
 export function serviceKey(s: ExposedService): string {
@@ -139,9 +154,14 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Rec
     const has = Object.hasOwn(labels, e.key);
     const value = labels[e.key];
     const values = e.values ?? [];
-    const ok = e.operator === 'In' ? has && values.includes(value as string)
-      : e.operator === 'NotIn' ? !has || !values.includes(value as string)
-        : e.operator === 'Exists' ? has : !has;
+    const ok =
+      e.operator === 'In'
+        ? has && values.includes(value as string)
+        : e.operator === 'NotIn'
+          ? !has || !values.includes(value as string)
+          : e.operator === 'Exists'
+            ? has
+            : !has;
     if (!ok) return false;
   }
   return true;
@@ -155,7 +175,11 @@ export function byAge(a: ExposedService, b: ExposedService): number {
   return serviceKey(a) < serviceKey(b) ? -1 : serviceKey(a) > serviceKey(b) ? 1 : 0;
 }
 
-export function resolveGateways(service: ExposedService, gateways: readonly Gateway[], byName: ReadonlyMap<string, Gateway> = new Map(gateways.map((g) => [g.metadata.name, g]))): { found: Gateway[]; missing: string[] } {
+export function resolveGateways(
+  service: ExposedService,
+  gateways: readonly Gateway[],
+  byName: ReadonlyMap<string, Gateway> = new Map(gateways.map((g) => [g.metadata.name, g])),
+): { found: Gateway[]; missing: string[] } {
   if (service.spec.gateways) {
     const found: Gateway[] = [];
     const missing: string[] = [];
@@ -166,7 +190,10 @@ export function resolveGateways(service: ExposedService, gateways: readonly Gate
     }
     return { found, missing };
   }
-  return { found: gateways.filter((g) => selectorMatches(service.spec.gatewaySelector, g.metadata.labels ?? {})), missing: [] };
+  return {
+    found: gateways.filter((g) => selectorMatches(service.spec.gatewaySelector, g.metadata.labels ?? {})),
+    missing: [],
+  };
 }
 
 /** The hostnames a route asks for on one gateway (its own names, plus subdomain.domain). */
@@ -183,7 +210,10 @@ const policies = new WeakMap<Gateway, Required<Pick<HostnamePolicy, 'wildcards' 
 function policyOf(gateway: Gateway): Required<Pick<HostnamePolicy, 'wildcards' | 'external'>> {
   let policy = policies.get(gateway);
   if (!policy) {
-    policy = { wildcards: gateway.spec.hostnamePolicy?.wildcards ?? hostnamePolicyDefaults.wildcards, external: gateway.spec.hostnamePolicy?.external ?? hostnamePolicyDefaults.external };
+    policy = {
+      wildcards: gateway.spec.hostnamePolicy?.wildcards ?? hostnamePolicyDefaults.wildcards,
+      external: gateway.spec.hostnamePolicy?.external ?? hostnamePolicyDefaults.external,
+    };
     policies.set(gateway, policy);
   }
   return policy;
@@ -195,16 +225,23 @@ export function hostnameRefusal(hostname: string, gateway: Gateway): string | un
   const wildcard = hostname.startsWith('*.');
   const base = wildcard ? hostname.slice(2) : hostname;
   if (domain) {
-    if (base === domain || domain.endsWith(`.${base}`)) return wildcard ? `a wildcard over the gateway domain ${domain} is not allowed` : `the gateway domain ${domain} itself is not served to tenants`;
+    if (base === domain || domain.endsWith(`.${base}`))
+      return wildcard
+        ? `a wildcard over the gateway domain ${domain} is not allowed`
+        : `the gateway domain ${domain} itself is not served to tenants`;
     if (base.endsWith(`.${domain}`)) {
       if (wildcard) return `wildcards under the gateway domain ${domain} are not allowed`;
-      if (base.slice(0, -domain.length - 1).includes('.')) return `names under the gateway domain ${domain} are single labels (<name>.${domain})`;
+      if (base.slice(0, -domain.length - 1).includes('.'))
+        return `names under the gateway domain ${domain} are single labels (<name>.${domain})`;
       return undefined;
     }
   }
   const policy = policyOf(gateway);
   if (wildcard && policy.wildcards !== 'Allowed') return 'wildcard hostnames are not allowed on this Gateway';
-  if (policy.external === 'Forbidden') return domain ? `only names under ${domain} are served on this Gateway` : 'this Gateway serves no hostnames outside its domain';
+  if (policy.external === 'Forbidden')
+    return domain
+      ? `only names under ${domain} are served on this Gateway`
+      : 'this Gateway serves no hostnames outside its domain';
   return undefined;
 }
 
@@ -228,7 +265,12 @@ export function needsProof(hostname: string, gateway: Gateway, namespaceLabels: 
  * another claimant is. `options.verified`: on gateways that ask for proof, an external name may be
  * claimed only by a namespace that proved control of it.
  */
-export function planClaims(gateways: readonly Gateway[], services: readonly ExposedService[], namespaces: readonly NamespaceInfo[], options: PlanOptions = {}): Map<string, ServicePlan> {
+export function planClaims(
+  gateways: readonly Gateway[],
+  services: readonly ExposedService[],
+  namespaces: readonly NamespaceInfo[],
+  options: PlanOptions = {},
+): Map<string, ServicePlan> {
   const { reserved, verified } = options;
   const nsLabels = new Map(namespaces.map((n) => [n.name, n.labels]));
   const nsUid = new Map(namespaces.map((n) => [n.name, n.uid ?? '']));
@@ -262,16 +304,36 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
     const { found, missing } = resolveGateways(s, gateways, byName);
     const plan: ServicePlan = { key, missingGateways: missing, gateways: [] };
     for (const g of found) {
-      const gp: GatewayPlan = { gateway: g.metadata.name, accepted: true, http: [], https: [], tls: [], tlsTerminated: [], awaitingCertificate: [], tcp: [], h2c: [], conflicts: [], refused: [] };
+      const gp: GatewayPlan = {
+        gateway: g.metadata.name,
+        accepted: true,
+        http: [],
+        https: [],
+        tls: [],
+        tlsTerminated: [],
+        awaitingCertificate: [],
+        tcp: [],
+        h2c: [],
+        conflicts: [],
+        refused: [],
+      };
       plan.gateways.push(gp);
       const namespace = s.metadata.namespace ?? '';
       if (!selectorMatches(g.spec.allowedNamespaces?.selector, nsLabels.get(namespace) ?? {})) {
-        Object.assign(gp, { accepted: false, reason: 'NamespaceNotAllowed', message: `Gateway ${g.metadata.name} does not admit namespace ${s.metadata.namespace}` });
+        Object.assign(gp, {
+          accepted: false,
+          reason: 'NamespaceNotAllowed',
+          message: `Gateway ${g.metadata.name} does not admit namespace ${s.metadata.namespace}`,
+        });
         continue;
       }
       const maxServices = g.spec.limits?.maxServicesPerNamespace ?? gatewayLimitDefaults.maxServicesPerNamespace;
       if (bump(servicesOf, g.metadata.name, namespace) > maxServices) {
-        Object.assign(gp, { accepted: false, reason: 'NamespaceQuotaExceeded', message: `Gateway ${g.metadata.name} serves at most ${maxServices} ExposedServices of namespace ${namespace} (limits.maxServicesPerNamespace)` });
+        Object.assign(gp, {
+          accepted: false,
+          reason: 'NamespaceQuotaExceeded',
+          message: `Gateway ${g.metadata.name} serves at most ${maxServices} ExposedServices of namespace ${namespace} (limits.maxServicesPerNamespace)`,
+        });
         continue;
       }
       const maxPorts = g.spec.limits?.maxTcpPortsPerNamespace ?? gatewayLimitDefaults.maxTcpPortsPerNamespace;
@@ -292,7 +354,10 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
               used.delete(port);
               freeFrom.set(g.metadata.name, Math.min(freeFrom.get(g.metadata.name) ?? range.from, port));
             }
-            Object.assign(gp, { reason: 'NamespaceQuotaExceeded', message: `namespace ${namespace} holds the most TCP ports allowed on Gateway ${g.metadata.name} (${maxPorts}, limits.maxTcpPortsPerNamespace)` });
+            Object.assign(gp, {
+              reason: 'NamespaceQuotaExceeded',
+              message: `namespace ${namespace} holds the most TCP ports allowed on Gateway ${g.metadata.name} (${maxPorts}, limits.maxTcpPortsPerNamespace)`,
+            });
             return;
           }
           if (port === undefined) {
@@ -304,7 +369,10 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
             if (p <= range.to) port = p;
           }
           if (port === undefined) {
-            Object.assign(gp, { reason: 'PortsExhausted', message: `no free port left in ${range.from}-${range.to} on Gateway ${g.metadata.name}` });
+            Object.assign(gp, {
+              reason: 'PortsExhausted',
+              message: `no free port left in ${range.from}-${range.to} on Gateway ${g.metadata.name}`,
+            });
             return;
           }
           used.add(port);
@@ -319,7 +387,11 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           }
           const uid = nsUid.get(namespace) ?? '';
           if (needsProof(hostname, g, nsLabels.get(namespace) ?? {}) && !(uid && verified?.(hostname, uid))) {
-            if (!gp.refused.some((r) => r.hostname === hostname)) gp.refused.push({ hostname, why: `not proven yet: publish the TXT record ${challengeRecord(hostname)} with the value "${verificationValue(uid)}"` });
+            if (!gp.refused.some((r) => r.hostname === hostname))
+              gp.refused.push({
+                hostname,
+                why: `not proven yet: publish the TXT record ${challengeRecord(hostname)} with the value "${verificationValue(uid)}"`,
+              });
             continue;
           }
           const holder = claims.get(hostname);
@@ -334,7 +406,8 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
           }
           claims.set(hostname, key);
           for (const list of servedAs(gp, route, hostname, g)) if (!list.includes(hostname)) list.push(hostname);
-          if (route.protocol === 'HTTP' && route.backendProtocol === 'H2C' && !gp.h2c.includes(hostname)) gp.h2c.push(hostname);
+          if (route.protocol === 'HTTP' && route.backendProtocol === 'H2C' && !gp.h2c.includes(hostname))
+            gp.h2c.push(hostname);
         }
       });
       if (planHostnames(gp).length + gp.tcp.length === 0 && gp.accepted && gp.reason) gp.accepted = false;
@@ -357,7 +430,12 @@ export function planClaims(gateways: readonly Gateway[], services: readonly Expo
  * status says, if no one else holds or reserved that port. Marks them used; returns, per service
  * key, `${gateway} ${route}` → port.
  */
-function keptPorts(gateways: readonly Gateway[], ordered: readonly ExposedService[], usedPorts: Map<string, Set<number>>, reservedPorts: PlanOptions['reservedPorts']): Map<string, Map<string, number>> {
+function keptPorts(
+  gateways: readonly Gateway[],
+  ordered: readonly ExposedService[],
+  usedPorts: Map<string, Set<number>>,
+  reservedPorts: PlanOptions['reservedPorts'],
+): Map<string, Map<string, number>> {
   const kept = new Map<string, Map<string, number>>(ordered.map((s) => [serviceKey(s), new Map<string, number>()]));
   const byKey = new Map(ordered.map((s) => [serviceKey(s), s]));
   for (const g of gateways) {
@@ -367,7 +445,15 @@ function keptPorts(gateways: readonly Gateway[], ordered: readonly ExposedServic
       const at = holder.lastIndexOf('#');
       const service = byKey.get(holder.slice(0, at));
       const index = Number(holder.slice(at + 1));
-      if (!range || !service || service.spec.routes[index]?.protocol !== 'TCP' || port < range.from || port > range.to || used.has(port)) continue;
+      if (
+        !range ||
+        !service ||
+        service.spec.routes[index]?.protocol !== 'TCP' ||
+        port < range.from ||
+        port > range.to ||
+        used.has(port)
+      )
+        continue;
       used.add(port);
       kept.get(holder.slice(0, at))!.set(`${g.metadata.name} ${index}`, port);
     }
@@ -383,8 +469,20 @@ function keptPorts(gateways: readonly Gateway[], ordered: readonly ExposedServic
       for (const alloc of ep.tcp ?? []) {
         // The route a recorded port belongs to: the first TCP route with that backend port
         // that has no port yet.
-        const index = s.spec.routes.findIndex((r, i) => r.protocol === 'TCP' && (r.backend?.port ?? s.spec.backend.port) === alloc.backendPort && !mine.has(`${g.metadata.name} ${i}`));
-        if (index < 0 || alloc.port < range.from || alloc.port > range.to || used.has(alloc.port) || reserved?.has(alloc.port)) continue;
+        const index = s.spec.routes.findIndex(
+          (r, i) =>
+            r.protocol === 'TCP' &&
+            (r.backend?.port ?? s.spec.backend.port) === alloc.backendPort &&
+            !mine.has(`${g.metadata.name} ${i}`),
+        );
+        if (
+          index < 0 ||
+          alloc.port < range.from ||
+          alloc.port > range.to ||
+          used.has(alloc.port) ||
+          reserved?.has(alloc.port)
+        )
+          continue;
         used.add(alloc.port);
         mine.set(`${g.metadata.name} ${index}`, alloc.port);
       }

@@ -24,12 +24,23 @@ export function connectorName(service: string): string {
 
 export function connectorDeployment(service: ExposedService, image: string): Record<string, unknown> {
   const name = service.metadata.name;
-  const labels = { [CONNECTOR_LABEL]: name, 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'connector' };
-  const { restartPolicy: _sidecarOnly, volumeMounts, ...container } = agentSidecar(image) as Record<string, unknown> & { volumeMounts: Array<{ name: string }> };
+  const labels = {
+    [CONNECTOR_LABEL]: name,
+    'app.kubernetes.io/name': 'webgw',
+    'app.kubernetes.io/component': 'connector',
+  };
+  const {
+    restartPolicy: _sidecarOnly,
+    volumeMounts,
+    ...container
+  } = agentSidecar(image) as Record<string, unknown> & { volumeMounts: Array<{ name: string }> };
   return {
-    apiVersion: 'apps/v1', kind: 'Deployment',
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
     metadata: {
-      name: connectorName(name), namespace: service.metadata.namespace, labels,
+      name: connectorName(name),
+      namespace: service.metadata.namespace,
+      labels,
       ownerReferences: [controllerReference({ kind: 'ExposedService', name, uid: service.metadata.uid })],
     },
     spec: {
@@ -43,9 +54,24 @@ export function connectorDeployment(service: ExposedService, image: string): Rec
           // runAsGroup: without it the image's group is lost on a real node (65532 is not in
           // /etc/passwd, so containerd runs the process with gid 0); fsGroup makes the 0440
           // credential files readable by that group (issue 13).
-          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-          topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'kubernetes.io/hostname', whenUnsatisfiable: 'ScheduleAnyway', labelSelector: { matchLabels: { [CONNECTOR_LABEL]: name } } }],
-          containers: [{ ...container, name: AGENT_CONTAINER, volumeMounts: volumeMounts.filter((m) => m.name === AGENT_VOLUME) }],
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 65532,
+            runAsGroup: 65532,
+            fsGroup: 65532,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          topologySpreadConstraints: [
+            {
+              maxSkew: 1,
+              topologyKey: 'kubernetes.io/hostname',
+              whenUnsatisfiable: 'ScheduleAnyway',
+              labelSelector: { matchLabels: { [CONNECTOR_LABEL]: name } },
+            },
+          ],
+          containers: [
+            { ...container, name: AGENT_CONTAINER, volumeMounts: volumeMounts.filter((m) => m.name === AGENT_VOLUME) },
+          ],
           volumes: [{ name: AGENT_VOLUME, secret: { secretName: credentialSecretName(name), defaultMode: 0o440 } }],
         },
       },

@@ -57,14 +57,20 @@ function backendAddress(service: ExposedService, port: number): string {
 }
 
 function servedPlans(inputs: ExposedServiceInputs): GatewayPlan[] {
-  return inputs.plan.gateways.filter((g) => g.accepted && inputs.credentials.has(g.gateway) && (inputs.gateways.get(g.gateway)?.status?.tunnelEndpoints?.length ?? 0) > 0);
+  return inputs.plan.gateways.filter(
+    (g) =>
+      g.accepted &&
+      inputs.credentials.has(g.gateway) &&
+      (inputs.gateways.get(g.gateway)?.status?.tunnelEndpoints?.length ?? 0) > 0,
+  );
 }
 
 /** The config file the agent sidecar (or connector) runs with. */
 export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknown> {
   const { service } = inputs;
   const served = servedPlans(inputs);
-  const portFor = (routeIndex: number): number => service.spec.routes[routeIndex]?.backend?.port ?? service.spec.backend.port;
+  const portFor = (routeIndex: number): number =>
+    service.spec.routes[routeIndex]?.backend?.port ?? service.spec.backend.port;
   const routes: Array<Record<string, unknown>> = [];
   const seen = new Set<string>();
   for (const gp of served) {
@@ -79,11 +85,25 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
         if (!routeAsks(route, hostname)) continue;
         seen.add(key);
         // Terminated by the agent: files beside agent.yaml, which may appear only later.
-        const terminate = route.protocol === 'TLS' && route.termination === 'Agent' && gp.tls.includes(hostname) ? { terminate: { ...agentTlsFiles(hostname), ...agentAlpn(route) } } : {};
-        routes.push({ protocol: route.protocol.toLowerCase(), hostname, backend: backendAddress(service, portFor(index)), ...terminate });
+        const terminate =
+          route.protocol === 'TLS' && route.termination === 'Agent' && gp.tls.includes(hostname)
+            ? { terminate: { ...agentTlsFiles(hostname), ...agentAlpn(route) } }
+            : {};
+        routes.push({
+          protocol: route.protocol.toLowerCase(),
+          hostname,
+          backend: backendAddress(service, portFor(index)),
+          ...terminate,
+        });
       }
     });
-    for (const alloc of gp.tcp) routes.push({ protocol: 'tcp', port: alloc.port, gateway: gp.gateway, backend: backendAddress(service, alloc.backendPort) });
+    for (const alloc of gp.tcp)
+      routes.push({
+        protocol: 'tcp',
+        port: alloc.port,
+        gateway: gp.gateway,
+        backend: backendAddress(service, alloc.backendPort),
+      });
   }
   return {
     name: `${service.metadata.namespace}/${service.metadata.name}`,
@@ -107,12 +127,21 @@ export function agentConfig(inputs: ExposedServiceInputs): Record<string, unknow
 /** What works: https:// for names served over TLS (terminated or passed through), http:// for plain HTTP. */
 function urlsFor(gp: GatewayPlan, gateway: Gateway | undefined): string[] {
   const port = (p: number | undefined, def: number): string => (p === undefined || p === def ? '' : `:${p}`);
-  const https = gateway?.spec.listeners.https ? [...gp.https, ...gp.tls, ...gp.tlsTerminated].map((h) => `https://${h}${port(gateway.spec.listeners.https?.port, 443)}`) : [];
-  const http = gateway?.spec.listeners.http ? gp.http.map((h) => `http://${h}${port(gateway.spec.listeners.http?.port, 80)}`) : [];
+  const https = gateway?.spec.listeners.https
+    ? [...gp.https, ...gp.tls, ...gp.tlsTerminated].map(
+        (h) => `https://${h}${port(gateway.spec.listeners.https?.port, 443)}`,
+      )
+    : [];
+  const http = gateway?.spec.listeners.http
+    ? gp.http.map((h) => `http://${h}${port(gateway.spec.listeners.http?.port, 80)}`)
+    : [];
   return [...http, ...https];
 }
 
-export function desiredExposedService(inputs: ExposedServiceInputs): { secret: Record<string, unknown>; status: ExposedServiceStatus } {
+export function desiredExposedService(inputs: ExposedServiceInputs): {
+  secret: Record<string, unknown>;
+  status: ExposedServiceStatus;
+} {
   return { secret: credentialSecret(inputs), status: serviceStatus(inputs) };
 }
 
@@ -134,11 +163,20 @@ export function credentialSecret(inputs: ExposedServiceInputs): Record<string, u
     if (tls.challengePem) stringData[files.challengeFile] = tls.challengePem;
   }
   const secret = {
-    apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
     metadata: {
-      name: credentialSecretName(service.metadata.name), namespace: service.metadata.namespace,
-      labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw', 'webgw.io/exposed-service': service.metadata.name },
-      ownerReferences: [controllerReference({ kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })],
+      name: credentialSecretName(service.metadata.name),
+      namespace: service.metadata.namespace,
+      labels: {
+        'app.kubernetes.io/name': 'webgw',
+        'app.kubernetes.io/managed-by': 'webgw',
+        'webgw.io/exposed-service': service.metadata.name,
+      },
+      ownerReferences: [
+        controllerReference({ kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid }),
+      ],
     },
     stringData,
   };
@@ -151,17 +189,46 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
   const generation = service.metadata.generation ?? 0;
   let conditions: Condition[] = service.status?.conditions ?? [];
   const set = (type: string, status: boolean, reason: string, message: string): void => {
-    conditions = setCondition(conditions, { type, status: status ? 'True' : 'False', reason, message, observedGeneration: generation }, now);
+    conditions = setCondition(
+      conditions,
+      { type, status: status ? 'True' : 'False', reason, message, observedGeneration: generation },
+      now,
+    );
   };
   const refused = plan.gateways.filter((g) => !g.accepted);
-  const conflicts = plan.gateways.flatMap((g) => g.conflicts.map((c) => `${c.protocol} ${c.hostname} on ${g.gateway} is held by ${c.holder}`));
-  set(ExposedServiceCondition.ResolvedRefs, plan.missingGateways.length === 0, plan.missingGateways.length === 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound,
-    plan.missingGateways.length === 0 ? `${plan.gateways.length} gateway(s) resolved` : `Gateway(s) not found: ${plan.missingGateways.join(', ')}`);
-  set(ExposedServiceCondition.Accepted, refused.length === 0 && plan.gateways.length > 0, refused[0]?.reason ?? (plan.gateways.length > 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound),
-    refused.length > 0 ? refused.map((g) => g.message).join('; ') : plan.gateways.length > 0 ? 'accepted' : 'no gateway selected');
+  const conflicts = plan.gateways.flatMap((g) =>
+    g.conflicts.map((c) => `${c.protocol} ${c.hostname} on ${g.gateway} is held by ${c.holder}`),
+  );
+  set(
+    ExposedServiceCondition.ResolvedRefs,
+    plan.missingGateways.length === 0,
+    plan.missingGateways.length === 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound,
+    plan.missingGateways.length === 0
+      ? `${plan.gateways.length} gateway(s) resolved`
+      : `Gateway(s) not found: ${plan.missingGateways.join(', ')}`,
+  );
+  set(
+    ExposedServiceCondition.Accepted,
+    refused.length === 0 && plan.gateways.length > 0,
+    refused[0]?.reason ?? (plan.gateways.length > 0 ? ConditionReason.Accepted : ConditionReason.GatewayNotFound),
+    refused.length > 0
+      ? refused.map((g) => g.message).join('; ')
+      : plan.gateways.length > 0
+        ? 'accepted'
+        : 'no gateway selected',
+  );
   const refusedNames = plan.gateways.flatMap((g) => g.refused.map((r) => `${r.hostname} on ${g.gateway}: ${r.why}`));
   const problems = [...conflicts, ...refusedNames];
-  set(ExposedServiceCondition.HostnameConflict, problems.length > 0, conflicts.length > 0 ? ConditionReason.HostnameConflict : refusedNames.length > 0 ? ConditionReason.HostnameNotAllowed : ConditionReason.NoConflicts, problems.length > 0 ? problems.join('; ') : 'no conflicts');
+  set(
+    ExposedServiceCondition.HostnameConflict,
+    problems.length > 0,
+    conflicts.length > 0
+      ? ConditionReason.HostnameConflict
+      : refusedNames.length > 0
+        ? ConditionReason.HostnameNotAllowed
+        : ConditionReason.NoConflicts,
+    problems.length > 0 ? problems.join('; ') : 'no conflicts',
+  );
   const served = servedPlans(inputs);
   const blocked = inputs.inTheWay ?? [];
   const sessions = sessionsOf(inputs, served);
@@ -170,34 +237,90 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
     set(ExposedServiceCondition.Programmed, false, ConditionReason.ObjectInTheWay, message);
     set(ExposedServiceCondition.Ready, false, ConditionReason.ObjectInTheWay, message);
   } else if (served.length === 0) {
-    set(ExposedServiceCondition.Programmed, false, ConditionReason.NoTunnelEndpoint, 'no accepted gateway has a tunnel endpoint yet');
-    set(ExposedServiceCondition.Ready, false, ConditionReason.NoTunnelEndpoint, 'no accepted gateway has a tunnel endpoint yet');
+    set(
+      ExposedServiceCondition.Programmed,
+      false,
+      ConditionReason.NoTunnelEndpoint,
+      'no accepted gateway has a tunnel endpoint yet',
+    );
+    set(
+      ExposedServiceCondition.Ready,
+      false,
+      ConditionReason.NoTunnelEndpoint,
+      'no accepted gateway has a tunnel endpoint yet',
+    );
   } else {
-    set(ExposedServiceCondition.Programmed, true, ConditionReason.Programmed, `credentials issued for ${served.map((g) => g.gateway).join(', ')}`);
-    const ready = readiness(served.map((g) => g.gateway), sessions, inputs.agentPods);
-    conditions = setCondition(conditions, { type: ExposedServiceCondition.Ready, ...ready, observedGeneration: generation }, now);
+    set(
+      ExposedServiceCondition.Programmed,
+      true,
+      ConditionReason.Programmed,
+      `credentials issued for ${served.map((g) => g.gateway).join(', ')}`,
+    );
+    const ready = readiness(
+      served.map((g) => g.gateway),
+      sessions,
+      inputs.agentPods,
+    );
+    conditions = setCondition(
+      conditions,
+      { type: ExposedServiceCondition.Ready, ...ready, observedGeneration: generation },
+      now,
+    );
   }
 
   if (service.spec.mode === 'Sidecar') {
     const missing = inputs.podsWithoutAgent ?? [];
     const names = missing.slice(0, 5).join(', ') + (missing.length > 5 ? `, and ${missing.length - 5} more` : '');
-    set(ExposedServiceCondition.AgentInjected, missing.length === 0, missing.length === 0 ? ConditionReason.AllInjected : ConditionReason.PodsWithoutAgent,
-      missing.length === 0 ? 'every selected pod runs the agent' : `${missing.length} selected pod(s) run without the agent (created before this ExposedService, in a namespace without webgw.io/injection=enabled, or while the webhook was down); restart them: ${names}`);
+    set(
+      ExposedServiceCondition.AgentInjected,
+      missing.length === 0,
+      missing.length === 0 ? ConditionReason.AllInjected : ConditionReason.PodsWithoutAgent,
+      missing.length === 0
+        ? 'every selected pod runs the agent'
+        : `${missing.length} selected pod(s) run without the agent (created before this ExposedService, in a namespace without webgw.io/injection=enabled, or while the webhook was down); restart them: ${names}`,
+    );
   }
 
-  const endpoints = plan.gateways.filter((g) => g.accepted).map((gp) => {
-    const gateway = inputs.gateways.get(gp.gateway);
-    const addresses = gateway?.status?.addresses?.map((a) => a.value) ?? [];
-    const urls = urlsFor(gp, gateway);
-    const tcp = gp.tcp.flatMap((a) => (addresses.length > 0 ? addresses : [undefined]).map((address) => ({ ...(address ? { address } : {}), port: a.port, backendPort: a.backendPort })));
-    const replicas = sessions.get(gp.gateway);
-    const connected = replicas === undefined ? {} : { sessions: replicas.reduce((n, r) => n + r.sessions, 0), replicas: [...replicas] };
-    // Names the gateway terminates TLS for: whose certificate, its state, and until when.
-    const certificates = [...endpointCertificates(gp, gateway), ...[...(inputs.agentTls ?? [])].filter(([h]) => gp.tls.includes(h)).map(([, t]) => t.status)];
-    return { gateway: gp.gateway, ...(urls.length > 0 ? { urls } : {}), ...(tcp.length > 0 ? { tcp } : {}), ...(certificates.length > 0 ? { certificates } : {}), ...connected };
-  });
-  const certificateReady = serviceCertificateCondition(endpoints.map((e) => ({ gateway: e.gateway, certificates: e.certificates ?? [] })));
-  if (certificateReady) conditions = setCondition(conditions, { type: ExposedServiceCondition.CertificateReady, ...certificateReady, observedGeneration: generation }, now);
+  const endpoints = plan.gateways
+    .filter((g) => g.accepted)
+    .map((gp) => {
+      const gateway = inputs.gateways.get(gp.gateway);
+      const addresses = gateway?.status?.addresses?.map((a) => a.value) ?? [];
+      const urls = urlsFor(gp, gateway);
+      const tcp = gp.tcp.flatMap((a) =>
+        (addresses.length > 0 ? addresses : [undefined]).map((address) => ({
+          ...(address ? { address } : {}),
+          port: a.port,
+          backendPort: a.backendPort,
+        })),
+      );
+      const replicas = sessions.get(gp.gateway);
+      const connected =
+        replicas === undefined
+          ? {}
+          : { sessions: replicas.reduce((n, r) => n + r.sessions, 0), replicas: [...replicas] };
+      // Names the gateway terminates TLS for: whose certificate, its state, and until when.
+      const certificates = [
+        ...endpointCertificates(gp, gateway),
+        ...[...(inputs.agentTls ?? [])].filter(([h]) => gp.tls.includes(h)).map(([, t]) => t.status),
+      ];
+      return {
+        gateway: gp.gateway,
+        ...(urls.length > 0 ? { urls } : {}),
+        ...(tcp.length > 0 ? { tcp } : {}),
+        ...(certificates.length > 0 ? { certificates } : {}),
+        ...connected,
+      };
+    });
+  const certificateReady = serviceCertificateCondition(
+    endpoints.map((e) => ({ gateway: e.gateway, certificates: e.certificates ?? [] })),
+  );
+  if (certificateReady)
+    conditions = setCondition(
+      conditions,
+      { type: ExposedServiceCondition.CertificateReady, ...certificateReady, observedGeneration: generation },
+      now,
+    );
   else conditions = conditions.filter((c) => c.type !== ExposedServiceCondition.CertificateReady);
   const accepted = plan.gateways.filter((g) => g.accepted).length;
   const connectedGateways = `${served.filter((g) => (sessions.get(g.gateway) ?? []).some((r) => r.sessions > 0)).length}/${accepted}`;
@@ -205,7 +328,10 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
 }
 
 /** Sessions per served gateway: as read now, else as the last status showed them. */
-function sessionsOf(inputs: ExposedServiceInputs, served: readonly GatewayPlan[]): Map<string, readonly ReplicaSessions[]> {
+function sessionsOf(
+  inputs: ExposedServiceInputs,
+  served: readonly GatewayPlan[],
+): Map<string, readonly ReplicaSessions[]> {
   const out = new Map<string, readonly ReplicaSessions[]>();
   for (const gp of served) {
     const now = inputs.sessions?.get(gp.gateway);
@@ -221,7 +347,11 @@ function sessionsOf(inputs: ExposedServiceInputs, served: readonly GatewayPlan[]
  * read (an unreachable replica is the gateway's failure, named in the message, not this
  * service's), and at least one session in all.
  */
-export function readiness(gateways: readonly string[], sessions: ReadonlyMap<string, readonly ReplicaSessions[]>, agentPods: number | undefined): Pick<Condition, 'status' | 'reason' | 'message'> {
+export function readiness(
+  gateways: readonly string[],
+  sessions: ReadonlyMap<string, readonly ReplicaSessions[]>,
+  agentPods: number | undefined,
+): Pick<Condition, 'status' | 'reason' | 'message'> {
   const missing: string[] = [];
   const fine: string[] = [];
   const unread: string[] = [];
@@ -236,13 +366,29 @@ export function readiness(gateways: readonly string[], sessions: ReadonlyMap<str
     const agents = Math.max(0, ...reachable.map((r) => r.sessions));
     const of = agentPods === undefined ? '' : ` of ${agentPods}`;
     const empty = reachable.filter((r) => r.sessions === 0);
-    if (reachable.length === 0) missing.push(`${gw}: ${replicas.length === 0 ? 'no proxy replica runs' : down.join(', ')}`);
-    else if (agents === 0 && agentPods === 0) missing.push(`no selected pod runs the agent, so none is connected to ${gw}`);
-    else if (agents === 0) missing.push(`0${of} pods' agents connected to ${gw}${down.length > 0 ? ` (${down.join(', ')})` : ''}`);
-    else if (empty.length > 0) missing.push(`${gw} replica(s) ${empty.map((r) => r.name).join(', ')} have none of this service's agents (others have ${agents}${of})`);
+    if (reachable.length === 0)
+      missing.push(`${gw}: ${replicas.length === 0 ? 'no proxy replica runs' : down.join(', ')}`);
+    else if (agents === 0 && agentPods === 0)
+      missing.push(`no selected pod runs the agent, so none is connected to ${gw}`);
+    else if (agents === 0)
+      missing.push(`0${of} pods' agents connected to ${gw}${down.length > 0 ? ` (${down.join(', ')})` : ''}`);
+    else if (empty.length > 0)
+      missing.push(
+        `${gw} replica(s) ${empty.map((r) => r.name).join(', ')} have none of this service's agents (others have ${agents}${of})`,
+      );
     else fine.push(`${gw} (${agents}${of} pods' agents${down.length > 0 ? `; ${down.join(', ')}` : ''})`);
   }
-  if (missing.length > 0) return { status: 'False', reason: ConditionReason.NoAgentConnected, message: [...missing, ...unread.map((g) => `${g} not read yet`)].join('; ') };
-  if (unread.length > 0) return { status: 'Unknown', reason: ConditionReason.AgentsNotObserved, message: `the session tables of ${unread.join(', ')} were not read yet` };
+  if (missing.length > 0)
+    return {
+      status: 'False',
+      reason: ConditionReason.NoAgentConnected,
+      message: [...missing, ...unread.map((g) => `${g} not read yet`)].join('; '),
+    };
+  if (unread.length > 0)
+    return {
+      status: 'Unknown',
+      reason: ConditionReason.AgentsNotObserved,
+      message: `the session tables of ${unread.join(', ')} were not read yet`,
+    };
   return { status: 'True', reason: ConditionReason.AgentsConnected, message: `connected to ${fine.join(', ')}` };
 }

@@ -19,7 +19,13 @@ import { renewalTime } from '../../pki/lifetime.ts';
 import { gatewayObjectNames } from '../gateway/desired.ts';
 import { needsProof, resolveGateways, routeHostnames, serviceKey, type GatewayPlan } from './claims.ts';
 import type { SharedPlan } from './shared-plan.ts';
-import { credentialSecret, credentialSecretName, serviceStatus, type AgentCredential, type ExposedServiceInputs } from './desired.ts';
+import {
+  credentialSecret,
+  credentialSecretName,
+  serviceStatus,
+  type AgentCredential,
+  type ExposedServiceInputs,
+} from './desired.ts';
 import { AGENT_CONTAINER } from '../webhook/injector.ts';
 import { connectorDeployment, connectorName, connectorReplicas } from './connector.ts';
 import type { ReplicaSessions } from '../sessions/observations.ts';
@@ -121,30 +127,57 @@ export class ExposedServiceReconciler {
       const seen = this.opts.sessionsOn?.(gw, identity);
       if (seen) sessions.set(gw, seen);
     }
-    const pods = service.spec.mode === 'Sidecar' ? await this.agentPods(key, service, sessions) : { withAgent: connectorReplicas(service), withoutAgent: [] };
+    const pods =
+      service.spec.mode === 'Sidecar'
+        ? await this.agentPods(key, service, sessions)
+        : { withAgent: connectorReplicas(service), withoutAgent: [] };
     const byName = new Map(gateways.map((g) => [g.metadata.name, g]));
     const agentTls = this.opts.agentOrders
       ? agentCertificates({
-        service, plan, plans: claims.plans, neighbours: caches.services.list(namespace), gateways: byName, current, agents: pods.withAgent,
-        httpsTargets: this.opts.httpsTargets ?? (() => []), orders: this.opts.agentOrders, now,
-      })
+          service,
+          plan,
+          plans: claims.plans,
+          neighbours: caches.services.list(namespace),
+          gateways: byName,
+          current,
+          agents: pods.withAgent,
+          httpsTargets: this.opts.httpsTargets ?? (() => []),
+          orders: this.opts.agentOrders,
+          now,
+        })
       : undefined;
     const inputs: ExposedServiceInputs = {
-      service, plan, gateways: byName, credentials,
-      podsWithoutAgent: pods.withoutAgent, agentPods: pods.withAgent, sessions, now, ...(agentTls ? { agentTls: agentTls.names } : {}),
+      service,
+      plan,
+      gateways: byName,
+      credentials,
+      podsWithoutAgent: pods.withoutAgent,
+      agentPods: pods.withAgent,
+      sessions,
+      now,
+      ...(agentTls ? { agentTls: agentTls.names } : {}),
     };
     const inTheWay: string[] = [];
     const secretInTheWay = cached !== undefined && current === undefined;
-    if (secretInTheWay || !(await this.writeOwned(credentialSecret(inputs), current))) inTheWay.push(`Secret ${namespace}/${credentialSecretName(name)}`);
-    if (service.spec.mode === 'Connector' && !(await this.applyConnector(service))) inTheWay.push(`Deployment ${namespace}/${connectorName(name)}`);
+    if (secretInTheWay || !(await this.writeOwned(credentialSecret(inputs), current)))
+      inTheWay.push(`Secret ${namespace}/${credentialSecretName(name)}`);
+    if (service.spec.mode === 'Connector' && !(await this.applyConnector(service)))
+      inTheWay.push(`Deployment ${namespace}/${connectorName(name)}`);
     const status = serviceStatus({ ...inputs, inTheWay });
     if (canonicalJson(status) !== canonicalJson(service.status ?? {})) {
       await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, status, service.status);
     }
     // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
-    const untilAgentTls = agentTls && Number.isFinite(agentTls.nextLook) ? Math.max(1000, agentTls.nextLook - now.getTime()) : Infinity;
-    const requeue = Math.min(untilRenewal, untilAgentTls, service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity, pendingProof ? RETRY_MS : Infinity, claims.stale ? staleMs : Infinity);
+    const untilAgentTls =
+      agentTls && Number.isFinite(agentTls.nextLook) ? Math.max(1000, agentTls.nextLook - now.getTime()) : Infinity;
+    const requeue = Math.min(
+      untilRenewal,
+      untilAgentTls,
+      service.spec.mode === 'Sidecar' ? POD_RECHECK_MS : Infinity,
+      pendingProof ? RETRY_MS : Infinity,
+      claims.stale ? staleMs : Infinity,
+    );
     return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : {};
   }
 
@@ -180,7 +213,8 @@ export class ExposedServiceReconciler {
     const names = new Set<string>();
     for (const g of resolveGateways(service, gateways).found) {
       for (const route of service.spec.routes) {
-        if (route.protocol !== 'TCP') for (const h of routeHostnames(route, g)) if (needsProof(h, g, labels)) names.add(h);
+        if (route.protocol !== 'TCP')
+          for (const h of routeHostnames(route, g)) if (needsProof(h, g, labels)) names.add(h);
       }
     }
     const pairs = [...names].map((hostname) => ({ hostname, namespaceUid: uid }));
@@ -199,7 +233,11 @@ export class ExposedServiceReconciler {
     } catch (err) {
       if (statusCode(err) !== 404) throw err;
     }
-    if (live && !isControlledBy(live, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })) return false;
+    if (
+      live &&
+      !isControlledBy(live, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })
+    )
+      return false;
     return this.writeOwned(deployment, live);
   }
 
@@ -217,19 +255,40 @@ export class ExposedServiceReconciler {
    * POD_RECHECK_MS; not on every reconcile (issue 15: these lists were nearly all of the API
    * requests at rest).
    */
-  private async agentPods(key: string, service: ExposedService, sessions: ReadonlyMap<string, readonly ReplicaSessions[]>): Promise<PodView> {
+  private async agentPods(
+    key: string,
+    service: ExposedService,
+    sessions: ReadonlyMap<string, readonly ReplicaSessions[]>,
+  ): Promise<PodView> {
     const version = `${service.metadata.generation ?? 0} ${canonicalJson(service.metadata.annotations ?? {})}`;
     const connected = [...sessions.values()].flat().reduce((n, r) => n + r.sessions, 0);
     const now = this.opts.clock.now();
     const known = this.podViews.get(key);
-    if (known && known.version === version && known.sessions === connected && now - known.at < POD_RECHECK_MS) return known;
-    const selector = Object.entries(service.spec.selector ?? {}).map(([k, v]) => `${k}=${v}`).join(',');
+    if (known && known.version === version && known.sessions === connected && now - known.at < POD_RECHECK_MS)
+      return known;
+    const selector = Object.entries(service.spec.selector ?? {})
+      .map(([k, v]) => `${k}=${v}`)
+      .join(',');
     let view: PodView = { withAgent: 0, withoutAgent: [] };
     if (selector) {
-      const list = await this.opts.client.core.listNamespacedPod({ namespace: service.metadata.namespace ?? '', labelSelector: selector });
-      const live = list.items.filter((p) => !p.metadata?.deletionTimestamp && (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase));
-      const hasAgent = (p: V1Pod): boolean => [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
-      view = { withAgent: live.filter(hasAgent).length, withoutAgent: live.filter((p) => !hasAgent(p)).map((p) => p.metadata?.name ?? '').sort() };
+      const list = await this.opts.client.core.listNamespacedPod({
+        namespace: service.metadata.namespace ?? '',
+        labelSelector: selector,
+      });
+      const live = list.items.filter(
+        (p) =>
+          !p.metadata?.deletionTimestamp &&
+          (p.status?.phase === 'Running' || p.status?.phase === 'Pending' || !p.status?.phase),
+      );
+      const hasAgent = (p: V1Pod): boolean =>
+        [...(p.spec?.initContainers ?? []), ...(p.spec?.containers ?? [])].some((c) => c.name === AGENT_CONTAINER);
+      view = {
+        withAgent: live.filter(hasAgent).length,
+        withoutAgent: live
+          .filter((p) => !hasAgent(p))
+          .map((p) => p.metadata?.name ?? '')
+          .sort(),
+      };
     }
     this.podViews.set(key, { ...view, version, sessions: connected, at: now });
     return view;
@@ -243,7 +302,13 @@ export class ExposedServiceReconciler {
   }
 
   /** The certificate in our Secret, if it still fits the plan and is before 2/3 of its life. */
-  private keepable(current: V1Secret | undefined, gp: GatewayPlan, ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential | undefined {
+  private keepable(
+    current: V1Secret | undefined,
+    gp: GatewayPlan,
+    ca: KeyPairPem,
+    grants: GrantSet,
+    now: Date,
+  ): AgentCredential | undefined {
     const certPem = secretText(current, `${gp.gateway}.crt`);
     const keyPem = secretText(current, `${gp.gateway}.key`);
     if (!certPem || !keyPem || !certificateFits(certPem, ca.certPem, grants)) return undefined;
@@ -256,8 +321,10 @@ export class ExposedServiceReconciler {
   }
 
   private issue(ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential {
-    const pair = issueAgentCertificate(ca, grants, { notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + AGENT_CERT_VALIDITY_MS) });
+    const pair = issueAgentCertificate(ca, grants, {
+      notBefore: new Date(now.getTime() - 5 * 60_000),
+      notAfter: new Date(now.getTime() + AGENT_CERT_VALIDITY_MS),
+    });
     return { certPem: pair.certPem, keyPem: pair.keyPem, caPem: ca.certPem };
   }
 }
-

@@ -67,14 +67,25 @@ export class SharedPlan {
   get(options: { maxStaleMs?: number; needs?: string } = {}): ClaimsView & { stale: boolean } {
     const c = this.cached;
     if (c?.version === this.version) return { ...c.view, stale: false };
-    if (c && options.maxStaleMs !== undefined && this.clock.now() - c.at <= options.maxStaleMs && (options.needs === undefined || c.view.plans.has(options.needs))) {
+    if (
+      c &&
+      options.maxStaleMs !== undefined &&
+      this.clock.now() - c.at <= options.maxStaleMs &&
+      (options.needs === undefined || c.view.plans.has(options.needs))
+    ) {
       return { ...c.view, stale: true };
     }
     const started = this.clock.now();
     const { services, gateways, namespaces, configMaps, namespace, verifier } = this.inputs;
     const gatewayList = gateways.list();
-    const reserved = readReservations(gatewayList.map((g) => g.metadata.name), (n) => configMaps.get(n, namespace) as { data?: Record<string, string> } | undefined);
-    const plans = planClaims(gatewayList, services.list(), namespaceInfos(namespaces.list()), { ...planReservations(reserved), verified: verifier?.verified.bind(verifier) });
+    const reserved = readReservations(
+      gatewayList.map((g) => g.metadata.name),
+      (n) => configMaps.get(n, namespace) as { data?: Record<string, string> } | undefined,
+    );
+    const plans = planClaims(gatewayList, services.list(), namespaceInfos(namespaces.list()), {
+      ...planReservations(reserved),
+      verified: verifier?.verified.bind(verifier),
+    });
     const view = { plans, reserved };
     const at = this.clock.now();
     this.lastComputeMs = at - started;
@@ -103,7 +114,14 @@ export class SharedPlan {
 export function planFingerprint(s: ExposedService): string {
   const { uid, creationTimestamp, generation } = s.metadata;
   const deleting = (s.metadata as { deletionTimestamp?: unknown }).deletionTimestamp !== undefined;
-  return canonicalJson({ uid, creationTimestamp, generation, deleting, spec: s.spec, tcp: (s.status?.endpoints ?? []).map((e) => [e.gateway, e.tcp ?? []]) });
+  return canonicalJson({
+    uid,
+    creationTimestamp,
+    generation,
+    deleting,
+    spec: s.spec,
+    tcp: (s.status?.endpoints ?? []).map((e) => [e.gateway, e.tcp ?? []]),
+  });
 }
 
 /** What services read of a Gateway: its spec and labels (the plan), its endpoints and addresses (their config and status). */
@@ -111,8 +129,14 @@ export function gatewayFingerprint(gw: Gateway): string {
   // The served certificate decides which names get HTTPS grants (claims.ts servedAs).
   const certificateReady = gw.status?.conditions?.find((c) => c.type === 'CertificateReady')?.status;
   return canonicalJson({
-    uid: gw.metadata.uid, generation: gw.metadata.generation, labels: gw.metadata.labels ?? {}, spec: gw.spec, endpoints: gw.status?.tunnelEndpoints ?? [], addresses: gw.status?.addresses ?? [],
-    certificate: gw.status?.certificate ?? null, certificateReady: certificateReady ?? null,
+    uid: gw.metadata.uid,
+    generation: gw.metadata.generation,
+    labels: gw.metadata.labels ?? {},
+    spec: gw.spec,
+    endpoints: gw.status?.tunnelEndpoints ?? [],
+    addresses: gw.status?.addresses ?? [],
+    certificate: gw.status?.certificate ?? null,
+    certificateReady: certificateReady ?? null,
     // ACME certificates move names to HTTPS grants; failures are shown on the services.
     acme: gw.status?.acme ?? null,
   });

@@ -12,13 +12,21 @@ export const CA_VALIDITY_MS = 10 * 365 * DAY;
 export const TUNNEL_CERT_VALIDITY_MS = 90 * DAY;
 
 export function newGatewayCA(gateway: string, now: Date): KeyPairPem {
-  return createCA(`webgw gateway ${gateway}`, { notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + CA_VALIDITY_MS) });
+  return createCA(`webgw gateway ${gateway}`, {
+    notBefore: new Date(now.getTime() - 5 * 60_000),
+    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
+  });
 }
 
 export function issueTunnelCertificate(gateway: string, ca: KeyPairPem, now: Date): TunnelCredentials {
-  const pair = issueCertificate(ca, { commonName: tunnelServerName(gateway), usage: 'server', hosts: [tunnelServerName(gateway)] }, {
-    notBefore: new Date(now.getTime() - 5 * 60_000), notAfter: new Date(now.getTime() + TUNNEL_CERT_VALIDITY_MS),
-  });
+  const pair = issueCertificate(
+    ca,
+    { commonName: tunnelServerName(gateway), usage: 'server', hosts: [tunnelServerName(gateway)] },
+    {
+      notBefore: new Date(now.getTime() - 5 * 60_000),
+      notAfter: new Date(now.getTime() + TUNNEL_CERT_VALIDITY_MS),
+    },
+  );
   return { caPem: ca.certPem, certPem: pair.certPem, keyPem: pair.keyPem };
 }
 

@@ -37,14 +37,29 @@ export function tunnelServerName(gateway: string): string {
   return `${gateway}.gateway.webgw.io`;
 }
 
-export function gatewayObjectNames(gateway: string): { workload: string; config: string; caSecret: string; tunnelSecret: string; certificatesSecret: string } {
+export function gatewayObjectNames(gateway: string): {
+  workload: string;
+  config: string;
+  caSecret: string;
+  tunnelSecret: string;
+  certificatesSecret: string;
+} {
   const base = `webgw-gw-${gateway}`;
-  return { workload: base, config: `${base}-config`, caSecret: `${base}-ca`, tunnelSecret: `${base}-tunnel`, certificatesSecret: `${base}-certs` };
+  return {
+    workload: base,
+    config: `${base}-config`,
+    caSecret: `${base}-ca`,
+    tunnelSecret: `${base}-tunnel`,
+    certificatesSecret: `${base}-certs`,
+  };
 }
 
 /** The address agents and clients dial a proxy on: its node's external address, else internal. */
 export function dialAddress(node: ObservedNode | undefined): string | undefined {
-  return node?.addresses.find((a) => a.type === 'ExternalIP')?.address ?? node?.addresses.find((a) => a.type === 'InternalIP')?.address;
+  return (
+    node?.addresses.find((a) => a.type === 'ExternalIP')?.address ??
+    node?.addresses.find((a) => a.type === 'InternalIP')?.address
+  );
 }
 
 export interface TunnelCredentials {
@@ -93,7 +108,11 @@ export interface GatewayInputs {
   /** spec.tls's certificate as the reconciler read and checked it; undefined without spec.tls. */
   certificate?: InspectedCertificate;
   /** spec.acme: the certificates obtained (valid now, for names still wanted), failures, names past the bounds. */
-  acme?: { certificates: readonly AcmeCertificate[]; failures: readonly AcmeFailureStatus[]; omitted: readonly string[] };
+  acme?: {
+    certificates: readonly AcmeCertificate[];
+    failures: readonly AcmeFailureStatus[];
+    omitted: readonly string[];
+  };
   now: Date;
 }
 
@@ -108,7 +127,8 @@ export interface GatewayDesired {
 
 export function validateGateway(gw: Gateway): string[] {
   const problems: string[] = [];
-  if (gw.metadata.name.length > 52) problems.push('metadata.name must be at most 52 characters (it names the proxy workload and its labels)');
+  if (gw.metadata.name.length > 52)
+    problems.push('metadata.name must be at most 52 characters (it names the proxy workload and its labels)');
   return problems;
 }
 
@@ -118,7 +138,14 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
   return {
     name: gw.metadata.name,
     // Relative to the config file's folder (CONFIG_DIR), where the Secret is mounted as tls/.
-    tunnel: { address: '0.0.0.0', port: l.tunnel.port, caFile: 'tls/ca.crt', certFile: 'tls/tls.crt', keyFile: 'tls/tls.key', authorizedAgentsFile: ADMITTED_AGENTS_FILE },
+    tunnel: {
+      address: '0.0.0.0',
+      port: l.tunnel.port,
+      caFile: 'tls/ca.crt',
+      certFile: 'tls/tls.crt',
+      keyFile: 'tls/tls.key',
+      authorizedAgentsFile: ADMITTED_AGENTS_FILE,
+    },
     listeners: {
       ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
       ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port, certificatesDir: 'certs' } } : {}),
@@ -155,9 +182,17 @@ function hash(...parts: string[]): string {
 
 function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Record<string, unknown> {
   const names = gatewayObjectNames(gw.metadata.name);
-  const labels = { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway', [SHARE_PORTS_LABEL]: 'true', 'app.kubernetes.io/name': 'webgw' };
+  const labels = {
+    [GATEWAY_LABEL]: gw.metadata.name,
+    [COMPONENT_LABEL]: 'gateway',
+    [SHARE_PORTS_LABEL]: 'true',
+    'app.kubernetes.io/name': 'webgw',
+  };
   const probe = (path: string, periodSeconds: number): Record<string, unknown> => ({
-    httpGet: { host: '127.0.0.1', port: ADMIN_PORT, path }, periodSeconds, timeoutSeconds: 2, failureThreshold: 3,
+    httpGet: { host: '127.0.0.1', port: ADMIN_PORT, path },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
   });
   const replicas = gw.spec.placement.replicas;
   return {
@@ -174,36 +209,56 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
       enableServiceLinks: false,
       ...(gw.spec.placement.nodeSelector ? { nodeSelector: gw.spec.placement.nodeSelector } : {}),
       ...(gw.spec.placement.tolerations ? { tolerations: gw.spec.placement.tolerations } : {}),
-      ...(replicas !== undefined ? {
-        // Host ports: two replicas can never share a node.
-        affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name } }, topologyKey: 'kubernetes.io/hostname' }] } },
-      } : {}),
+      ...(replicas !== undefined
+        ? {
+            // Host ports: two replicas can never share a node.
+            affinity: {
+              podAntiAffinity: {
+                requiredDuringSchedulingIgnoredDuringExecution: [
+                  {
+                    labelSelector: { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name } },
+                    topologyKey: 'kubernetes.io/hostname',
+                  },
+                ],
+              },
+            },
+          }
+        : {}),
       securityContext: PROXY_POD_SECURITY,
       terminationGracePeriodSeconds: 30,
-      containers: [{
-        name: 'gateway',
-        image: inputs.image,
-        command: GATEWAY_COMMAND,
-        args: ['gateway', '--config', `${CONFIG_DIR}/gateway.yaml`],
-        securityContext: PROXY_CONTAINER_SECURITY,
-        // This process's own readiness: the admin port is shared with the pod it replaces.
-        readinessProbe: { exec: { command: ['/bin/cat', READY_FILE] }, periodSeconds: 2, timeoutSeconds: 2, failureThreshold: 2 },
-        livenessProbe: probe('/healthz', 10),
-        resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
-        volumeMounts: [
-          { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
-          { name: 'tunnel-tls', mountPath: TLS_DIR, readOnly: true },
-          { name: 'state', mountPath: STATE_DIR },
-          ...(gw.spec.listeners.https ? [{ name: 'certificates', mountPath: CERTS_DIR, readOnly: true }] : []),
-        ],
-      }],
+      containers: [
+        {
+          name: 'gateway',
+          image: inputs.image,
+          command: GATEWAY_COMMAND,
+          args: ['gateway', '--config', `${CONFIG_DIR}/gateway.yaml`],
+          securityContext: PROXY_CONTAINER_SECURITY,
+          // This process's own readiness: the admin port is shared with the pod it replaces.
+          readinessProbe: {
+            exec: { command: ['/bin/cat', READY_FILE] },
+            periodSeconds: 2,
+            timeoutSeconds: 2,
+            failureThreshold: 2,
+          },
+          livenessProbe: probe('/healthz', 10),
+          resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } },
+          volumeMounts: [
+            { name: 'config', mountPath: CONFIG_DIR, readOnly: true },
+            { name: 'tunnel-tls', mountPath: TLS_DIR, readOnly: true },
+            { name: 'state', mountPath: STATE_DIR },
+            ...(gw.spec.listeners.https ? [{ name: 'certificates', mountPath: CERTS_DIR, readOnly: true }] : []),
+          ],
+        },
+      ],
       volumes: [
         { name: 'config', configMap: { name: names.config } },
         { name: 'tunnel-tls', secret: { secretName: names.tunnelSecret, defaultMode: 0o440 } },
         // One small file; a real kubelet evicts a pod whose emptyDir passes its sizeLimit.
         { name: 'state', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
         // Renewed in place (the proxy reloads the folder): not part of the template's hash.
-        ...(gw.spec.listeners.https ? [{ name: 'certificates', secret: { secretName: names.certificatesSecret, defaultMode: 0o440 } }] : []),
+        ...(gw.spec.listeners.https
+          ? [{ name: 'certificates', secret: { secretName: names.certificatesSecret, defaultMode: 0o440 } }]
+          : []),
       ],
     },
   };
@@ -211,7 +266,13 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
 
 /** The proxy pod's identity: never root. */
 /** fsGroup: the kubelet writes Secret volumes root-owned; the 0440 files are readable through it (issue 13). */
-export const PROXY_POD_SECURITY = { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } };
+export const PROXY_POD_SECURITY = {
+  runAsNonRoot: true,
+  runAsUser: 65532,
+  runAsGroup: 65532,
+  fsGroup: 65532,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
 
 /**
  * The proxy container: no privilege escalation, read-only root filesystem, no capability but
@@ -231,7 +292,10 @@ export const PROXY_CONTAINER_SECURITY = {
  * so their node's gateway is replaced one node at a time, with a short gap (issue 13).
  */
 function daemonSetUpdate(runningPodsSharePorts: boolean): Record<string, unknown> {
-  return { type: 'RollingUpdate', rollingUpdate: runningPodsSharePorts ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge: 0, maxUnavailable: 1 } };
+  return {
+    type: 'RollingUpdate',
+    rollingUpdate: runningPodsSharePorts ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge: 0, maxUnavailable: 1 },
+  };
 }
 
 export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
@@ -241,7 +305,11 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const invalid = validateGateway(gw);
   let conditions: Condition[] = gw.status?.conditions ?? [];
   const set = (type: string, ok: boolean, reason: string, message: string): void => {
-    conditions = setCondition(conditions, { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: generation }, inputs.now);
+    conditions = setCondition(
+      conditions,
+      { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: generation },
+      inputs.now,
+    );
   };
   if (invalid.length > 0) {
     set(GatewayCondition.Accepted, false, ConditionReason.Invalid, invalid.join('; '));
@@ -252,30 +320,83 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
 
   const configYaml = stringify(gatewayConfig(gw));
   const meta = (name: string): Record<string, unknown> => ({
-    name, namespace: inputs.namespace, labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/managed-by': 'webgw' }, ownerReferences: [controllerReference({ kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid })],
+    name,
+    namespace: inputs.namespace,
+    labels: {
+      [GATEWAY_LABEL]: gw.metadata.name,
+      'app.kubernetes.io/name': 'webgw',
+      'app.kubernetes.io/managed-by': 'webgw',
+    },
+    ownerReferences: [controllerReference({ kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid })],
   });
   const selector = { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway' } };
   const template = podTemplate(gw, inputs, configYaml);
   const replicas = gw.spec.placement.replicas;
-  const workload: K8sObject = replicas === undefined
-    ? { apiVersion: 'apps/v1', kind: 'DaemonSet', metadata: meta(names.workload), spec: { selector, template, updateStrategy: daemonSetUpdate(inputs.runningPodsSharePorts ?? true) } }
-    : { apiVersion: 'apps/v1', kind: 'Deployment', metadata: meta(names.workload), spec: { replicas, selector, template, strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } } } };
+  const workload: K8sObject =
+    replicas === undefined
+      ? {
+          apiVersion: 'apps/v1',
+          kind: 'DaemonSet',
+          metadata: meta(names.workload),
+          spec: { selector, template, updateStrategy: daemonSetUpdate(inputs.runningPodsSharePorts ?? true) },
+        }
+      : {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: meta(names.workload),
+          spec: {
+            replicas,
+            selector,
+            template,
+            strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
+          },
+        };
   const objects: K8sObject[] = [
     // The admission list changes whenever a tenant's credential does; the proxy reloads it
     // without a rollout (it is not part of the pod template hash).
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: meta(names.config), data: { 'gateway.yaml': configYaml, [ADMITTED_AGENTS_FILE]: renderAuthorizedAgents(inputs.admittedAgents) } },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: meta(names.config),
+      data: { 'gateway.yaml': configYaml, [ADMITTED_AGENTS_FILE]: renderAuthorizedAgents(inputs.admittedAgents) },
+    },
     // The CA key never leaves the controller's namespace: the edge gets only the CA certificate.
-    { apiVersion: 'v1', kind: 'Secret', metadata: meta(names.tunnelSecret), type: 'kubernetes.io/tls', stringData: { 'tls.crt': inputs.credentials.certPem, 'tls.key': inputs.credentials.keyPem, 'ca.crt': inputs.credentials.caPem } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: meta(names.tunnelSecret),
+      type: 'kubernetes.io/tls',
+      stringData: {
+        'tls.crt': inputs.credentials.certPem,
+        'tls.key': inputs.credentials.keyPem,
+        'ca.crt': inputs.credentials.caPem,
+      },
+    },
     // The certificates HTTPS is terminated with: the farmer's for the domain once it checks out.
     // `data`, not stringData: a server-side apply removes the keys it no longer names only from
     // data (a certificate that stopped checking out must leave the edge).
-    ...(gw.spec.listeners.https ? [{
-      apiVersion: 'v1', kind: 'Secret', metadata: meta(names.certificatesSecret), type: 'Opaque',
-      data: servedCertificates(inputs),
-    }] : []),
+    ...(gw.spec.listeners.https
+      ? [
+          {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: meta(names.certificatesSecret),
+            type: 'Opaque',
+            data: servedCertificates(inputs),
+          },
+        ]
+      : []),
     workload,
     // Hostname reservations: the controller's own record, in its own namespace (never the edge's).
-    { apiVersion: 'v1', kind: 'ConfigMap', metadata: { ...meta(reservationsName(gw.metadata.name)), labels: { ...(meta('').labels as Record<string, string>), [COMPONENT_LABEL]: 'reservations' } }, data: { [RESERVATIONS_KEY]: renderReservations(inputs.reservations ?? new Map()) } },
+    {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: {
+        ...meta(reservationsName(gw.metadata.name)),
+        labels: { ...(meta('').labels as Record<string, string>), [COMPONENT_LABEL]: 'reservations' },
+      },
+      data: { [RESERVATIONS_KEY]: renderReservations(inputs.reservations ?? new Map()) },
+    },
   ];
 
   // Status from the pods that actually run, and the nodes they run on.
@@ -290,23 +411,46 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
   const tunnelPort = gw.spec.listeners.tunnel.port;
   set(GatewayCondition.Accepted, true, ConditionReason.Accepted, 'the Gateway is valid');
   if (inputs.applyError) set(GatewayCondition.Programmed, false, ConditionReason.ApplyFailed, inputs.applyError);
-  else if (inputs.admissionOmitted) set(GatewayCondition.Programmed, false, ConditionReason.AdmissionListFull, `the admission list is full: the agents of ${inputs.admissionOmitted} newest ExposedServices are not admitted`);
-  else set(GatewayCondition.Programmed, true, ConditionReason.Programmed, `proxy ${workload.kind} ${names.workload} in ${inputs.namespace}`);
+  else if (inputs.admissionOmitted)
+    set(
+      GatewayCondition.Programmed,
+      false,
+      ConditionReason.AdmissionListFull,
+      `the admission list is full: the agents of ${inputs.admissionOmitted} newest ExposedServices are not admitted`,
+    );
+  else
+    set(
+      GatewayCondition.Programmed,
+      true,
+      ConditionReason.Programmed,
+      `proxy ${workload.kind} ${names.workload} in ${inputs.namespace}`,
+    );
   if (gw.spec.tls) certificateCondition(inputs.certificate, set);
   else conditions = conditions.filter((c) => c.type !== GatewayCondition.CertificateReady);
   const desired = inputs.desiredReplicas;
-  if (desired === 0) set(GatewayCondition.Ready, false, ConditionReason.NoMatchingNodes, 'no node matches spec.placement');
-  else if (ready.length >= desired) set(GatewayCondition.Ready, true, ConditionReason.PodsReady, `${ready.length}/${desired} proxy pods ready`);
+  if (desired === 0)
+    set(GatewayCondition.Ready, false, ConditionReason.NoMatchingNodes, 'no node matches spec.placement');
+  else if (ready.length >= desired)
+    set(GatewayCondition.Ready, true, ConditionReason.PodsReady, `${ready.length}/${desired} proxy pods ready`);
   else set(GatewayCondition.Ready, false, ConditionReason.PodsNotReady, `${ready.length}/${desired} proxy pods ready`);
 
   const { certificate: _previous, acme: _previousAcme, ...status } = gw.status ?? {};
-  const acme = inputs.acme && (inputs.acme.certificates.length + inputs.acme.failures.length + inputs.acme.omitted.length > 0) ? {
-    acme: {
-      ...(inputs.acme.certificates.length > 0 ? { certificates: inputs.acme.certificates.map((c) => c.status).sort((a, b) => a.hostname.localeCompare(b.hostname)) } : {}),
-      ...(inputs.acme.failures.length > 0 ? { failures: [...inputs.acme.failures] } : {}),
-      ...(inputs.acme.omitted.length > 0 ? { omitted: [...inputs.acme.omitted] } : {}),
-    },
-  } : {};
+  const acme =
+    inputs.acme && inputs.acme.certificates.length + inputs.acme.failures.length + inputs.acme.omitted.length > 0
+      ? {
+          acme: {
+            ...(inputs.acme.certificates.length > 0
+              ? {
+                  certificates: inputs.acme.certificates
+                    .map((c) => c.status)
+                    .sort((a, b) => a.hostname.localeCompare(b.hostname)),
+                }
+              : {}),
+            ...(inputs.acme.failures.length > 0 ? { failures: [...inputs.acme.failures] } : {}),
+            ...(inputs.acme.omitted.length > 0 ? { omitted: [...inputs.acme.omitted] } : {}),
+          },
+        }
+      : {};
   return {
     invalid,
     objects,
@@ -320,7 +464,9 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
       tunnelEndpoints: addresses.map((a) => `wss://${a.includes(':') ? `[${a}]` : a}:${tunnelPort}`),
       replicas: { desired, ready: ready.length },
       ...(inputs.attachedServices === undefined ? {} : { attachedServices: inputs.attachedServices }),
-      ...(inputs.proxies === undefined ? {} : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
+      ...(inputs.proxies === undefined
+        ? {}
+        : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
     },
   };
 }
@@ -347,8 +493,17 @@ function servedCertificates(inputs: GatewayInputs): Record<string, string> {
  * CertificateReady (Gateways with spec.tls): True with what is served and until when, or
  * False with why (the Secret missing, not a pair, expired, not covering *.<domain>).
  */
-function certificateCondition(cert: InspectedCertificate | undefined, set: (type: string, ok: boolean, reason: string, message: string) => void): void {
-  if (!cert) set(GatewayCondition.CertificateReady, false, ConditionReason.SecretNotFound, 'the certificate has not been read yet');
+function certificateCondition(
+  cert: InspectedCertificate | undefined,
+  set: (type: string, ok: boolean, reason: string, message: string) => void,
+): void {
+  if (!cert)
+    set(
+      GatewayCondition.CertificateReady,
+      false,
+      ConditionReason.SecretNotFound,
+      'the certificate has not been read yet',
+    );
   else if (cert.ready) set(GatewayCondition.CertificateReady, true, ConditionReason.CertificateIssued, cert.message);
   else set(GatewayCondition.CertificateReady, false, ConditionReason[cert.reason], cert.message);
 }

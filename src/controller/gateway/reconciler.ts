@@ -4,7 +4,15 @@
  * write when the status changed. A steady cluster produces zero writes.
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Namespace, V1Node, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type {
+  KubernetesObject,
+  V1DaemonSet,
+  V1Deployment,
+  V1Namespace,
+  V1Node,
+  V1Pod,
+  V1Secret,
+} from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
@@ -23,10 +31,23 @@ import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../run
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
-import { ADMITTED_DIGEST_ANNOTATION, COMPONENT_LABEL, GATEWAY_LABEL, SHARE_PORTS_LABEL, desiredGateway, gatewayObjectNames, type TunnelCredentials } from './desired.ts';
+import {
+  ADMITTED_DIGEST_ANNOTATION,
+  COMPONENT_LABEL,
+  GATEWAY_LABEL,
+  SHARE_PORTS_LABEL,
+  desiredGateway,
+  gatewayObjectNames,
+  type TunnelCredentials,
+} from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
 import { inspectCertificate, type InspectedCertificate } from './served-certificate.ts';
-import { ACME_COMPONENT, ACME_HOSTNAME_ANNOTATION, readAcmeCertificate, type AcmeCertificate } from '../acme/certificates.ts';
+import {
+  ACME_COMPONENT,
+  ACME_HOSTNAME_ANNOTATION,
+  readAcmeCertificate,
+  type AcmeCertificate,
+} from '../acme/certificates.ts';
 import type { AcmeIssuer } from '../acme/issuer.ts';
 import { acmeWanted } from '../acme/wanted.ts';
 
@@ -52,7 +73,8 @@ class ParsedSecrets<T> {
     const version = secret.metadata?.resourceVersion ?? '';
     const known = this.parsed.get(key);
     // A cached result still has to be valid now: re-parse it (cheap) once it may have expired.
-    if (known && known.version === version && known.value !== undefined && stillValid(known.value, now)) return known.value;
+    if (known && known.version === version && known.value !== undefined && stillValid(known.value, now))
+      return known.value;
     const value = this.parse(secret, now);
     if (this.parsed.size > 10_000) this.parsed.clear();
     this.parsed.set(key, { version, value });
@@ -96,7 +118,12 @@ export interface GatewayReconcilerOptions {
   acme?: AcmeIssuer;
 }
 
-const involved = (gw: Gateway) => ({ apiVersion: API_VERSION, kind: 'Gateway', name: gw.metadata.name, ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}) });
+const involved = (gw: Gateway) => ({
+  apiVersion: API_VERSION,
+  kind: 'Gateway',
+  name: gw.metadata.name,
+  ...(gw.metadata.uid ? { uid: gw.metadata.uid } : {}),
+});
 
 export class GatewayReconciler {
   private readonly opts: GatewayReconcilerOptions;
@@ -123,7 +150,11 @@ export class GatewayReconciler {
     const ca = await this.ensureCA(gw, now);
     const cachedTunnel = caches.secrets.get(names.tunnelSecret, namespace);
     const current: TunnelCredentials | undefined = cachedTunnel
-      ? { caPem: secretText(cachedTunnel, 'ca.crt') ?? '', certPem: secretText(cachedTunnel, 'tls.crt') ?? '', keyPem: secretText(cachedTunnel, 'tls.key') ?? '' }
+      ? {
+          caPem: secretText(cachedTunnel, 'ca.crt') ?? '',
+          certPem: secretText(cachedTunnel, 'tls.crt') ?? '',
+          keyPem: secretText(cachedTunnel, 'tls.key') ?? '',
+        }
       : undefined;
     const renewAt = tunnelRenewalTime(current, ca);
     const credentials = current && renewAt && renewAt > now ? current : issueTunnelCertificate(name, ca, now);
@@ -136,9 +167,13 @@ export class GatewayReconciler {
     const pods = proxyPods.map((p) => ({
       name: p.metadata?.name ?? '',
       ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
-      ready: p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true && !p.metadata?.deletionTimestamp,
+      ready:
+        p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true &&
+        !p.metadata?.deletionTimestamp,
     }));
-    const nodes = caches.nodes.list().map((n) => ({ name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }));
+    const nodes = caches.nodes
+      .list()
+      .map((n) => ({ name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }));
     const ds = caches.daemonSets.get(names.workload, namespace);
     const deploy = caches.deployments.get(names.workload, namespace);
     const desiredReplicas = gw.spec.placement.replicas ?? ds?.status?.desiredNumberScheduled ?? 0;
@@ -147,17 +182,33 @@ export class GatewayReconciler {
     const services = caches.services.list();
     const { plans, reserved } = this.opts.claims.get();
     const admission = admittedAgents({
-      gateway: name, caPem: ca.certPem, services, plans,
+      gateway: name,
+      caPem: ca.certPem,
+      services,
+      plans,
       credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
     });
     const { reservations, nextExpiry } = nextReservations(name, reserved.get(name) ?? new Map(), plans, now);
     const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted, reservations };
     let applyError: string | undefined;
-    const attachedServices = [...plans.values()].filter((p) => p.gateways.some((g) => g.gateway === name && g.accepted)).length;
+    const attachedServices = [...plans.values()].filter((p) =>
+      p.gateways.some((g) => g.gateway === name && g.accepted),
+    ).length;
     const proxies = this.opts.proxiesOf?.(name) ?? gw.status?.proxies;
     const certificate = await this.readCertificate(gw, now);
     const acme = await this.acmeState(gw, plans.values(), now);
-    const observed = { credentials, pods, nodes, desiredReplicas, runningPodsSharePorts, attachedServices, ...(proxies ? { proxies } : {}), ...(certificate ? { certificate } : {}), acme, ...admitted };
+    const observed = {
+      credentials,
+      pods,
+      nodes,
+      desiredReplicas,
+      runningPodsSharePorts,
+      attachedServices,
+      ...(proxies ? { proxies } : {}),
+      ...(certificate ? { certificate } : {}),
+      acme,
+      ...admitted,
+    };
     const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, now });
     for (const obj of first.objects) {
       try {
@@ -170,16 +221,30 @@ export class GatewayReconciler {
     }
     // A DaemonSet replaced by a Deployment (or the reverse) when spec.placement.replicas changes.
     if (!applyError) await this.deleteOtherWorkload(gw, ds, deploy);
-    if (!applyError) await this.pokeProxyPods(name, [...admission.serials, certificate?.ready ? certificate.certPem : '', ...acme.certificates.map((c) => c.certPem)]);
-    const final = applyError ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now }) : first;
+    if (!applyError)
+      await this.pokeProxyPods(name, [
+        ...admission.serials,
+        certificate?.ready ? certificate.certPem : '',
+        ...acme.certificates.map((c) => c.certPem),
+      ]);
+    const final = applyError
+      ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now })
+      : first;
     if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
       await this.opts.client.patchClusterStatus('gateways', name, final.status, gw.status);
       await this.recordFlips(gw, final.status.conditions ?? []);
     }
     if (applyError) throw new WebgwError('WEBGW_ERR_KUBE', applyError);
-    const certificateLook = !gw.spec.tls ? Infinity
-      : Math.min(now.getTime() + CERTIFICATE_RECHECK_MS, certificate?.ready ? Date.parse(certificate.status.notAfter) + 1000 : Infinity);
-    const acmeLook = Math.min(...acme.certificates.map((c) => Math.min(Date.parse(c.status.renewAt), Date.parse(c.status.notAfter))), ...acme.failures.map((f) => Date.parse(f.retryAt)));
+    const certificateLook = !gw.spec.tls
+      ? Infinity
+      : Math.min(
+          now.getTime() + CERTIFICATE_RECHECK_MS,
+          certificate?.ready ? Date.parse(certificate.status.notAfter) + 1000 : Infinity,
+        );
+    const acmeLook = Math.min(
+      ...acme.certificates.map((c) => Math.min(Date.parse(c.status.renewAt), Date.parse(c.status.notAfter))),
+      ...acme.failures.map((f) => Date.parse(f.retryAt)),
+    );
     const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity, certificateLook, acmeLook);
     return { requeueAfterMs: Math.max(1000, nextLook - now.getTime()) };
   }
@@ -189,13 +254,21 @@ export class GatewayReconciler {
    * serves here; orders for the names without one or due for renewal; Secrets of names no
    * longer served are deleted (their certificates leave the edge).
    */
-  private async acmeState(gw: Gateway, plans: Iterable<ServicePlan>, now: Date): Promise<{ certificates: AcmeCertificate[]; failures: AcmeFailureStatus[]; omitted: string[] }> {
+  private async acmeState(
+    gw: Gateway,
+    plans: Iterable<ServicePlan>,
+    now: Date,
+  ): Promise<{ certificates: AcmeCertificate[]; failures: AcmeFailureStatus[]; omitted: string[] }> {
     const { caches, namespace } = this.opts;
     const name = gw.metadata.name;
     // Without an issuer (a reconciler built for tests) nothing is ordered, and nothing deleted.
     if (!this.opts.acme) return { certificates: [], failures: [], omitted: [] };
     const wanted = acmeWanted(gw, plans);
-    const stored = caches.secrets.list(namespace).filter((s) => s.metadata?.labels?.[GATEWAY_LABEL] === name && s.metadata.labels[COMPONENT_LABEL] === ACME_COMPONENT);
+    const stored = caches.secrets
+      .list(namespace)
+      .filter(
+        (s) => s.metadata?.labels?.[GATEWAY_LABEL] === name && s.metadata.labels[COMPONENT_LABEL] === ACME_COMPONENT,
+      );
     const certificates: AcmeCertificate[] = [];
     for (const secret of stored) {
       const cert = this.acmeCertificates.read(secret, now);
@@ -242,10 +315,19 @@ export class GatewayReconciler {
       if (pod.metadata?.labels?.[GATEWAY_LABEL] !== gateway || pod.metadata.deletionTimestamp) continue;
       if (pod.metadata.annotations?.[ADMITTED_DIGEST_ANNOTATION] === digest) continue;
       try {
-        await this.opts.client.annotatePod(this.opts.namespace, pod.metadata.name ?? '', ADMITTED_DIGEST_ANNOTATION, digest);
+        await this.opts.client.annotatePod(
+          this.opts.namespace,
+          pod.metadata.name ?? '',
+          ADMITTED_DIGEST_ANNOTATION,
+          digest,
+        );
       } catch (err) {
         // The kubelet still refreshes the volume at its own pace: late, never wrong.
-        if (statusCode(err) !== 404) this.opts.logger.warn('cannot annotate a proxy pod; its admitted agents refresh at the kubelet\'s pace', { pod: pod.metadata.name, err: describeError(err) });
+        if (statusCode(err) !== 404)
+          this.opts.logger.warn("cannot annotate a proxy pod; its admitted agents refresh at the kubelet's pace", {
+            pod: pod.metadata.name,
+            err: describeError(err),
+          });
       }
     }
   }
@@ -261,10 +343,16 @@ export class GatewayReconciler {
     const ca = newGatewayCA(gw.metadata.name, now);
     try {
       await this.opts.client.create({
-        apiVersion: 'v1', kind: 'Secret',
+        apiVersion: 'v1',
+        kind: 'Secret',
         metadata: {
-          name: secretName, namespace,
-          labels: { [GATEWAY_LABEL]: gw.metadata.name, 'app.kubernetes.io/managed-by': 'webgw', 'app.kubernetes.io/name': 'webgw' },
+          name: secretName,
+          namespace,
+          labels: {
+            [GATEWAY_LABEL]: gw.metadata.name,
+            'app.kubernetes.io/managed-by': 'webgw',
+            'app.kubernetes.io/name': 'webgw',
+          },
           ownerReferences: [controllerReference({ kind: 'Gateway', name: gw.metadata.name, uid: gw.metadata.uid })],
         },
         type: 'Opaque',
@@ -272,11 +360,22 @@ export class GatewayReconciler {
       } as KubernetesObject);
     } catch (err) {
       // Created meanwhile (our cache is behind): retry with the one that exists.
-      if (statusCode(err) === 409) throw new WebgwError('WEBGW_ERR_KUBE', `CA Secret ${secretName} exists but is not in the cache yet`, { cause: err });
+      if (statusCode(err) === 409)
+        throw new WebgwError('WEBGW_ERR_KUBE', `CA Secret ${secretName} exists but is not in the cache yet`, {
+          cause: err,
+        });
       throw err;
     }
-    this.opts.logger.info('created the gateway CA', { gateway: gw.metadata.name, secret: `${namespace}/${secretName}` });
-    await this.opts.events.emit(involved(gw), 'Normal', 'CreatedCA', `created the gateway CA in Secret ${namespace}/${secretName}`);
+    this.opts.logger.info('created the gateway CA', {
+      gateway: gw.metadata.name,
+      secret: `${namespace}/${secretName}`,
+    });
+    await this.opts.events.emit(
+      involved(gw),
+      'Normal',
+      'CreatedCA',
+      `created the gateway CA in Secret ${namespace}/${secretName}`,
+    );
     return ca;
   }
 
@@ -285,24 +384,47 @@ export class GatewayReconciler {
     for (const c of next) {
       const before = gw.status?.conditions?.find((p) => p.type === c.type);
       if (before?.status === c.status) continue;
-      await this.opts.events.emit(involved(gw), c.status === 'True' ? 'Normal' : 'Warning', c.reason, `${c.type}=${c.status}: ${c.message}`);
+      await this.opts.events.emit(
+        involved(gw),
+        c.status === 'True' ? 'Normal' : 'Warning',
+        c.reason,
+        `${c.type}=${c.status}: ${c.message}`,
+      );
     }
   }
 
   private async applyIfChanged(obj: Record<string, unknown>): Promise<void> {
     const meta = obj.metadata as { name: string; namespace: string };
-    await applyIfChanged(this.opts.client, obj, appliedHashOf(this.cacheFor(obj.kind as string)?.get(meta.name, meta.namespace)));
+    await applyIfChanged(
+      this.opts.client,
+      obj,
+      appliedHashOf(this.cacheFor(obj.kind as string)?.get(meta.name, meta.namespace)),
+    );
   }
 
   private cacheFor(kind: string): Watched<KubernetesObject> | undefined {
     const c = this.opts.caches;
-    return ({ ConfigMap: c.configMaps, Secret: c.secrets, DaemonSet: c.daemonSets, Deployment: c.deployments } as Record<string, Watched<KubernetesObject>>)[kind];
+    return (
+      { ConfigMap: c.configMaps, Secret: c.secrets, DaemonSet: c.daemonSets, Deployment: c.deployments } as Record<
+        string,
+        Watched<KubernetesObject>
+      >
+    )[kind];
   }
 
-  private async deleteOtherWorkload(gw: Gateway, ds: V1DaemonSet | undefined, deploy: V1Deployment | undefined): Promise<void> {
+  private async deleteOtherWorkload(
+    gw: Gateway,
+    ds: V1DaemonSet | undefined,
+    deploy: V1Deployment | undefined,
+  ): Promise<void> {
     const names = gatewayObjectNames(gw.metadata.name);
     const wantsDaemonSet = gw.spec.placement.replicas === undefined;
     const stale = wantsDaemonSet ? deploy : ds;
-    if (stale) await this.opts.client.deleteWorkload(wantsDaemonSet ? 'Deployment' : 'DaemonSet', names.workload, this.opts.namespace);
+    if (stale)
+      await this.opts.client.deleteWorkload(
+        wantsDaemonSet ? 'Deployment' : 'DaemonSet',
+        names.workload,
+        this.opts.namespace,
+      );
   }
 }

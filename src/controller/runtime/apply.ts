@@ -11,7 +11,11 @@ export const APPLIED_HASH = 'webgw.io/applied-hash';
 
 /** JSON with sorted keys: equal objects give equal strings whatever their key order. */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b))) : v));
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
 }
 
 /** `obj` with the APPLIED_HASH annotation of its own content (the hash leaves itself out). */
@@ -28,7 +32,11 @@ export function withAppliedHash<T extends Record<string, unknown>>(obj: T): T {
  * Server-side applies `obj` unless `liveHash` (the APPLIED_HASH annotation of the live object,
  * from a cache or a read) says it is already there. Returns whether it wrote.
  */
-export async function applyIfChanged(client: KubeClient, obj: Record<string, unknown>, liveHash: string | undefined): Promise<boolean> {
+export async function applyIfChanged(
+  client: KubeClient,
+  obj: Record<string, unknown>,
+  liveHash: string | undefined,
+): Promise<boolean> {
   const stamped = withAppliedHash(obj);
   if (liveHash === appliedHashOf(stamped as KubernetesObject)) return false;
   await client.apply(stamped as KubernetesObject);

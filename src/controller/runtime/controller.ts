@@ -21,9 +21,25 @@ export interface ControllerMetrics {
 export function createControllerMetrics(registry: Registry): ControllerMetrics {
   const registers = [registry];
   return {
-    reconciles: new Counter({ name: 'webgw_controller_reconcile_total', help: 'Reconciles by controller and result', labelNames: ['controller', 'result'], registers }),
-    duration: new Histogram({ name: 'webgw_controller_reconcile_duration_seconds', help: 'Reconcile duration', labelNames: ['controller'], buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers }),
-    depth: new Gauge({ name: 'webgw_controller_queue_depth', help: 'Keys waiting in the work queue', labelNames: ['controller'], registers }),
+    reconciles: new Counter({
+      name: 'webgw_controller_reconcile_total',
+      help: 'Reconciles by controller and result',
+      labelNames: ['controller', 'result'],
+      registers,
+    }),
+    duration: new Histogram({
+      name: 'webgw_controller_reconcile_duration_seconds',
+      help: 'Reconcile duration',
+      labelNames: ['controller'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10],
+      registers,
+    }),
+    depth: new Gauge({
+      name: 'webgw_controller_queue_depth',
+      help: 'Keys waiting in the work queue',
+      labelNames: ['controller'],
+      registers,
+    }),
   };
 }
 
@@ -78,7 +94,12 @@ export class Controller {
       } catch (err) {
         const delay = this.queue.addRateLimited(key);
         metrics.reconciles.inc({ controller: name, result: 'error' });
-        logger.warn('reconcile failed; will retry', { controller: name, key, retryInMs: delay, err: describeError(err) });
+        logger.warn('reconcile failed; will retry', {
+          controller: name,
+          key,
+          retryInMs: delay,
+          err: describeError(err),
+        });
       } finally {
         end();
         this.queue.done(key);

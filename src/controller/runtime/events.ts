@@ -38,11 +38,21 @@ export class EventRecorder {
         namespace,
         body: {
           metadata: { name: `${involved.name}.${randomBytes(8).toString('hex')}`, namespace },
-          involvedObject: { apiVersion: involved.apiVersion, kind: involved.kind, name: involved.name, ...(involved.uid ? { uid: involved.uid } : {}), ...(involved.namespace ? { namespace: involved.namespace } : {}) },
-          type, reason, message: message.slice(0, 1024),
+          involvedObject: {
+            apiVersion: involved.apiVersion,
+            kind: involved.kind,
+            name: involved.name,
+            ...(involved.uid ? { uid: involved.uid } : {}),
+            ...(involved.namespace ? { namespace: involved.namespace } : {}),
+          },
+          type,
+          reason,
+          message: message.slice(0, 1024),
           source: { component: 'webgw-controller' },
           reportingComponent: 'webgw.io/controller',
-          firstTimestamp: now, lastTimestamp: now, count: 1,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
         },
       });
     } catch (err) {

@@ -3,7 +3,14 @@
  * itself; on any other error it stops, and we restart it with jittered exponential backoff
  * (so an API server restart is survived). Events only enqueue keys (level-based control).
  */
-import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import {
+  makeInformer,
+  type Informer,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type ObjectCache,
+} from '@kubernetes/client-node';
 import { Backoff } from '../../common/backoff.ts';
 import { systemClock, type Clock, type Timer } from '../../common/clock.ts';
 import { describeError } from '../../common/errors.ts';

@@ -9,11 +9,21 @@ import type { V1ObjectMeta, V1OwnerReference } from '@kubernetes/client-node';
 import { statusCode, type KubeClient } from './kube.ts';
 
 /** The owner reference to the webhook configuration; undefined when it is not installed. */
-export async function installationOwner(client: KubeClient, configurationName: string): Promise<V1OwnerReference | undefined> {
+export async function installationOwner(
+  client: KubeClient,
+  configurationName: string,
+): Promise<V1OwnerReference | undefined> {
   try {
     const config = await client.admission.readMutatingWebhookConfiguration({ name: configurationName });
     const uid = config.metadata?.uid;
-    return uid ? { apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: configurationName, uid } : undefined;
+    return uid
+      ? {
+          apiVersion: 'admissionregistration.k8s.io/v1',
+          kind: 'MutatingWebhookConfiguration',
+          name: configurationName,
+          uid,
+        }
+      : undefined;
   } catch (err) {
     if (statusCode(err) === 404) return undefined;
     throw err;
@@ -26,7 +36,15 @@ export function ownedBy(meta: V1ObjectMeta | undefined, owner: V1OwnerReference 
 }
 
 /** The object's owner references with this owner added (others kept). */
-export function withOwner(meta: V1ObjectMeta | undefined, owner: V1OwnerReference | undefined): V1OwnerReference[] | undefined {
+export function withOwner(
+  meta: V1ObjectMeta | undefined,
+  owner: V1OwnerReference | undefined,
+): V1OwnerReference[] | undefined {
   if (!owner) return meta?.ownerReferences;
-  return [...(meta?.ownerReferences ?? []).filter((r) => r.uid !== owner.uid && !(r.kind === owner.kind && r.name === owner.name)), owner];
+  return [
+    ...(meta?.ownerReferences ?? []).filter(
+      (r) => r.uid !== owner.uid && !(r.kind === owner.kind && r.name === owner.name),
+    ),
+    owner,
+  ];
 }

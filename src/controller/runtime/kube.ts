@@ -3,7 +3,20 @@
  * every write counted (the steady-state test asserts that nothing is written). Server-side apply
  * with field manager `webgw`; status through the status subresource.
  */
-import { AdmissionregistrationV1Api, ApiextensionsV1Api, AppsV1Api, CoordinationV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, PatchStrategy, setHeaderOptions, type KubernetesObject, type RequestContext } from '@kubernetes/client-node';
+import {
+  AdmissionregistrationV1Api,
+  ApiextensionsV1Api,
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubernetesObject,
+  type RequestContext,
+} from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../crds/types.ts';
 
 export const FIELD_MANAGER = 'webgw';
@@ -19,7 +32,8 @@ const REUSE_CONNECTIONS_MS = 5 * 60_000;
  * are read again); the replaced pool closes once its requests (watches too) end.
  */
 export class ConnectionReusingKubeConfig extends KubeConfig {
-  private reused: { key: string; dispatcher: NonNullable<ReturnType<RequestContext['getDispatcher']>>; until: number } | undefined;
+  private reused:
+    { key: string; dispatcher: NonNullable<ReturnType<RequestContext['getDispatcher']>>; until: number } | undefined;
 
   override async applySecurityAuthentication(context: RequestContext): Promise<void> {
     await super.applySecurityAuthentication(context);
@@ -115,25 +129,52 @@ export class KubeClient {
   }
 
   /** patchClusterStatus for a namespaced webgw.io object. */
-  async patchNamespacedStatus(plural: string, namespace: string, name: string, status: object, previous: object | undefined): Promise<void> {
+  async patchNamespacedStatus(
+    plural: string,
+    namespace: string,
+    name: string,
+    status: object,
+    previous: object | undefined,
+  ): Promise<void> {
     this.count('status');
     await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural, namespace, name, body: { status: replacingMergePatch(previous, status) } },
+      {
+        group: GROUP,
+        version: VERSION,
+        plural,
+        namespace,
+        name,
+        body: { status: replacingMergePatch(previous, status) },
+      },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   }
 
   /** Sets clientConfig.caBundle of the given webhooks (JSON patch, nothing else touched). */
-  async patchWebhookCaBundles(name: string, webhooks: Array<{ index: number; add: boolean }>, caBundle: string): Promise<void> {
+  async patchWebhookCaBundles(
+    name: string,
+    webhooks: Array<{ index: number; add: boolean }>,
+    caBundle: string,
+  ): Promise<void> {
     this.count('webhook');
-    const ops = webhooks.map((w) => ({ op: w.add ? 'add' : 'replace', path: `/webhooks/${w.index}/clientConfig/caBundle`, value: caBundle }));
-    await this.admission.patchMutatingWebhookConfiguration({ name, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+    const ops = webhooks.map((w) => ({
+      op: w.add ? 'add' : 'replace',
+      path: `/webhooks/${w.index}/clientConfig/caBundle`,
+      value: caBundle,
+    }));
+    await this.admission.patchMutatingWebhookConfiguration(
+      { name, body: ops },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
   }
 
   /** Sets one annotation of a pod (merge patch of metadata.annotations, nothing else). */
   async annotatePod(namespace: string, name: string, key: string, value: string): Promise<void> {
     this.count('annotate');
-    await this.core.patchNamespacedPod({ namespace, name, body: { metadata: { annotations: { [key]: value } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    await this.core.patchNamespacedPod(
+      { namespace, name, body: { metadata: { annotations: { [key]: value } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
   }
 
   countLeaseWrite(): void {
@@ -164,7 +205,8 @@ export function statusCode(err: unknown): number | undefined {
  * values are replaced whole, as merge patches do.
  */
 export function replacingMergePatch(previous: unknown, next: unknown): unknown {
-  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === 'object' && v !== null && !Array.isArray(v);
   if (!isObject(next) || !isObject(previous)) return next;
   const patch: Record<string, unknown> = {};
   for (const key of Object.keys(previous)) if (!(key in next)) patch[key] = null;

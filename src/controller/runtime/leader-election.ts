@@ -28,7 +28,8 @@ export interface LeaderElectionOptions {
 }
 
 export class LeaderElector {
-  private readonly opts: Required<Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'owner'>> & Pick<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'owner'>;
+  private readonly opts: Required<Omit<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'owner'>> &
+    Pick<LeaderElectionOptions, 'onStartedLeading' | 'onStoppedLeading' | 'owner'>;
   private leading = false;
   private lastRenew = 0;
   private timer: Timer | undefined;
@@ -61,10 +62,16 @@ export class LeaderElector {
         lease.spec.holderIdentity = undefined;
         lease.spec.renewTime = undefined;
         this.opts.client.countLeaseWrite();
-        await this.opts.client.coordination.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
+        await this.opts.client.coordination.replaceNamespacedLease({
+          name: this.opts.name,
+          namespace: this.opts.namespace,
+          body: lease,
+        });
       }
     } catch (err) {
-      this.opts.logger.warn('could not release the lease; a standby takes over when it expires', { err: describeError(err) });
+      this.opts.logger.warn('could not release the lease; a standby takes over when it expires', {
+        err: describeError(err),
+      });
     }
   }
 
@@ -84,14 +91,20 @@ export class LeaderElector {
 
   private setLeading(leading: boolean): void {
     this.leading = leading;
-    this.opts.logger.info(leading ? 'became the leader' : 'stopped leading', { lease: `${this.opts.namespace}/${this.opts.name}`, identity: this.opts.identity });
+    this.opts.logger.info(leading ? 'became the leader' : 'stopped leading', {
+      lease: `${this.opts.namespace}/${this.opts.name}`,
+      identity: this.opts.identity,
+    });
     if (leading) this.opts.onStartedLeading();
     else this.opts.onStoppedLeading();
   }
 
   private async read(): Promise<V1Lease | undefined> {
     try {
-      return await this.opts.client.coordination.readNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace });
+      return await this.opts.client.coordination.readNamespacedLease({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+      });
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw err;
@@ -107,7 +120,20 @@ export class LeaderElector {
       this.opts.client.countLeaseWrite();
       await this.opts.client.coordination.createNamespacedLease({
         namespace: this.opts.namespace,
-        body: { metadata: { name: this.opts.name, namespace: this.opts.namespace, ownerReferences: withOwner(undefined, this.opts.owner?.()) }, spec: { holderIdentity: this.opts.identity, leaseDurationSeconds: durationSeconds, acquireTime: microTime, renewTime: microTime, leaseTransitions: 0 } },
+        body: {
+          metadata: {
+            name: this.opts.name,
+            namespace: this.opts.namespace,
+            ownerReferences: withOwner(undefined, this.opts.owner?.()),
+          },
+          spec: {
+            holderIdentity: this.opts.identity,
+            leaseDurationSeconds: durationSeconds,
+            acquireTime: microTime,
+            renewTime: microTime,
+            leaseTransitions: 0,
+          },
+        },
       });
       return true;
     }
@@ -118,7 +144,8 @@ export class LeaderElector {
     if (holder !== this.opts.identity && !expired) return false;
     const takingOver = holder !== this.opts.identity;
     const owner = this.opts.owner?.();
-    if (!ownedBy(lease.metadata, owner)) lease.metadata = { ...lease.metadata, ownerReferences: withOwner(lease.metadata, owner) };
+    if (!ownedBy(lease.metadata, owner))
+      lease.metadata = { ...lease.metadata, ownerReferences: withOwner(lease.metadata, owner) };
     lease.spec = {
       ...spec,
       holderIdentity: this.opts.identity,
@@ -128,7 +155,11 @@ export class LeaderElector {
     };
     try {
       this.opts.client.countLeaseWrite();
-      await this.opts.client.coordination.replaceNamespacedLease({ name: this.opts.name, namespace: this.opts.namespace, body: lease });
+      await this.opts.client.coordination.replaceNamespacedLease({
+        name: this.opts.name,
+        namespace: this.opts.namespace,
+        body: lease,
+      });
       return true;
     } catch (err) {
       if (statusCode(err) === 409) return false; // someone else wrote first

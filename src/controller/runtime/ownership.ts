@@ -15,10 +15,21 @@ export interface Owner {
 }
 
 export function controllerReference(owner: Owner): V1OwnerReference {
-  return { apiVersion: API_VERSION, kind: owner.kind, name: owner.name, uid: owner.uid as string, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: API_VERSION,
+    kind: owner.kind,
+    name: owner.name,
+    uid: owner.uid as string,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 /** True when `obj` carries our controller reference to exactly this owner (same uid). */
 export function isControlledBy(obj: KubernetesObject | undefined, owner: Owner): boolean {
-  return obj?.metadata?.ownerReferences?.some((r) => r.controller === true && r.kind === owner.kind && r.uid === owner.uid) === true;
+  return (
+    obj?.metadata?.ownerReferences?.some(
+      (r) => r.controller === true && r.kind === owner.kind && r.uid === owner.uid,
+    ) === true
+  );
 }

@@ -75,10 +75,13 @@ export class WorkQueue {
   addAfter(key: string, delayMs: number): void {
     if (this.shuttingDown) return;
     if (this.delayed.has(key)) return;
-    this.delayed.set(key, this.clock.setTimeout(() => {
-      this.delayed.delete(key);
-      this.add(key);
-    }, delayMs));
+    this.delayed.set(
+      key,
+      this.clock.setTimeout(() => {
+        this.delayed.delete(key);
+        this.add(key);
+      }, delayMs),
+    );
   }
 
   /** The key succeeded: its next failure starts from the base delay again. */

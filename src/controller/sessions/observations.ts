@@ -96,7 +96,11 @@ export class GatewayObservation {
       const [id, pod] = key.split('\n') as [string, string];
       if (!this.byIdentity.get(id)?.has(pod)) this.shownRtt.delete(key);
     }
-    return { identities: changed, gateway: beforeGateway !== JSON.stringify(this.proxies()), replicas: beforeReplicas !== this.replicaDigest() };
+    return {
+      identities: changed,
+      gateway: beforeGateway !== JSON.stringify(this.proxies()),
+      replicas: beforeReplicas !== this.replicaDigest(),
+    };
   }
 
   private replicaDigest(): string {
@@ -110,18 +114,32 @@ export class GatewayObservation {
       const sessions = perReplica?.get(r.pod) ?? [];
       if (sessions.length === 0) return { name: r.pod, sessions: 0, reachable: r.reachable };
       const since = sessions.map((s) => s.since).sort()[0];
-      const measured = sessions.reduce<number | undefined>((m, s) => (s.rttMs === undefined ? m : Math.max(m ?? 0, s.rttMs)), undefined);
+      const measured = sessions.reduce<number | undefined>(
+        (m, s) => (s.rttMs === undefined ? m : Math.max(m ?? 0, s.rttMs)),
+        undefined,
+      );
       const key = `${identity}\n${r.pod}`;
-      const rtt = settle ? steadyRtt(this.shownRtt.get(key), measured) : this.shownRtt.get(key) ?? steadyRtt(undefined, measured);
+      const rtt = settle
+        ? steadyRtt(this.shownRtt.get(key), measured)
+        : (this.shownRtt.get(key) ?? steadyRtt(undefined, measured));
       if (settle && rtt !== undefined) this.shownRtt.set(key, rtt);
-      return { name: r.pod, sessions: sessions.length, ...(since ? { since } : {}), ...(rtt === undefined ? {} : { rttMilliseconds: rtt }), reachable: r.reachable };
+      return {
+        name: r.pod,
+        sessions: sessions.length,
+        ...(since ? { since } : {}),
+        ...(rtt === undefined ? {} : { rttMilliseconds: rtt }),
+        reachable: r.reachable,
+      };
     });
   }
 
   proxies(): ProxyReplicaStatus[] {
     return this.replicas.map((r) => ({
-      name: r.pod, address: r.address, reachable: r.reachable,
-      sessions: r.report?.sessions.length ?? 0, routes: r.report?.routes ?? 0,
+      name: r.pod,
+      address: r.address,
+      reachable: r.reachable,
+      sessions: r.report?.sessions.length ?? 0,
+      routes: r.report?.routes ?? 0,
       ...(r.error ? { message: r.error } : {}),
     }));
   }

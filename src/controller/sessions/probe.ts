@@ -9,7 +9,12 @@
 import type { Clock, Timer } from '../../common/clock.ts';
 import { WebgwError, describeError, isWebgwError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
-import { MAX_REPORT_BYTES, SESSION_REPORT_PATH, parseSessionReport, type SessionReport } from '../../common/session-report.ts';
+import {
+  MAX_REPORT_BYTES,
+  SESSION_REPORT_PATH,
+  parseSessionReport,
+  type SessionReport,
+} from '../../common/session-report.ts';
 import { SESSION_READER_GRANT } from '../../pki/grants.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
 import { ControllerCertificates } from '../edge/controller-certificates.ts';
@@ -100,14 +105,23 @@ export class SessionProbe {
     try {
       const reader = this.readers.for(t.gateway, t.ca);
       const timeoutMs = Math.min(MAX_TIMEOUT_MS, Math.max(500, this.opts.intervalMs / 2));
-      const readings = await Promise.all(t.replicas.map(async (r): Promise<ReplicaReading> => {
-        try {
-          const report = await fetchReport({ ...r, port: t.port, serverName: t.serverName, caPem: t.ca.certPem, reader, timeoutMs });
-          return { pod: r.pod, address: r.address, reachable: true, report };
-        } catch (err) {
-          return { pod: r.pod, address: r.address, reachable: false, error: stableReason(err) };
-        }
-      }));
+      const readings = await Promise.all(
+        t.replicas.map(async (r): Promise<ReplicaReading> => {
+          try {
+            const report = await fetchReport({
+              ...r,
+              port: t.port,
+              serverName: t.serverName,
+              caPem: t.ca.certPem,
+              reader,
+              timeoutMs,
+            });
+            return { pod: r.pod, address: r.address, reachable: true, report };
+          } catch (err) {
+            return { pod: r.pod, address: r.address, reachable: false, error: stableReason(err) };
+          }
+        }),
+      );
       if (!this.running) return;
       const known = this.observations.get(t.gateway);
       const observation = known ?? new GatewayObservation(t.gateway);
@@ -120,12 +134,19 @@ export class SessionProbe {
       this.inFlight.delete(t.gateway);
     }
   }
-
 }
 
 /** GET the session table: the server must present this gateway's tunnel certificate. */
-async function fetchReport(o: ProbeTarget & { port: number; serverName: string; caPem: string; reader: KeyPairPem; timeoutMs: number }): Promise<SessionReport> {
-  const answer = await replicaRequest({ ...o, client: o.reader, method: 'GET', path: SESSION_REPORT_PATH, maxResponseBytes: MAX_REPORT_BYTES });
+async function fetchReport(
+  o: ProbeTarget & { port: number; serverName: string; caPem: string; reader: KeyPairPem; timeoutMs: number },
+): Promise<SessionReport> {
+  const answer = await replicaRequest({
+    ...o,
+    client: o.reader,
+    method: 'GET',
+    path: SESSION_REPORT_PATH,
+    maxResponseBytes: MAX_REPORT_BYTES,
+  });
   if (answer.status !== 200) throw new WebgwError('WEBGW_ERR_PROTOCOL', `HTTP ${answer.status}`);
   return parseSessionReport(answer.body);
 }
@@ -137,4 +158,3 @@ function stableReason(err: unknown): string {
   const code = (err as { code?: unknown }).code;
   return `unreachable (${typeof code === 'string' ? code : describeError(err).slice(0, 80)})`;
 }
-

@@ -10,7 +10,11 @@ import type { GatewayTargets } from './probe.ts';
  * the address agents dial.
  */
 export function probeTargets(caches: GatewayCaches, namespace: string): GatewayTargets[] {
-  const nodes = new Map(caches.nodes.list().map((n) => [n.metadata?.name ?? '', { name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }]));
+  const nodes = new Map(
+    caches.nodes
+      .list()
+      .map((n) => [n.metadata?.name ?? '', { name: n.metadata?.name ?? '', addresses: n.status?.addresses ?? [] }]),
+  );
   const out: GatewayTargets[] = [];
   for (const gw of caches.gateways.list()) {
     const name = gw.metadata.name;
@@ -20,7 +24,12 @@ export function probeTargets(caches: GatewayCaches, namespace: string): GatewayT
     if (!certPem || !keyPem) continue;
     const byAddress = new Map<string, { pod: string; ready: boolean }>();
     for (const pod of caches.pods.list(namespace)) {
-      if (pod.metadata?.labels?.[GATEWAY_LABEL] !== name || pod.metadata.deletionTimestamp || pod.status?.phase !== 'Running') continue;
+      if (
+        pod.metadata?.labels?.[GATEWAY_LABEL] !== name ||
+        pod.metadata.deletionTimestamp ||
+        pod.status?.phase !== 'Running'
+      )
+        continue;
       const address = dialAddress(nodes.get(pod.spec?.nodeName ?? ''));
       if (!address) continue;
       const ready = pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
@@ -28,7 +37,10 @@ export function probeTargets(caches: GatewayCaches, namespace: string): GatewayT
       if (!known || (ready && !known.ready)) byAddress.set(address, { pod: pod.metadata.name ?? '', ready });
     }
     out.push({
-      gateway: name, ca: { certPem, keyPem }, serverName: tunnelServerName(name), port: gw.spec.listeners.tunnel.port,
+      gateway: name,
+      ca: { certPem, keyPem },
+      serverName: tunnelServerName(name),
+      port: gw.spec.listeners.tunnel.port,
       replicas: [...byAddress].map(([address, p]) => ({ pod: p.pod, address })),
     });
   }

@@ -30,14 +30,31 @@ export function serviceIdentity(service: ExposedService): string {
 
 /** The grants an ExposedService holds on one gateway: exactly what the plan accepted. */
 export function plannedGrants(service: ExposedService, gp: GatewayPlan): GrantSet {
-  return { http: gp.http, https: gp.https, tls: gp.tls, tlsTerminated: gp.tlsTerminated, tcp: gp.tcp.map((t) => t.port), h2c: gp.h2c, identity: serviceIdentity(service) };
+  return {
+    http: gp.http,
+    https: gp.https,
+    tls: gp.tls,
+    tlsTerminated: gp.tlsTerminated,
+    tcp: gp.tcp.map((t) => t.port),
+    h2c: gp.h2c,
+    identity: serviceIdentity(service),
+  };
 }
 
 export function grantsServe(gp: GatewayPlan): boolean {
   return gp.accepted && planHostnames(gp).length + gp.tcp.length > 0;
 }
 
-const sorted = (g: GrantSet): string => JSON.stringify([g.identity, [...g.http].sort(), [...g.https].sort(), [...g.tls].sort(), [...g.tlsTerminated].sort(), [...g.tcp].sort((a, b) => a - b), [...g.h2c].sort()]);
+const sorted = (g: GrantSet): string =>
+  JSON.stringify([
+    g.identity,
+    [...g.http].sort(),
+    [...g.https].sort(),
+    [...g.tls].sort(),
+    [...g.tlsTerminated].sort(),
+    [...g.tcp].sort((a, b) => a - b),
+    [...g.h2c].sort(),
+  ]);
 
 /** What a credential certificate says, parsed once (issue 15: re-parsing and re-verifying every
  * certificate on every Gateway reconcile was 40 % of the controller's CPU at 1,000 services). */
@@ -69,12 +86,19 @@ function factsOf(certPem: string): CertificateFacts | null {
       const cert = new X509Certificate(certPem);
       let grants: string | undefined;
       try {
-        const uris = parseSubjectAltName(cert.subjectAltName).filter((e) => e.type === 'URI').map((e) => e.value);
+        const uris = parseSubjectAltName(cert.subjectAltName)
+          .filter((e) => e.type === 'URI')
+          .map((e) => e.value);
         grants = cert.ca ? undefined : sorted(grantsFromUris(uris));
       } catch {
         grants = undefined;
       }
-      return { cert, serial: cert.serialNumber.toUpperCase(), ...(grants === undefined ? {} : { grants }), issuedBy: new Map() };
+      return {
+        cert,
+        serial: cert.serialNumber.toUpperCase(),
+        ...(grants === undefined ? {} : { grants }),
+        issuedBy: new Map(),
+      };
     } catch {
       return null;
     }
@@ -130,14 +154,23 @@ export interface Admission {
  * count. Oldest services first, so a full list drops the newest.
  */
 export function admittedAgents(inputs: AdmissionInputs): Admission {
-  const ordered = [...inputs.services].sort((a, b) => ((a.metadata.creationTimestamp ?? '') < (b.metadata.creationTimestamp ?? '') ? -1 : (a.metadata.creationTimestamp ?? '') > (b.metadata.creationTimestamp ?? '') ? 1 : serviceKey(a) < serviceKey(b) ? -1 : 1));
+  const ordered = [...inputs.services].sort((a, b) =>
+    (a.metadata.creationTimestamp ?? '') < (b.metadata.creationTimestamp ?? '')
+      ? -1
+      : (a.metadata.creationTimestamp ?? '') > (b.metadata.creationTimestamp ?? '')
+        ? 1
+        : serviceKey(a) < serviceKey(b)
+          ? -1
+          : 1,
+  );
   const serials = new Set<string>();
   let omitted = 0;
   for (const service of ordered) {
     const gp = inputs.plans.get(serviceKey(service))?.gateways.find((g) => g.gateway === inputs.gateway);
     if (!gp || !grantsServe(gp)) continue;
     const secret = inputs.credentialOf(service);
-    if (!isControlledBy(secret, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid })) continue;
+    if (!isControlledBy(secret, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid }))
+      continue;
     const certPem = secretText(secret, `${inputs.gateway}.crt`);
     if (!certPem || !certificateFits(certPem, inputs.caPem, plannedGrants(service, gp))) continue;
     if (serials.size >= (inputs.maxAgents ?? MAX_ADMITTED_AGENTS)) {

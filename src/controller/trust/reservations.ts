@@ -46,7 +46,9 @@ export function parseReservations(text: string | undefined): Map<string, Reserva
 }
 
 export function renderReservations(reservations: Reservations): string {
-  const lines = [...reservations].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, r]) => `${k} ${r.namespace}${r.holder ? ` ${r.holder}` : ''}${r.releasedAt ? ` ${r.releasedAt}` : ''}\n`);
+  const lines = [...reservations]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([k, r]) => `${k} ${r.namespace}${r.holder ? ` ${r.holder}` : ''}${r.releasedAt ? ` ${r.releasedAt}` : ''}\n`);
   return `# hostname namespace [released-at] | tcp/<port> namespace holder [released-at]: who holds what on this gateway (webgw controller).\n${lines.join('')}`;
 }
 
@@ -55,7 +57,12 @@ export function renderReservations(reservations: Reservations): string {
  * namespace; a reservation whose namespace no longer claims it is kept, marked released, until
  * RELEASE_AFTER_MS have passed. Returns when the next one expires (to look again then).
  */
-export function nextReservations(gateway: string, previous: Reservations, plans: ReadonlyMap<string, ServicePlan>, now: Date): { reservations: Map<string, Reservation>; nextExpiry: Date | undefined } {
+export function nextReservations(
+  gateway: string,
+  previous: Reservations,
+  plans: ReadonlyMap<string, ServicePlan>,
+  now: Date,
+): { reservations: Map<string, Reservation>; nextExpiry: Date | undefined } {
   const held = new Map<string, Reservation>();
   for (const plan of plans.values()) {
     const namespace = plan.key.split('/')[0] as string;
@@ -80,21 +87,40 @@ export function nextReservations(gateway: string, previous: Reservations, plans:
 
 /** For planClaims: per gateway, hostname → the namespace it is reserved for. */
 export function reservedNamespaces(byGateway: ReadonlyMap<string, Reservations>): Map<string, Map<string, string>> {
-  return new Map([...byGateway].map(([g, r]) => [g, new Map([...r].filter(([k]) => !k.startsWith(PORT_PREFIX)).map(([h, x]) => [h, x.namespace]))]));
+  return new Map(
+    [...byGateway].map(([g, r]) => [
+      g,
+      new Map([...r].filter(([k]) => !k.startsWith(PORT_PREFIX)).map(([h, x]) => [h, x.namespace])),
+    ]),
+  );
 }
 
 /** For planClaims: per gateway, TCP port → the route it is reserved for. */
 export function reservedPorts(byGateway: ReadonlyMap<string, Reservations>): Map<string, Map<number, string>> {
-  return new Map([...byGateway].map(([g, r]) => [g, new Map([...r].filter(([k, x]) => k.startsWith(PORT_PREFIX) && x.holder).map(([k, x]) => [Number(k.slice(PORT_PREFIX.length)), x.holder as string]))]));
+  return new Map(
+    [...byGateway].map(([g, r]) => [
+      g,
+      new Map(
+        [...r]
+          .filter(([k, x]) => k.startsWith(PORT_PREFIX) && x.holder)
+          .map(([k, x]) => [Number(k.slice(PORT_PREFIX.length)), x.holder as string]),
+      ),
+    ]),
+  );
 }
 
 /** Everything planClaims takes from the reservations. */
-export function planReservations(byGateway: ReadonlyMap<string, Reservations>): { reserved: Map<string, Map<string, string>>; reservedPorts: Map<string, Map<number, string>> } {
+export function planReservations(byGateway: ReadonlyMap<string, Reservations>): {
+  reserved: Map<string, Map<string, string>>;
+  reservedPorts: Map<string, Map<number, string>>;
+} {
   return { reserved: reservedNamespaces(byGateway), reservedPorts: reservedPorts(byGateway) };
 }
 
-
 /** Every gateway's reservations, from the ConfigMaps the controller keeps (`get` reads its cache). */
-export function readReservations(gateways: readonly string[], get: (configMapName: string) => { data?: Record<string, string> } | undefined): Map<string, Reservations> {
+export function readReservations(
+  gateways: readonly string[],
+  get: (configMapName: string) => { data?: Record<string, string> } | undefined,
+): Map<string, Reservations> {
   return new Map(gateways.map((g) => [g, parseReservations(get(reservationsName(g))?.data?.[RESERVATIONS_KEY])]));
 }

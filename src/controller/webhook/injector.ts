@@ -22,7 +22,13 @@ export const INJECTED_ANNOTATION = 'webgw.io/injected-for';
 type Json = Record<string, unknown>;
 
 export interface PodLike {
-  metadata?: { name?: string; generateName?: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    generateName?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
   spec?: { initContainers?: Json[]; containers?: Json[]; volumes?: Json[] } & Json;
 }
 
@@ -32,7 +38,11 @@ export function selectingService(pod: PodLike, services: readonly ExposedService
   return [...services]
     .filter((s) => s.spec.mode === 'Sidecar' && s.spec.selector && Object.keys(s.spec.selector).length > 0)
     .filter((s) => Object.entries(s.spec.selector ?? {}).every(([k, v]) => labels[k] === v))
-    .sort((a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || a.metadata.name.localeCompare(b.metadata.name))[0];
+    .sort(
+      (a, b) =>
+        (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
+        a.metadata.name.localeCompare(b.metadata.name),
+    )[0];
 }
 
 export function agentSidecar(image: string): Json {
@@ -43,9 +53,13 @@ export function agentSidecar(image: string): Json {
     restartPolicy: 'Always',
     args: ['agent', '--config', `${AGENT_DIR}/agent.yaml`],
     securityContext: {
-      runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532,
-      allowPrivilegeEscalation: false, readOnlyRootFilesystem: true,
-      capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
     },
     // The kubelet probes from the node's network namespace, so the probe targets the pod's IP
     // (a host of 127.0.0.1 would probe the node itself: issue 13). Ready once the agent has a
@@ -76,7 +90,10 @@ export function injectAgent(pod: PodLike, services: readonly ExposedService[], i
   ];
   return {
     ...pod,
-    metadata: { ...pod.metadata, annotations: { ...pod.metadata?.annotations, [INJECTED_ANNOTATION]: service.metadata.name } },
+    metadata: {
+      ...pod.metadata,
+      annotations: { ...pod.metadata?.annotations, [INJECTED_ANNOTATION]: service.metadata.name },
+    },
     spec: {
       ...spec,
       // First, so the tunnel is up before the app's own init containers and containers start.
@@ -95,8 +112,14 @@ export function injectionPatch(before: PodLike, after: PodLike): Json[] {
   const set = (path: string, had: unknown, value: unknown): void => {
     ops.push({ op: had === undefined ? 'add' : 'replace', path, value });
   };
-  if (!before.metadata?.annotations) ops.push({ op: 'add', path: '/metadata/annotations', value: after.metadata?.annotations });
-  else set(`/metadata/annotations/${INJECTED_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`, before.metadata.annotations[INJECTED_ANNOTATION], after.metadata?.annotations?.[INJECTED_ANNOTATION]);
+  if (!before.metadata?.annotations)
+    ops.push({ op: 'add', path: '/metadata/annotations', value: after.metadata?.annotations });
+  else
+    set(
+      `/metadata/annotations/${INJECTED_ANNOTATION.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+      before.metadata.annotations[INJECTED_ANNOTATION],
+      after.metadata?.annotations?.[INJECTED_ANNOTATION],
+    );
   set('/spec/initContainers', before.spec?.initContainers, after.spec?.initContainers);
   set('/spec/volumes', before.spec?.volumes, after.spec?.volumes);
   return ops;

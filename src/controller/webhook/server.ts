@@ -31,7 +31,11 @@ export interface AdmissionResponse {
 }
 
 /** Pure: the response to one review. */
-export function admit(review: AdmissionReview, servicesIn: (namespace: string) => readonly ExposedService[], image: string): AdmissionResponse {
+export function admit(
+  review: AdmissionReview,
+  servicesIn: (namespace: string) => readonly ExposedService[],
+  image: string,
+): AdmissionResponse {
   const req = review.request;
   if (!req) return { uid: '', allowed: true };
   const pod = req.object;
@@ -39,7 +43,12 @@ export function admit(review: AdmissionReview, servicesIn: (namespace: string) =
   const namespace = req.namespace ?? pod.metadata?.namespace ?? '';
   const after = injectAgent(pod, servicesIn(namespace), image);
   if (!after) return { uid: req.uid, allowed: true };
-  return { uid: req.uid, allowed: true, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify(injectionPatch(pod, after))).toString('base64') };
+  return {
+    uid: req.uid,
+    allowed: true,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify(injectionPatch(pod, after))).toString('base64'),
+  };
 }
 
 export interface WebhookServerOptions {
@@ -95,9 +104,19 @@ export class WebhookServer {
           }
         } catch (err) {
           this.opts.logger.error('injection failed; admitting the pod unchanged', { err: describeError(err) });
-          response = { uid: review.request?.uid ?? '', allowed: true, warnings: ['webgw: agent injection failed; the pod runs without its agent'] };
+          response = {
+            uid: review.request?.uid ?? '',
+            allowed: true,
+            warnings: ['webgw: agent injection failed; the pod runs without its agent'],
+          };
         }
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ apiVersion: review.apiVersion ?? 'admission.k8s.io/v1', kind: 'AdmissionReview', response }));
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            apiVersion: review.apiVersion ?? 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response,
+          }),
+        );
       });
     });
     this.server.headersTimeout = 5000;

@@ -24,7 +24,13 @@ export interface WebhookTls {
  * Reads, creates or renews the webhook TLS Secret; `hosts` are the names the API server dials;
  * `owner` (runtime/installation.ts) removes the Secret with the installation.
  */
-export async function ensureWebhookTls(client: KubeClient, namespace: string, hosts: readonly string[], now: Date, owner?: V1OwnerReference): Promise<WebhookTls> {
+export async function ensureWebhookTls(
+  client: KubeClient,
+  namespace: string,
+  hosts: readonly string[],
+  now: Date,
+  owner?: V1OwnerReference,
+): Promise<WebhookTls> {
   let secret: V1Secret | undefined;
   try {
     secret = await client.core.readNamespacedSecret({ name: WEBHOOK_SECRET, namespace });
@@ -33,16 +39,35 @@ export async function ensureWebhookTls(client: KubeClient, namespace: string, ho
   }
   const caCert = secret && secretText(secret, 'ca.crt');
   const caKey = secret && secretText(secret, 'ca.key');
-  const ca = caCert && caKey ? { certPem: caCert, keyPem: caKey } : createCA('webgw webhook CA', { notAfter: new Date(now.getTime() + 3650 * DAY) });
+  const ca =
+    caCert && caKey
+      ? { certPem: caCert, keyPem: caKey }
+      : createCA('webgw webhook CA', { notAfter: new Date(now.getTime() + 3650 * DAY) });
   const tlsCert = secret && secretText(secret, 'tls.crt');
   const tlsKey = secret && secretText(secret, 'tls.key');
-  const sameHosts = tlsCert ? hosts.every((h) => (new X509Certificate(tlsCert).subjectAltName ?? '').includes(h)) : false;
-  const current = tlsCert && tlsKey && sameHosts && renewalTime(tlsCert) > now ? { certPem: tlsCert, keyPem: tlsKey } : undefined;
+  const sameHosts = tlsCert
+    ? hosts.every((h) => (new X509Certificate(tlsCert).subjectAltName ?? '').includes(h))
+    : false;
+  const current =
+    tlsCert && tlsKey && sameHosts && renewalTime(tlsCert) > now ? { certPem: tlsCert, keyPem: tlsKey } : undefined;
   if (secret && caCert && current && ownedBy(secret.metadata, owner)) return { ca, serving: current };
-  const serving = current ?? issueCertificate(ca, { commonName: hosts[0] ?? 'webgw-webhook', usage: 'server', hosts }, { notAfter: new Date(now.getTime() + 365 * DAY) });
+  const serving =
+    current ??
+    issueCertificate(
+      ca,
+      { commonName: hosts[0] ?? 'webgw-webhook', usage: 'server', hosts },
+      { notAfter: new Date(now.getTime() + 365 * DAY) },
+    );
   const body = {
-    apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
-    metadata: { name: WEBHOOK_SECRET, namespace, labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'webhook' }, ownerReferences: withOwner(secret?.metadata, owner) },
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'kubernetes.io/tls',
+    metadata: {
+      name: WEBHOOK_SECRET,
+      namespace,
+      labels: { 'app.kubernetes.io/name': 'webgw', 'app.kubernetes.io/component': 'webhook' },
+      ownerReferences: withOwner(secret?.metadata, owner),
+    },
     stringData: { 'ca.crt': ca.certPem, 'ca.key': ca.keyPem, 'tls.crt': serving.certPem, 'tls.key': serving.keyPem },
   };
   if (secret) {
@@ -73,6 +98,10 @@ export async function ensureCaBundle(client: KubeClient, configurationName: stri
   if (webhooks.every((w) => w.clientConfig.caBundle === bundle)) return false;
   // A JSON patch of the caBundle fields only: the rest of the configuration stays the installer's
   // (Helm, GitOps), and we never become a manager of it.
-  await client.patchWebhookCaBundles(configurationName, webhooks.map((w, i) => ({ index: i, add: w.clientConfig.caBundle === undefined })), bundle);
+  await client.patchWebhookCaBundles(
+    configurationName,
+    webhooks.map((w, i) => ({ index: i, add: w.clientConfig.caBundle === undefined })),
+    bundle,
+  );
   return true;
 }

@@ -18,7 +18,11 @@ export function writeChunk(write: (data: Buffer) => boolean, chunk: Buffer): boo
  * Listeners that feed a tunnel stream's data and end into `parser`: a malformed response goes to
  * `failed` instead of throwing; `ended` follows a clean end of the stream.
  */
-export function parserInput(parser: ResponseParser, failed: (err: Error) => void, ended: () => void): { data(chunk: Buffer): void; end(): void } {
+export function parserInput(
+  parser: ResponseParser,
+  failed: (err: Error) => void,
+  ended: () => void,
+): { data(chunk: Buffer): void; end(): void } {
   return {
     data(chunk) {
       try {

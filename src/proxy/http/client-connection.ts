@@ -66,7 +66,14 @@ export class ClientConnection {
   /** The request stream is malformed: nothing more is parsed; the listener answers or cuts. */
   private broken = false;
 
-  constructor(socket: Socket, origin: ConnectionOrigin, limits: ConnectionLimits, clock: Clock, hooks: ConnectionHooks, log: Logger) {
+  constructor(
+    socket: Socket,
+    origin: ConnectionOrigin,
+    limits: ConnectionLimits,
+    clock: Clock,
+    hooks: ConnectionHooks,
+    log: Logger,
+  ) {
     this.socket = socket;
     this.origin = origin;
     this.limits = limits;
@@ -139,10 +146,18 @@ export class ClientConnection {
    * A response the gateway writes itself, `body` as it is (`length`: its Content-Length, which a
    * HEAD answer states without the body); `extraHeaders`: whole header lines.
    */
-  respond(status: number, body: string, contentType: string, keep: boolean, length = Buffer.byteLength(body), extraHeaders = ''): void {
+  respond(
+    status: number,
+    body: string,
+    contentType: string,
+    keep: boolean,
+    length = Buffer.byteLength(body),
+    extraHeaders = '',
+  ): void {
     const stay = keep && this.requestComplete && !this.closing;
-    const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${extraHeaders}Content-Type: ${contentType}\r\nContent-Length: ${length}\r\n`
-      + `Cache-Control: no-store\r\n${stay ? '' : 'Connection: close\r\n'}\r\n`;
+    const head =
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${extraHeaders}Content-Type: ${contentType}\r\nContent-Length: ${length}\r\n` +
+      `Cache-Control: no-store\r\n${stay ? '' : 'Connection: close\r\n'}\r\n`;
     this.socket.write(head + body);
     this.finishRequest(stay);
   }
@@ -182,7 +197,8 @@ export class ClientConnection {
     const waiting = !this.inRequest && this.parser.bufferedBytes === 0;
     if (!this.parse(() => this.parser.feed(chunk))) return;
     // The first byte of a request on a kept connection: the head now has headerTimeoutMs.
-    if (waiting && !this.inRequest && this.parser.bufferedBytes > 0) this.waitForHead(this.limits.headerTimeoutMs, true);
+    if (waiting && !this.inRequest && this.parser.bufferedBytes > 0)
+      this.waitForHead(this.limits.headerTimeoutMs, true);
   }
 
   /**

@@ -72,12 +72,17 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
   };
   const fail = (error: Error): void => {
     stream.destroy();
-    settle(responseStarted ? { kind: 'failed', error, responseStarted: true } : { kind: 'failed', error, responseStarted: false });
+    settle(
+      responseStarted
+        ? { kind: 'failed', error, responseStarted: true }
+        : { kind: 'failed', error, responseStarted: false },
+    );
   };
   const maybeDone = (): void => {
     // The stream is reusable only when both directions ended cleanly at a message boundary; a
     // backend that answered before reading the whole body (e.g. 413) spent it.
-    if (responseDone) settle({ kind: 'done', reusable: reusable && requestDone, keepClient: keepClient && requestDone, status });
+    if (responseDone)
+      settle({ kind: 'done', reusable: reusable && requestDone, keepClient: keepClient && requestDone, status });
   };
 
   const writeHead = (head: ResponseHead): void => {
@@ -97,14 +102,16 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
   };
 
   const parser = new ResponseParser(request.method === 'HEAD', {
-    ...(request.upgrade ? {
-      switched(head: ResponseHead, rest: Buffer) {
-        // Only now may the client's bytes become a raw relay (never before the backend agreed).
-        responseStarted = true;
-        stream.pause();
-        settle({ kind: 'switched', head, rest });
-      },
-    } : {}),
+    ...(request.upgrade
+      ? {
+          switched(head: ResponseHead, rest: Buffer) {
+            // Only now may the client's bytes become a raw relay (never before the backend agreed).
+            responseStarted = true;
+            stream.pause();
+            settle({ kind: 'switched', head, rest });
+          },
+        }
+      : {}),
     head(head) {
       responseStarted = true;
       timer.cancel();
@@ -132,7 +139,8 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
     reusable = false;
   });
   const onStreamClose = (): void => {
-    if (!responseDone) fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
+    if (!responseDone)
+      fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
   };
   const onStreamDrain = (): void => {
     if (!requestDone) client.resume();
@@ -147,9 +155,17 @@ export function exchange(opts: ExchangeOptions): { body: BodySink; outcome: Prom
 
   // While the request body flows the timer is an idle timer (a slow upload is fine, a stalled
   // one is not); from the end of the request it bounds the wait for the response.
-  const startTimer = () => clock.setTimeout(() => {
-    fail(new WebgwError('WEBGW_ERR_TIMEOUT', requestDone ? `no response within ${opts.responseTimeoutMs} ms` : `request body stalled for ${opts.responseTimeoutMs} ms`));
-  }, opts.responseTimeoutMs);
+  const startTimer = () =>
+    clock.setTimeout(() => {
+      fail(
+        new WebgwError(
+          'WEBGW_ERR_TIMEOUT',
+          requestDone
+            ? `no response within ${opts.responseTimeoutMs} ms`
+            : `request body stalled for ${opts.responseTimeoutMs} ms`,
+        ),
+      );
+    }, opts.responseTimeoutMs);
   let timer = startTimer();
   const restartTimer = (): void => {
     if (responseStarted || settled) return;

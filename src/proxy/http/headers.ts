@@ -5,7 +5,12 @@
 import { normalizeHostname } from '../../pki/grants.ts';
 import { HOP_BY_HOP, connectionTokens } from '../../common/http/forwarded.ts';
 
-export { forwardRequestHeaders, headerLines, serializeRequestHead, type ForwardContext } from '../../common/http/forwarded.ts';
+export {
+  forwardRequestHeaders,
+  headerLines,
+  serializeRequestHead,
+  type ForwardContext,
+} from '../../common/http/forwarded.ts';
 
 /** `Shop.Example.com:8080` → `shop.example.com`; undefined when absent or not a DNS name. */
 export function hostFromHeader(host: string | undefined): string | undefined {
@@ -30,4 +35,3 @@ export function forwardResponseHeaders(rawHeaders: readonly string[]): string[] 
   }
   return out;
 }
-

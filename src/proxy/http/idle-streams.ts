@@ -23,7 +23,14 @@ export function pooledOpen(hostname: string, port: number): OpenRequest {
 }
 
 /** A keep-alive stream to `link` for `hostname`: an idle one from the pool, else a new one. */
-export async function takeOrOpen(idle: IdleStreams, connector: Connector, link: AgentLink, hostname: string, port: number, kind: RouteKind): Promise<{ stream: TunnelStream; reused: boolean }> {
+export async function takeOrOpen(
+  idle: IdleStreams,
+  connector: Connector,
+  link: AgentLink,
+  hostname: string,
+  port: number,
+  kind: RouteKind,
+): Promise<{ stream: TunnelStream; reused: boolean }> {
   const pooled = idle.take(poolKey(hostname, link));
   if (pooled) return { stream: pooled, reused: true };
   return { stream: (await connector.open(pooledOpen(hostname, port), link, kind)).stream, reused: false };
@@ -68,7 +75,8 @@ export class IdleStreams {
       stream.destroy();
     };
     const entry: IdleEntry = {
-      stream, link,
+      stream,
+      link,
       forget: () => {
         stream.removeListener('data', evict);
         stream.removeListener('end', evict);

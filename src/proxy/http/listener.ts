@@ -76,10 +76,24 @@ export class HttpListener {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'http' });
     this.upstreamFailures = new LogThrottle(this.log, opts.clock);
-    this.h2c = new H2cSessions({ connector: opts.connector, clock: opts.clock, maxHeaderBytes: opts.limits.maxHeaderBytes });
-    this.http2 = new Http2Frontend({ ...opts, logger: this.log, idle: this.idle, h2c: this.h2c, upstreamFailures: this.upstreamFailures });
+    this.h2c = new H2cSessions({
+      connector: opts.connector,
+      clock: opts.clock,
+      maxHeaderBytes: opts.limits.maxHeaderBytes,
+    });
+    this.http2 = new Http2Frontend({
+      ...opts,
+      logger: this.log,
+      idle: this.idle,
+      h2c: this.h2c,
+      upstreamFailures: this.upstreamFailures,
+    });
     const { limits } = opts;
-    const connectionLimits = { maxHeaderBytes: limits.maxHeaderBytes, headerTimeoutMs: limits.headerTimeoutMs, keepAliveTimeoutMs: limits.keepAliveTimeoutMs };
+    const connectionLimits = {
+      maxHeaderBytes: limits.maxHeaderBytes,
+      headerTimeoutMs: limits.headerTimeoutMs,
+      keepAliveTimeoutMs: limits.keepAliveTimeoutMs,
+    };
     const hooks = {
       onRequest: (conn: ClientConnection, head: RequestHead) => this.onRequest(conn, head),
       onUpgrade: (conn: ClientConnection, head: RequestHead, rest: Buffer) => this.onUpgrade(conn, head, rest),
@@ -104,7 +118,9 @@ export class HttpListener {
 
   async start(): Promise<AddressInfo> {
     if (this.opts.port === undefined) throw new WebgwError('WEBGW_ERR_CONFIG_INVALID', 'the HTTP listener has no port');
-    const info = await listen(this.server, this.opts.port, this.opts.address ?? '0.0.0.0', { reusePort: this.opts.reusePort });
+    const info = await listen(this.server, this.opts.port, this.opts.address ?? '0.0.0.0', {
+      reusePort: this.opts.reusePort,
+    });
     this.localPort = info.port;
     this.log.info('HTTP listener ready', { address: formatHostPort(info.address, info.port) });
     return info;
@@ -151,18 +167,27 @@ export class HttpListener {
       answer(400, 'missing or invalid Host header');
       return;
     }
-    if (conn.origin.scheme === 'http' && head.target.startsWith(WELL_KNOWN_ACME_PREFIX) && this.answerAcme(conn, head, hostname, observe)) return;
+    if (
+      conn.origin.scheme === 'http' &&
+      head.target.startsWith(WELL_KNOWN_ACME_PREFIX) &&
+      this.answerAcme(conn, head, hostname, observe)
+    )
+      return;
     if (this.misdirected(conn, hostname)) {
       answer(421, `this connection's certificate does not name ${hostname}: open a connection for it`);
       return;
     }
-    void this.opts.connector.awaitRoute(routeKinds(conn), hostname).then(({ kind, status }) => {
-      if (conn.socket.destroyed) return;
-      if (status === 'unknown') answer(404, messageForStatus(404, hostname));
-      else if (kind !== 'http' && conn.origin.scheme === 'http') this.redirect(conn, head, hostname, observe, head.keepAlive);
-      else if (status === 'no-agent') answer(503, messageForStatus(503, hostname));
-      else this.forward(conn, head, hostname, 1, observe);
-    }).catch((err: unknown) => this.abandon(conn, hostname, err));
+    void this.opts.connector
+      .awaitRoute(routeKinds(conn), hostname)
+      .then(({ kind, status }) => {
+        if (conn.socket.destroyed) return;
+        if (status === 'unknown') answer(404, messageForStatus(404, hostname));
+        else if (kind !== 'http' && conn.origin.scheme === 'http')
+          this.redirect(conn, head, hostname, observe, head.keepAlive);
+        else if (status === 'no-agent') answer(503, messageForStatus(503, hostname));
+        else this.forward(conn, head, hostname, 1, observe);
+      })
+      .catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
   /**
@@ -170,13 +195,24 @@ export class HttpListener {
    * token and Host, before routing and before the HTTPS redirect (the name may have no
    * certificate yet). False when this gateway holds no such answer: the request is routed.
    */
-  private answerAcme(conn: ClientConnection, head: RequestHead, hostname: string, observe: (route: string, status: number) => void): boolean {
+  private answerAcme(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    observe: (route: string, status: number) => void,
+  ): boolean {
     if (head.method !== 'GET' && head.method !== 'HEAD') return false;
     const token = head.target.slice(WELL_KNOWN_ACME_PREFIX.length);
     const keyAuthorization = this.opts.acmeChallenges?.answer(token, hostname);
     if (keyAuthorization === undefined) return false;
     observe('acme-challenge', 200);
-    conn.respond(200, head.method === 'HEAD' ? '' : keyAuthorization, 'application/octet-stream', head.keepAlive, Buffer.byteLength(keyAuthorization));
+    conn.respond(
+      200,
+      head.method === 'HEAD' ? '' : keyAuthorization,
+      'application/octet-stream',
+      head.keepAlive,
+      Buffer.byteLength(keyAuthorization),
+    );
     return true;
   }
 
@@ -186,7 +222,13 @@ export class HttpListener {
   }
 
   /** Plain HTTP for a name served only over HTTPS: 308 to the same target over HTTPS. */
-  private redirect(conn: ClientConnection, head: RequestHead, hostname: string, observe: (route: string, status: number) => void, keep = true): void {
+  private redirect(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    observe: (route: string, status: number) => void,
+    keep = true,
+  ): void {
     const port = this.opts.httpsPort?.();
     if (port === undefined) {
       observe(hostname, 404);
@@ -198,7 +240,13 @@ export class HttpListener {
     conn.answer(308, `served over HTTPS: ${location}`, keep, location);
   }
 
-  private forward(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void): void {
+  private forward(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    attempt: number,
+    observe: (route: string, status: number) => void,
+  ): void {
     const kind = routeKinds(conn)[0];
     const link = this.opts.connector.pick(kind, hostname);
     if (!link) {
@@ -209,19 +257,38 @@ export class HttpListener {
       this.forwardToH2c(conn, head, hostname, link, observe).catch((err: unknown) => this.abandon(conn, hostname, err));
       return;
     }
-    takeOrOpen(this.idle, this.opts.connector, link, hostname, conn.origin.port, kind).then(
-      ({ stream, reused }) => this.runExchange(conn, head, hostname, attempt, observe, stream, link, reused),
-      (err: Error) => this.fail(conn, head, hostname, err, false, observe),
-    ).catch((err: unknown) => this.abandon(conn, hostname, err));
+    takeOrOpen(this.idle, this.opts.connector, link, hostname, conn.origin.port, kind)
+      .then(
+        ({ stream, reused }) => this.runExchange(conn, head, hostname, attempt, observe, stream, link, reused),
+        (err: Error) => this.fail(conn, head, hostname, err, false, observe),
+      )
+      .catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
-  private async runExchange(conn: ClientConnection, head: RequestHead, hostname: string, attempt: number, observe: (route: string, status: number) => void, stream: TunnelStream, agent: AgentLink, reused: boolean): Promise<void> {
+  private async runExchange(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    attempt: number,
+    observe: (route: string, status: number) => void,
+    stream: TunnelStream,
+    agent: AgentLink,
+    reused: boolean,
+  ): Promise<void> {
     if (conn.socket.destroyed) {
       this.idle.put(poolKey(hostname, agent), agent, stream);
       return;
     }
     const headers = forwardRequestHeaders(head.rawHeaders, this.forwardContext(conn, false));
-    const run = exchange({ client: conn.socket, request: head, stream, headers, keepClient: head.keepAlive, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+    const run = exchange({
+      client: conn.socket,
+      request: head,
+      stream,
+      headers,
+      keepClient: head.keepAlive,
+      responseTimeoutMs: this.opts.limits.responseTimeoutMs,
+      clock: this.opts.clock,
+    });
     conn.startBody(run.body);
     const outcome = await run.outcome;
     if (outcome.kind === 'done') {
@@ -231,13 +298,17 @@ export class HttpListener {
       conn.finishRequest(outcome.keepClient);
       return;
     }
-    if (outcome.kind === 'switched') throw new WebgwError('WEBGW_ERR_BACKEND', 'backend switched protocols on a plain request');
+    if (outcome.kind === 'switched')
+      throw new WebgwError('WEBGW_ERR_BACKEND', 'backend switched protocols on a plain request');
     if (outcome.responseStarted) {
       observe(hostname, 502);
       conn.socket.destroy();
       return;
     }
-    if (mayRetry({ reused, error: outcome.error, method: head.method, hasBody: head.framing !== undefined, attempt }) && !conn.socket.destroyed) {
+    if (
+      mayRetry({ reused, error: outcome.error, method: head.method, hasBody: head.framing !== undefined, attempt }) &&
+      !conn.socket.destroyed
+    ) {
       this.forward(conn, head, hostname, attempt + 1, observe);
       return;
     }
@@ -245,13 +316,31 @@ export class HttpListener {
   }
 
   /** A backend that speaks HTTP/2 (grant h2c): the request goes over a pooled HTTP/2 session. */
-  private async forwardToH2c(conn: ClientConnection, head: RequestHead, hostname: string, link: AgentLink, observe: (route: string, status: number) => void): Promise<void> {
+  private async forwardToH2c(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    link: AgentLink,
+    observe: (route: string, status: number) => void,
+  ): Promise<void> {
     const kind = routeKinds(conn)[0];
-    const h2Head = { method: head.method, path: pathOf(head.target), authority: head.host ?? hostname, fields: withoutHost(head.rawHeaders) };
+    const h2Head = {
+      method: head.method,
+      path: pathOf(head.target),
+      authority: head.host ?? hostname,
+      fields: withoutHost(head.rawHeaders),
+    };
     let upstream;
     try {
       const headers = http2RequestHeaders(h2Head, this.forwardContext(conn, false), conn.origin.scheme);
-      upstream = await this.h2c.request({ link, hostname, kind, port: conn.origin.port, headers, endStream: head.framing === undefined });
+      upstream = await this.h2c.request({
+        link,
+        hostname,
+        kind,
+        port: conn.origin.port,
+        headers,
+        endStream: head.framing === undefined,
+      });
     } catch (err) {
       this.fail(conn, head, hostname, err as Error, false, observe);
       return;
@@ -260,7 +349,14 @@ export class HttpListener {
       upstream.close();
       return;
     }
-    const run = exchangeH2c(conn.socket, head, upstream, head.keepAlive, this.opts.limits.responseTimeoutMs, this.opts.clock);
+    const run = exchangeH2c(
+      conn.socket,
+      head,
+      upstream,
+      head.keepAlive,
+      this.opts.limits.responseTimeoutMs,
+      this.opts.clock,
+    );
     conn.startBody(run.body);
     const outcome = await run.outcome;
     if (outcome.kind === 'done') {
@@ -284,16 +380,37 @@ export class HttpListener {
   }
 
   private forwardContext(conn: ClientConnection, upgrade: boolean): ForwardContext {
-    return { clientAddress: plainAddress(conn.socket.remoteAddress), proto: conn.origin.scheme, port: conn.origin.port, upgrade };
+    return {
+      clientAddress: plainAddress(conn.socket.remoteAddress),
+      proto: conn.origin.scheme,
+      port: conn.origin.port,
+      upgrade,
+    };
   }
 
-  private fail(conn: ClientConnection, head: RequestHead, hostname: string, err: Error, bodyStarted: boolean, observe: (route: string, status: number) => void): void {
+  private fail(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    err: Error,
+    bodyStarted: boolean,
+    observe: (route: string, status: number) => void,
+  ): void {
     const status = statusForError(err);
-    if (status >= 502 && status !== 503) this.upstreamFailures.warn(hostname, 'upstream request failed', { host: hostname, status, err: describeError(err) });
+    if (status >= 502 && status !== 503)
+      this.upstreamFailures.warn(hostname, 'upstream request failed', {
+        host: hostname,
+        status,
+        err: describeError(err),
+      });
     observe(hostname, status);
     if (conn.socket.destroyed) return;
     // A body that went (partly) upstream cannot be read again: answer, then close.
-    conn.answer(status, err instanceof HttpRequestError ? err.message : messageForStatus(status, hostname), !bodyStarted && head.keepAlive);
+    conn.answer(
+      status,
+      err instanceof HttpRequestError ? err.message : messageForStatus(status, hostname),
+      !bodyStarted && head.keepAlive,
+    );
   }
 
   /**
@@ -325,23 +442,50 @@ export class HttpListener {
       return;
     }
     const client = { address: plainAddress(socket.remoteAddress), port: socket.remotePort ?? 0 };
-    this.opts.connector.open({ protocol: 'http', hostname, port: conn.origin.port, client, local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 } }, undefined, kind).then(
-      ({ stream }) => this.runUpgrade(conn, head, hostname, stream, rest),
-      (err: Error) => {
-        const code = statusForError(err);
-        conn.answer(code, messageForStatus(code, hostname), false);
-      },
-    ).catch((err: unknown) => this.abandon(conn, hostname, err));
+    this.opts.connector
+      .open(
+        {
+          protocol: 'http',
+          hostname,
+          port: conn.origin.port,
+          client,
+          local: { address: plainAddress(socket.localAddress), port: socket.localPort ?? 0 },
+        },
+        undefined,
+        kind,
+      )
+      .then(
+        ({ stream }) => this.runUpgrade(conn, head, hostname, stream, rest),
+        (err: Error) => {
+          const code = statusForError(err);
+          conn.answer(code, messageForStatus(code, hostname), false);
+        },
+      )
+      .catch((err: unknown) => this.abandon(conn, hostname, err));
   }
 
-  private async runUpgrade(conn: ClientConnection, head: RequestHead, hostname: string, stream: TunnelStream, rest: Buffer): Promise<void> {
+  private async runUpgrade(
+    conn: ClientConnection,
+    head: RequestHead,
+    hostname: string,
+    stream: TunnelStream,
+    rest: Buffer,
+  ): Promise<void> {
     const socket = conn.socket;
     if (socket.destroyed) {
       stream.destroy();
       return;
     }
     const headers = forwardRequestHeaders(head.rawHeaders, this.forwardContext(conn, true));
-    const run = exchange({ client: socket, request: head, stream, headers, keepClient: false, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+    const run = exchange({
+      client: socket,
+      request: head,
+      stream,
+      headers,
+      keepClient: false,
+      responseTimeoutMs: this.opts.limits.responseTimeoutMs,
+      clock: this.opts.clock,
+    });
     run.body.end(); // an upgrade request has no body (request-parser.ts)
     const outcome = await run.outcome;
     if (outcome.kind === 'switched') {
@@ -350,7 +494,10 @@ export class HttpListener {
         return;
       }
       const { head: answer } = outcome;
-      socket.write(`HTTP/1.1 101 ${answer.statusMessage || 'Switching Protocols'}\r\n${headerLines(answer.rawHeaders)}\r\n`, 'latin1');
+      socket.write(
+        `HTTP/1.1 101 ${answer.statusMessage || 'Switching Protocols'}\r\n${headerLines(answer.rawHeaders)}\r\n`,
+        'latin1',
+      );
       if (outcome.rest.length > 0) socket.write(outcome.rest);
       if (rest.length > 0) stream.write(rest);
       this.opts.metrics.activeConnections.inc({ protocol: 'http' });
@@ -383,7 +530,9 @@ function routeKinds(conn: ClientConnection): [RouteKind, ...RouteKind[]] {
 
 function withoutHost(rawHeaders: readonly string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i + 1 < rawHeaders.length; i += 2) if ((rawHeaders[i] as string).toLowerCase() !== 'host') out.push(rawHeaders[i] as string, rawHeaders[i + 1] as string);
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
+    if ((rawHeaders[i] as string).toLowerCase() !== 'host')
+      out.push(rawHeaders[i] as string, rawHeaders[i + 1] as string);
   return out;
 }
 

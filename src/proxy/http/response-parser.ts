@@ -38,7 +38,6 @@ export interface ResponseHandlers {
   done(): void;
 }
 
-
 const fail = (why: string): never => {
   throw new WebgwError('WEBGW_ERR_BACKEND', `malformed response from the backend: ${why}`);
 };
@@ -117,15 +116,25 @@ export class ResponseParser {
       rawHeaders.push(name, value);
       const lower = name.toLowerCase();
       if (lower === 'content-length') {
-        if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value))) fail(`bad Content-Length ${JSON.stringify(value)}`);
+        if (!/^\d{1,15}$/.test(value) || (contentLength !== undefined && contentLength !== Number(value)))
+          fail(`bad Content-Length ${JSON.stringify(value)}`);
         contentLength = Number(value);
       } else if (lower === 'transfer-encoding') {
         transferEncoding = true;
-        chunked = value.toLowerCase().split(',').map((s) => s.trim()).at(-1) === 'chunked';
+        chunked =
+          value
+            .toLowerCase()
+            .split(',')
+            .map((s) => s.trim())
+            .at(-1) === 'chunked';
       } else if (lower === 'connection') {
-        const tokens = value.toLowerCase().split(',').map((s) => s.trim());
+        const tokens = value
+          .toLowerCase()
+          .split(',')
+          .map((s) => s.trim());
         // Dropping these as hop-by-hop would leave the client to frame the body differently.
-        if (tokens.includes('content-length') || tokens.includes('transfer-encoding')) fail('Connection header names a framing field');
+        if (tokens.includes('content-length') || tokens.includes('transfer-encoding'))
+          fail('Connection header names a framing field');
         if (tokens.includes('close')) connectionClose = true;
         if (minor === '0' && tokens.includes('keep-alive')) connectionClose = false;
       }
@@ -142,7 +151,13 @@ export class ResponseParser {
     const noBody = this.headRequest || status === 204 || status === 304;
     if (noBody) {
       this.keepAlive = !connectionClose;
-      this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive, bodyLength: 0 });
+      this.handlers.head({
+        status,
+        statusMessage: message ?? '',
+        rawHeaders,
+        keepAlive: this.keepAlive,
+        bodyLength: 0,
+      });
       this.finish();
       return undefined;
     }
@@ -157,8 +172,19 @@ export class ResponseParser {
       framing = { kind: 'until-close' };
       this.keepAlive = false;
     }
-    this.handlers.head({ status, statusMessage: message ?? '', rawHeaders, keepAlive: this.keepAlive, bodyLength: framing.kind === 'length' ? framing.length : undefined });
-    this.body = new BodyDecoder(framing, { body: (c) => this.handlers.body(c), done: () => this.finish() }, fail, MAX_HEAD_BYTES);
+    this.handlers.head({
+      status,
+      statusMessage: message ?? '',
+      rawHeaders,
+      keepAlive: this.keepAlive,
+      bodyLength: framing.kind === 'length' ? framing.length : undefined,
+    });
+    this.body = new BodyDecoder(
+      framing,
+      { body: (c) => this.handlers.body(c), done: () => this.finish() },
+      fail,
+      MAX_HEAD_BYTES,
+    );
     this.body.start();
     return undefined;
   }

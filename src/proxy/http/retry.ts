@@ -19,5 +19,11 @@ export interface FailedAttempt {
 }
 
 export function mayRetry(f: FailedAttempt): boolean {
-  return f.reused && !isWebgwError(f.error, 'WEBGW_ERR_TIMEOUT') && !f.hasBody && IDEMPOTENT.has(f.method) && f.attempt < MAX_ATTEMPTS;
+  return (
+    f.reused &&
+    !isWebgwError(f.error, 'WEBGW_ERR_TIMEOUT') &&
+    !f.hasBody &&
+    IDEMPOTENT.has(f.method) &&
+    f.attempt < MAX_ATTEMPTS
+  );
 }

@@ -12,9 +12,13 @@ export function statusForError(err: unknown): number {
 
 export function messageForStatus(status: number, hostname: string): string {
   switch (status) {
-    case 404: return `no service is exposed as ${hostname} on this gateway`;
-    case 503: return `no agent is connected for ${hostname}`;
-    case 504: return `the service behind ${hostname} did not answer in time`;
-    default: return `the service behind ${hostname} failed to answer`;
+    case 404:
+      return `no service is exposed as ${hostname} on this gateway`;
+    case 503:
+      return `no agent is connected for ${hostname}`;
+    case 504:
+      return `the service behind ${hostname} did not answer in time`;
+    default:
+      return `the service behind ${hostname} failed to answer`;
   }
 }

@@ -16,13 +16,19 @@ import type { BodySink } from './client-connection.ts';
 import type { RequestHead } from '../../common/http/request-parser.ts';
 
 export type H2cExchangeOutcome =
-  | { kind: 'done'; keepClient: boolean; status: number }
-  | { kind: 'failed'; error: Error; responseStarted: boolean };
+  { kind: 'done'; keepClient: boolean; status: number } | { kind: 'failed'; error: Error; responseStarted: boolean };
 
 const NO_BODY_STATUS = new Set([204, 304]);
 
 /** Runs one exchange on `upstream`; the sink takes the request body from the client connection. */
-export function exchangeH2c(client: Socket, request: RequestHead, upstream: ClientHttp2Stream, keepClient: boolean, responseTimeoutMs: number, clock: Clock): { body: BodySink; outcome: Promise<H2cExchangeOutcome> } {
+export function exchangeH2c(
+  client: Socket,
+  request: RequestHead,
+  upstream: ClientHttp2Stream,
+  keepClient: boolean,
+  responseTimeoutMs: number,
+  clock: Clock,
+): { body: BodySink; outcome: Promise<H2cExchangeOutcome> } {
   let settle: (outcome: H2cExchangeOutcome) => void = () => {};
   let settled = false;
   let responseStarted = false;
@@ -44,7 +50,10 @@ export function exchangeH2c(client: Socket, request: RequestHead, upstream: Clie
     if (!upstream.closed) upstream.close(constants.NGHTTP2_CANCEL);
     settle({ kind: 'failed', error, responseStarted });
   };
-  const timer = clock.setTimeout(() => fail(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${responseTimeoutMs} ms`)), responseTimeoutMs);
+  const timer = clock.setTimeout(
+    () => fail(new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${responseTimeoutMs} ms`)),
+    responseTimeoutMs,
+  );
   const onClientDrain = (): void => {
     upstream.resume();
   };
@@ -71,7 +80,8 @@ export function exchangeH2c(client: Socket, request: RequestHead, upstream: Clie
     keep = keep && requestDone;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${lines.join('')}`;
     if (chunked) head += 'Transfer-Encoding: chunked\r\n';
-    if (bodyless && !length && !NO_BODY_STATUS.has(status) && request.method !== 'HEAD') head += 'Content-Length: 0\r\n';
+    if (bodyless && !length && !NO_BODY_STATUS.has(status) && request.method !== 'HEAD')
+      head += 'Content-Length: 0\r\n';
     if (!keep) head += 'Connection: close\r\n';
     writeCoalesced(client, Buffer.from(`${head}\r\n`, 'latin1'));
     // Only now: node may deliver DATA that came with the HEADERS before it emits 'response'.

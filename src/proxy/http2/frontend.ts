@@ -67,7 +67,10 @@ interface Request {
 export class Http2Frontend {
   private readonly opts: Http2FrontendOptions;
   private readonly server: Http2Server;
-  private readonly sessions = new Map<ServerHttp2Session, { origin: Http2Origin; clientAddress: string; open: number }>();
+  private readonly sessions = new Map<
+    ServerHttp2Session,
+    { origin: Http2Origin; clientAddress: string; open: number }
+  >();
   /** The connection being handed over: node emits 'session' while `serve` runs. */
   private handingOver: { origin: Http2Origin; clientAddress: string } | undefined;
 
@@ -82,7 +85,9 @@ export class Http2Frontend {
       maxSessionRejectedStreams: 100,
     });
     this.server.on('session', (session: ServerHttp2Session) => this.onSession(session));
-    this.server.on('stream', (stream: ServerHttp2Stream, _headers: unknown, _flags: number, rawHeaders: string[]) => this.onStream(stream, rawHeaders));
+    this.server.on('stream', (stream: ServerHttp2Stream, _headers: unknown, _flags: number, rawHeaders: string[]) =>
+      this.onStream(stream, rawHeaders),
+    );
   }
 
   /** A TLS connection that negotiated h2 (already admitted by the client limiter). */
@@ -113,7 +118,9 @@ export class Http2Frontend {
     }
     const state = { ...handover, open: 0 };
     this.sessions.set(session, state);
-    session.on('error', (err) => this.opts.logger.debug('HTTP/2 connection failed', { remote: handover.clientAddress, err: describeError(err) }));
+    session.on('error', (err) =>
+      this.opts.logger.debug('HTTP/2 connection failed', { remote: handover.clientAddress, err: describeError(err) }),
+    );
     session.once('close', () => this.sessions.delete(session));
     session.setTimeout(this.opts.limits.keepAliveTimeoutMs, () => {
       if (state.open === 0) session.close();
@@ -151,17 +158,30 @@ export class Http2Frontend {
       answer(stream, 421, `this connection's certificate does not name ${hostname}: open a connection for it`, observe);
       return;
     }
-    const request: Request = { stream, head, hostname, origin: state.origin, clientAddress: state.clientAddress, observe };
-    void this.opts.connector.awaitRoute(['https'], hostname).then(({ status }) => {
-      if (stream.destroyed) return;
-      if (status === 'unknown') answer(stream, 404, messageForStatus(404, hostname), observe);
-      else if (status === 'no-agent') answer(stream, 503, messageForStatus(503, hostname), observe);
-      else return this.forward(request, 1);
-      return undefined;
-    }).catch((err: unknown) => {
-      this.opts.logger.error('HTTP/2 request failed unexpectedly; resetting its stream', { host: hostname, err: describeError(err) });
-      if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
-    });
+    const request: Request = {
+      stream,
+      head,
+      hostname,
+      origin: state.origin,
+      clientAddress: state.clientAddress,
+      observe,
+    };
+    void this.opts.connector
+      .awaitRoute(['https'], hostname)
+      .then(({ status }) => {
+        if (stream.destroyed) return;
+        if (status === 'unknown') answer(stream, 404, messageForStatus(404, hostname), observe);
+        else if (status === 'no-agent') answer(stream, 503, messageForStatus(503, hostname), observe);
+        else return this.forward(request, 1);
+        return undefined;
+      })
+      .catch((err: unknown) => {
+        this.opts.logger.error('HTTP/2 request failed unexpectedly; resetting its stream', {
+          host: hostname,
+          err: describeError(err),
+        });
+        if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+      });
   }
 
   private async forward(request: Request, attempt: number): Promise<void> {
@@ -180,7 +200,14 @@ export class Http2Frontend {
     let stream;
     let reused;
     try {
-      ({ stream, reused } = await takeOrOpen(this.opts.idle, this.opts.connector, link, hostname, request.origin.port, 'https'));
+      ({ stream, reused } = await takeOrOpen(
+        this.opts.idle,
+        this.opts.connector,
+        link,
+        hostname,
+        request.origin.port,
+        'https',
+      ));
     } catch (err) {
       this.fail(request, err);
       return;
@@ -189,8 +216,21 @@ export class Http2Frontend {
       this.opts.idle.put(key, link, stream);
       return;
     }
-    const fields = http1RequestFields(head, { clientAddress: request.clientAddress, proto: 'https', port: request.origin.port, upgrade: false });
-    const outcome = await exchangeHttp1({ client, stream, method: head.method, path: head.path, fields, responseTimeoutMs: this.opts.limits.responseTimeoutMs, clock: this.opts.clock });
+    const fields = http1RequestFields(head, {
+      clientAddress: request.clientAddress,
+      proto: 'https',
+      port: request.origin.port,
+      upgrade: false,
+    });
+    const outcome = await exchangeHttp1({
+      client,
+      stream,
+      method: head.method,
+      path: head.path,
+      fields,
+      responseTimeoutMs: this.opts.limits.responseTimeoutMs,
+      clock: this.opts.clock,
+    });
     if (outcome.kind === 'done') {
       request.observe(hostname, outcome.status);
       if (outcome.reusable) this.opts.idle.put(key, link, stream);
@@ -201,7 +241,10 @@ export class Http2Frontend {
       request.observe(hostname, 502);
       return;
     }
-    if (mayRetry({ reused, error: outcome.error, method: head.method, hasBody: !client.endAfterHeaders, attempt }) && !client.destroyed) {
+    if (
+      mayRetry({ reused, error: outcome.error, method: head.method, hasBody: !client.endAfterHeaders, attempt }) &&
+      !client.destroyed
+    ) {
       await this.forward(request, attempt + 1);
       return;
     }
@@ -212,8 +255,19 @@ export class Http2Frontend {
     const { stream: client, head, hostname } = request;
     let upstream;
     try {
-      const headers = http2RequestHeaders(head, { clientAddress: request.clientAddress, proto: 'https', port: request.origin.port, upgrade: false }, 'https');
-      upstream = await this.opts.h2c.request({ link, hostname, kind: 'https', port: request.origin.port, headers, endStream: client.endAfterHeaders });
+      const headers = http2RequestHeaders(
+        head,
+        { clientAddress: request.clientAddress, proto: 'https', port: request.origin.port, upgrade: false },
+        'https',
+      );
+      upstream = await this.opts.h2c.request({
+        link,
+        hostname,
+        kind: 'https',
+        port: request.origin.port,
+        headers,
+        endStream: client.endAfterHeaders,
+      });
     } catch (err) {
       this.fail(request, err);
       return;
@@ -230,13 +284,23 @@ export class Http2Frontend {
 
   private fail(request: Request, err: unknown): void {
     const status = statusForError(err);
-    if (status >= 502 && status !== 503) this.opts.upstreamFailures.warn(request.hostname, 'upstream request failed', { host: request.hostname, status, err: describeError(err) });
+    if (status >= 502 && status !== 503)
+      this.opts.upstreamFailures.warn(request.hostname, 'upstream request failed', {
+        host: request.hostname,
+        status,
+        err: describeError(err),
+      });
     answer(request.stream, status, messageForStatus(status, request.hostname), request.observe);
   }
 }
 
 /** The gateway's own answer on a stream that has not responded yet. */
-function answer(stream: ServerHttp2Stream, status: number, message: string, observe: (route: string, status: number) => void): void {
+function answer(
+  stream: ServerHttp2Stream,
+  status: number,
+  message: string,
+  observe: (route: string, status: number) => void,
+): void {
   observe('-', status);
   if (stream.destroyed || stream.headersSent) return;
   stream.respond({ ':status': status, 'content-type': 'text/plain; charset=utf-8' });

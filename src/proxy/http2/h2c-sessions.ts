@@ -55,15 +55,19 @@ export class H2cSessions {
   /** A request stream to the backend behind `hostname` on `link`. Throws as Connector.open. */
   async request(req: H2cRequest): Promise<ClientHttp2Stream> {
     const key = poolKey(req.hostname, req.link);
-    const pooled = this.available(key) ?? await (this.opening.get(key) ?? this.startOpening(key, req));
+    const pooled = this.available(key) ?? (await (this.opening.get(key) ?? this.startOpening(key, req)));
     if (pooled.closed) throw new WebgwError('WEBGW_ERR_BACKEND', `the HTTP/2 session to ${req.hostname} closed`);
     pooled.active += 1;
     pooled.idle?.cancel();
     pooled.idle = undefined;
-    const stream = pooled.session.request(req.headers, { endStream: req.endStream, ...(req.endStream ? {} : { waitForTrailers: true }) });
+    const stream = pooled.session.request(req.headers, {
+      endStream: req.endStream,
+      ...(req.endStream ? {} : { waitForTrailers: true }),
+    });
     stream.once('close', () => {
       pooled.active -= 1;
-      if (pooled.active === 0 && !pooled.closed && !pooled.session.closed && !pooled.session.destroyed) pooled.idle = this.clock.setTimeout(() => pooled.session.close(), IDLE_MS);
+      if (pooled.active === 0 && !pooled.closed && !pooled.session.closed && !pooled.session.destroyed)
+        pooled.idle = this.clock.setTimeout(() => pooled.session.close(), IDLE_MS);
     });
     return stream;
   }
@@ -114,7 +118,8 @@ export class H2cSessions {
       else this.byKey.delete(key);
       stream.destroy();
     });
-    if (stream.destroyed) throw new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the HTTP/2 session started');
+    if (stream.destroyed)
+      throw new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the HTTP/2 session started');
     return pooled;
   }
 

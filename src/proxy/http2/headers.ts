@@ -7,7 +7,14 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http2';
 import { forwardRequestHeaders, forwardResponseHeaders, type ForwardContext } from '../http/headers.ts';
 
 /** Fields an HTTP/2 message must not carry (RFC 9113 §8.2.2); `te` is allowed as `trailers` only. */
-const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'http2-settings']);
+const CONNECTION_SPECIFIC = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+]);
 
 export interface Http2RequestHead {
   method: string;
@@ -33,7 +40,8 @@ export function readRequestHead(rawHeaders: readonly string[]): Http2RequestHead
     if (name === ':method') method = value;
     else if (name === ':path') path = value;
     else if (name === ':authority') authority = value;
-    else if (name.startsWith(':')) continue; // :scheme, :protocol: the gateway knows its own
+    else if (name.startsWith(':'))
+      continue; // :scheme, :protocol: the gateway knows its own
     else if (name === 'cookie') cookies.push(value);
     else if (name === 'host') host = value;
     else fields.push(name, value);
@@ -55,9 +63,18 @@ export function http1RequestFields(head: Http2RequestHead, ctx: ForwardContext):
  * The request for an HTTP/2 backend: the same fields (X-Forwarded-* included), `te: trailers`
  * kept (gRPC needs it), names lower case as HTTP/2 requires.
  */
-export function http2RequestHeaders(head: Http2RequestHead, ctx: ForwardContext, scheme: 'http' | 'https'): OutgoingHttpHeaders {
+export function http2RequestHeaders(
+  head: Http2RequestHead,
+  ctx: ForwardContext,
+  scheme: 'http' | 'https',
+): OutgoingHttpHeaders {
   const te = fieldValues(head.fields, 'te').some((v) => v.trim().toLowerCase() === 'trailers');
-  const out: OutgoingHttpHeaders = { ':method': head.method, ':path': head.path, ':scheme': scheme, ':authority': head.authority };
+  const out: OutgoingHttpHeaders = {
+    ':method': head.method,
+    ':path': head.path,
+    ':scheme': scheme,
+    ':authority': head.authority,
+  };
   // Host goes in for X-Forwarded-Host and comes out again: :authority carries it in HTTP/2.
   addFields(out, forwardRequestHeaders(['host', head.authority, ...head.fields], ctx));
   delete out.host;
@@ -98,6 +115,7 @@ function addFields(out: OutgoingHttpHeaders, raw: readonly string[]): void {
 
 function fieldValues(raw: readonly string[], name: string): string[] {
   const out: string[] = [];
-  for (let i = 0; i + 1 < raw.length; i += 2) if ((raw[i] as string).toLowerCase() === name) out.push(raw[i + 1] as string);
+  for (let i = 0; i + 1 < raw.length; i += 2)
+    if ((raw[i] as string).toLowerCase() === name) out.push(raw[i + 1] as string);
   return out;
 }

@@ -9,14 +9,17 @@ import type { Clock } from '../../common/clock.ts';
 import { WebgwError } from '../../common/errors.ts';
 import { relayedHeaders } from './headers.ts';
 
-export type H2cOutcome =
-  | { kind: 'done'; status: number }
-  | { kind: 'failed'; error: Error; responseStarted: boolean };
+export type H2cOutcome = { kind: 'done'; status: number } | { kind: 'failed'; error: Error; responseStarted: boolean };
 
 /** RST_STREAM codes defined by RFC 9113 §7; anything else is passed on as INTERNAL_ERROR. */
 const MAX_ERROR_CODE = 0xd;
 
-export function relayHttp2(client: ServerHttp2Stream, upstream: ClientHttp2Stream, responseTimeoutMs: number, clock: Clock): Promise<H2cOutcome> {
+export function relayHttp2(
+  client: ServerHttp2Stream,
+  upstream: ClientHttp2Stream,
+  responseTimeoutMs: number,
+  clock: Clock,
+): Promise<H2cOutcome> {
   return new Promise<H2cOutcome>((resolve) => {
     let settled = false;
     let responseEnded = false;
@@ -32,7 +35,11 @@ export function relayHttp2(client: ServerHttp2Stream, upstream: ClientHttp2Strea
     };
     const timer = clock.setTimeout(() => {
       upstream.close(constants.NGHTTP2_CANCEL);
-      settle({ kind: 'failed', error: new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${responseTimeoutMs} ms`), responseStarted });
+      settle({
+        kind: 'failed',
+        error: new WebgwError('WEBGW_ERR_TIMEOUT', `no response within ${responseTimeoutMs} ms`),
+        responseStarted,
+      });
     }, responseTimeoutMs);
 
     upstream.on('error', () => {}); // 'close' says how it ended
@@ -65,7 +72,8 @@ export function relayHttp2(client: ServerHttp2Stream, upstream: ClientHttp2Strea
         return;
       }
       const error = new WebgwError('WEBGW_ERR_BACKEND', `the backend reset the stream (HTTP/2 error ${code})`);
-      if (responseStarted && !client.destroyed) client.close(code <= MAX_ERROR_CODE ? code : constants.NGHTTP2_INTERNAL_ERROR);
+      if (responseStarted && !client.destroyed)
+        client.close(code <= MAX_ERROR_CODE ? code : constants.NGHTTP2_INTERNAL_ERROR);
       settle({ kind: 'failed', error, responseStarted });
     });
 
@@ -85,7 +93,11 @@ export function relayHttp2(client: ServerHttp2Stream, upstream: ClientHttp2Strea
         return;
       }
       if (!upstream.closed) upstream.close(constants.NGHTTP2_CANCEL);
-      settle({ kind: 'failed', error: new WebgwError('WEBGW_ERR_STREAM_RESET', 'the client reset its stream'), responseStarted });
+      settle({
+        kind: 'failed',
+        error: new WebgwError('WEBGW_ERR_STREAM_RESET', 'the client reset its stream'),
+        responseStarted,
+      });
     });
   });
 }

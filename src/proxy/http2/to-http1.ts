@@ -32,7 +32,9 @@ export interface Http1ExchangeOptions {
 export function exchangeHttp1(opts: Http1ExchangeOptions): Promise<Http1Outcome> {
   const { client, stream, clock } = opts;
   const hasBody = !client.endAfterHeaders;
-  const framed = opts.fields.some((_, i) => i % 2 === 0 && (opts.fields[i] as string).toLowerCase() === 'content-length');
+  const framed = opts.fields.some(
+    (_, i) => i % 2 === 0 && (opts.fields[i] as string).toLowerCase() === 'content-length',
+  );
   const chunked = hasBody && !framed;
   const fields = chunked ? [...opts.fields, 'Transfer-Encoding', 'chunked'] : opts.fields;
   return new Promise<Http1Outcome>((resolve) => {
@@ -79,7 +81,8 @@ export function exchangeHttp1(opts: Http1ExchangeOptions): Promise<Http1Outcome>
     const { data: onStreamData, end: onStreamEnd } = parserInput(parser, fail, () => {
       keepAlive = false;
     });
-    const onStreamClose = (): void => fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
+    const onStreamClose = (): void =>
+      fail(new WebgwError('WEBGW_ERR_BACKEND', 'tunnel stream closed before the response was complete'));
     const onStreamDrain = (): void => {
       client.resume();
     };
@@ -99,9 +102,17 @@ export function exchangeHttp1(opts: Http1ExchangeOptions): Promise<Http1Outcome>
     const onClientClose = (): void => fail(new WebgwError('WEBGW_ERR_STREAM_RESET', 'the client reset its stream'));
 
     // While the body flows this is an idle timer; from its end, the wait for the response.
-    const startTimer = () => clock.setTimeout(() => {
-      fail(new WebgwError('WEBGW_ERR_TIMEOUT', requestDone ? `no response within ${opts.responseTimeoutMs} ms` : `request body stalled for ${opts.responseTimeoutMs} ms`));
-    }, opts.responseTimeoutMs);
+    const startTimer = () =>
+      clock.setTimeout(() => {
+        fail(
+          new WebgwError(
+            'WEBGW_ERR_TIMEOUT',
+            requestDone
+              ? `no response within ${opts.responseTimeoutMs} ms`
+              : `request body stalled for ${opts.responseTimeoutMs} ms`,
+          ),
+        );
+      }, opts.responseTimeoutMs);
     let timer = startTimer();
     const restartTimer = (): void => {
       if (responseStarted || settled) return;

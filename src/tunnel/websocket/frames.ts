@@ -37,7 +37,13 @@ export class WebSocketProtocolError extends WebgwError {
  * protects nothing (it exists against cache poisoning by scripts in browsers), and a zero key
  * leaves the payload as it is, so it needs no copy.
  */
-export function writeFrameHeader(into: Buffer, end: number, opcode: number, payloadLength: number, masked: boolean): number {
+export function writeFrameHeader(
+  into: Buffer,
+  end: number,
+  opcode: number,
+  payloadLength: number,
+  masked: boolean,
+): number {
   const lengthBytes = payloadLength < 126 ? 0 : payloadLength < 65536 ? 2 : 8;
   const start = end - 2 - lengthBytes - (masked ? 4 : 0);
   into[start] = 0x80 | opcode;
@@ -168,22 +174,34 @@ export class WebSocketParser {
       length = high * 2 ** 32 + h.readUInt32BE(6);
       pos = 10;
     }
-    if (b0 & 0x70) throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'reserved bits set (no extension was negotiated)');
+    if (b0 & 0x70)
+      throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'reserved bits set (no extension was negotiated)');
     if (masked !== this.expectMasked) {
-      throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, this.expectMasked ? 'unmasked frame from a client' : 'masked frame from a server');
+      throw new WebSocketProtocolError(
+        CloseCode.PROTOCOL_ERROR,
+        this.expectMasked ? 'unmasked frame from a client' : 'masked frame from a server',
+      );
     }
     if (opcode >= 0x8) {
       if (opcode !== Opcode.CLOSE && opcode !== Opcode.PING && opcode !== Opcode.PONG) {
         throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, `unknown opcode ${opcode}`);
       }
-      if (!fin || length > MAX_CONTROL_PAYLOAD) throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'fragmented or oversized control frame');
+      if (!fin || length > MAX_CONTROL_PAYLOAD)
+        throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'fragmented or oversized control frame');
       this.control = Buffer.allocUnsafe(length);
       this.controlFill = 0;
     } else {
-      if (opcode === Opcode.TEXT) throw new WebSocketProtocolError(CloseCode.UNSUPPORTED_DATA, 'text messages are not part of the tunnel protocol');
-      if (opcode === Opcode.BINARY && this.inMessage) throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'new message inside a fragmented one');
-      if (opcode === Opcode.CONTINUATION && !this.inMessage) throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'continuation without a message');
-      if (opcode !== Opcode.BINARY && opcode !== Opcode.CONTINUATION) throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, `unknown opcode ${opcode}`);
+      if (opcode === Opcode.TEXT)
+        throw new WebSocketProtocolError(
+          CloseCode.UNSUPPORTED_DATA,
+          'text messages are not part of the tunnel protocol',
+        );
+      if (opcode === Opcode.BINARY && this.inMessage)
+        throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'new message inside a fragmented one');
+      if (opcode === Opcode.CONTINUATION && !this.inMessage)
+        throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, 'continuation without a message');
+      if (opcode !== Opcode.BINARY && opcode !== Opcode.CONTINUATION)
+        throw new WebSocketProtocolError(CloseCode.PROTOCOL_ERROR, `unknown opcode ${opcode}`);
       if (opcode === Opcode.BINARY) this.messageBytes = 0;
       this.messageBytes += length;
       if (this.messageBytes > this.maxMessageBytes) {

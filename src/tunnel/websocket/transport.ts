@@ -11,7 +11,14 @@ import type { Socket } from 'node:net';
 import { WebgwError } from '../../common/errors.ts';
 import type { MessageTransport } from '../transport.ts';
 import {
-  CloseCode, MAX_HEADER_BYTES, Opcode, WebSocketParser, WebSocketProtocolError, closePayload, controlFrame, writeFrameHeader,
+  CloseCode,
+  MAX_HEADER_BYTES,
+  Opcode,
+  WebSocketParser,
+  WebSocketProtocolError,
+  closePayload,
+  controlFrame,
+  writeFrameHeader,
 } from './frames.ts';
 
 export interface WebSocketTransportOptions {
@@ -64,7 +71,10 @@ export function webSocketTransport(socket: Socket, head: Buffer, options: WebSoc
         if (state !== 'open') return;
         // Pongs pile up in our write buffer when the peer pings without reading: a bound.
         if (socket.writableLength > MAX_UNREAD_BYTES) {
-          lastError = new WebgwError('WEBGW_ERR_PEER_STALLED', `peer does not read (more than ${MAX_UNREAD_BYTES} bytes unsent) but keeps pinging`);
+          lastError = new WebgwError(
+            'WEBGW_ERR_PEER_STALLED',
+            `peer does not read (more than ${MAX_UNREAD_BYTES} bytes unsent) but keeps pinging`,
+          );
           socket.destroy();
           return;
         }
@@ -104,8 +114,18 @@ export function webSocketTransport(socket: Socket, head: Buffer, options: WebSoc
     state = 'closed';
     if (closeTimer) clearTimeout(closeTimer);
     let err = lastError;
-    if (!err && received && !NORMAL_CLOSES.has(received.code)) err = new WebgwError('WEBGW_ERR_WEBSOCKET_CLOSED', `websocket closed with code ${received.code} ${received.reason}`.trim(), { closeCode: received.code });
-    if (!err && !received && !sentNormalClose) err = new WebgwError('WEBGW_ERR_WEBSOCKET_CLOSED', `websocket closed without a close frame (code ${CloseCode.ABNORMAL})`, { closeCode: CloseCode.ABNORMAL });
+    if (!err && received && !NORMAL_CLOSES.has(received.code))
+      err = new WebgwError(
+        'WEBGW_ERR_WEBSOCKET_CLOSED',
+        `websocket closed with code ${received.code} ${received.reason}`.trim(),
+        { closeCode: received.code },
+      );
+    if (!err && !received && !sentNormalClose)
+      err = new WebgwError(
+        'WEBGW_ERR_WEBSOCKET_CLOSED',
+        `websocket closed without a close frame (code ${CloseCode.ABNORMAL})`,
+        { closeCode: CloseCode.ABNORMAL },
+      );
     closeHandler?.(err);
   });
 

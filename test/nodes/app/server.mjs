@@ -15,8 +15,14 @@ createHttpServer((req, res) => {
   if (req.url === '/healthz') return res.end('ok');
   // Drain any body first: the size it had is part of the answer.
   let size = 0;
-  req.on('data', (chunk) => { size += chunk.length; });
-  req.on('end', () => res.end(`hello ${req.headers.host} from ${req.headers['x-forwarded-for'] ?? req.socket.remoteAddress} via ${pod} (${size} bytes)\n`));
+  req.on('data', (chunk) => {
+    size += chunk.length;
+  });
+  req.on('end', () =>
+    res.end(
+      `hello ${req.headers.host} from ${req.headers['x-forwarded-for'] ?? req.socket.remoteAddress} via ${pod} (${size} bytes)\n`,
+    ),
+  );
 }).listen(8080);
 
 if (existsSync('/tls/tls.crt')) {
