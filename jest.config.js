@@ -1,4 +1,5 @@
-// Two projects: `unit` (pure functions, no sockets) and `e2e` (real loopback sockets on port 0).
+// Four projects: `unit` (pure functions, no sockets), `e2e` (real loopback sockets on port 0),
+// `cluster` (a real control plane) and `nodes` (a real kubelet and containerd; README, Tests).
 // TypeScript is transformed by @swc/jest; the sources are ESM with explicit `.ts` imports,
 // which Node 24 also runs directly (type stripping), so tests and `npm start` run the same files.
 const transform = {

@@ -128,7 +128,7 @@ export const startWebgw: SystemStarter = async (dir, backends) => {
       },
       listeners: {
         http: { address: '127.0.0.1', port: httpPort },
-        tls: { address: '127.0.0.1', port: httpsPort, certificatesDir: 'certs' },
+        https: { address: '127.0.0.1', port: httpsPort, certificatesDir: 'certs' },
         tcp: { address: '127.0.0.1', portRange: { from: tcpFrom, to: tcpFrom + backends.length - 1 } },
       },
       limits: { maxStreamsPerAgent: 100_000 },

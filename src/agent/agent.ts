@@ -9,6 +9,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import { FileWatcher } from '../common/file-watcher.ts';
 import type { Logger } from '../common/log.ts';
 import type { AgentConfig, GatewayEndpointConfig } from './config.ts';
@@ -42,7 +43,7 @@ export class Agent {
   private readonly admin?: AdminServer;
   private readonly pollMs: number;
   private certificates: TlsCertificates | undefined;
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle();
 
   constructor(config: AgentConfig, deps: AgentDeps) {
     this.config = config;
@@ -121,27 +122,29 @@ export class Agent {
     return this.gateways.reduce((n, g) => n + g.connections.filter((c) => c.connected).length, 0);
   }
 
+  /** Drains every session (GOAWAY, open streams finish within `timeoutMs`). */
   close(timeoutMs = 10_000): Promise<void> {
-    this.closing ??= (async () => {
-      for (const g of this.gateways) g.watcher.stop();
-      this.certificates?.stop();
+    return this.life.close(async () => {
+      for (const g of this.gateways) g.watcher.close();
+      this.certificates?.close();
       await Promise.all(this.gateways.flatMap((g) => g.connections.map((c) => c.close(timeoutMs))));
       await this.admin?.close();
-    })();
-    return this.closing;
+    });
   }
 
   destroy(): void {
-    this.certificates?.stop();
-    for (const g of this.gateways) {
-      g.watcher.stop();
-      for (const c of g.connections) c.destroy();
-    }
-    void this.admin?.close();
+    this.life.destroy(() => {
+      this.certificates?.close();
+      for (const g of this.gateways) {
+        g.watcher.close();
+        for (const c of g.connections) c.destroy();
+      }
+      void this.admin?.close();
+    });
   }
 
   private notReadyReason(): string | undefined {
-    if (this.closing) return 'shutting down';
+    if (this.life.stopping) return 'shutting down';
     if (this.gateways.length === 0) return 'no gateway configured';
     // Ready while the service is reachable through at least one gateway: one gateway down must
     // not take every tenant pod out of its Services (ExposedService status says which is missing).

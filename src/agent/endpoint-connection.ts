@@ -6,6 +6,7 @@
 import { checkServerIdentity, type ConnectionOptions, type PeerCertificate } from 'node:tls';
 import type { Clock, Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
@@ -46,7 +47,7 @@ export class EndpointConnection {
   private current: TunnelSession | undefined;
   private dialing: Dial | undefined;
   private retryTimer: Timer | undefined;
-  private stopped = false;
+  private readonly life = new Lifecycle();
 
   constructor(opts: EndpointConnectionOptions) {
     this.opts = opts;
@@ -68,28 +69,30 @@ export class EndpointConnection {
 
   /** New credentials: dial with them, then drain the session that used the old ones. */
   rotate(): void {
-    if (this.stopped) return;
+    if (this.life.stopping) return;
     this.retryTimer?.cancel();
     this.retryTimer = undefined;
     if (!this.dialing) this.dial();
   }
 
-  async close(timeoutMs = 10_000): Promise<void> {
-    this.stopped = true;
-    this.retryTimer?.cancel();
-    this.dialing?.abort();
-    await Promise.all([...this.sessions].map((s) => s.close(timeoutMs)));
+  close(timeoutMs = 10_000): Promise<void> {
+    return this.life.close(async () => {
+      this.retryTimer?.cancel();
+      this.dialing?.abort();
+      await Promise.all([...this.sessions].map((s) => s.close(timeoutMs)));
+    });
   }
 
   destroy(): void {
-    this.stopped = true;
-    this.retryTimer?.cancel();
-    this.dialing?.abort();
-    for (const s of this.sessions) s.destroy();
+    this.life.destroy(() => {
+      this.retryTimer?.cancel();
+      this.dialing?.abort();
+      for (const s of this.sessions) s.destroy();
+    });
   }
 
   private dial(): void {
-    if (this.stopped) return;
+    if (this.life.stopping) return;
     const { ca, cert, key } = this.opts.credentials();
     const serverName = this.opts.serverName;
     const tlsOptions: ConnectionOptions = {
@@ -109,7 +112,7 @@ export class EndpointConnection {
     dial.result.then(
       (connection) => {
         if (this.dialing === dial) this.dialing = undefined;
-        if (this.stopped) {
+        if (this.life.stopping) {
           connection.socket.destroy();
           return;
         }
@@ -117,7 +120,7 @@ export class EndpointConnection {
       },
       (err: unknown) => {
         if (this.dialing === dial) this.dialing = undefined;
-        if (this.stopped) return;
+        if (this.life.stopping) return;
         if (err instanceof HandshakeError && err.status !== undefined) {
           this.log.warn('gateway refused the tunnel', { status: err.status, err: err.message });
         } else {
@@ -162,7 +165,7 @@ export class EndpointConnection {
   }
 
   private scheduleRetry(): void {
-    if (this.stopped || this.retryTimer || this.dialing || this.connected) return;
+    if (this.life.stopping || this.retryTimer || this.dialing || this.connected) return;
     const delay = this.backoff.next();
     this.opts.metrics.reconnects.inc({ gateway: this.opts.gateway });
     this.log.info('reconnecting', { inMs: delay, attempt: this.backoff.attempts });

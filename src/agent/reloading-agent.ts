@@ -8,6 +8,7 @@
 import { systemClock, type Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { FileWatcher } from '../common/file-watcher.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import { Agent } from './agent.ts';
 import { loadAgentConfig } from './config.ts';
@@ -25,7 +26,7 @@ export class ReloadingAgent {
   private agent: Agent | undefined;
   private watcher: FileWatcher | undefined;
   private reloading: Promise<void> = Promise.resolve();
-  private closed = false;
+  private readonly life = new Lifecycle();
 
   constructor(opts: ReloadingAgentOptions) {
     this.opts = opts;
@@ -49,19 +50,22 @@ export class ReloadingAgent {
   }
 
   close(timeoutMs = 10_000): Promise<void> {
-    this.closed = true;
-    this.watcher?.stop();
-    return this.reloading.then(() => this.agent?.close(timeoutMs));
+    return this.life.close(async () => {
+      this.watcher?.close();
+      await this.reloading;
+      await this.agent?.close(timeoutMs);
+    });
   }
 
   destroy(): void {
-    this.closed = true;
-    this.watcher?.stop();
-    this.agent?.destroy();
+    this.life.destroy(() => {
+      this.watcher?.close();
+      this.agent?.destroy();
+    });
   }
 
   private async reload(): Promise<void> {
-    if (this.closed) return;
+    if (this.life.stopping) return;
     let config;
     try {
       config = await loadAgentConfig(this.opts.configFile);
@@ -71,7 +75,7 @@ export class ReloadingAgent {
     }
     this.opts.logger.info('agent config changed; restarting the agent with it');
     await this.agent?.close(this.opts.drainMs ?? 5000);
-    if (this.closed) return;
+    if (this.life.stopping) return;
     this.agent = new Agent(config, { logger: this.opts.logger });
     await this.agent.start();
   }

@@ -67,8 +67,8 @@ export class TlsCertificates {
     await this.watcher?.start();
   }
 
-  stop(): void {
-    this.watcher?.stop();
+  close(): void {
+    this.watcher?.close();
   }
 
   get(hostname: string): TerminationContexts | undefined {

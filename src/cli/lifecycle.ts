@@ -2,12 +2,8 @@
  * SIGTERM/SIGINT handling shared by the long-running commands: the first signal drains
  * (`close()`), a second one or the drain deadline stops at once (`destroy()`).
  */
+import type { Closable } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
-
-export interface Closable {
-  close(timeoutMs?: number): Promise<void>;
-  destroy(): void;
-}
 
 export function runUntilSignal(component: Closable, log: Logger, drainMs = 15_000): Promise<void> {
   // Components unref their timers (library-friendly), so an agent waiting out a reconnect

@@ -11,6 +11,7 @@ import { createLogger } from '../common/log.ts';
 import { runUntilSignal } from './lifecycle.ts';
 import { tuneHeapForDataPlane } from './v8-tuning.ts';
 import { pkiUsage } from './usage.ts';
+import { parseDuration } from './durations.ts';
 
 const usage = `webgw — publish workloads that accept no inbound connection
 
@@ -20,7 +21,7 @@ Usage:
   webgw agent --config FILE       run an agent (YAML or JSON config)
   webgw controller [--kubeconfig FILE] [--namespace webgw-system] [--image IMAGE]
                    [--leader-elect] [--manage-crds] [--admin 127.0.0.1:9902] [--dns-server HOST:PORT]
-                   [--lease-duration-ms 15000] [--session-probe-interval-ms 10000] [--acme-ca-file FILE]
+                   [--lease-duration 15s] [--session-probe-interval 10s] [--acme-ca-file FILE]
                    [--webhook 0.0.0.0:9443 [--webhook-host NAME]... [--webhook-configuration webgw-injector]]
                                   run the operator (in-cluster config when no kubeconfig)
   webgw pki init|issue ...        make a CA, the gateway certificate, agent certificates
@@ -107,23 +108,23 @@ async function runController(args: string[]): Promise<number> {
       'leader-elect': { type: 'boolean', default: false },
       'manage-crds': { type: 'boolean', default: false },
       admin: { type: 'string' },
-      'lease-duration-ms': { type: 'string' },
+      'lease-duration': { type: 'string' },
       webhook: { type: 'string' },
       'webhook-host': { type: 'string', multiple: true },
       'webhook-configuration': { type: 'string', default: 'webgw-injector' },
       'dns-server': { type: 'string' },
-      'session-probe-interval-ms': { type: 'string' },
+      'session-probe-interval': { type: 'string' },
       'acme-ca-file': { type: 'string' },
     },
   });
   const leaseMs =
-    values['lease-duration-ms'] === undefined
+    values['lease-duration'] === undefined
       ? undefined
-      : milliseconds('--lease-duration-ms', values['lease-duration-ms'], 3000, 600_000);
+      : parseDuration('--lease-duration', values['lease-duration'], 3000, 600_000);
   const probeMs =
-    values['session-probe-interval-ms'] === undefined
+    values['session-probe-interval'] === undefined
       ? undefined
-      : milliseconds('--session-probe-interval-ms', values['session-probe-interval-ms'], 500, 600_000);
+      : parseDuration('--session-probe-interval', values['session-probe-interval'], 500, 600_000);
   const webhookListen = values.webhook ? parseHostPort(values.webhook) : undefined;
   const webhookHosts = values['webhook-host'] ?? [`webgw-webhook.${values.namespace}.svc`];
   const admin = values.admin ? parseHostPort(values.admin) : undefined;
@@ -168,16 +169,6 @@ async function readPem(flag: string, file: string): Promise<string> {
 }
 
 /** A whole number of milliseconds within [min, max], or a usage error naming the flag. */
-function milliseconds(flag: string, value: string, min: number, max: number): number {
-  const ms = Number(value);
-  if (!/^\d+$/.test(value) || ms < min || ms > max)
-    throw new WebgwError(
-      'WEBGW_ERR_USAGE',
-      `${flag} must be a whole number of milliseconds from ${min} to ${max}, got ${JSON.stringify(value)}`,
-    );
-  return ms;
-}
-
 function parseHostPort(value: string): { address: string; port: number } {
   const idx = value.lastIndexOf(':');
   const port = Number(value.slice(idx + 1));

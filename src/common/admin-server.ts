@@ -5,6 +5,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { Lifecycle } from './lifecycle.ts';
 import { listen, closeServer } from './net.ts';
 
 export interface AdminServerOptions {
@@ -19,6 +20,7 @@ export interface AdminServerOptions {
 
 export class AdminServer {
   private readonly server: Server;
+  private readonly life = new Lifecycle();
   private readonly opts: AdminServerOptions;
 
   constructor(opts: AdminServerOptions) {
@@ -54,6 +56,6 @@ export class AdminServer {
   }
 
   close(): Promise<void> {
-    return closeServer(this.server);
+    return this.life.close(() => closeServer(this.server));
   }
 }

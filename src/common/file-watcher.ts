@@ -46,7 +46,7 @@ export class FileWatcher {
     this.schedulePoll();
   }
 
-  stop(): void {
+  close(): void {
     this.stopped = true;
     this.timer?.cancel();
     this.debounce?.cancel();

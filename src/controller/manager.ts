@@ -19,6 +19,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
 import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
@@ -102,7 +103,7 @@ export class Manager {
   private readonly leaderGauge: Gauge;
   private readonly gateways: Watched<Gateway & KubernetesObject>;
   private leading = false;
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle();
   private webhookServer: WebhookServer | undefined;
   private webhookTimer: Timer | undefined;
   private readonly clock: Clock;
@@ -459,30 +460,42 @@ export class Manager {
       } catch (err) {
         this.opts.logger.warn('cannot maintain the webhook certificate', { err: describeError(err) });
       }
-      if (!this.closing) this.webhookTimer = this.clock.setTimeout(() => void keep(), 30_000);
+      if (!this.life.stopping) this.webhookTimer = this.clock.setTimeout(() => void keep(), 30_000);
     };
     await keep();
     return port;
   }
 
+  /** Stops reconciling, releases the lease (a standby takes over at once), then stops serving. */
   close(): Promise<void> {
-    this.closing ??= (async () => {
-      this.probe.stop();
-      this.acme.stop();
-      for (const sweep of this.sweeps) sweep.cancel();
-      await this.elector?.stop();
-      await this.gatewayController.stop();
-      await this.serviceController.stop();
-      await Promise.all(this.watches.map((w) => w.stop()));
-      this.webhookTimer?.cancel();
+    return this.life.close(async () => {
+      this.stopActing();
+      await this.elector?.close();
+      await Promise.all([this.gatewayController.pause(), this.serviceController.pause()]);
+      await Promise.all(this.watches.map((w) => w.close()));
       await this.webhookServer?.close();
       await this.admin?.close();
-    })();
-    return this.closing;
+    });
   }
 
+  /** Stops now: reconciles in flight are abandoned and the lease is left to expire. */
   destroy(): void {
-    void this.close();
+    this.life.destroy(() => {
+      this.stopActing();
+      this.elector?.destroy();
+      void this.gatewayController.pause();
+      void this.serviceController.pause();
+      for (const w of this.watches) void w.close();
+      this.webhookServer?.destroy();
+      void this.admin?.close();
+    });
+  }
+
+  private stopActing(): void {
+    this.probe.pause();
+    this.acme.pause();
+    for (const sweep of this.sweeps) sweep.cancel();
+    this.webhookTimer?.cancel();
   }
 
   private lead(): void {
@@ -494,9 +507,9 @@ export class Manager {
         this.opts.logger.error('cannot upgrade the CRDs', { err: describeError(err) }),
       );
     }
-    this.acme.resume();
-    this.gatewayController.run();
-    this.serviceController.run();
+    this.acme.start();
+    this.gatewayController.start();
+    this.serviceController.start();
     this.probe.start();
     for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
     for (const s of this.services.list())
@@ -508,10 +521,10 @@ export class Manager {
     // Like controller-runtime: a process that lost its lease stops acting; its workers end.
     this.leading = false;
     this.leaderGauge.set(0);
-    this.probe.stop();
-    this.acme.stop();
-    void this.gatewayController.stop();
-    void this.serviceController.stop();
-    if (!this.closing) this.opts.logger.warn('lost leadership: stopped reconciling');
+    this.probe.pause();
+    this.acme.pause();
+    void this.gatewayController.pause();
+    void this.serviceController.pause();
+    if (!this.life.stopping) this.opts.logger.warn('lost leadership: stopped reconciling');
   }
 }

@@ -23,7 +23,8 @@ export const gatewayConfigSchema = z.strictObject({
   listeners: z
     .strictObject({
       http: listener.optional(),
-      tls: listener
+      /** HTTPS and TLS by SNI (the CRD's `https` listener): passthrough, or terminated here. */
+      https: listener
         .extend({
           /**
            * A folder of `<name>.crt` + `<name>.key` pairs the gateway terminates TLS with (https and
@@ -111,16 +112,16 @@ export type GatewayLimits = GatewayConfig['limits'];
 export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
   const config = await loadConfigFile(file, gatewayConfigSchema);
   const t = config.tunnel;
-  const tls = config.listeners.tls;
+  const https = config.listeners.https;
   return {
     ...config,
     listeners: {
       ...config.listeners,
-      ...(tls
+      ...(https
         ? {
-            tls: {
-              ...tls,
-              ...(tls.certificatesDir ? { certificatesDir: resolveFrom(file, tls.certificatesDir) } : {}),
+            https: {
+              ...https,
+              ...(https.certificatesDir ? { certificatesDir: resolveFrom(file, https.certificatesDir) } : {}),
             },
           }
         : {}),

@@ -9,6 +9,7 @@ import { Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import { FileWatcher } from '../common/file-watcher.ts';
 import type { Logger } from '../common/log.ts';
 import type { AgentLink } from './agent-link.ts';
@@ -65,7 +66,7 @@ export class Gateway {
   private tlsPort: number | undefined;
   private readonly pollMs: number;
   private started = false;
-  private closing: Promise<void> | undefined;
+  private readonly life = new Lifecycle();
 
   constructor(config: GatewayConfig, deps: GatewayDeps) {
     this.config = config;
@@ -107,8 +108,8 @@ export class Gateway {
       logger: this.log,
       metrics,
     });
-    const tlsConfig = config.listeners.tls;
-    if (tlsConfig?.certificatesDir) this.certificates = new CertificateStore(tlsConfig.certificatesDir);
+    const httpsConfig = config.listeners.https;
+    if (httpsConfig?.certificatesDir) this.certificates = new CertificateStore(httpsConfig.certificatesDir);
     // The HTTP listener also serves the HTTPS connections the TLS listener terminates.
     if (config.listeners.http || this.certificates) {
       this.http = new HttpListener({
@@ -119,10 +120,10 @@ export class Gateway {
         ...common,
       });
     }
-    if (tlsConfig) {
+    if (httpsConfig) {
       this.tls = new TlsListener({
-        address: tlsConfig.address,
-        port: tlsConfig.port,
+        address: httpsConfig.address,
+        port: httpsConfig.port,
         helloTimeoutMs: limits.clientHelloTimeoutMs,
         ...(this.certificates ? { certificates: this.certificates } : {}),
         ...(this.http ? { https: this.http } : {}),
@@ -135,7 +136,7 @@ export class Gateway {
         ...config.admin,
         reusePort,
         registry: this.registry,
-        notReadyReason: () => (this.started && !this.closing ? undefined : this.closing ? 'shutting down' : 'starting'),
+        notReadyReason: () => (this.life.stopping ? 'shutting down' : this.started ? undefined : 'starting'),
       });
     }
     this.tunnel.on('agent', (link) => {
@@ -204,7 +205,7 @@ export class Gateway {
   private async watchCertificates(): Promise<void> {
     const store = this.certificates;
     if (!store) return;
-    const dir = this.config.listeners.tls?.certificatesDir as string;
+    const dir = this.config.listeners.https?.certificatesDir as string;
     const reload = async (): Promise<void> => {
       const { loaded, skipped } = await store.reload(this.clock.date());
       this.log.info('certificates loaded', { dir, loaded, names: store.size });
@@ -240,16 +241,16 @@ export class Gateway {
    * clients reach the new process, which waits for the agents), then the agents are sent over.
    */
   close(timeoutMs = 10_000): Promise<void> {
-    this.closing ??= (async () => {
+    return this.life.close(async () => {
       // A ready file that cannot be removed must not cost the drain (the pod is going anyway).
       if (this.config.readyFile) {
         await rm(this.config.readyFile, { force: true }).catch((err: unknown) =>
           this.log.warn('cannot remove the ready file', { file: this.config.readyFile, err: describeError(err) }),
         );
       }
-      this.watcher.stop();
-      this.agentsWatcher?.stop();
-      this.certificatesWatcher?.stop();
+      this.watcher.close();
+      this.agentsWatcher?.close();
+      this.certificatesWatcher?.close();
       if (this.config.sharePorts) {
         await this.admin?.close();
         const clientsDone = Promise.all([this.http?.close(), this.tls?.close(), this.tcp?.close()]);
@@ -270,20 +271,21 @@ export class Gateway {
         await this.tunnel.close(timeoutMs);
       }
       await this.admin?.close();
-    })();
-    return this.closing;
+    });
   }
 
-  /** Stop now. */
+  /** Stop now: every client connection and agent session is cut. */
   destroy(): void {
-    this.watcher.stop();
-    this.agentsWatcher?.stop();
-    this.certificatesWatcher?.stop();
-    this.http?.destroy();
-    this.tls?.destroy();
-    this.tcp?.destroy();
-    this.tunnel.destroy();
-    void this.admin?.close();
+    this.life.destroy(() => {
+      this.watcher.close();
+      this.agentsWatcher?.close();
+      this.certificatesWatcher?.close();
+      this.http?.destroy();
+      this.tls?.destroy();
+      this.tcp?.destroy();
+      this.tunnel.destroy();
+      void this.admin?.close();
+    });
   }
 }
 

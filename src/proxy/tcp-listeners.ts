@@ -4,9 +4,11 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import type { ClientLimiter } from './client-limiter.ts';
+import { ClientSockets } from './client-sockets.ts';
 import type { Connector } from './connector.ts';
 import { forwardConnection } from './forward-connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -25,12 +27,14 @@ export class TcpListeners {
   private readonly opts: TcpListenersOptions;
   private readonly log: Logger;
   private readonly servers = new Map<number, Server>();
-  private readonly sockets = new Set<Socket>();
+  private readonly sockets: ClientSockets;
+  private readonly life = new Lifecycle();
   private syncing: Promise<void> = Promise.resolve();
 
   constructor(opts: TcpListenersOptions) {
     this.opts = opts;
     this.log = opts.logger.child({ listener: 'tcp' });
+    this.sockets = new ClientSockets(opts.clients, 'tcp');
   }
 
   get ports(): number[] {
@@ -43,16 +47,21 @@ export class TcpListeners {
     return this.syncing;
   }
 
-  async close(): Promise<void> {
-    await this.syncing;
-    await Promise.all([...this.servers.values()].map((s) => closeServer(s)));
-    this.servers.clear();
+  /** Stops accepting on every port (a sync in progress finishes first); open connections go on. */
+  close(): Promise<void> {
+    return this.life.close(async () => {
+      await this.syncing;
+      await Promise.all([...this.servers.values()].map((s) => closeServer(s)));
+      this.servers.clear();
+    });
   }
 
   destroy(): void {
-    for (const s of this.sockets) s.destroy();
-    for (const server of this.servers.values()) server.close();
-    this.servers.clear();
+    this.life.destroy(() => {
+      this.sockets.destroyAll();
+      for (const server of this.servers.values()) server.close();
+      this.servers.clear();
+    });
   }
 
   private async apply(wanted: ReadonlySet<number>): Promise<void> {
@@ -63,10 +72,15 @@ export class TcpListeners {
       this.log.info('TCP listener closed', { port });
     }
     for (const port of wanted) {
+      if (this.life.stopping) return;
       if (this.servers.has(port)) continue;
       const server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket, port));
       try {
         const info = await listen(server, port, this.opts.address, { reusePort: this.opts.reusePort });
+        if (this.life.destroyed) {
+          server.close();
+          return;
+        }
         this.servers.set(port, server);
         this.log.info('TCP listener ready', { address: formatHostPort(info.address, info.port) });
       } catch (err) {
@@ -76,10 +90,7 @@ export class TcpListeners {
   }
 
   private onConnection(socket: Socket, port: number): void {
-    if (!this.opts.clients.admit(socket, 'tcp')) return;
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => {});
+    if (!this.sockets.admit(socket)) return;
     socket.pause();
     const request = {
       protocol: 'tcp' as const,

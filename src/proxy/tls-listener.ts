@@ -14,12 +14,14 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
 import { normalizeHostname } from '../pki/grants.ts';
 import { MAX_HELLO_BYTES, parseClientHello, tlsAlert } from '../common/client-hello.ts';
 import type { CertificateStore, ServedCertificate } from './certificate-store.ts';
 import type { ClientLimiter } from './client-limiter.ts';
+import { ClientSockets } from './client-sockets.ts';
 import type { Connector } from './connector.ts';
 import { forwardConnection } from './forward-connection.ts';
 import type { GatewayMetrics } from './metrics.ts';
@@ -54,7 +56,8 @@ export class TlsListener {
   private readonly opts: TlsListenerOptions;
   private readonly log: Logger;
   private readonly server: Server;
-  private readonly sockets = new Set<Socket | TLSSocket>();
+  private readonly sockets: ClientSockets;
+  private readonly life = new Lifecycle();
   private readonly terminator: TlsTerminator | undefined;
 
   constructor(opts: TlsListenerOptions) {
@@ -64,6 +67,7 @@ export class TlsListener {
     this.terminator =
       certificates &&
       new TlsTerminator({ certificates, clock, metrics, logger: this.log, handshakeTimeoutMs: opts.helloTimeoutMs });
+    this.sockets = new ClientSockets(opts.clients, 'tls');
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onConnection(socket));
   }
 
@@ -73,20 +77,20 @@ export class TlsListener {
     return info;
   }
 
+  /** Stops accepting; open connections go on until they end. */
   close(): Promise<void> {
-    return closeServer(this.server);
+    return this.life.close(() => closeServer(this.server));
   }
 
   destroy(): void {
-    for (const s of this.sockets) s.destroy();
-    this.server.close();
+    this.life.destroy(() => {
+      this.sockets.destroyAll();
+      this.server.close();
+    });
   }
 
   private onConnection(socket: Socket): void {
-    if (!this.opts.clients.admit(socket, 'tls')) return;
-    this.sockets.add(socket);
-    socket.on('close', () => this.sockets.delete(socket));
-    socket.on('error', () => {});
+    if (!this.sockets.admit(socket)) return;
     const chunks: Buffer[] = [];
     let size = 0;
     const timer = this.opts.clock.setTimeout(() => {
@@ -149,8 +153,7 @@ export class TlsListener {
             return;
           }
           this.terminator?.terminate(socket, data, kind === 'https', (secure) => {
-            this.sockets.add(secure);
-            secure.once('close', () => this.sockets.delete(secure));
+            this.sockets.track(secure);
             if (kind === 'https') this.opts.https?.serveHttps(secure, request.port, certificate);
             else
               void forwardConnection(secure, request, undefined, this.opts, () => secure.destroy(), 'tls-terminated');

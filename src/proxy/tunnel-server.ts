@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock, Timer } from '../common/clock.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
+import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
 import { LogThrottle } from '../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../common/net.ts';
@@ -73,6 +74,7 @@ interface Credentials {
 }
 
 export class TunnelServer extends EventEmitter<TunnelServerEvents> {
+  private readonly life = new Lifecycle();
   private readonly opts: TunnelServerOptions;
   private readonly log: Logger;
   /** Refusals are caused from outside: their lines are throttled per reason. */
@@ -173,15 +175,20 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
   }
 
   /** GOAWAY to every agent, stop accepting, wait for the sessions to drain. */
-  async close(timeoutMs = 10_000): Promise<void> {
-    const closing = [...this.links].map((l) => l.session.close(timeoutMs));
-    await Promise.all([...closing, this.server ? closeServer(this.server) : Promise.resolve()]);
+  close(timeoutMs = 10_000): Promise<void> {
+    return this.life.close(async () => {
+      const closing = [...this.links].map((l) => l.session.close(timeoutMs));
+      await Promise.all([...closing, this.server ? closeServer(this.server) : Promise.resolve()]);
+    });
   }
 
   destroy(): void {
-    for (const link of this.links) link.session.destroy(new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'gateway stopped'));
-    this.server?.closeAllConnections();
-    this.server?.close();
+    this.life.destroy(() => {
+      const stopped = new WebgwError('WEBGW_ERR_SESSION_CLOSED', 'gateway stopped');
+      for (const link of this.links) link.session.destroy(stopped);
+      this.server?.closeAllConnections();
+      this.server?.close();
+    });
   }
 
   /**
@@ -303,6 +310,10 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
     const path = (req.url ?? '').split('?')[0];
     if (path !== TUNNEL_PATH) {
       refuseUpgrade(socket, 404, `webgw tunnel endpoint: connect a WebSocket to ${TUNNEL_PATH}`);
+      return;
+    }
+    if (this.life.stopping) {
+      refuseUpgrade(socket, 503, 'this gateway is shutting down');
       return;
     }
     const checked = checkUpgradeRequest(req);

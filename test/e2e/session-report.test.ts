@@ -189,7 +189,7 @@ describe('session report', () => {
         },
       ]);
     } finally {
-      probe.stop();
+      probe.pause();
     }
   });
 });

@@ -81,7 +81,7 @@ export interface GatewayFixtureOptions {
   authorizedAgentsFile?: string;
   /** Bind with SO_REUSEPORT (config sharePorts), for handover(). */
   sharePorts?: boolean;
-  /** Certificates the TLS listener terminates with (config listeners.tls.certificatesDir). */
+  /** Certificates the TLS listener terminates with (config listeners.https.certificatesDir). */
   certificatesDir?: string;
 }
 
@@ -106,7 +106,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
           },
           listeners: {
             http: { address: '127.0.0.1', port: ports.http },
-            tls: {
+            https: {
               address: '127.0.0.1',
               port: ports.tls,
               ...(options.certificatesDir ? { certificatesDir: options.certificatesDir } : {}),

@@ -100,7 +100,7 @@ describe('Gateway desired()', () => {
     const config = gatewayConfigSchema.parse(parse(cm.data['gateway.yaml']));
     expect(config.listeners).toEqual({
       http: { address: '0.0.0.0', port: 80 },
-      tls: { address: '0.0.0.0', port: 443, certificatesDir: 'certs' },
+      https: { address: '0.0.0.0', port: 443, certificatesDir: 'certs' },
       tcp: { address: '0.0.0.0', portRange: { from: 20000, to: 20999 } },
     });
     expect(config.tunnel).toMatchObject({ port: 8443, caFile: 'tls/ca.crt' });

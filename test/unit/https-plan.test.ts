@@ -230,7 +230,7 @@ describe('desiredGateway with spec.tls', () => {
     const config = gatewayConfigSchema.parse(
       parse((d.objects as Obj[]).find((o) => o.kind === 'ConfigMap' && o.data['gateway.yaml'])!.data['gateway.yaml']),
     );
-    expect(config.listeners.tls?.certificatesDir).toBe('certs');
+    expect(config.listeners.https?.certificatesDir).toBe('certs');
     // Renewal does not roll the pods: the certificate is not in the template's hash.
     const renewed = issueServerCertificate(ca, ['*.eu1.gw.example.net'], { notAfter: at(72) });
     const again = desiredGateway({

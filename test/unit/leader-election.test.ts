@@ -98,8 +98,8 @@ describe('LeaderElector', () => {
     const leader = a.elector.isLeader ? 'a' : 'b';
     expect(store.lease?.spec?.holderIdentity).toBe(leader);
     expect(store.lease?.spec?.leaseTransitions).toBe(0);
-    await a.elector.stop();
-    await b.elector.stop();
+    await a.elector.close();
+    await b.elector.close();
   });
 
   it('a standby takes over only after leaseDuration without a renewal', async () => {
@@ -120,8 +120,8 @@ describe('LeaderElector', () => {
     expect(b.elector.isLeader).toBe(true);
     expect(store.lease?.spec).toMatchObject({ holderIdentity: 'b', leaseTransitions: 1 });
     expect(a.elector.isLeader).toBe(false); // stepped down at its renew deadline, before b took over
-    await b.elector.stop();
-    await a.elector.stop();
+    await b.elector.close();
+    await a.elector.close();
   });
 
   it('a leader that cannot renew steps down within renewDeadline', async () => {
@@ -139,7 +139,7 @@ describe('LeaderElector', () => {
     store.down = false;
     await step(clock, 3_000);
     expect(a.elector.isLeader).toBe(true); // the lease still names it: it renews and leads again
-    await a.elector.stop();
+    await a.elector.close();
   });
 
   it('stop() releases the lease, so a standby leads at its next try', async () => {
@@ -151,11 +151,11 @@ describe('LeaderElector', () => {
     await settle();
     b.elector.start();
     await settle();
-    await a.elector.stop();
+    await a.elector.close();
     expect(store.lease?.spec?.holderIdentity).toBeUndefined();
     expect(a.events).toEqual(['started', 'stopped']);
     await step(clock, 2_000);
     expect(b.elector.isLeader).toBe(true);
-    await b.elector.stop();
+    await b.elector.close();
   });
 });

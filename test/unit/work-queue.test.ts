@@ -48,18 +48,18 @@ describe('work queue', () => {
     expect(q.depth).toBe(1);
   });
 
-  it('shutDown releases waiting workers', async () => {
+  it('close releases waiting workers', async () => {
     const q = new WorkQueue();
     const next = q.get();
-    q.shutDown();
+    q.close();
     expect(await next).toBeUndefined();
   });
 
-  it('hands out no more keys once shut down, though some are queued (the next leader does them)', async () => {
+  it('hands out no more keys once closed, though some are queued (the next leader does them)', async () => {
     const q = new WorkQueue();
     for (const k of ['a', 'b', 'c']) q.add(k);
     expect(await q.get()).toBe('a');
-    q.shutDown();
+    q.close();
     expect(await q.get()).toBeUndefined();
     q.done('a');
     expect(await q.get()).toBeUndefined();

@@ -259,14 +259,14 @@ export class AcmeIssuer {
   }
 
   /** No new orders; those in flight finish but store nothing (a new leader orders again). */
-  stop(): void {
+  pause(): void {
     this.stopped = true;
     this.queue.length = 0;
     this.pending.clear();
   }
 
-  /** Starts taking orders again (this process leads again). */
-  resume(): void {
+  /** Takes orders (this process leads); after pause(), again. */
+  start(): void {
     this.stopped = false;
     this.seeded.clear();
     this.failed.clear();

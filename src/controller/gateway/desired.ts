@@ -27,7 +27,7 @@ const CONFIG_DIR = '/etc/webgw';
 const STATE_DIR = '/etc/webgw/run';
 const READY_FILE = `${STATE_DIR}/ready`;
 const TLS_DIR = '/etc/webgw/tls';
-/** The certificates the proxy terminates HTTPS with (config listeners.tls.certificatesDir). */
+/** The certificates the proxy terminates HTTPS with (config listeners.https.certificatesDir). */
 const CERTS_DIR = '/etc/webgw/certs';
 /** The pair's name in the certificates Secret: the farmer's certificate for the domain. */
 export const DOMAIN_CERTIFICATE = 'domain';
@@ -148,7 +148,7 @@ export function gatewayConfig(gw: Gateway): Record<string, unknown> {
     },
     listeners: {
       ...(l.http ? { http: { address: '0.0.0.0', port: l.http.port } } : {}),
-      ...(l.https ? { tls: { address: '0.0.0.0', port: l.https.port, certificatesDir: 'certs' } } : {}),
+      ...(l.https ? { https: { address: '0.0.0.0', port: l.https.port, certificatesDir: 'certs' } } : {}),
       ...(l.tcp ? { tcp: { address: '0.0.0.0', portRange: l.tcp.portRange } } : {}),
     },
     // Bound to loopback: with host networking anything else would publish metrics on the edge.

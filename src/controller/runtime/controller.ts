@@ -67,14 +67,15 @@ export class Controller {
     this.opts.metrics.depth.set({ controller: this.opts.name }, this.queue.depth);
   }
 
-  /** Starts the workers; after stop() a new queue starts empty (callers enqueue everything). */
-  run(): void {
-    if (this.queue.isShutDown) this.queue = new WorkQueue();
+  /** Starts the workers; after pause() a new queue starts empty (callers enqueue everything). */
+  start(): void {
+    if (this.queue.isClosed) this.queue = new WorkQueue();
     for (let i = 0; i < this.opts.workers; i++) this.running.push(this.worker());
   }
 
-  async stop(): Promise<void> {
-    this.queue.shutDown();
+  /** Hands out no more keys and waits for the reconciles running (leadership lost, or shutdown). */
+  async pause(): Promise<void> {
+    this.queue.close();
     await Promise.all(this.running);
     this.running = [];
   }

@@ -72,7 +72,7 @@ export class Watched<T extends KubernetesObject> {
     }
   }
 
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.stopped = true;
     this.retry?.cancel();
     await this.informer.stop();

@@ -52,7 +52,7 @@ export class LeaderElector {
    * had already stepped down (a renewal missed its deadline under load) but the Lease still
    * names it (issue 15: a controller SIGTERMed during a 5,000-service burst left it held).
    */
-  async stop(): Promise<void> {
+  async close(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
     if (this.leading) this.setLeading(false);
@@ -73,6 +73,13 @@ export class LeaderElector {
         err: describeError(err),
       });
     }
+  }
+
+  /** Stops now, without releasing the lease: a standby takes over when it expires. */
+  destroy(): void {
+    this.stopped = true;
+    this.timer?.cancel();
+    if (this.leading) this.setLeading(false);
   }
 
   private async tick(): Promise<void> {

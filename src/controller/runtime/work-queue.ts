@@ -36,7 +36,7 @@ export class WorkQueue {
     this.clock = opts.clock ?? systemClock;
   }
 
-  get isShutDown(): boolean {
+  get isClosed(): boolean {
     return this.shuttingDown;
   }
 
@@ -114,7 +114,7 @@ export class WorkQueue {
     if (this.dirtyWhileProcessing.delete(key)) this.add(key);
   }
 
-  shutDown(): void {
+  close(): void {
     this.shuttingDown = true;
     for (const t of this.delayed.values()) t.cancel();
     this.delayed.clear();

@@ -68,6 +68,7 @@ export class SessionProbe {
     return this.observations.get(gateway);
   }
 
+  /** Reads the gateways every interval (this process leads); after pause(), again. */
   start(): void {
     if (this.running) return;
     this.running = true;
@@ -75,7 +76,7 @@ export class SessionProbe {
   }
 
   /** Stops the rounds and forgets every reading (a new leader starts from its own). */
-  stop(): void {
+  pause(): void {
     this.running = false;
     this.timer?.cancel();
     this.timer = undefined;

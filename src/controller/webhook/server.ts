@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { ExposedService } from '../../crds/types.ts';
 import { describeError } from '../../common/errors.ts';
+import { Lifecycle } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';
 import { closeServer, listen } from '../../common/net.ts';
 import { injectAgent, injectionPatch, selectingService, type PodLike } from './injector.ts';
@@ -64,6 +65,7 @@ export interface WebhookServerOptions {
 }
 
 export class WebhookServer {
+  private readonly life = new Lifecycle();
   private readonly server: Server;
   private readonly opts: WebhookServerOptions;
 
@@ -133,6 +135,13 @@ export class WebhookServer {
   }
 
   close(): Promise<void> {
-    return closeServer(this.server);
+    return this.life.close(() => closeServer(this.server));
+  }
+
+  destroy(): void {
+    this.life.destroy(() => {
+      this.server.closeAllConnections();
+      this.server.close();
+    });
   }
 }

@@ -5,13 +5,14 @@
  * reads the requests (limits, timeouts, 400/408/431); each request goes to the next agent of its
  * route over a keep-alive tunnel stream (idle-streams.ts), written and parsed by exchange.ts, so
  * requests reuse streams and the agent's backend connections. Upgrade requests (WebSocket) are
- * relayed as raw bytes after their head. Answers: 400, 404, 408, 431, 502, 503, 504 (design:
- * Routing).
+ * relayed as raw bytes after their head. Answers: 400, 404, 408, 431, 502, 503, 504
+ * (docs/architecture.md, Routing at the gateway).
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
+import { Lifecycle } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';
 import { LogThrottle } from '../../common/log-throttle.ts';
 import { closeServer, formatHostPort, listen, plainAddress } from '../../common/net.ts';
@@ -23,6 +24,7 @@ import type { AcmeChallenges } from '../acme-challenges.ts';
 import { certificateCovers, type ServedCertificate } from '../certificate-store.ts';
 import type { GatewayLimits } from '../config.ts';
 import type { ClientLimiter } from '../client-limiter.ts';
+import { ClientSockets } from '../client-sockets.ts';
 import type { Connector } from '../connector.ts';
 import { ClientConnection, type ConnectionOrigin } from './client-connection.ts';
 import { exchange } from './exchange.ts';
@@ -67,6 +69,8 @@ export class HttpListener {
   /** Keep-alive streams per route and agent, so requests are balanced per request, not per stream. */
   private readonly idle = new IdleStreams(MAX_IDLE_STREAMS_PER_ROUTE);
   private readonly connections = new Set<ClientConnection>();
+  private readonly sockets: ClientSockets;
+  private readonly life = new Lifecycle();
   /** HTTPS connections that negotiated HTTP/2, and sessions to backends that speak it. */
   private readonly http2: Http2Frontend;
   private readonly h2c: H2cSessions;
@@ -103,8 +107,9 @@ export class HttpListener {
       this.connections.add(conn);
       socket.once('close', () => this.connections.delete(conn));
     };
+    this.sockets = new ClientSockets(opts.clients, 'http');
     this.server = createServer({ noDelay: true }, (socket) => {
-      if (opts.clients.admit(socket, 'http')) this.accept(socket, { scheme: 'http', port: this.localPort });
+      if (this.sockets.admit(socket)) this.accept(socket, { scheme: 'http', port: this.localPort });
     });
   }
 
@@ -136,20 +141,25 @@ export class HttpListener {
   }
 
   /** Stops accepting; kept connections close now if idle, else after their current response. */
-  async close(): Promise<void> {
-    const closed = closeServer(this.server);
-    for (const conn of this.connections) conn.closeWhenIdle();
-    await Promise.all([closed, this.http2.close()]);
-    this.idle.destroyAll();
-    this.h2c.destroyAll();
+  close(): Promise<void> {
+    return this.life.close(async () => {
+      const closed = closeServer(this.server);
+      for (const conn of this.connections) conn.closeWhenIdle();
+      await Promise.all([closed, this.http2.close()]);
+      this.idle.destroyAll();
+      this.h2c.destroyAll();
+    });
   }
 
   destroy(): void {
-    for (const conn of this.connections) conn.socket.destroy();
-    this.http2.destroy();
-    this.server.close();
-    this.idle.destroyAll();
-    this.h2c.destroyAll();
+    this.life.destroy(() => {
+      this.sockets.destroyAll();
+      for (const conn of this.connections) conn.socket.destroy();
+      this.http2.destroy();
+      this.server.close();
+      this.idle.destroyAll();
+      this.h2c.destroyAll();
+    });
   }
 
   private onRequest(conn: ClientConnection, head: RequestHead): void {

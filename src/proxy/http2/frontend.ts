@@ -16,6 +16,7 @@ import { constants, createServer, type Http2Server, type ServerHttp2Session, typ
 import type { TLSSocket } from 'node:tls';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
+import { Lifecycle } from '../../common/lifecycle.ts';
 import type { Logger } from '../../common/log.ts';
 import type { LogThrottle } from '../../common/log-throttle.ts';
 import { plainAddress } from '../../common/net.ts';
@@ -73,6 +74,7 @@ export class Http2Frontend {
   >();
   /** The connection being handed over: node emits 'session' while `serve` runs. */
   private handingOver: { origin: Http2Origin; clientAddress: string } | undefined;
+  private readonly life = new Lifecycle();
 
   constructor(opts: Http2FrontendOptions) {
     this.opts = opts;
@@ -92,6 +94,10 @@ export class Http2Frontend {
 
   /** A TLS connection that negotiated h2 (already admitted by the client limiter). */
   serve(socket: TLSSocket, origin: Http2Origin): void {
+    if (this.life.stopping) {
+      socket.destroy();
+      return;
+    }
     this.handingOver = { origin, clientAddress: plainAddress(socket.remoteAddress) };
     try {
       this.server.emit('connection', socket);
@@ -101,13 +107,17 @@ export class Http2Frontend {
   }
 
   /** GOAWAY on every connection: open streams finish, no new ones start. */
-  async close(): Promise<void> {
-    const closed = [...this.sessions.keys()].map((session) => new Promise<void>((resolve) => session.close(resolve)));
-    await Promise.all(closed);
+  close(): Promise<void> {
+    return this.life.close(async () => {
+      const sessions = [...this.sessions.keys()];
+      await Promise.all(sessions.map((session) => new Promise<void>((resolve) => session.close(resolve))));
+    });
   }
 
   destroy(): void {
-    for (const session of this.sessions.keys()) session.destroy();
+    this.life.destroy(() => {
+      for (const session of this.sessions.keys()) session.destroy();
+    });
   }
 
   private onSession(session: ServerHttp2Session): void {
