@@ -28,12 +28,21 @@ export interface KeyPairPem {
 }
 
 export interface Validity {
-  /** Start of validity; defaults to now minus 5 minutes (clock skew). */
+  /** Start of validity; defaults to now minus CLOCK_SKEW_MS. */
   notBefore?: Date;
   notAfter: Date;
 }
 
-const SKEW_MS = 5 * 60 * 1000;
+/**
+ * How far the clocks of the controller, gateways and agents may disagree: a certificate is valid
+ * from this long before it was issued, so a peer whose clock is behind accepts it at once.
+ */
+export const CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+/** Valid from `now` (less the clock skew) for `lifetimeMs`. */
+export function validFor(now: Date, lifetimeMs: number): Validity {
+  return { notBefore: new Date(now.getTime() - CLOCK_SKEW_MS), notAfter: new Date(now.getTime() + lifetimeMs) };
+}
 
 /** Stands in for a leaf's EC key while forge builds the TBSCertificate (replaced before signing). */
 const PLACEHOLDER_KEY = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('3'), new forge.jsbn.BigInteger('3'));
@@ -70,7 +79,7 @@ function newCertificate(publicKey: forge.pki.rsa.PublicKey, validity: Validity):
   const serial = randomBytes(16);
   serial[0] = ((serial[0] as number) & 0x3f) | 0x40;
   cert.serialNumber = serial.toString('hex');
-  cert.validity.notBefore = validity.notBefore ?? new Date(Date.now() - SKEW_MS);
+  cert.validity.notBefore = validity.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
   cert.validity.notAfter = validity.notAfter;
   return cert;
 }

@@ -17,12 +17,17 @@ export interface VerifiedAgent {
   fingerprint: string;
 }
 
+/** True when `ca` issued `cert`: its subject names `cert`'s issuer and its key signed it. */
+export function issuedBy(cert: X509Certificate, ca: X509Certificate): boolean {
+  return cert.checkIssued(ca) && cert.verify(ca.publicKey);
+}
+
 /**
  * What every client certificate of a gateway's CA must be: issued by it, valid now, not a CA,
  * meant for client authentication. Returns its SAN URIs.
  */
 function verifyClientCertificate(cert: X509Certificate, ca: X509Certificate, now: Date): string[] {
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) {
+  if (!issuedBy(cert, ca)) {
     throw new WebgwError(
       'WEBGW_ERR_CERT_UNTRUSTED',
       `certificate ${cert.serialNumber} was not issued by ${ca.subject.replace(/\n/g, ', ')}`,

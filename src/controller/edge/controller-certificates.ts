@@ -5,11 +5,9 @@
  */
 import type { Clock } from '../../common/clock.ts';
 import type { ControllerGrant } from '../../pki/grants.ts';
-import { issueControllerCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { issueControllerCertificate, validFor, type KeyPairPem } from '../../pki/issue.ts';
 
 const VALIDITY_MS = 3600_000;
-/** Tolerated clock skew between the controller and a gateway's node. */
-const SKEW_MS = 5 * 60_000;
 
 export class ControllerCertificates {
   private readonly clock: Clock;
@@ -23,14 +21,11 @@ export class ControllerCertificates {
 
   /** The certificate for this gateway, from its CA as it is now. */
   for(gateway: string, ca: KeyPairPem): KeyPairPem {
-    const now = this.clock.date().getTime();
+    const now = this.clock.date();
     const known = this.issued.get(gateway);
-    if (known && known.caPem === ca.certPem && known.renewAt > now) return known.pair;
-    const pair = issueControllerCertificate(ca, this.grant, {
-      notBefore: new Date(now - SKEW_MS),
-      notAfter: new Date(now + VALIDITY_MS),
-    });
-    this.issued.set(gateway, { caPem: ca.certPem, pair, renewAt: now + (VALIDITY_MS * 2) / 3 });
+    if (known && known.caPem === ca.certPem && known.renewAt > now.getTime()) return known.pair;
+    const pair = issueControllerCertificate(ca, this.grant, validFor(now, VALIDITY_MS));
+    this.issued.set(gateway, { caPem: ca.certPem, pair, renewAt: now.getTime() + (VALIDITY_MS * 2) / 3 });
     return pair;
   }
 

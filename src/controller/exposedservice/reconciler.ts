@@ -7,7 +7,7 @@ import type { KubernetesObject, V1Namespace, V1Pod, V1Secret } from '@kubernetes
 import type { Clock } from '../../common/clock.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
 import type { GrantSet } from '../../pki/grants.ts';
-import { issueAgentCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { issueAgentCertificate, validFor, type KeyPairPem } from '../../pki/issue.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
@@ -321,10 +321,7 @@ export class ExposedServiceReconciler {
   }
 
   private issue(ca: KeyPairPem, grants: GrantSet, now: Date): AgentCredential {
-    const pair = issueAgentCertificate(ca, grants, {
-      notBefore: new Date(now.getTime() - 5 * 60_000),
-      notAfter: new Date(now.getTime() + AGENT_CERT_VALIDITY_MS),
-    });
+    const pair = issueAgentCertificate(ca, grants, validFor(now, AGENT_CERT_VALIDITY_MS));
     return { certPem: pair.certPem, keyPem: pair.keyPem, caPem: ca.certPem };
   }
 }

@@ -3,7 +3,8 @@
  * certificate (renewed at two thirds of its lifetime, or when the CA changed).
  */
 import { X509Certificate } from 'node:crypto';
-import { createCA, issueCertificate, type KeyPairPem } from '../../pki/issue.ts';
+import { createCA, issueCertificate, validFor, type KeyPairPem } from '../../pki/issue.ts';
+import { issuedBy } from '../../pki/verify.ts';
 import { renewalTime } from '../../pki/lifetime.ts';
 import { tunnelServerName, type TunnelCredentials } from './desired.ts';
 
@@ -12,20 +13,14 @@ export const CA_VALIDITY_MS = 10 * 365 * DAY;
 export const TUNNEL_CERT_VALIDITY_MS = 90 * DAY;
 
 export function newGatewayCA(gateway: string, now: Date): KeyPairPem {
-  return createCA(`webgw gateway ${gateway}`, {
-    notBefore: new Date(now.getTime() - 5 * 60_000),
-    notAfter: new Date(now.getTime() + CA_VALIDITY_MS),
-  });
+  return createCA(`webgw gateway ${gateway}`, validFor(now, CA_VALIDITY_MS));
 }
 
 export function issueTunnelCertificate(gateway: string, ca: KeyPairPem, now: Date): TunnelCredentials {
   const pair = issueCertificate(
     ca,
     { commonName: tunnelServerName(gateway), usage: 'server', hosts: [tunnelServerName(gateway)] },
-    {
-      notBefore: new Date(now.getTime() - 5 * 60_000),
-      notAfter: new Date(now.getTime() + TUNNEL_CERT_VALIDITY_MS),
-    },
+    validFor(now, TUNNEL_CERT_VALIDITY_MS),
   );
   return { caPem: ca.certPem, certPem: pair.certPem, keyPem: pair.keyPem };
 }
@@ -35,8 +30,7 @@ export function tunnelRenewalTime(current: TunnelCredentials | undefined, ca: Ke
   if (!current) return undefined;
   try {
     const cert = new X509Certificate(current.certPem);
-    const caCert = new X509Certificate(ca.certPem);
-    if (current.caPem !== ca.certPem || !cert.checkIssued(caCert) || !cert.verify(caCert.publicKey)) return undefined;
+    if (current.caPem !== ca.certPem || !issuedBy(cert, new X509Certificate(ca.certPem))) return undefined;
     return renewalTime(current.certPem);
   } catch {
     return undefined;

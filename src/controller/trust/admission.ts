@@ -11,6 +11,7 @@ import { X509Certificate } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import type { ExposedService } from '../../crds/types.ts';
 import { grantsFromUris, parseSubjectAltName, type GrantSet } from '../../pki/grants.ts';
+import { issuedBy } from '../../pki/verify.ts';
 import { secretText } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
 import type { GatewayPlan, ServicePlan } from '../exposedservice/claims.ts';
@@ -122,7 +123,7 @@ export function certificateFits(certPem: string, caPem: string, grants: GrantSet
   let issued = facts.issuedBy.get(caPem);
   if (issued === undefined) {
     const ca = caOf(caPem);
-    issued = ca !== null && facts.cert.checkIssued(ca) && facts.cert.verify(ca.publicKey);
+    issued = ca !== null && issuedBy(facts.cert, ca);
     facts.issuedBy.set(caPem, issued);
   }
   return issued;
