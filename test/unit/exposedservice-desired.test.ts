@@ -209,4 +209,27 @@ describe('ExposedService desired()', () => {
       message: 'Gateway(s) not found: us',
     });
   });
+
+  it('says Programmed=False with what the API server answered when writing failed, and keeps the rest', () => {
+    const gateways = [gateway('eu'), gateway('us')];
+    const svc = service();
+    const plan = planClaims(gateways, [svc], [{ name: 'tenant', labels: {} }]).get('tenant/shop')!;
+    const inputs = { service: svc, plan, gateways: new Map(gateways.map((g) => [g.metadata.name, g])), now };
+    const ok = desiredExposedService({ ...inputs, credentials: new Map([['eu', cred]]) }).status;
+    const failed = desiredExposedService({
+      ...inputs,
+      credentials: new Map([['eu', cred]]),
+      applyError: 'ERR_KUBE: 500 etcdserver: request timed out',
+    }).status;
+    expect(failed.conditions!.find((c) => c.type === 'Programmed')).toMatchObject({
+      status: 'False',
+      reason: 'ApplyFailed',
+      message: 'ERR_KUBE: 500 etcdserver: request timed out',
+    });
+    expect(ok.conditions!.find((c) => c.type === 'Programmed')).toMatchObject({ status: 'True' });
+    expect(failed.endpoints).toEqual(ok.endpoints);
+    expect(failed.conditions!.find((c) => c.type === 'Accepted')).toEqual(
+      ok.conditions!.find((c) => c.type === 'Accepted'),
+    );
+  });
 });

@@ -42,6 +42,8 @@ export interface ExposedServiceInputs {
   agentTls?: ReadonlyMap<string, AgentTlsName>;
   /** Objects of our names that we did not create (never adopted): `Kind namespace/name`. */
   inTheWay?: readonly string[];
+  /** Writing the Secret or the connector failed (the reconcile is retried): what the API server said. */
+  applyError?: string;
   now: Date;
 }
 
@@ -236,6 +238,8 @@ export function serviceStatus(inputs: ExposedServiceInputs): ExposedServiceStatu
     const message = `${blocked.join(' and ')} exist(s) and were not created by webgw for this ExposedService; they are left untouched: delete or rename them`;
     set(ExposedServiceCondition.Programmed, false, ConditionReason.ObjectInTheWay, message);
     set(ExposedServiceCondition.Ready, false, ConditionReason.ObjectInTheWay, message);
+  } else if (inputs.applyError) {
+    set(ExposedServiceCondition.Programmed, false, ConditionReason.ApplyFailed, inputs.applyError);
   } else if (served.length === 0) {
     set(
       ExposedServiceCondition.Programmed,

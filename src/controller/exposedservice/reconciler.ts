@@ -5,6 +5,7 @@
  */
 import type { KubernetesObject, V1Namespace, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
+import { WebgwError, describeError } from '../../common/errors.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
 import type { GrantSet } from '../../pki/grants.ts';
 import { issueAgentCertificate, validFor, type KeyPairPem } from '../../pki/issue.ts';
@@ -157,16 +158,24 @@ export class ExposedServiceReconciler {
       now,
       ...(agentTls ? { agentTls: agentTls.names } : {}),
     };
+    // Apply, then one status write that says how the apply went, also when it failed (then the
+    // reconcile is retried with backoff).
     const inTheWay: string[] = [];
-    const secretInTheWay = cached !== undefined && current === undefined;
-    if (secretInTheWay || !(await this.writeOwned(credentialSecret(inputs), current)))
-      inTheWay.push(`Secret ${namespace}/${credentialSecretName(name)}`);
-    if (service.spec.mode === 'Connector' && !(await this.applyConnector(service)))
-      inTheWay.push(`Deployment ${namespace}/${connectorName(name)}`);
-    const status = serviceStatus({ ...inputs, inTheWay });
+    let applyError: string | undefined;
+    try {
+      const secretInTheWay = cached !== undefined && current === undefined;
+      if (secretInTheWay || !(await this.writeOwned(credentialSecret(inputs), current)))
+        inTheWay.push(`Secret ${namespace}/${credentialSecretName(name)}`);
+      if (service.spec.mode === 'Connector' && !(await this.applyConnector(service)))
+        inTheWay.push(`Deployment ${namespace}/${connectorName(name)}`);
+    } catch (err) {
+      applyError = describeError(err); // the controller logs it with the retry
+    }
+    const status = serviceStatus({ ...inputs, inTheWay, ...(applyError ? { applyError } : {}) });
     if (canonicalJson(status) !== canonicalJson(service.status ?? {})) {
       await this.opts.client.patchNamespacedStatus('exposedservices', namespace, name, status, service.status);
     }
+    if (applyError) throw new WebgwError('WEBGW_ERR_KUBE', applyError);
     // Pods are listed, not watched (agentPods): look again by POD_RECHECK_MS.
     const untilRenewal = Number.isFinite(nextRenewal) ? Math.max(1000, nextRenewal - now.getTime()) : Infinity;
     const untilAgentTls =

@@ -298,26 +298,18 @@ function daemonSetUpdate(runningPodsSharePorts: boolean): Record<string, unknown
   };
 }
 
+/** Objects and status together (tests, and a reader who wants the whole picture). */
 export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
+  const { invalid, objects } = desiredGatewayObjects(inputs);
+  return { invalid, objects, status: gatewayStatus(inputs) };
+}
+
+/** What the controller applies for a Gateway: none while only it can tell the Gateway is invalid. */
+export function desiredGatewayObjects(inputs: GatewayInputs): { invalid: string[]; objects: K8sObject[] } {
   const gw = inputs.gateway;
   const names = gatewayObjectNames(gw.metadata.name);
-  const generation = gw.metadata.generation ?? 0;
   const invalid = validateGateway(gw);
-  let conditions: Condition[] = gw.status?.conditions ?? [];
-  const set = (type: string, ok: boolean, reason: string, message: string): void => {
-    conditions = setCondition(
-      conditions,
-      { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: generation },
-      inputs.now,
-    );
-  };
-  if (invalid.length > 0) {
-    set(GatewayCondition.Accepted, false, ConditionReason.Invalid, invalid.join('; '));
-    set(GatewayCondition.Programmed, false, ConditionReason.Invalid, 'not programmed: the Gateway is invalid');
-    set(GatewayCondition.Ready, false, ConditionReason.Invalid, 'not programmed: the Gateway is invalid');
-    return { invalid, objects: [], status: { ...gw.status, observedGeneration: generation, conditions } };
-  }
-
+  if (invalid.length > 0) return { invalid, objects: [] };
   const configYaml = stringify(gatewayConfig(gw));
   const meta = (name: string): Record<string, unknown> => ({
     name,
@@ -398,7 +390,30 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
       data: { [RESERVATIONS_KEY]: renderReservations(inputs.reservations ?? new Map()) },
     },
   ];
+  return { invalid, objects };
+}
 
+/** The Gateway's status from what was observed and how the apply went (inputs.applyError). */
+export function gatewayStatus(inputs: GatewayInputs): GatewayStatus {
+  const gw = inputs.gateway;
+  const names = gatewayObjectNames(gw.metadata.name);
+  const generation = gw.metadata.generation ?? 0;
+  const invalid = validateGateway(gw);
+  let conditions: Condition[] = gw.status?.conditions ?? [];
+  const set = (type: string, ok: boolean, reason: string, message: string): void => {
+    conditions = setCondition(
+      conditions,
+      { type, status: ok ? 'True' : 'False', reason, message, observedGeneration: generation },
+      inputs.now,
+    );
+  };
+  if (invalid.length > 0) {
+    set(GatewayCondition.Accepted, false, ConditionReason.Invalid, invalid.join('; '));
+    set(GatewayCondition.Programmed, false, ConditionReason.Invalid, 'not programmed: the Gateway is invalid');
+    set(GatewayCondition.Ready, false, ConditionReason.Invalid, 'not programmed: the Gateway is invalid');
+    return { ...gw.status, observedGeneration: generation, conditions };
+  }
+  const workloadKind = gw.spec.placement.replicas === undefined ? 'DaemonSet' : 'Deployment';
   // Status from the pods that actually run, and the nodes they run on.
   const ready = inputs.pods.filter((p) => p.ready && p.nodeName);
   const nodeByName = new Map(inputs.nodes.map((n) => [n.name, n]));
@@ -423,7 +438,7 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
       GatewayCondition.Programmed,
       true,
       ConditionReason.Programmed,
-      `proxy ${workload.kind} ${names.workload} in ${inputs.namespace}`,
+      `proxy ${workloadKind} ${names.workload} in ${inputs.namespace}`,
     );
   if (gw.spec.tls) certificateCondition(inputs.certificate, set);
   else conditions = conditions.filter((c) => c.type !== GatewayCondition.CertificateReady);
@@ -452,22 +467,18 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
         }
       : {};
   return {
-    invalid,
-    objects,
-    status: {
-      ...status,
-      ...(inputs.certificate?.ready ? { certificate: inputs.certificate.status } : {}),
-      ...acme,
-      observedGeneration: generation,
-      conditions,
-      addresses: addresses.map((value) => ({ type: 'IPAddress' as const, value })),
-      tunnelEndpoints: addresses.map((a) => `wss://${a.includes(':') ? `[${a}]` : a}:${tunnelPort}`),
-      replicas: { desired, ready: ready.length },
-      ...(inputs.attachedServices === undefined ? {} : { attachedServices: inputs.attachedServices }),
-      ...(inputs.proxies === undefined
-        ? {}
-        : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
-    },
+    ...status,
+    ...(inputs.certificate?.ready ? { certificate: inputs.certificate.status } : {}),
+    ...acme,
+    observedGeneration: generation,
+    conditions,
+    addresses: addresses.map((value) => ({ type: 'IPAddress' as const, value })),
+    tunnelEndpoints: addresses.map((a) => `wss://${a.includes(':') ? `[${a}]` : a}:${tunnelPort}`),
+    replicas: { desired, ready: ready.length },
+    ...(inputs.attachedServices === undefined ? {} : { attachedServices: inputs.attachedServices }),
+    ...(inputs.proxies === undefined
+      ? {}
+      : { proxies: [...inputs.proxies], sessions: inputs.proxies.reduce((n, p) => n + p.sessions, 0) }),
   };
 }
 

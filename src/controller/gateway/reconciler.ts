@@ -36,7 +36,8 @@ import {
   COMPONENT_LABEL,
   GATEWAY_LABEL,
   SHARE_PORTS_LABEL,
-  desiredGateway,
+  desiredGatewayObjects,
+  gatewayStatus,
   gatewayObjectNames,
   type TunnelCredentials,
 } from './desired.ts';
@@ -209,8 +210,8 @@ export class GatewayReconciler {
       acme,
       ...admitted,
     };
-    const first = desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, now });
-    for (const obj of first.objects) {
+    const inputs = { gateway: gw, namespace, image: this.opts.image, ...observed, now };
+    for (const obj of desiredGatewayObjects(inputs).objects) {
       try {
         await this.applyIfChanged(obj);
       } catch (err) {
@@ -227,12 +228,10 @@ export class GatewayReconciler {
         certificate?.ready ? certificate.certPem : '',
         ...acme.certificates.map((c) => c.certPem),
       ]);
-    const final = applyError
-      ? desiredGateway({ gateway: gw, namespace, image: this.opts.image, ...observed, applyError, now })
-      : first;
-    if (canonicalJson(final.status) !== canonicalJson(gw.status ?? {})) {
-      await this.opts.client.patchClusterStatus('gateways', name, final.status, gw.status);
-      await this.recordFlips(gw, final.status.conditions ?? []);
+    const status = gatewayStatus({ ...inputs, ...(applyError ? { applyError } : {}) });
+    if (canonicalJson(status) !== canonicalJson(gw.status ?? {})) {
+      await this.opts.client.patchClusterStatus('gateways', name, status, gw.status);
+      await this.recordFlips(gw, status.conditions ?? []);
     }
     if (applyError) throw new WebgwError('WEBGW_ERR_KUBE', applyError);
     const certificateLook = !gw.spec.tls
