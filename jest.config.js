@@ -13,7 +13,6 @@ const transform = {
 };
 
 export default {
-  testSequencer: '<rootDir>/test/sequencer.mjs',
   projects: [
     {
       displayName: 'unit',
@@ -37,7 +36,8 @@ export default {
       testMatch: ['<rootDir>/test/cluster/**/*.test.ts'],
       globalSetup: '<rootDir>/test/cluster/global-setup.ts',
       globalTeardown: '<rootDir>/test/cluster/global-teardown.ts',
-      setupFilesAfterEnv: ['<rootDir>/test/cluster/jest-setup.ts'],
+      // Each file leaves no webgw objects behind, so files pass in any order (isolation.ts).
+      setupFilesAfterEnv: ['<rootDir>/test/cluster/jest-setup.ts', '<rootDir>/test/cluster/isolation.ts'],
       slowTestThreshold: 60,
     },
     {

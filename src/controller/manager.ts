@@ -4,27 +4,17 @@
  */
 import { Resolver } from 'node:dns/promises';
 import { hostname } from 'node:os';
-import type {
-  KubeConfig,
-  KubernetesObject,
-  V1DaemonSet,
-  V1Deployment,
-  V1Namespace,
-  V1Node,
-  V1OwnerReference,
-  V1Pod,
-  V1Secret,
-} from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock, type Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
-import { GROUP, VERSION, type ExposedService, type Gateway } from '../crds/types.ts';
-import { GatewayReconciler, type GatewayCaches } from './gateway/reconciler.ts';
-import { ExposedServiceReconciler, type ExposedServiceCaches } from './exposedservice/reconciler.ts';
-import { COMPONENT_LABEL, GATEWAY_LABEL } from './gateway/desired.ts';
+import type { ExposedService } from '../crds/types.ts';
+import { GatewayReconciler } from './gateway/reconciler.ts';
+import { ExposedServiceReconciler } from './exposedservice/reconciler.ts';
+import { COMPONENT_LABEL } from './gateway/desired.ts';
 import { HostnameVerifier } from './trust/verification.ts';
 import { SessionProbe } from './sessions/probe.ts';
 import { probeTargets } from './sessions/targets.ts';
@@ -34,7 +24,7 @@ import { AgentOrders } from './acme/agent-orders.ts';
 import { Controller, createControllerMetrics } from './runtime/controller.ts';
 import { Coalesced } from './runtime/coalesce.ts';
 import { SharedPlan, gatewayFingerprint, planFingerprint } from './exposedservice/shared-plan.ts';
-import { Watched } from './runtime/informer.ts';
+import { SERVICE_LABEL, createCaches, type ControllerCaches, type WatchHandle } from './caches.ts';
 import { KubeClient } from './runtime/kube.ts';
 import { upgradeCrds } from './crd-upgrade.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
@@ -43,7 +33,6 @@ import { EventRecorder } from './runtime/events.ts';
 import { WebhookServer } from './webhook/server.ts';
 import { ensureCaBundle, ensureWebhookTls } from './webhook/serving-cert.ts';
 
-const SERVICE_LABEL = 'webgw.io/exposed-service';
 /** How long a burst of changes gathers before every service (or gateway) is looked at again. */
 const SWEEP_DELAY_MS = 500;
 /**
@@ -88,35 +77,47 @@ export interface ManagerOptions {
 /** After the webhook admitted a pod, when it is surely stored (admission precedes the write). */
 const POD_STORED_AFTER_MS = 2000;
 
+const serviceKeyOf = (s: KubernetesObject): string => `${s.metadata!.namespace}/${s.metadata!.name}`;
+
 export class Manager {
   readonly client: KubeClient;
   readonly registry: Registry;
   private readonly opts: ManagerOptions;
-  private readonly watches: Array<Watched<KubernetesObject>> = [];
+  private readonly clock: Clock;
+  private readonly caches: ControllerCaches;
+  private readonly watches: WatchHandle[];
+  private readonly plan: SharedPlan;
   private readonly gatewayController: Controller;
   private readonly serviceController: Controller;
-  private readonly services: Watched<ExposedService & KubernetesObject>;
+  private readonly serviceReconciler: ExposedServiceReconciler;
+  private readonly probe: SessionProbe;
+  private readonly acme: AcmeIssuer;
   private readonly elector: LeaderElector | undefined;
   /** The owner of the Lease and the webhook Secret (runtime/installation.ts), once found. */
   private installation: V1OwnerReference | undefined;
   private readonly admin: AdminServer | undefined;
   private readonly leaderGauge: Gauge;
-  private readonly gateways: Watched<Gateway & KubernetesObject>;
   private leading = false;
   private readonly life = new Lifecycle();
   private webhookServer: WebhookServer | undefined;
   private webhookTimer: Timer | undefined;
-  private readonly clock: Clock;
-  private readonly probe: SessionProbe;
-  private readonly acme: AcmeIssuer;
-  private readonly sweeps: Coalesced[];
-  private readonly serviceReconciler: ExposedServiceReconciler;
+  /**
+   * Claims are global (first come per hostname and gateway): any change may move another
+   * service's outcome, so every ExposedService is reconsidered, in one sweep per burst of changes
+   * (the object that changed is queued at once). Reconciles without a change write nothing; the
+   * plan itself is computed once per change (SharedPlan).
+   */
+  private readonly allServices: Coalesced;
+  private readonly allGateways: Coalesced;
+  /** A change of what the plan reads: the services whose plan moved. */
+  private readonly changedPlans: Coalesced;
 
+  /** Built in dependency order: caches → plan → readers of the edge → reconcilers → controllers → event routes. */
   constructor(opts: ManagerOptions) {
     this.opts = opts;
-    const clock = opts.clock ?? systemClock;
-    this.clock = clock;
+    const clock = (this.clock = opts.clock ?? systemClock);
     const log = opts.logger;
+    const ns = opts.namespace;
     this.client = new KubeClient(opts.kc);
     this.registry = opts.registry ?? new Registry();
     if (!opts.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_controller_' });
@@ -133,178 +134,25 @@ export class Manager {
       registers: [this.registry],
     });
     this.client.onWrite = (verb) => writes.inc({ verb });
-    const { core, apps, custom } = this.client;
-    const ns = opts.namespace;
-    const managed = `${GATEWAY_LABEL}`;
-    this.gatewayController = new Controller({
-      name: 'gateway',
-      workers: 2,
-      metrics,
-      logger: log,
-      reconcile: (key) => reconciler.reconcile(key),
-    });
-    this.serviceController = new Controller({
-      name: 'exposedservice',
-      workers: opts.workers ?? 8,
-      metrics,
-      logger: log,
-      reconcile: (key) => serviceReconciler.reconcile(key),
-    });
-    // Claims are global (first come per hostname and gateway): any change may move another
-    // service's outcome, so every ExposedService is reconsidered, in one sweep per burst of
-    // changes (the object that changed is queued at once). Reconciles without a change write
-    // nothing; the plan itself is computed once per change (SharedPlan).
-    const serviceKeyOf = (s: KubernetesObject): string => `${s.metadata!.namespace}/${s.metadata!.name}`;
-    const allServices = new Coalesced(clock, SWEEP_DELAY_MS, () => {
-      for (const s of this.services.list()) this.serviceController.enqueue(serviceKeyOf(s));
-    });
-    const allGateways = new Coalesced(clock, GATEWAY_SWEEP_DELAY_MS, () => {
-      for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
-    });
-    // A change of what the plan reads: the services whose plan moved, and every gateway (whom it
-    // admits follows the plan).
-    const changedPlans = new Coalesced(clock, SWEEP_DELAY_MS, () => {
-      for (const key of plan.changedPlans()) this.serviceController.enqueue(key);
-    });
-    this.sweeps = [allServices, allGateways, changedPlans];
-    const planChanged = (): void => {
-      plan.invalidate();
-      changedPlans.trigger();
-      allGateways.trigger();
-    };
-    const enqueueOwner = (obj: KubernetesObject): void => {
-      for (const key of GatewayReconciler.keysFor(obj)) this.gatewayController.enqueue(key);
-      // Hostname reservations decide which claims the plan accepts; a gateway's CA Secret is what
-      // the agents' certificates are issued from.
-      if (obj.metadata?.labels?.[COMPONENT_LABEL] === 'reservations') planChanged();
-      else if ((obj as V1Secret).data?.['ca.key'] !== undefined) allServices.trigger();
-    };
-    const watch = <T extends KubernetesObject>(
-      path: string,
-      list: () => Promise<{ items: T[] }>,
-      onEvent: (o: T) => void,
-      labelSelector?: string,
-    ): Watched<T> => {
-      const w = new Watched<T>({
-        kc: opts.kc,
-        path,
-        list: list as never,
-        onEvent,
-        logger: log,
-        clock,
-        ...(labelSelector ? { labelSelector } : {}),
-      });
-      this.watches.push(w as unknown as Watched<KubernetesObject>);
-      return w;
-    };
-    const credentialSecrets = watch<V1Secret>(
-      '/api/v1/secrets',
-      () => core.listSecretForAllNamespaces({ labelSelector: SERVICE_LABEL }),
-      (s) => {
-        const name = s.metadata?.labels?.[SERVICE_LABEL];
-        if (name) this.serviceController.enqueue(`${s.metadata!.namespace}/${name}`);
-        // A new or withdrawn certificate changes whom the gateways admit.
-        allGateways.trigger();
-      },
-      SERVICE_LABEL,
-    );
-    // Our own status writes come back as events too: only what the plan reads re-plans.
-    const planned = new Map<string, string>();
-    const gatewaysSeen = new Map<string, string>();
-    this.services = watch<ExposedService & KubernetesObject>(
-      `/apis/${GROUP}/${VERSION}/exposedservices`,
-      () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'exposedservices' }) as never,
-      (s) => {
-        const key = serviceKeyOf(s);
-        this.serviceController.enqueue(key);
-        const live = this.services.get(s.metadata.name, s.metadata.namespace);
-        const print = live ? planFingerprint(live) : undefined;
-        if (planned.get(key) === print) return;
-        if (print === undefined) planned.delete(key);
-        else planned.set(key, print);
-        planChanged();
-      },
-    );
-    const namespaces = watch<V1Namespace>('/api/v1/namespaces', () => core.listNamespace(), planChanged);
-    const caches: GatewayCaches = {
-      credentialSecrets,
-      services: this.services,
-      namespaces,
-      gateways: watch<Gateway & KubernetesObject>(
-        `/apis/${GROUP}/${VERSION}/gateways`,
-        () => custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: 'gateways' }) as never,
-        (gw) => {
-          this.gatewayController.enqueue(gw.metadata!.name!);
-          const live = caches.gateways.get(gw.metadata!.name!);
-          const print = live ? gatewayFingerprint(live) : undefined;
-          if (gatewaysSeen.get(gw.metadata!.name!) === print) return; // our own status write
-          if (print === undefined) gatewaysSeen.delete(gw.metadata!.name!);
-          else gatewaysSeen.set(gw.metadata!.name!, print);
-          // Its spec is in the plan; its endpoints and addresses in every attached service's config and status.
-          planChanged();
-          allServices.trigger();
-        },
-      ),
-      secrets: watch<V1Secret>(
-        `/api/v1/namespaces/${ns}/secrets`,
-        () => core.listNamespacedSecret({ namespace: ns, labelSelector: managed }),
-        enqueueOwner,
-        managed,
-      ),
-      configMaps: watch<KubernetesObject>(
-        `/api/v1/namespaces/${ns}/configmaps`,
-        () => core.listNamespacedConfigMap({ namespace: ns, labelSelector: managed }),
-        enqueueOwner,
-        managed,
-      ),
-      pods: watch<V1Pod>(
-        `/api/v1/namespaces/${ns}/pods`,
-        () => core.listNamespacedPod({ namespace: ns, labelSelector: managed }),
-        enqueueOwner,
-        managed,
-      ),
-      daemonSets: watch<V1DaemonSet>(
-        `/apis/apps/v1/namespaces/${ns}/daemonsets`,
-        () => apps.listNamespacedDaemonSet({ namespace: ns, labelSelector: managed }),
-        enqueueOwner,
-        managed,
-      ),
-      deployments: watch<V1Deployment>(
-        `/apis/apps/v1/namespaces/${ns}/deployments`,
-        () => apps.listNamespacedDeployment({ namespace: ns, labelSelector: managed }),
-        enqueueOwner,
-        managed,
-      ),
-      // Node addresses become Gateway addresses.
-      nodes: watch<V1Node>(
-        '/api/v1/nodes',
-        () => core.listNode(),
-        () => allGateways.trigger(),
-      ),
-    };
+
+    const { caches, all } = createCaches({ kc: opts.kc, client: this.client, namespace: ns, clock, logger: log });
+    this.caches = caches;
+    this.watches = all;
     const resolver = new Resolver({ timeout: 3000, tries: 2 });
     if (opts.dnsServer) resolver.setServers([opts.dnsServer]);
     const verifier = new HostnameVerifier((name) => resolver.resolveTxt(name), clock);
-    const plan = new SharedPlan(
+    this.plan = new SharedPlan(
       {
-        services: this.services,
+        services: caches.services,
         gateways: caches.gateways,
-        namespaces,
+        namespaces: caches.namespaces,
         configMaps: caches.configMaps,
         namespace: ns,
         verifier,
       },
       clock,
     );
-    this.gateways = caches.gateways;
-    const serviceCaches: ExposedServiceCaches = {
-      services: this.services,
-      gateways: caches.gateways,
-      namespaces,
-      credentialSecrets,
-      gatewaySecrets: caches.secrets,
-      gatewayConfigMaps: caches.configMaps,
-    };
+
     this.probe = new SessionProbe({
       intervalMs: opts.sessionProbeIntervalMs ?? 10_000,
       clock,
@@ -312,7 +160,7 @@ export class Manager {
       targets: () => probeTargets(caches, ns),
       onGatewayChanged: (gw) => this.gatewayController.enqueue(gw),
       onServicesChanged: (_gw, identities) => {
-        if (identities === 'all') return allServices.trigger();
+        if (identities === 'all') return this.allServices.trigger();
         // `namespace/name/uid`: the reconciler reads the sessions by the same identity.
         for (const id of identities) this.serviceController.enqueue(id.split('/').slice(0, 2).join('/'));
       },
@@ -333,15 +181,16 @@ export class Manager {
       clock,
       onChanged: (service) => this.serviceController.enqueue(service),
     });
-    const serviceReconciler = (this.serviceReconciler = new ExposedServiceReconciler({
+
+    this.serviceReconciler = new ExposedServiceReconciler({
       client: this.client,
-      caches: serviceCaches,
+      caches,
       namespace: ns,
       image: opts.image,
       clock,
       verifier,
-      onVerdictsChanged: planChanged,
-      claims: plan,
+      onVerdictsChanged: () => this.planChanged(),
+      claims: this.plan,
       sessionsOn: (gw, identity) => this.probe.observation(gw)?.forIdentity(identity),
       agentOrders,
       httpsTargets: (gw) => {
@@ -353,20 +202,46 @@ export class Manager {
               port,
             }));
       },
-    }));
-    const events = new EventRecorder(this.client, clock, log);
-    const reconciler = new GatewayReconciler({
+    });
+    const gatewayReconciler = new GatewayReconciler({
       client: this.client,
-      events,
+      events: new EventRecorder(this.client, clock, log),
       caches,
       namespace: ns,
       image: opts.image,
       clock,
       logger: log.child({ controller: 'gateway' }),
-      claims: plan,
+      claims: this.plan,
       proxiesOf: (gw) => this.probe.observation(gw)?.proxies(),
       acme: this.acme,
     });
+    this.gatewayController = new Controller({
+      name: 'gateway',
+      workers: 2,
+      metrics,
+      logger: log,
+      reconcile: (key) => gatewayReconciler.reconcile(key),
+    });
+    const serviceReconciler = this.serviceReconciler;
+    this.serviceController = new Controller({
+      name: 'exposedservice',
+      workers: opts.workers ?? 8,
+      metrics,
+      logger: log,
+      reconcile: (key) => serviceReconciler.reconcile(key),
+    });
+
+    this.allServices = new Coalesced(clock, SWEEP_DELAY_MS, () => {
+      for (const s of caches.services.list()) this.serviceController.enqueue(serviceKeyOf(s));
+    });
+    this.allGateways = new Coalesced(clock, GATEWAY_SWEEP_DELAY_MS, () => {
+      for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+    });
+    this.changedPlans = new Coalesced(clock, SWEEP_DELAY_MS, () => {
+      for (const key of this.plan.changedPlans()) this.serviceController.enqueue(key);
+    });
+    this.routeEvents();
+
     if (opts.leaderElection) {
       this.elector = new LeaderElector({
         client: this.client,
@@ -396,9 +271,69 @@ export class Manager {
     }
   }
 
+  /**
+   * What each watched change queues, in one table (controller-runtime's For/Owns/Watches): the
+   * object's own key, the Gateway that owns it, and the sweeps when it moves the claims plan.
+   */
+  private routeEvents(): void {
+    const { caches } = this;
+    // Our own status writes come back as events too: only what the plan reads re-plans.
+    const planned = new Map<string, string>();
+    const gatewaysSeen = new Map<string, string>();
+    caches.services.onEvent((s) => {
+      const key = serviceKeyOf(s);
+      this.serviceController.enqueue(key);
+      const live = caches.services.get(s.metadata.name, s.metadata.namespace);
+      const print = live ? planFingerprint(live) : undefined;
+      if (planned.get(key) === print) return;
+      if (print === undefined) planned.delete(key);
+      else planned.set(key, print);
+      this.planChanged();
+    });
+    caches.gateways.onEvent((gw) => {
+      const name = gw.metadata.name;
+      this.gatewayController.enqueue(name);
+      const live = caches.gateways.get(name);
+      const print = live ? gatewayFingerprint(live) : undefined;
+      if (gatewaysSeen.get(name) === print) return; // our own status write
+      if (print === undefined) gatewaysSeen.delete(name);
+      else gatewaysSeen.set(name, print);
+      // Its spec is in the plan; its endpoints and addresses in every attached service's config and status.
+      this.planChanged();
+      this.allServices.trigger();
+    });
+    caches.namespaces.onEvent(() => this.planChanged());
+    caches.credentialSecrets.onEvent((secret) => {
+      const name = secret.metadata?.labels?.[SERVICE_LABEL];
+      if (name) this.serviceController.enqueue(`${secret.metadata!.namespace}/${name}`);
+      // A new or withdrawn certificate changes whom the gateways admit.
+      this.allGateways.trigger();
+    });
+    const owned = (obj: KubernetesObject): void => {
+      for (const key of GatewayReconciler.keysFor(obj)) this.gatewayController.enqueue(key);
+      // Hostname reservations decide which claims the plan accepts; a gateway's CA Secret is what
+      // the agents' certificates are issued from.
+      if (obj.metadata?.labels?.[COMPONENT_LABEL] === 'reservations') this.planChanged();
+      else if ((obj as V1Secret).data?.['ca.key'] !== undefined) this.allServices.trigger();
+    };
+    caches.secrets.onEvent(owned);
+    caches.configMaps.onEvent(owned);
+    caches.pods.onEvent(owned);
+    caches.daemonSets.onEvent(owned);
+    caches.deployments.onEvent(owned);
+    caches.nodes.onEvent(() => this.allGateways.trigger());
+  }
+
+  /** What the claims plan reads changed: plan again, then the services whose plan moved and every gateway. */
+  private planChanged(): void {
+    this.plan.invalidate();
+    this.changedPlans.trigger();
+    this.allGateways.trigger();
+  }
+
   /** ExposedServices of a namespace from the cache (the webhook reads these). */
   exposedServicesIn(namespace: string): readonly ExposedService[] {
-    return this.services.list(namespace);
+    return this.caches.services.list(namespace);
   }
 
   get isLeader(): boolean {
@@ -494,7 +429,7 @@ export class Manager {
   private stopActing(): void {
     this.probe.pause();
     this.acme.pause();
-    for (const sweep of this.sweeps) sweep.cancel();
+    for (const sweep of [this.allServices, this.allGateways, this.changedPlans]) sweep.cancel();
     this.webhookTimer?.cancel();
   }
 
@@ -511,8 +446,8 @@ export class Manager {
     this.gatewayController.start();
     this.serviceController.start();
     this.probe.start();
-    for (const gw of this.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
-    for (const s of this.services.list())
+    for (const gw of this.caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+    for (const s of this.caches.services.list())
       this.serviceController.enqueue(`${s.metadata!.namespace}/${s.metadata!.name}`);
   }
 

@@ -194,7 +194,11 @@ spec:
     }
     // The Gateways' proxy workloads go with them (owner references, garbage collection).
     await eventually(
-      async () => (await jsonpath(['get', 'daemonsets,deployments', '-n', NS], '{.items[*].metadata.name}')) === '',
+      async () =>
+        (await jsonpath(
+          ['get', 'daemonsets,deployments', '-n', NS, '-l', 'webgw.io/gateway in (chart-gw,chart-gw2)'],
+          '{.items[*].metadata.name}',
+        )) === '',
       120_000,
       'the proxy workloads to go',
     );

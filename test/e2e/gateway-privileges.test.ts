@@ -22,10 +22,9 @@ const root = process.getuid?.() === 0;
 
 /** setpriv arguments for the pod's and the container's security contexts. */
 function setprivFor(pod: typeof PROXY_POD_SECURITY, container: typeof PROXY_CONTAINER_SECURITY): string[] {
-  const dropAll = container.capabilities.drop.includes('ALL');
-  const bounding = [dropAll ? '-all' : '+all', ...container.capabilities.add.map((c) => `+${c.toLowerCase()}`)].join(
-    ',',
-  );
+  const dropAll = container.capabilities?.drop?.includes('ALL') ?? false;
+  const added = container.capabilities?.add ?? [];
+  const bounding = [dropAll ? '-all' : '+all', ...added.map((c) => `+${c.toLowerCase()}`)].join(',');
   return [
     'setpriv',
     `--reuid=${pod.runAsUser}`,

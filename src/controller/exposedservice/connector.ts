@@ -4,6 +4,7 @@
  * Same container as the sidecar, as a plain container; two replicas spread over nodes so one
  * node's loss is not an outage; no service-account token at all.
  */
+import type { V1Deployment } from '@kubernetes/client-node';
 import type { ExposedService } from '../../crds/types.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import { credentialSecretName } from './desired.ts';
@@ -22,18 +23,14 @@ export function connectorName(service: string): string {
   return `webgw-connector-${service}`;
 }
 
-export function connectorDeployment(service: ExposedService, image: string): Record<string, unknown> {
+export function connectorDeployment(service: ExposedService, image: string): V1Deployment {
   const name = service.metadata.name;
   const labels = {
     [CONNECTOR_LABEL]: name,
     'app.kubernetes.io/name': 'webgw',
     'app.kubernetes.io/component': 'connector',
   };
-  const {
-    restartPolicy: _sidecarOnly,
-    volumeMounts,
-    ...container
-  } = agentSidecar(image) as Record<string, unknown> & { volumeMounts: Array<{ name: string }> };
+  const { restartPolicy: _sidecarOnly, volumeMounts = [], ...container } = agentSidecar(image);
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',

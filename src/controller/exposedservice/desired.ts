@@ -4,6 +4,7 @@
  * config, and per gateway a certificate whose grants are exactly what was accepted, its key and
  * the gateway's CA) and the status with the URLs and TCP addresses that were granted.
  */
+import type { V1Secret } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ConditionReason, ExposedServiceCondition, setCondition, type Condition } from '../../crds/conditions.ts';
 import { type ExposedService, type ExposedServiceStatus, type Gateway } from '../../crds/types.ts';
@@ -141,14 +142,14 @@ function urlsFor(gp: GatewayPlan, gateway: Gateway | undefined): string[] {
 }
 
 export function desiredExposedService(inputs: ExposedServiceInputs): {
-  secret: Record<string, unknown>;
+  secret: V1Secret;
   status: ExposedServiceStatus;
 } {
   return { secret: credentialSecret(inputs), status: serviceStatus(inputs) };
 }
 
 /** The credential Secret: agent config, and per gateway its certificate, key and CA. */
-export function credentialSecret(inputs: ExposedServiceInputs): Record<string, unknown> {
+export function credentialSecret(inputs: ExposedServiceInputs): V1Secret {
   const { service } = inputs;
   const stringData: Record<string, string> = { 'agent.yaml': stringify(agentConfig(inputs)) };
   for (const [gw, cred] of [...inputs.credentials].sort(([a], [b]) => a.localeCompare(b))) {

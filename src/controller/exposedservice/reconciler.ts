@@ -3,14 +3,14 @@
  * issue or keep one agent certificate per accepted gateway (grants exactly as planned, renewed
  * at two thirds of its lifetime), apply the credential Secret, write the status when it changed.
  */
-import type { KubernetesObject, V1Namespace, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
 import type { ExposedService, Gateway } from '../../crds/types.ts';
 import type { GrantSet } from '../../pki/grants.ts';
 import { issueAgentCertificate, validFor, type KeyPairPem } from '../../pki/issue.ts';
+import type { ControllerCaches } from '../caches.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
-import type { Watched } from '../runtime/informer.ts';
 import { statusCode, type KubeClient } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText, withAppliedHash } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
@@ -41,17 +41,11 @@ export const AGENT_CERT_VALIDITY_MS = 24 * 3600_000;
 const POD_RECHECK_MS = 10 * 60_000;
 const PLAN_STALE_MS = 250;
 
-export interface ExposedServiceCaches {
-  services: Watched<ExposedService & KubernetesObject>;
-  gateways: Watched<Gateway & KubernetesObject>;
-  namespaces: Watched<V1Namespace>;
-  /** Credential Secrets in tenant namespaces. */
-  credentialSecrets: Watched<V1Secret>;
-  /** Gateway CA Secrets in the controller's namespace. */
-  gatewaySecrets: Watched<V1Secret>;
-  /** The controller's ConfigMaps (hostname reservations per gateway). */
-  gatewayConfigMaps: Watched<KubernetesObject>;
-}
+/** What the reconciler reads: services, gateways, namespaces, tenants' credential Secrets, and the gateways' CA Secrets (`secrets`). */
+export type ExposedServiceCaches = Pick<
+  ControllerCaches,
+  'services' | 'gateways' | 'namespaces' | 'credentialSecrets' | 'secrets'
+>;
 
 export interface ExposedServiceReconcilerOptions {
   client: KubeClient;
@@ -195,13 +189,13 @@ export class ExposedServiceReconciler {
    * which we then leave alone), or applies it over our own `current`. False: something else is
    * in the way.
    */
-  private async writeOwned(obj: Record<string, unknown>, current: KubernetesObject | undefined): Promise<boolean> {
+  private async writeOwned(obj: KubernetesObject, current: KubernetesObject | undefined): Promise<boolean> {
     if (current) {
       await applyIfChanged(this.opts.client, obj, appliedHashOf(current));
       return true;
     }
     try {
-      await this.opts.client.create(withAppliedHash(obj) as KubernetesObject);
+      await this.opts.client.create(withAppliedHash(obj));
       return true;
     } catch (err) {
       if (statusCode(err) === 409) return false;
@@ -304,7 +298,7 @@ export class ExposedServiceReconciler {
   }
 
   private gatewayCA(gateway: string): KeyPairPem | undefined {
-    const s = this.opts.caches.gatewaySecrets.get(gatewayObjectNames(gateway).caSecret, this.opts.namespace);
+    const s = this.opts.caches.secrets.get(gatewayObjectNames(gateway).caSecret, this.opts.namespace);
     const certPem = secretText(s, 'ca.crt');
     const keyPem = secretText(s, 'ca.key');
     return certPem && keyPem ? { certPem, keyPem } : undefined;

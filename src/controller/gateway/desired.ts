@@ -6,6 +6,18 @@
  */
 import { createHash } from 'node:crypto';
 import { stringify } from 'yaml';
+import type {
+  V1ConfigMap,
+  V1DaemonSet,
+  V1DaemonSetUpdateStrategy,
+  V1ObjectMeta,
+  V1Deployment,
+  V1PodSecurityContext,
+  V1PodTemplateSpec,
+  V1Probe,
+  V1Secret,
+  V1SecurityContext,
+} from '@kubernetes/client-node';
 import { ConditionReason, GatewayCondition, setCondition, type Condition } from '../../crds/conditions.ts';
 import { gatewayLimitDefaults, type Gateway, type GatewayStatus } from '../../crds/types.ts';
 import { RESERVATIONS_KEY, renderReservations, reservationsName, type Reservations } from '../trust/reservations.ts';
@@ -116,12 +128,13 @@ export interface GatewayInputs {
   now: Date;
 }
 
-type K8sObject = Record<string, unknown> & { apiVersion: string; kind: string; metadata: Record<string, unknown> };
+/** What the Gateway reconciler applies: typed as the API server's own objects. */
+export type GatewayObject = V1ConfigMap | V1Secret | V1DaemonSet | V1Deployment;
 
 export interface GatewayDesired {
   /** Problems only the controller can see; non-empty means Accepted=False and nothing applied. */
   invalid: string[];
-  objects: K8sObject[];
+  objects: GatewayObject[];
   status: GatewayStatus;
 }
 
@@ -180,7 +193,7 @@ function hash(...parts: string[]): string {
   return h.digest('hex').slice(0, 16);
 }
 
-function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Record<string, unknown> {
+function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): V1PodTemplateSpec {
   const names = gatewayObjectNames(gw.metadata.name);
   const labels = {
     [GATEWAY_LABEL]: gw.metadata.name,
@@ -188,7 +201,7 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
     [SHARE_PORTS_LABEL]: 'true',
     'app.kubernetes.io/name': 'webgw',
   };
-  const probe = (path: string, periodSeconds: number): Record<string, unknown> => ({
+  const probe = (path: string, periodSeconds: number): V1Probe => ({
     httpGet: { host: '127.0.0.1', port: ADMIN_PORT, path },
     periodSeconds,
     timeoutSeconds: 2,
@@ -266,7 +279,7 @@ function podTemplate(gw: Gateway, inputs: GatewayInputs, configYaml: string): Re
 
 /** The proxy pod's identity: never root. */
 /** fsGroup: the kubelet writes Secret volumes root-owned; the 0440 files are readable through it (issue 13). */
-export const PROXY_POD_SECURITY = {
+export const PROXY_POD_SECURITY: V1PodSecurityContext = {
   runAsNonRoot: true,
   runAsUser: 65532,
   runAsGroup: 65532,
@@ -280,7 +293,7 @@ export const PROXY_POD_SECURITY = {
  * capability, and the kernel runs that binary only when the capability is in the bounding set.
  * test/e2e/gateway-privileges.test.ts runs the gateway under exactly these settings.
  */
-export const PROXY_CONTAINER_SECURITY = {
+export const PROXY_CONTAINER_SECURITY: V1SecurityContext = {
   allowPrivilegeEscalation: false,
   readOnlyRootFilesystem: true,
   capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
@@ -291,7 +304,7 @@ export const PROXY_CONTAINER_SECURITY = {
  * once the new one is Ready, and no request is lost); pods from before sharePorts cannot share,
  * so their node's gateway is replaced one node at a time, with a short gap (issue 13).
  */
-function daemonSetUpdate(runningPodsSharePorts: boolean): Record<string, unknown> {
+function daemonSetUpdate(runningPodsSharePorts: boolean): V1DaemonSetUpdateStrategy {
   return {
     type: 'RollingUpdate',
     rollingUpdate: runningPodsSharePorts ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge: 0, maxUnavailable: 1 },
@@ -305,13 +318,13 @@ export function desiredGateway(inputs: GatewayInputs): GatewayDesired {
 }
 
 /** What the controller applies for a Gateway: none while only it can tell the Gateway is invalid. */
-export function desiredGatewayObjects(inputs: GatewayInputs): { invalid: string[]; objects: K8sObject[] } {
+export function desiredGatewayObjects(inputs: GatewayInputs): { invalid: string[]; objects: GatewayObject[] } {
   const gw = inputs.gateway;
   const names = gatewayObjectNames(gw.metadata.name);
   const invalid = validateGateway(gw);
   if (invalid.length > 0) return { invalid, objects: [] };
   const configYaml = stringify(gatewayConfig(gw));
-  const meta = (name: string): Record<string, unknown> => ({
+  const meta = (name: string): V1ObjectMeta => ({
     name,
     namespace: inputs.namespace,
     labels: {
@@ -324,7 +337,7 @@ export function desiredGatewayObjects(inputs: GatewayInputs): { invalid: string[
   const selector = { matchLabels: { [GATEWAY_LABEL]: gw.metadata.name, [COMPONENT_LABEL]: 'gateway' } };
   const template = podTemplate(gw, inputs, configYaml);
   const replicas = gw.spec.placement.replicas;
-  const workload: K8sObject =
+  const workload: GatewayObject =
     replicas === undefined
       ? {
           apiVersion: 'apps/v1',
@@ -343,7 +356,7 @@ export function desiredGatewayObjects(inputs: GatewayInputs): { invalid: string[
             strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } },
           },
         };
-  const objects: K8sObject[] = [
+  const objects: GatewayObject[] = [
     // The admission list changes whenever a tenant's credential does; the proxy reloads it
     // without a rollout (it is not part of the pod template hash).
     {
@@ -385,7 +398,7 @@ export function desiredGatewayObjects(inputs: GatewayInputs): { invalid: string[
       kind: 'ConfigMap',
       metadata: {
         ...meta(reservationsName(gw.metadata.name)),
-        labels: { ...(meta('').labels as Record<string, string>), [COMPONENT_LABEL]: 'reservations' },
+        labels: { ...meta('').labels, [COMPONENT_LABEL]: 'reservations' },
       },
       data: { [RESERVATIONS_KEY]: renderReservations(inputs.reservations ?? new Map()) },
     },

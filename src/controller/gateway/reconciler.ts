@@ -4,20 +4,12 @@
  * write when the status changed. A steady cluster produces zero writes.
  */
 import { createHash } from 'node:crypto';
-import type {
-  KubernetesObject,
-  V1DaemonSet,
-  V1Deployment,
-  V1Namespace,
-  V1Node,
-  V1Pod,
-  V1Secret,
-} from '@kubernetes/client-node';
+import type { KubernetesObject, V1DaemonSet, V1Deployment, V1Secret } from '@kubernetes/client-node';
 import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
-import { API_VERSION, type AcmeFailureStatus, type ExposedService, type Gateway } from '../../crds/types.ts';
+import { API_VERSION, type AcmeFailureStatus, type Gateway } from '../../crds/types.ts';
 import type { ServicePlan } from '../exposedservice/claims.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
 import type { SharedPlan } from '../exposedservice/shared-plan.ts';
@@ -28,6 +20,7 @@ import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
 import { statusCode } from '../runtime/kube.ts';
 import { appliedHashOf, applyIfChanged, canonicalJson, secretText } from '../runtime/apply.ts';
+import type { ControllerCaches } from '../caches.ts';
 import type { ReconcileResult } from '../runtime/controller.ts';
 import type { Watched } from '../runtime/informer.ts';
 import type { EventRecorder } from '../runtime/events.ts';
@@ -37,6 +30,7 @@ import {
   GATEWAY_LABEL,
   SHARE_PORTS_LABEL,
   desiredGatewayObjects,
+  type GatewayObject,
   gatewayStatus,
   gatewayObjectNames,
   type TunnelCredentials,
@@ -88,20 +82,8 @@ function stillValid(value: unknown, now: Date): boolean {
   return notAfter === undefined || Date.parse(notAfter) > now.getTime();
 }
 
-export interface GatewayCaches {
-  gateways: Watched<Gateway & KubernetesObject>;
-  /** Tenants' agent credential Secrets: where the certificates the plan grants are kept. */
-  credentialSecrets: Watched<V1Secret>;
-  /** Every ExposedService and namespace: the claims plan decides whom a gateway admits. */
-  services: Watched<ExposedService & KubernetesObject>;
-  namespaces: Watched<V1Namespace>;
-  secrets: Watched<V1Secret>;
-  configMaps: Watched<KubernetesObject>;
-  pods: Watched<V1Pod>;
-  daemonSets: Watched<V1DaemonSet>;
-  deployments: Watched<V1Deployment>;
-  nodes: Watched<V1Node>;
-}
+/** The Gateway reconciler reads every cache the controller keeps (caches.ts). */
+export type GatewayCaches = ControllerCaches;
 
 export interface GatewayReconcilerOptions {
   client: KubeClient;
@@ -215,7 +197,7 @@ export class GatewayReconciler {
       try {
         await this.applyIfChanged(obj);
       } catch (err) {
-        applyError = `${obj.kind} ${(obj.metadata as { name: string }).name}: ${describeError(err)}`;
+        applyError = `${obj.kind} ${obj.metadata?.name}: ${describeError(err)}`;
         this.opts.logger.warn('apply failed', { gateway: name, err: applyError });
         break;
       }
@@ -392,13 +374,10 @@ export class GatewayReconciler {
     }
   }
 
-  private async applyIfChanged(obj: Record<string, unknown>): Promise<void> {
-    const meta = obj.metadata as { name: string; namespace: string };
-    await applyIfChanged(
-      this.opts.client,
-      obj,
-      appliedHashOf(this.cacheFor(obj.kind as string)?.get(meta.name, meta.namespace)),
-    );
+  private async applyIfChanged(obj: GatewayObject): Promise<void> {
+    const { name, namespace } = obj.metadata ?? {};
+    const live = this.cacheFor(obj.kind ?? '')?.get(name ?? '', namespace);
+    await applyIfChanged(this.opts.client, obj, appliedHashOf(live));
   }
 
   private cacheFor(kind: string): Watched<KubernetesObject> | undefined {

@@ -4,7 +4,7 @@
  * would write now, nothing is sent. The hash is over canonical JSON, so key order never matters.
  */
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1ObjectMeta, V1Secret } from '@kubernetes/client-node';
 import type { KubeClient } from './kube.ts';
 
 export const APPLIED_HASH = 'webgw.io/applied-hash';
@@ -19,11 +19,11 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** `obj` with the APPLIED_HASH annotation of its own content (the hash leaves itself out). */
-export function withAppliedHash<T extends Record<string, unknown>>(obj: T): T {
-  const meta = obj.metadata as { annotations?: Record<string, string> };
+export function withAppliedHash<T extends KubernetesObject>(obj: T): T {
+  const meta = obj.metadata ?? {};
   const { [APPLIED_HASH]: _previous, ...annotations } = meta.annotations ?? {};
-  const content = { ...obj, metadata: { ...meta, annotations } };
-  if (Object.keys(annotations).length === 0) delete (content.metadata as { annotations?: unknown }).annotations;
+  const content = { ...obj, metadata: { ...meta, annotations } as V1ObjectMeta };
+  if (Object.keys(annotations).length === 0) delete content.metadata.annotations;
   const hash = createHash('sha256').update(canonicalJson(content)).digest('hex').slice(0, 32);
   return { ...obj, metadata: { ...meta, annotations: { ...annotations, [APPLIED_HASH]: hash } } };
 }
@@ -34,12 +34,12 @@ export function withAppliedHash<T extends Record<string, unknown>>(obj: T): T {
  */
 export async function applyIfChanged(
   client: KubeClient,
-  obj: Record<string, unknown>,
+  obj: KubernetesObject,
   liveHash: string | undefined,
 ): Promise<boolean> {
   const stamped = withAppliedHash(obj);
-  if (liveHash === appliedHashOf(stamped as KubernetesObject)) return false;
-  await client.apply(stamped as KubernetesObject);
+  if (liveHash === appliedHashOf(stamped)) return false;
+  await client.apply(stamped);
   return true;
 }
 

@@ -22,7 +22,6 @@ export interface WatchedOptions<T extends KubernetesObject> {
   path: string;
   list: () => Promise<KubernetesListObject<T>>;
   labelSelector?: string;
-  onEvent: (obj: T) => void;
   logger: Logger;
   clock?: Clock;
 }
@@ -42,7 +41,6 @@ export class Watched<T extends KubernetesObject> {
     this.log = opts.logger.child({ watch: opts.path });
     this.backoff = new Backoff({ initialMs: 200, maxMs: 10_000 });
     this.informer = makeInformer(opts.kc, opts.path, opts.list, opts.labelSelector);
-    for (const verb of ['add', 'update', 'delete'] as const) this.informer.on(verb, opts.onEvent);
     this.informer.on('error', (err) => {
       this.failedSinceStart = true;
       if (this.stopped) return;
@@ -50,6 +48,11 @@ export class Watched<T extends KubernetesObject> {
       this.log.warn('watch failed; restarting', { inMs: delay, err: describeError(err) });
       this.retry = this.clock.setTimeout(() => void this.start(), delay);
     });
+  }
+
+  /** Calls `handler` with every object added, changed or deleted (register before start()). */
+  onEvent(handler: (obj: T) => void): void {
+    for (const verb of ['add', 'update', 'delete'] as const) this.informer.on(verb, handler);
   }
 
   get hasSynced(): boolean {

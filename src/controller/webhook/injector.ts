@@ -5,6 +5,7 @@
  * read-only; or the pod unchanged when no Sidecar-mode ExposedService selects it or the agent is
  * already there (injection is idempotent). The HTTP layer turns the difference into a JSON patch.
  */
+import type { V1Container } from '@kubernetes/client-node';
 import type { ExposedService } from '../../crds/types.ts';
 import { AGENT_ADMIN_PORT, AGENT_DIR, credentialSecretName } from '../exposedservice/desired.ts';
 
@@ -29,7 +30,8 @@ export interface PodLike {
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
   };
-  spec?: { initContainers?: Json[]; containers?: Json[]; volumes?: Json[] } & Json;
+  // The pod as admission received it: fields newer than client-node's types pass through as they are.
+  spec?: { initContainers?: Array<V1Container | Json>; containers?: Json[]; volumes?: Json[] } & Json;
 }
 
 /** The Sidecar-mode ExposedService whose selector matches the pod's labels (oldest first wins). */
@@ -45,7 +47,7 @@ export function selectingService(pod: PodLike, services: readonly ExposedService
     )[0];
 }
 
-export function agentSidecar(image: string): Json {
+export function agentSidecar(image: string): V1Container {
   return {
     name: AGENT_CONTAINER,
     image,
