@@ -1,6 +1,7 @@
 import { parse } from 'yaml';
 import { parseAuthorizedAgents } from '../../src/pki/authorized-agents.ts';
-import { desiredGateway, gatewayObjectNames, type GatewayInputs } from '../../src/controller/gateway/desired.ts';
+import { gatewayObjectNames, type GatewayInputs } from '../../src/controller/gateway/desired.ts';
+import { desiredGateway } from '../../src/controller/gateway/status.ts';
 import type { Gateway } from '../../src/crds/types.ts';
 import { gatewayConfigSchema } from '../../src/proxy/config.ts';
 

@@ -5,7 +5,7 @@
  */
 import { parse } from 'yaml';
 import { planClaims, type NamespaceInfo } from '../../src/controller/exposedservice/claims.ts';
-import { desiredGateway } from '../../src/controller/gateway/desired.ts';
+import { desiredGateway } from '../../src/controller/gateway/status.ts';
 import { gatewayServesHttps, inspectCertificate } from '../../src/controller/gateway/served-certificate.ts';
 import type { ExposedService, Gateway, GatewayStatus } from '../../src/crds/types.ts';
 import { createCA, issueServerCertificate } from '../../src/pki/issue.ts';

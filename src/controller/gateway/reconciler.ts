@@ -31,11 +31,11 @@ import {
   SHARE_PORTS_LABEL,
   desiredGatewayObjects,
   type GatewayObject,
-  gatewayStatus,
   gatewayObjectNames,
   type TunnelCredentials,
 } from './desired.ts';
 import { issueTunnelCertificate, newGatewayCA, tunnelRenewalTime } from './credentials.ts';
+import { gatewayStatus } from './status.ts';
 import { inspectCertificate, type InspectedCertificate } from './served-certificate.ts';
 import {
   ACME_COMPONENT,
