@@ -4,9 +4,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import { Registry, collectDefaultMetrics } from 'prom-client';
-import { AdminServer } from '../common/admin-server.ts';
 import { systemClock, type Clock } from '../common/clock.ts';
 import { WebgwError, describeError } from '../common/errors.ts';
 import { Lifecycle } from '../common/lifecycle.ts';
@@ -22,7 +20,10 @@ import { TlsCertificates } from './tls-certificates.ts';
 export interface AgentDeps {
   logger: Logger;
   clock?: Clock;
+  /** With `metrics`: the registry they are on. Without: default process metrics are added. */
   registry?: Registry;
+  /** Shared by the agents a ReloadingAgent runs one after another, so counters carry on. */
+  metrics?: AgentMetrics;
   credentialPollMs?: number;
 }
 
@@ -40,7 +41,6 @@ export class Agent {
   private readonly clock: Clock;
   private readonly metrics: AgentMetrics;
   private readonly gateways: GatewayState[] = [];
-  private readonly admin?: AdminServer;
   private readonly pollMs: number;
   private certificates: TlsCertificates | undefined;
   private readonly life = new Lifecycle();
@@ -50,20 +50,13 @@ export class Agent {
     this.log = deps.logger.child({ agent: config.name });
     this.clock = deps.clock ?? systemClock;
     this.registry = deps.registry ?? new Registry();
-    this.metrics = createAgentMetrics(this.registry);
+    this.metrics = deps.metrics ?? createAgentMetrics(this.registry);
     this.pollMs = deps.credentialPollMs ?? 10_000;
-    if (config.admin) {
-      this.admin = new AdminServer({
-        ...config.admin,
-        registry: this.registry,
-        notReadyReason: () => this.notReadyReason(),
-      });
-    }
     if (!deps.registry) collectDefaultMetrics({ register: this.registry, prefix: 'webgw_agent_' });
   }
 
-  /** Loads credentials and starts dialing; resolves with the admin address if there is one. */
-  async start(): Promise<{ admin?: AddressInfo }> {
+  /** Loads credentials and starts dialing (the admin listener belongs to whoever runs the agent). */
+  async start(): Promise<void> {
     const routes = compileRoutes(this.config.routes, this.config.proxyProtocol);
     const certificates = (this.certificates = new TlsCertificates({
       routes: routes.flatMap((r) => (r.terminate ? [{ hostname: r.hostname, terminate: r.terminate }] : [])),
@@ -113,8 +106,6 @@ export class Agent {
       await state.watcher.start();
       for (const c of state.connections) c.start();
     }
-    const admin = await this.admin?.start();
-    return admin ? { admin } : {};
   }
 
   /** Sessions connected now, across all gateways. */
@@ -128,7 +119,6 @@ export class Agent {
       for (const g of this.gateways) g.watcher.close();
       this.certificates?.close();
       await Promise.all(this.gateways.flatMap((g) => g.connections.map((c) => c.close(timeoutMs))));
-      await this.admin?.close();
     });
   }
 
@@ -139,11 +129,11 @@ export class Agent {
         g.watcher.close();
         for (const c of g.connections) c.destroy();
       }
-      void this.admin?.close();
     });
   }
 
-  private notReadyReason(): string | undefined {
+  /** Undefined when the agent serves (a tunnel to at least one gateway), else why not. */
+  notReadyReason(): string | undefined {
     if (this.life.stopping) return 'shutting down';
     if (this.gateways.length === 0) return 'no gateway configured';
     // Ready while the service is reachable through at least one gateway: one gateway down must

@@ -277,6 +277,7 @@ describe('TLS terminated at the agent', () => {
       'the certificate loaded',
     );
     const served = await handshake(gw.tlsPort, { ca: ca.certPem, alpn: ['h2', 'http/1.1'], send: 'ping' });
+    expect(served.error).toBeUndefined(); // says why when it fails
     expect(served).toMatchObject({ ok: true, answer: 'plain:ping', alpn: false });
     expect(served.peer!.serialNumber).toBe(new X509Certificate(first.certPem).serialNumber);
     expect(received).toEqual(['ping']);

@@ -74,9 +74,16 @@ interface PodJson {
     phase: string;
     podIP: string;
     conditions?: Array<{ type: string; status: string; lastTransitionTime: string }>;
-    containerStatuses?: Array<{ restartCount: number }>;
-    initContainerStatuses?: Array<{ restartCount: number }>;
+    containerStatuses?: ContainerStatusJson[];
+    initContainerStatuses?: ContainerStatusJson[];
   };
+}
+
+interface ContainerStatusJson {
+  name: string;
+  ready: boolean;
+  restartCount: number;
+  lastState?: { terminated?: { reason?: string; exitCode?: number; finishedAt?: string } };
 }
 
 interface PodSummary {
@@ -88,6 +95,8 @@ interface PodSummary {
   /** Creation to Ready, in ms (undefined while not Ready). */
   startMs?: number;
   phase: string;
+  /** Per container: ready, restarts and why it last ended, so a failed check says which and why. */
+  containers: string[];
 }
 
 /** The pods of a namespace with a label selector, as the tests look at them. */
@@ -111,6 +120,13 @@ export async function pods(namespace: string, selector: string): Promise<PodSumm
           ready?.status === 'True'
             ? Date.parse(ready.lastTransitionTime) - Date.parse(p.metadata.creationTimestamp)
             : undefined,
+        containers: statuses.map((s) => {
+          const ended = s.lastState?.terminated;
+          const why = ended
+            ? ` last ${ended.reason ?? '?'} (exit ${ended.exitCode ?? '?'}) at ${ended.finishedAt}`
+            : '';
+          return `${s.name} ready=${s.ready} restarts=${s.restartCount}${why}`;
+        }),
       };
     });
 }

@@ -440,7 +440,24 @@ spec:
         await new Promise((r) => setTimeout(r, 10_000));
         const now = await pods(TENANT, 'app=app');
         expect(now.map((p) => p.name).sort()).toEqual(before.map((p) => p.name).sort());
-        expect(now.every((p) => p.ready && p.restarts === 0)).toBe(true);
+        const unhealthy = now.filter((p) => !p.ready || p.restarts > 0);
+        if (unhealthy.length > 0) {
+          // Say why before failing: the restarted containers' last words and the namespace's events.
+          for (const p of unhealthy) {
+            const previous = await kubectl([
+              'logs',
+              '-n',
+              TENANT,
+              p.name,
+              '--all-containers',
+              '--previous',
+              '--tail=40',
+            ]);
+            console.log(`[uptime] ${p.name}: ${p.containers.join('; ')}\n${previous.stdout}${previous.stderr}`);
+          }
+          console.log((await kubectl(['get', 'events', '-n', TENANT, '--sort-by=.lastTimestamp'])).stdout);
+        }
+        expect(unhealthy).toEqual([]);
         expect((await curlFromClient(`http://${FARMER_IP}/`, WEB)).status).toBe(200);
         requests++;
       }
