@@ -5,6 +5,8 @@
  * Kubernetes client in its heap (every full GC walks the whole heap, and at full speed V8 runs
  * several per second, driven by the socket buffers).
  */
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WebgwError, describeError } from '../common/errors.ts';
 import { createLogger } from '../common/log.ts';
@@ -144,7 +146,14 @@ async function runController(args: string[]): Promise<number> {
     ...(probeMs ? { sessionProbeIntervalMs: probeMs } : {}),
     ...(acmeCaPem ? { acmeCaPem } : {}),
     ...(webhookListen
-      ? { webhook: { ...webhookListen, hosts: webhookHosts, configurationName: values['webhook-configuration'] } }
+      ? {
+          webhook: {
+            ...webhookListen,
+            hosts: webhookHosts,
+            configurationName: values['webhook-configuration'],
+            workerFile: webhookWorkerFile(),
+          },
+        }
       : {}),
     logger: log,
   });
@@ -214,3 +223,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = 1;
   },
 );
+
+/** The webhook thread's entry: worker.ts beside the sources, worker.js in the compiled image. */
+function webhookWorkerFile(): string {
+  const self = fileURLToPath(import.meta.url);
+  return fileURLToPath(new URL(`../controller/webhook/worker${extname(self)}`, import.meta.url));
+}

@@ -40,6 +40,7 @@ export const errorCatalog = {
   WEBGW_ERR_ACME: { retryable: true, summary: 'ACME order failed' },
   WEBGW_ERR_USAGE: { retryable: false, summary: 'command-line usage error' },
   WEBGW_ERR_KUBE: { retryable: true, summary: 'the Kubernetes API refused or failed a request' },
+  WEBGW_ERR_WEBHOOK: { retryable: true, summary: 'the injection webhook thread did not start or ended' },
   WEBGW_ERR_UNEXPECTED: { retryable: false, summary: 'something other than an Error was thrown' },
 } as const satisfies Record<string, { retryable: boolean; anotherAgent?: boolean; summary: string }>;
 

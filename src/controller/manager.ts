@@ -30,7 +30,7 @@ import { upgradeCrds } from './crd-upgrade.ts';
 import { LeaderElector } from './runtime/leader-election.ts';
 import { installationOwner } from './runtime/installation.ts';
 import { EventRecorder } from './runtime/events.ts';
-import { WebhookServer } from './webhook/server.ts';
+import { WebhookThread } from './webhook/thread.ts';
 import { ensureCaBundle, ensureWebhookTls } from './webhook/serving-cert.ts';
 
 /** How long a burst of changes gathers before every service (or gateway) is looked at again. */
@@ -68,7 +68,14 @@ export interface ManagerOptions {
   /** Gateways' spec.acme: delays before a failed order is retried (default 1 min doubling to 6 h). */
   acmeBackoff?: { initialMs: number; maxMs: number };
   /** Serve the injection webhook (every replica does; the Service balances over them). */
-  webhook?: { address: string; port: number; hosts: string[]; configurationName: string };
+  webhook?: {
+    address: string;
+    port: number;
+    hosts: string[];
+    configurationName: string;
+    /** webhook/worker.ts, or the worker.js it compiles to: the webhook runs on a thread of its own. */
+    workerFile: string;
+  };
   clock?: Clock;
   registry?: Registry;
   logger: Logger;
@@ -99,7 +106,7 @@ export class Manager {
   private readonly leaderGauge: Gauge;
   private leading = false;
   private readonly life = new Lifecycle();
-  private webhookServer: WebhookServer | undefined;
+  private webhookServer: WebhookThread | undefined;
   private webhookTimer: Timer | undefined;
   /**
    * Claims are global (first come per hostname and gateway): any change may move another
@@ -284,6 +291,7 @@ export class Manager {
       const key = serviceKeyOf(s);
       this.serviceController.enqueue(key);
       const live = caches.services.get(s.metadata.name, s.metadata.namespace);
+      this.webhookServer?.serviceChanged(key, live);
       const print = live ? planFingerprint(live) : undefined;
       if (planned.get(key) === print) return;
       if (print === undefined) planned.delete(key);
@@ -355,13 +363,15 @@ export class Manager {
     if (!w) return undefined;
     this.installation = await installationOwner(this.client, w.configurationName);
     const tls = await ensureWebhookTls(this.client, this.opts.namespace, w.hosts, this.clock.date(), this.installation);
-    this.webhookServer = new WebhookServer({
+    this.webhookServer = new WebhookThread({
+      workerFile: w.workerFile,
       address: w.address,
       port: w.port,
       certPem: tls.serving.certPem,
       keyPem: tls.serving.keyPem,
       image: this.opts.image,
-      servicesIn: (ns) => this.exposedServicesIn(ns),
+      snapshot: () => this.caches.services.list(),
+      clock: this.clock,
       logger: this.opts.logger.child({ component: 'webhook' }),
       onInjected: (namespace, service) => {
         const key = `${namespace}/${service}`;

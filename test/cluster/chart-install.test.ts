@@ -10,7 +10,7 @@ import { Manager } from '../../src/controller/manager.ts';
 import { APPLIED_HASH } from '../../src/controller/runtime/apply.ts';
 import { CHART, helmOk } from './chart-helpers.ts';
 import { waitForCondition } from './controller-under-test.ts';
-import { eventually, fakeNode, freeWildcardPort, kubeConfigAs, kubectl, kubectlOk } from './helpers.ts';
+import { WEBHOOK_WORKER, eventually, fakeNode, freeWildcardPort, kubeConfigAs, kubectl, kubectlOk } from './helpers.ts';
 
 const NS = 'webgw-chart';
 const TENANT = 'chart-tenant';
@@ -98,7 +98,13 @@ describe("helm install, the controller under the chart's ServiceAccount, upgrade
       manageCrds: true,
       identity: 'chart-test',
       logger: createLogger({ test: 'chart-install' }, { level: 'error' }),
-      webhook: { address: '127.0.0.1', port: webhookPort, hosts: ['127.0.0.1'], configurationName: 'webgw-injector' },
+      webhook: {
+        address: '127.0.0.1',
+        port: webhookPort,
+        hosts: ['127.0.0.1'],
+        configurationName: 'webgw-injector',
+        workerFile: WEBHOOK_WORKER,
+      },
     });
     await manager.start();
     await eventually(async () => manager!.isLeader, 20_000, 'the lease (coordination.k8s.io permissions)');

@@ -9,6 +9,7 @@ import { createLogger } from '../../src/common/log.ts';
 import { Manager, type ManagerOptions } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import {
+  WEBHOOK_WORKER,
   eventually,
   freeWildcardPort,
   injectorConfiguration,
@@ -53,7 +54,13 @@ export async function startControllerWithWebhook(opts: {
     image: 'webgw:e2e',
     leaderElection: false,
     logger: createLogger({ test: opts.configurationName }, { level: 'error' }),
-    webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: opts.configurationName },
+    webhook: {
+      address: '127.0.0.1',
+      port,
+      hosts: ['127.0.0.1'],
+      configurationName: opts.configurationName,
+      workerFile: WEBHOOK_WORKER,
+    },
     sessionProbeIntervalMs: SESSION_PROBE_INTERVAL_MS,
     ...opts.manager,
   });

@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
-import { eventually, freeWildcardPort, kubeConfigAs, kubectl, kubectlOk } from './helpers.ts';
+import { WEBHOOK_WORKER, eventually, freeWildcardPort, kubeConfigAs, kubectl, kubectlOk } from './helpers.ts';
 
 const DEPLOY = join(__dirname, '../../deploy');
 const NS = 'webgw-system';
@@ -30,6 +30,7 @@ describe('GitOps: deploy/ stays quiet after the controller reconciles', () => {
         port: await freeWildcardPort(),
         hosts: ['127.0.0.1'],
         configurationName: 'webgw-injector',
+        workerFile: WEBHOOK_WORKER,
       },
     });
     await manager.start();

@@ -7,8 +7,11 @@ import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCA, issueCertificate } from '../../src/pki/issue.ts';
 import { INJECT_PATH } from '../../src/controller/webhook/server.ts';
-import { ControlPlane } from './plane.ts';
+import { ControlPlane, repoRoot } from './plane.ts';
 export { freeWildcardPort } from '../helpers/ports.ts';
+
+/** The webhook thread's entry as the sources run it (the CLI finds it itself). */
+export const WEBHOOK_WORKER = join(repoRoot(), 'src/controller/webhook/worker.ts');
 
 export function plane(): ControlPlane {
   const dir = process.env.WEBGW_TEST_CLUSTER_DIR;

@@ -3,7 +3,15 @@ import { createLogger } from '../../src/common/log.ts';
 import { Manager } from '../../src/controller/manager.ts';
 import { loadKubeConfig } from '../../src/controller/runtime/kube.ts';
 import { freeWildcardPort } from '../helpers/ports.ts';
-import { eventually, injectorConfiguration, installCrdsAndNamespace, kubectl, kubectlOk, plane } from './helpers.ts';
+import {
+  WEBHOOK_WORKER,
+  eventually,
+  injectorConfiguration,
+  installCrdsAndNamespace,
+  kubectl,
+  kubectlOk,
+  plane,
+} from './helpers.ts';
 
 const log = createLogger({ test: 'webhook' }, { level: 'error' });
 
@@ -30,7 +38,13 @@ describe('agent injection webhook', () => {
       image: 'webgw:test',
       leaderElection: false,
       logger: log,
-      webhook: { address: '127.0.0.1', port, hosts: ['127.0.0.1'], configurationName: 'webgw-test-injector' },
+      webhook: {
+        address: '127.0.0.1',
+        port,
+        hosts: ['127.0.0.1'],
+        configurationName: 'webgw-test-injector',
+        workerFile: WEBHOOK_WORKER,
+      },
     });
     await manager.start();
     const bundle = await kubectlOk([

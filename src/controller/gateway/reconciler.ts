@@ -9,12 +9,12 @@ import type { Clock } from '../../common/clock.ts';
 import { WebgwError, describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
 import type { Condition } from '../../crds/conditions.ts';
-import { API_VERSION, type AcmeFailureStatus, type Gateway } from '../../crds/types.ts';
+import { API_VERSION, type AcmeFailureStatus, type ExposedService, type Gateway } from '../../crds/types.ts';
 import type { ServicePlan } from '../exposedservice/claims.ts';
 import type { KeyPairPem } from '../../pki/issue.ts';
 import type { SharedPlan } from '../exposedservice/shared-plan.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
-import { admittedAgents } from '../trust/admission.ts';
+import { admittedAgents, type Admission } from '../trust/admission.ts';
 import { nextReservations } from '../trust/reservations.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
@@ -112,9 +112,40 @@ export class GatewayReconciler {
   private readonly opts: GatewayReconcilerOptions;
   /** Parsed ACME certificate Secrets, by uid and resourceVersion: each is parsed once. */
   private readonly acmeCertificates = new ParsedSecrets(readAcmeCertificate);
+  /** Per gateway: the last admission and what it was computed from. */
+  private readonly admissions = new Map<
+    string,
+    { plans: ReadonlyMap<string, ServicePlan>; secrets: number; caPem: string; admission: Admission }
+  >();
 
   constructor(opts: GatewayReconcilerOptions) {
     this.opts = opts;
+  }
+
+  /**
+   * Whom the gateway admits (trust/admission.ts), computed again only when the plan or a
+   * credential Secret changed: most Gateway reconciles follow our own writes (its ConfigMaps, its
+   * status), and going over every service's certificate each time made a burst quadratic (issue 15).
+   */
+  private admission(
+    gateway: string,
+    caPem: string,
+    services: readonly ExposedService[],
+    plans: ReadonlyMap<string, ServicePlan>,
+  ): Admission {
+    const { credentialSecrets } = this.opts.caches;
+    const secrets = credentialSecrets.changes;
+    const memo = this.admissions.get(gateway);
+    if (memo && memo.plans === plans && memo.secrets === secrets && memo.caPem === caPem) return memo.admission;
+    const admission = admittedAgents({
+      gateway,
+      caPem,
+      services,
+      plans,
+      credentialOf: (s) => credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
+    });
+    this.admissions.set(gateway, { plans, secrets, caPem, admission });
+    return admission;
   }
 
   /** Which Gateway an event on a watched object concerns. */
@@ -126,7 +157,10 @@ export class GatewayReconciler {
   async reconcile(name: string): Promise<ReconcileResult> {
     const { caches, namespace, clock } = this.opts;
     const gw = caches.gateways.get(name);
-    if (!gw) return {}; // deleted: owner references let the garbage collector remove the rest
+    if (!gw) {
+      this.admissions.delete(name);
+      return {}; // deleted: owner references let the garbage collector remove the rest
+    }
     const now = clock.date();
     const names = gatewayObjectNames(name);
 
@@ -164,13 +198,7 @@ export class GatewayReconciler {
     // The claims plan decides whom this gateway admits and which names stay reserved for whom.
     const services = caches.services.list();
     const { plans, reserved } = this.opts.claims.get();
-    const admission = admittedAgents({
-      gateway: name,
-      caPem: ca.certPem,
-      services,
-      plans,
-      credentialOf: (s) => caches.credentialSecrets.get(credentialSecretName(s.metadata.name), s.metadata.namespace),
-    });
+    const admission = this.admission(name, ca.certPem, services, plans);
     const { reservations, nextExpiry } = nextReservations(name, reserved.get(name) ?? new Map(), plans, now);
     const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted, reservations };
     let applyError: string | undefined;

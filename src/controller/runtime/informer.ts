@@ -35,12 +35,14 @@ export class Watched<T extends KubernetesObject> {
   private stopped = false;
   private synced = false;
   private failedSinceStart = false;
+  private changeCount = 0;
 
   constructor(opts: WatchedOptions<T>) {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger.child({ watch: opts.path });
     this.backoff = new Backoff({ initialMs: 200, maxMs: 10_000 });
     this.informer = makeInformer(opts.kc, opts.path, opts.list, opts.labelSelector);
+    for (const verb of ['add', 'update', 'delete'] as const) this.informer.on(verb, () => this.changeCount++);
     this.informer.on('error', (err) => {
       this.failedSinceStart = true;
       if (this.stopped) return;
@@ -53,6 +55,11 @@ export class Watched<T extends KubernetesObject> {
   /** Calls `handler` with every object added, changed or deleted (register before start()). */
   onEvent(handler: (obj: T) => void): void {
     for (const verb of ['add', 'update', 'delete'] as const) this.informer.on(verb, handler);
+  }
+
+  /** Grows with every object added, changed or deleted: equal counts, same cache contents. */
+  get changes(): number {
+    return this.changeCount;
   }
 
   get hasSynced(): boolean {

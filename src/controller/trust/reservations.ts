@@ -122,5 +122,17 @@ export function readReservations(
   gateways: readonly string[],
   get: (configMapName: string) => { data?: Record<string, string> } | undefined,
 ): Map<string, Reservations> {
-  return new Map(gateways.map((g) => [g, parseReservations(get(reservationsName(g))?.data?.[RESERVATIONS_KEY])]));
+  return new Map(
+    gateways.map((g) => {
+      const configMap = get(reservationsName(g));
+      if (!configMap) return [g, parseReservations(undefined)];
+      // A cached object is replaced, never changed, when the ConfigMap changes: parse each once
+      // (issue 15: parsing them on every plan was a tenth of the planning's CPU).
+      let parsed = parsedConfigMaps.get(configMap);
+      if (!parsed) parsedConfigMaps.set(configMap, (parsed = parseReservations(configMap.data?.[RESERVATIONS_KEY])));
+      return [g, parsed];
+    }),
+  );
 }
+
+const parsedConfigMaps = new WeakMap<object, Reservations>();
