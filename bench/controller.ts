@@ -7,7 +7,8 @@
  * - convergence: time until every ExposedService is Programmed (its credential Secret written,
  *   its status current), and the curve of it;
  * - during the burst: /healthz and admission-webhook latency (p50/p99/max, one request every
- *   100 ms each), the longest event-loop stall (prom-client's per-scrape maximum);
+ *   100 ms each, from a probe thread of the benchmark's own), the longest event-loop stall
+ *   (prom-client's per-scrape maximum);
  * - controller RSS and CPU: at start, at convergence, over a rest window;
  * - at rest: writes (the controller's own counter) and API requests per second (the API server's
  *   counter, minus the plane's own rate measured before the controller started);
@@ -19,7 +20,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -35,7 +35,8 @@ import {
 import { ControlPlane, repoRoot } from '../test/cluster/plane.ts';
 import { fakeNode } from '../test/cluster/helpers.ts';
 import { freeWildcardPort } from '../test/helpers/ports.ts';
-import { percentile, runKubectl, sleep, treeCpuSeconds, treeRssMiB } from './lib/controller-probes.ts';
+import { httpGet, startMonitors } from './lib/controller-monitors.ts';
+import { runKubectl, sleep, treeCpuSeconds, treeRssMiB } from './lib/controller-probes.ts';
 
 const { values } = parseArgs({
   options: {
@@ -350,107 +351,6 @@ async function reconcileCounts(admin: number): Promise<Record<string, number>> {
   );
 }
 
-/** /healthz and webhook latency every 100 ms, event-loop stall every second, until stop(). */
-function startMonitors(admin: number, webhook: number): { stop: () => Promise<Record<string, unknown>> } {
-  const healthz: number[] = [];
-  const hook: number[] = [];
-  const lagMax: number[] = [];
-  let running = true;
-  const loop = async (everyMs: number, fn: () => Promise<void>): Promise<void> => {
-    while (running) {
-      const t = Date.now();
-      await fn().catch(() => undefined);
-      await sleep(Math.max(0, everyMs - (Date.now() - t)));
-    }
-  };
-  const review = JSON.stringify({
-    apiVersion: 'admission.k8s.io/v1',
-    kind: 'AdmissionReview',
-    request: {
-      uid: 'bench',
-      kind: { kind: 'Pod' },
-      operation: 'CREATE',
-      namespace: 'bench-t0',
-      object: {
-        metadata: { name: 'p', namespace: 'bench-t0', labels: { app: 'svc-0' } },
-        spec: { containers: [{ name: 'app', image: 'app' }] },
-      },
-    },
-  });
-  const loops = [
-    loop(100, async () => {
-      const t = performance.now();
-      await httpGet(admin, '/healthz');
-      healthz.push(performance.now() - t);
-    }),
-    loop(100, async () => {
-      const t = performance.now();
-      await httpsPost(webhook, '/inject', review);
-      hook.push(performance.now() - t);
-    }),
-    loop(1000, async () => {
-      const text = (await httpGet(admin, '/metrics')).body;
-      const m = /^webgw_controller_nodejs_eventloop_lag_max_seconds (\S+)$/m.exec(text);
-      if (m) lagMax.push(Number(m[1]) * 1000);
-    }),
-  ];
-  const summary = (xs: number[]): Record<string, number> => ({
-    n: xs.length,
-    p50: percentile(xs, 50),
-    p99: percentile(xs, 99),
-    max: Math.max(0, ...xs),
-  });
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-      return { healthzMs: summary(healthz), webhookMs: summary(hook), eventLoopStallMaxMs: Math.max(0, ...lagMax) };
-    },
-  };
-}
-
-function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, timeout: 10_000 }, (res) => {
-      let body = '';
-      res
-        .setEncoding('utf8')
-        .on('data', (d: string) => {
-          body += d;
-        })
-        .on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req
-      .on('timeout', () => req.destroy(new Error('timeout')))
-      .on('error', reject)
-      .end();
-  });
-}
-
-function httpsPost(port: number, path: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        method: 'POST',
-        rejectUnauthorized: false,
-        agent: false,
-        timeout: 10_000,
-        headers: { 'content-type': 'application/json' },
-      },
-      (res) => {
-        res.resume().on('end', () => resolve(res.statusCode ?? 0));
-      },
-    );
-    req
-      .on('timeout', () => req.destroy(new Error('timeout')))
-      .on('error', reject)
-      .end(body);
-  });
-}
-
 /** The API server's request counter (all clients), total and by verb+resource. */
 async function apiRequests(plane: ControlPlane): Promise<{ total: number; byKind: Map<string, number> }> {
   const text = await new Promise<string>((resolve, reject) => {
@@ -529,6 +429,7 @@ function printTable(r: {
     ['healthz ms p50/p99/max', r.burst.healthzMs],
     ['webhook ms p50/p99/max', r.burst.webhookMs],
     ['longest event-loop stall (ms)', r.burst.eventLoopStallMaxMs],
+    ['probe thread loop delay max (ms)', r.burst.probeLoopDelayMaxMs],
     ['RSS MiB start / converged / rest', r.rssMiB],
     ['rest', r.rest],
     ['SIGTERM during a burst', r.sigterm],
