@@ -1,4 +1,5 @@
-// Four projects: `unit` (pure functions, no sockets), `e2e` (real loopback sockets on port 0),
+// Five projects: `unit` (pure functions, no sockets), `e2e` (real loopback sockets on port 0),
+// `faults` (loopback links degraded by Toxiproxy),
 // `cluster` (a real control plane) and `nodes` (a real kubelet and containerd; README, Tests).
 // TypeScript is transformed by @swc/jest; the sources are ESM with explicit `.ts` imports,
 // which Node 24 also runs directly (type stripping), so tests and `npm start` run the same files.
@@ -27,6 +28,15 @@ export default {
       testMatch: ['<rootDir>/test/e2e/**/*.test.ts'],
       slowTestThreshold: 20,
       setupFilesAfterEnv: ['<rootDir>/test/e2e/jest-setup.ts'],
+    },
+    {
+      // Faults injected into real loopback links (Toxiproxy, built by npm run cluster:build).
+      displayName: 'faults',
+      testEnvironment: 'node',
+      transform,
+      testMatch: ['<rootDir>/test/faults/**/*.test.ts'],
+      slowTestThreshold: 60,
+      setupFilesAfterEnv: ['<rootDir>/test/faults/jest-setup.ts'],
     },
     {
       // A real control plane (test/cluster/plane.ts), started once per run.

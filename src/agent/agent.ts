@@ -97,6 +97,7 @@ export class Agent {
             onStream: (stream) => serveStream(stream, gw.name, forward),
             backoff: this.config.reconnect,
             maxStreams: this.config.limits.maxStreams,
+            keepalive: this.config.keepalive,
             clock: this.clock,
             logger: this.log,
             metrics: this.metrics,

@@ -1,6 +1,7 @@
 /** The agent's config file (`webgw agent --config FILE`), YAML or JSON. */
 import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config-file.ts';
+import { keepaliveSchema } from '../tunnel/keepalive.ts';
 
 const proxyProtocol = z.enum(['none', 'v1', 'v2']);
 const hostPort = z
@@ -74,6 +75,8 @@ export const agentConfigSchema = z.strictObject({
   admin: z
     .strictObject({ address: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535) })
     .optional(),
+  /** Pings to each gateway; a session that misses them is closed and dialed again (tunnel/keepalive.ts). */
+  keepalive: keepaliveSchema,
   reconnect: z
     .strictObject({
       initialMs: z.number().int().min(10).max(60_000).default(250),

@@ -8,6 +8,7 @@ import type { Clock, Timer } from '../common/clock.ts';
 import { describeError } from '../common/errors.ts';
 import { Lifecycle } from '../common/lifecycle.ts';
 import type { Logger } from '../common/log.ts';
+import { keepaliveOptions, type KeepaliveConfig } from '../tunnel/keepalive.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
 import { HandshakeError, dialWebSocket, type Dial, type DialedWebSocket } from '../tunnel/websocket/handshake.ts';
@@ -30,6 +31,7 @@ export interface EndpointConnectionOptions {
   onStream: (stream: TunnelStream) => void;
   backoff: { initialMs: number; maxMs: number };
   maxStreams: number;
+  keepalive: KeepaliveConfig;
   clock: Clock;
   logger: Logger;
   metrics: AgentMetrics;
@@ -137,6 +139,7 @@ export class EndpointConnection {
     const session = new TunnelSession(transport, {
       role: 'client',
       maxStreams: this.opts.maxStreams,
+      ...keepaliveOptions(this.opts.keepalive),
       clock: this.opts.clock,
       logger: this.log,
     });

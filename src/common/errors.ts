@@ -23,7 +23,10 @@ export const errorCatalog = {
   },
   WEBGW_ERR_STREAM_RESET: { retryable: false, summary: 'stream reset by the peer' },
   WEBGW_ERR_SESSION_CLOSED: { retryable: true, anotherAgent: true, summary: 'tunnel session closed' },
-  WEBGW_ERR_PEER_DEAD: { retryable: true, summary: 'tunnel peer missed its pongs' },
+  WEBGW_ERR_PEER_DEAD: {
+    retryable: true,
+    summary: 'nothing heard from the tunnel peer for `keepalive.missedPongs` ping intervals',
+  },
   WEBGW_ERR_PEER_STALLED: { retryable: true, summary: 'tunnel peer keeps pinging but stopped reading' },
   WEBGW_ERR_WEBSOCKET_CLOSED: { retryable: true, summary: 'the tunnel WebSocket closed abnormally' },
   WEBGW_ERR_WEBSOCKET_PROTOCOL: { retryable: false, summary: 'the tunnel WebSocket broke RFC 6455 or a limit' },

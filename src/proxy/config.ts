@@ -1,6 +1,7 @@
 /** The gateway's config file (`webgw gateway --config FILE`), YAML or JSON. */
 import { z } from 'zod';
 import { loadConfigFile, resolveFrom } from '../common/config-file.ts';
+import { keepaliveSchema } from '../tunnel/keepalive.ts';
 
 const port = z.number().int().min(0).max(65535);
 const address = z.string().min(1).default('0.0.0.0');
@@ -19,6 +20,8 @@ export const gatewayConfigSchema = z.strictObject({
     keyFile: z.string().min(1),
     /** Optional list of admitted agent certificates (serials); see pki/authorized-agents.ts. */
     authorizedAgentsFile: z.string().min(1).optional(),
+    /** Pings to each agent; one that misses them is dropped and its streams fail (tunnel/keepalive.ts). */
+    keepalive: keepaliveSchema,
   }),
   listeners: z
     .strictObject({

@@ -21,6 +21,7 @@ import { ACME_CHALLENGE_PATH, MAX_CHALLENGE_BODY_BYTES, parseChallengeAnswer } f
 import { ACME_RESPONDER_GRANT, SESSION_READER_GRANT, type ControllerGrant } from '../pki/grants.ts';
 import { verifyAgentCertificate, verifyControllerCertificate } from '../pki/verify.ts';
 import { ReceiveBudget } from '../tunnel/receive-budget.ts';
+import { keepaliveOptions, type KeepaliveConfig } from '../tunnel/keepalive.ts';
 import { TunnelSession } from '../tunnel/session.ts';
 import { MAX_MESSAGE_BYTES, TUNNEL_PATH } from '../tunnel/transport.ts';
 import { acceptUpgrade, checkUpgradeRequest, refuseUpgrade } from '../tunnel/websocket/handshake.ts';
@@ -43,6 +44,7 @@ export interface TunnelServerOptions {
   maxSessionsPerIdentity: number;
   receiveBudgetBytes: number;
   receiveBudgetPerIdentityBytes: number;
+  keepalive: KeepaliveConfig;
   /** TCP ports the gateway may serve; grants outside are ignored. */
   tcpPortAllowed: (port: number) => boolean;
   /** How many routes this replica serves now (for the session report). */
@@ -382,6 +384,7 @@ export class TunnelServer extends EventEmitter<TunnelServerEvents> {
       role: 'server',
       maxStreams: this.opts.maxStreamsPerAgent,
       receiveBudget: tenant.budget,
+      ...keepaliveOptions(this.opts.keepalive),
       clock: this.opts.clock,
       logger: log,
     });

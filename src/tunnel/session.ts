@@ -103,8 +103,12 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   private drainTimer: Timer | undefined;
   private pingTimer: Timer | undefined;
   private pingSeq = 0;
-  private pingsOutstanding = 0;
-  private pingSentAt = 0;
+  /** Pings sent and not answered yet: seq → when (the oldest go first past a few). */
+  private readonly pingsInFlight = new Map<number, number>();
+  /** Whether any frame came from the peer since the last ping tick: liveness, whatever it was. */
+  private heardSinceTick = false;
+  /** Ping ticks in a row with a ping out and nothing at all heard from the peer. */
+  private silentTicks = 0;
   private lastRtt: number | undefined;
   private closeWaiters: Array<() => void> = [];
   private closeError: Error | undefined;
@@ -179,8 +183,9 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   ping(): void {
     if (this.closed) return;
     this.pingSeq = (this.pingSeq + 1) >>> 0;
-    this.pingsOutstanding += 1;
-    this.pingSentAt = this.clock.now();
+    this.pingsInFlight.set(this.pingSeq, this.clock.now());
+    if (this.pingsInFlight.size > this.opts.maxMissedPongs + 1)
+      this.pingsInFlight.delete(this.pingsInFlight.keys().next().value as number);
     const payload = Buffer.alloc(8);
     payload.writeUInt32BE(this.pingSeq, 0);
     this.queueControl(encodeFrame(FrameType.PING, 0, 0, payload));
@@ -269,6 +274,7 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
   }
 
   private onFrame(frame: Frame): void {
+    this.heardSinceTick = true;
     switch (frame.type) {
       case FrameType.OPEN:
         this.onOpen(frame);
@@ -363,9 +369,16 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
 
   private onPong(payload: Buffer): void {
     if (payload.length !== 8) throw new WebgwError('WEBGW_ERR_PROTOCOL', 'PONG payload must be 8 bytes');
-    if (payload.readUInt32BE(0) !== this.pingSeq) return; // a stale pong
-    this.pingsOutstanding = 0;
-    this.lastRtt = this.clock.now() - this.pingSentAt;
+    // A pong answers the ping of its seq, which need not be the latest: on a link whose round
+    // trip (queueing included) is longer than the ping interval every pong is for an older one.
+    const seq = payload.readUInt32BE(0);
+    const sentAt = this.pingsInFlight.get(seq);
+    if (sentAt === undefined) return; // not ours, or older than we remember
+    for (const s of this.pingsInFlight.keys()) {
+      this.pingsInFlight.delete(s);
+      if (s === seq) break;
+    }
+    this.lastRtt = this.clock.now() - sentAt;
     this.emit('rtt', this.lastRtt);
   }
 
@@ -373,9 +386,15 @@ export class TunnelSession extends EventEmitter<SessionEvents> implements Stream
     if (this.opts.pingIntervalMs <= 0) return;
     this.pingTimer = this.clock.setTimeout(() => {
       if (this.closed) return;
-      if (this.pingsOutstanding >= this.opts.maxMissedPongs) {
-        this.log.warn('tunnel peer missed its pongs', { missed: this.pingsOutstanding });
-        this.destroy(new WebgwError('WEBGW_ERR_PEER_DEAD', `no pong for ${this.pingsOutstanding} pings`));
+      // Any frame proves the peer alive: a pong may wait behind megabytes of data on a slow link.
+      if (this.heardSinceTick) this.silentTicks = 0;
+      else if (this.pingsInFlight.size > 0) this.silentTicks += 1;
+      this.heardSinceTick = false;
+      if (this.silentTicks >= this.opts.maxMissedPongs) {
+        this.log.warn('tunnel peer silent', { pings: this.silentTicks });
+        this.destroy(
+          new WebgwError('WEBGW_ERR_PEER_DEAD', `nothing heard from the peer for ${this.silentTicks} ping intervals`),
+        );
         return;
       }
       this.ping();

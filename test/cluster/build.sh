@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds, once, the control-plane components the cluster tests run, from the Go module proxy:
-# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm and Pebble. Each comes from a
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok, helm and Pebble (and Toxiproxy,
+# which the fault tests run). Each comes from a
 # small wrapper module in components/ (committed go.mod/go.sum). Binaries are cached outside the
 # repo, in $WEBGW_CACHE (default ~/.cache/webgw/k8s-<version>), keyed by the wrapper's go.sum.
 set -euo pipefail
@@ -60,4 +61,7 @@ if [[ ! -f "$servicemonitor_crd" ]]; then
   cp "$dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" "$servicemonitor_crd"
   echo "[build] ServiceMonitor CRD: $servicemonitor_crd"
 fi
+# Toxiproxy, the TCP proxy the fault tests (test/faults) put between agents and gateways.
+build toxiproxy "-s -w" github.com/Shopify/toxiproxy/v2/cmd/server
+[[ -x "$bin/server" ]] && mv "$bin/server" "$bin/toxiproxy-server"
 echo "[build] binaries in $bin: $(cd "$bin" && ls | tr '\n' ' ')"

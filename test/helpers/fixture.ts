@@ -83,6 +83,8 @@ export interface GatewayFixtureOptions {
   sharePorts?: boolean;
   /** Certificates the TLS listener terminates with (config listeners.https.certificatesDir). */
   certificatesDir?: string;
+  /** Pings to the agents (config tunnel.keepalive). */
+  keepalive?: { intervalMs: number; missedPongs: number };
 }
 
 export async function startGateway(options: GatewayFixtureOptions = {}): Promise<GatewayFixture> {
@@ -103,6 +105,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
             certFile: dir.file('gateway.crt'),
             keyFile: dir.file('gateway.key'),
             ...(options.authorizedAgentsFile ? { authorizedAgentsFile: options.authorizedAgentsFile } : {}),
+            ...(options.keepalive ? { keepalive: options.keepalive } : {}),
           },
           listeners: {
             http: { address: '127.0.0.1', port: ports.http },

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { TunnelSession } from '../../src/tunnel/session.ts';
 import type { TunnelStream } from '../../src/tunnel/stream.ts';
-import { ResetCode, encodeFrame, FrameType } from '../../src/tunnel/frame.ts';
+import { ResetCode, encodeFrame, FrameDecoder, FrameType } from '../../src/tunnel/frame.ts';
 import type { OpenRequest } from '../../src/tunnel/open.ts';
 import { memoryTransportPair, sendWhole } from '../helpers/memory-transport.ts';
 
@@ -175,6 +175,46 @@ describe('tunnel session', () => {
   it('declares a peer dead after missed pongs', async () => {
     const [a] = memoryTransportPair(); // nobody answers on the other end
     const session = new TunnelSession(a, { role: 'server', pingIntervalMs: 5, maxMissedPongs: 2 });
+    const [err] = await once(session, 'close');
+    expect(err).toMatchObject({ code: 'WEBGW_ERR_PEER_DEAD' });
+  });
+
+  /** A peer on the raw transport that answers each PING after `delayMs`, and sends `extra` every `everyMs`. */
+  function slowPeer(t: ReturnType<typeof memoryTransportPair>[1], delayMs: number, keepTalkingMs?: number): () => void {
+    const decoder = new FrameDecoder((f) => {
+      if (f.type === FrameType.PING) {
+        const payload = Buffer.from(f.payload);
+        setTimeout(() => sendWhole(t, encodeFrame(FrameType.PONG, 0, 0, payload)), delayMs).unref();
+      }
+    });
+    t.onData((chunk, end) => decoder.push(chunk, end));
+    t.onClose(() => {});
+    // Frames the session hears: PINGs of its own (it answers them).
+    const talk = keepTalkingMs
+      ? setInterval(() => sendWhole(t, encodeFrame(FrameType.PING, 0, 0, Buffer.alloc(8))), keepTalkingMs)
+      : undefined;
+    return () => clearInterval(talk);
+  }
+
+  it('a pong slower than the ping interval still answers its ping (a long round trip is not death)', async () => {
+    const [a, b] = memoryTransportPair();
+    const stop = slowPeer(b, 35); // 3.5 intervals
+    const session = new TunnelSession(a, { role: 'server', pingIntervalMs: 10, maxMissedPongs: 5 });
+    const [ms] = (await once(session, 'rtt')) as [number];
+    expect(ms).toBeGreaterThanOrEqual(30);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(session.isClosed).toBe(false);
+    session.destroy();
+    stop();
+  });
+
+  it('any frame from the peer proves it alive while its pongs wait behind data', async () => {
+    const [a, b] = memoryTransportPair();
+    const stop = slowPeer(b, 10_000, 5); // pongs never in time, but the peer keeps talking
+    const session = new TunnelSession(a, { role: 'server', pingIntervalMs: 10, maxMissedPongs: 2 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(session.isClosed).toBe(false);
+    stop();
     const [err] = await once(session, 'close');
     expect(err).toMatchObject({ code: 'WEBGW_ERR_PEER_DEAD' });
   });
