@@ -38,7 +38,7 @@ export const payloadSha = (size: number): string => made(size).sha;
 export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** GET /blob/<n>: n bytes of payload(n). POST /sha: the body's digest and length. */
-export function startPayloadBackend(): ReturnType<typeof startHttpBackend> {
+export function startPayloadBackend(address = '127.0.0.1'): ReturnType<typeof startHttpBackend> {
   return startHttpBackend((req, res) => {
     const blob = /^\/blob\/(\d+)$/.exec(req.url ?? '');
     if (req.method === 'GET' && blob) {
@@ -57,7 +57,7 @@ export function startPayloadBackend(): ReturnType<typeof startHttpBackend> {
       return;
     }
     res.end('small');
-  });
+  }, address);
 }
 
 export interface Outcome {

@@ -83,6 +83,8 @@ export interface GatewayFixtureOptions {
   sharePorts?: boolean;
   /** Certificates the TLS listener terminates with (config listeners.https.certificatesDir). */
   certificatesDir?: string;
+  /** Where the tunnel listens (default 127.0.0.1; the server certificate names it). */
+  tunnelAddress?: string;
   /** Pings to the agents (config tunnel.keepalive). */
   keepalive?: { intervalMs: number; missedPongs: number };
 }
@@ -91,7 +93,12 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
   const dir = options.dir ?? new TempDir();
   const ca = options.ca ?? createCA('test gateway CA', hours(24));
   await writeKeyPair(dir.path, 'ca', ca);
-  await writeKeyPair(dir.path, 'gateway', issueServerCertificate(ca, ['127.0.0.1', 'localhost'], hours(24)));
+  const tunnelAddress = options.tunnelAddress ?? '127.0.0.1';
+  await writeKeyPair(
+    dir.path,
+    'gateway',
+    issueServerCertificate(ca, [...new Set([tunnelAddress, '127.0.0.1', 'localhost'])], hours(24)),
+  );
   const log = new LogCapture();
   const build = (ports: { tunnel: number; http: number; tls: number }): Gateway =>
     new Gateway(
@@ -99,7 +106,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
         {
           name: 'test',
           tunnel: {
-            address: '127.0.0.1',
+            address: tunnelAddress,
             port: ports.tunnel,
             caFile: dir.file('ca.crt'),
             certFile: dir.file('gateway.crt'),
@@ -138,7 +145,7 @@ export async function startGateway(options: GatewayFixtureOptions = {}): Promise
     dir,
     log,
     get tunnelUrl() {
-      return `wss://127.0.0.1:${addresses.tunnel.port}`;
+      return `wss://${tunnelAddress}:${addresses.tunnel.port}`;
     },
     get httpPort() {
       return addresses.http!.port;

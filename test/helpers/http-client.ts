@@ -67,9 +67,10 @@ export function rawExchange(
 /** A loopback HTTP backend; by default it answers `served <Host>`. */
 export async function startHttpBackend(
   handler: RequestListener = (req, res) => res.end(`served ${req.headers.host}`),
+  address = '127.0.0.1',
 ): Promise<{ server: Server; port: number }> {
   const server = createServer(handler);
-  server.listen(0, '127.0.0.1');
+  server.listen(0, address);
   await once(server, 'listening');
   return { server, port: (server.address() as AddressInfo).port };
 }
