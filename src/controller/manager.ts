@@ -241,12 +241,21 @@ export class Manager {
     this.allServices = new Coalesced(clock, SWEEP_DELAY_MS, () => {
       for (const s of caches.services.list()) this.serviceController.enqueue(serviceKeyOf(s));
     });
-    this.allGateways = new Coalesced(clock, GATEWAY_SWEEP_DELAY_MS, () => {
-      for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
-    });
-    this.changedPlans = new Coalesced(clock, SWEEP_DELAY_MS, () => {
-      for (const key of this.plan.changedPlans()) this.serviceController.enqueue(key);
-    });
+    // Both sweeps below compute the claims plan: paced so that planning stays near a tenth of the loop.
+    this.allGateways = new Coalesced(
+      clock,
+      () => this.plan.staleBudgetMs(GATEWAY_SWEEP_DELAY_MS),
+      () => {
+        for (const gw of caches.gateways.list()) this.gatewayController.enqueue(gw.metadata!.name!);
+      },
+    );
+    this.changedPlans = new Coalesced(
+      clock,
+      () => this.plan.staleBudgetMs(SWEEP_DELAY_MS),
+      () => {
+        for (const key of this.plan.changedPlans()) this.serviceController.enqueue(key);
+      },
+    );
     this.routeEvents();
 
     if (opts.leaderElection) {

@@ -13,7 +13,7 @@ import { checkCertificatePair } from '../acme/certificates.ts';
 import { MAX_ACME_CERTIFICATES_PER_NAMESPACE } from '../acme/wanted.ts';
 import { secretText } from '../runtime/apply.ts';
 import { agentTerminatedNames, agentTlsFiles, type AgentTlsName } from './agent-tls.ts';
-import { byAge, serviceKey, type ServicePlan } from './claims.ts';
+import { oldestFirst, serviceKey, type ServicePlan } from './claims.ts';
 
 export interface AgentCertificatesInputs {
   service: ExposedService;
@@ -159,7 +159,7 @@ function pairIn(
 /** This service's names within the namespace's bound, counting its older neighbours' first. */
 function allowedInNamespace(i: AgentCertificatesInputs, key: string): Set<string> {
   let held = 0;
-  for (const s of [...i.neighbours].sort(byAge)) {
+  for (const s of oldestFirst(i.neighbours)) {
     const plan = i.plans.get(serviceKey(s));
     if (!plan) continue;
     const names = [...agentTerminatedNames(s, plan).keys()];

@@ -167,12 +167,15 @@ export function selectorMatches(selector: LabelSelector | undefined, labels: Rec
   return true;
 }
 
-/** Oldest first; ties broken by namespace/name so every run decides the same way. */
-export function byAge(a: ExposedService, b: ExposedService): number {
-  const ta = a.metadata.creationTimestamp ?? '';
-  const tb = b.metadata.creationTimestamp ?? '';
-  if (ta !== tb) return ta < tb ? -1 : 1;
-  return serviceKey(a) < serviceKey(b) ? -1 : serviceKey(a) > serviceKey(b) ? 1 : 0;
+/**
+ * A copy of `services`, oldest first (creationTimestamp); ties broken by namespace/name so every
+ * run decides the same way. Each key is built once: a comparator that built them per comparison
+ * was a tenth of a claims plan at 5,000 services.
+ */
+export function oldestFirst<S extends ExposedService>(services: readonly S[]): S[] {
+  const keyed = services.map((s) => ({ s, t: s.metadata.creationTimestamp ?? '', k: serviceKey(s) }));
+  keyed.sort((a, b) => (a.t !== b.t ? (a.t < b.t ? -1 : 1) : a.k < b.k ? -1 : a.k > b.k ? 1 : 0));
+  return keyed.map((e) => e.s);
 }
 
 export function resolveGateways(
@@ -274,7 +277,7 @@ export function planClaims(
   const { reserved, verified } = options;
   const nsLabels = new Map(namespaces.map((n) => [n.name, n.labels]));
   const nsUid = new Map(namespaces.map((n) => [n.name, n.uid ?? '']));
-  const ordered = [...services].sort(byAge);
+  const ordered = oldestFirst(services);
   const plans = new Map<string, ServicePlan>();
   /** Per gateway: hostname → holder key; used TCP ports; per namespace, services served and ports held. */
   const holders = new Map<string, Map<string, string>>();

@@ -62,7 +62,8 @@ export class SharedPlan {
    * The plan as of now; or, with `maxStaleMs`, one computed at most that long ago that has
    * `needs` in it (`stale` then says so: the caller looks again soon). During a burst of changes
    * a plan over 5,000 services (~70 ms) is so computed a few times a second, not once per
-   * reconcile. Trust decisions (whom a gateway admits) always take the plan as of now.
+   * reconcile. A stale answer is a whole plan of a moment ago, never a mix of two; whoever takes
+   * one looks again within maxStaleMs.
    */
   get(options: { maxStaleMs?: number; needs?: string } = {}): ClaimsView & { stale: boolean } {
     const c = this.cached;

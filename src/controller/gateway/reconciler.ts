@@ -15,6 +15,7 @@ import type { KeyPairPem } from '../../pki/issue.ts';
 import type { SharedPlan } from '../exposedservice/shared-plan.ts';
 import { credentialSecretName } from '../exposedservice/desired.ts';
 import { admittedAgents, type Admission } from '../trust/admission.ts';
+import { nextTurn } from '../runtime/loop-turns.ts';
 import { nextReservations } from '../trust/reservations.ts';
 import { controllerReference } from '../runtime/ownership.ts';
 import type { KubeClient } from '../runtime/kube.ts';
@@ -100,6 +101,9 @@ export interface GatewayReconcilerOptions {
   /** Orders certificates for spec.acme (acme/issuer.ts); without it spec.acme orders nothing. */
   acme?: AcmeIssuer;
 }
+
+/** A Gateway reconcile may take a claims plan this old, or ten times what one costs (shared-plan.ts). */
+const PLAN_STALE_MS = 1000;
 
 const involved = (gw: Gateway) => ({
   apiVersion: API_VERSION,
@@ -196,9 +200,16 @@ export class GatewayReconciler {
     const desiredReplicas = gw.spec.placement.replicas ?? ds?.status?.desiredNumberScheduled ?? 0;
 
     // The claims plan decides whom this gateway admits and which names stay reserved for whom.
+    // During a burst it may be up to staleMs old (then the gateway is looked at again): an agent
+    // of a service created or deleted in that window is admitted or dropped one look later. A
+    // fresh plan each time made every Gateway reconcile of a 5,000-service burst pay for one.
     const services = caches.services.list();
-    const { plans, reserved } = this.opts.claims.get();
+    const staleMs = this.opts.claims.staleBudgetMs(PLAN_STALE_MS);
+    const { plans, reserved, stale } = this.opts.claims.get({ maxStaleMs: staleMs });
+    // Each of these three goes over every service: one per turn of the loop (loop-turns.ts).
+    await nextTurn();
     const admission = this.admission(name, ca.certPem, services, plans);
+    await nextTurn();
     const { reservations, nextExpiry } = nextReservations(name, reserved.get(name) ?? new Map(), plans, now);
     const admitted = { admittedAgents: admission.serials, admissionOmitted: admission.omitted, reservations };
     let applyError: string | undefined;
@@ -255,6 +266,7 @@ export class GatewayReconciler {
       ...acme.failures.map((f) => Date.parse(f.retryAt)),
     );
     const nextLook = Math.min(nextRenewal.getTime(), nextExpiry?.getTime() ?? Infinity, certificateLook, acmeLook);
+    if (stale) return { requeueAfterMs: staleMs };
     return { requeueAfterMs: Math.max(1000, nextLook - now.getTime()) };
   }
 

@@ -7,21 +7,25 @@ import type { Clock, Timer } from '../../common/clock.ts';
 
 export class Coalesced {
   private readonly clock: Clock;
-  private readonly delayMs: number;
+  /** A number, or asked at each trigger (a sweep paced by what its work costs). */
+  private readonly delayMs: number | (() => number);
   private readonly fn: () => void;
   private timer: Timer | undefined;
 
-  constructor(clock: Clock, delayMs: number, fn: () => void) {
+  constructor(clock: Clock, delayMs: number | (() => number), fn: () => void) {
     this.clock = clock;
     this.delayMs = delayMs;
     this.fn = fn;
   }
 
   trigger(): void {
-    this.timer ??= this.clock.setTimeout(() => {
-      this.timer = undefined;
-      this.fn();
-    }, this.delayMs);
+    this.timer ??= this.clock.setTimeout(
+      () => {
+        this.timer = undefined;
+        this.fn();
+      },
+      typeof this.delayMs === 'number' ? this.delayMs : this.delayMs(),
+    );
   }
 
   cancel(): void {

@@ -6,6 +6,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { describeError } from '../../common/errors.ts';
 import type { Logger } from '../../common/log.ts';
+import { nextTurn } from './loop-turns.ts';
 import { WorkQueue } from './work-queue.ts';
 
 export interface ReconcileResult {
@@ -106,8 +107,9 @@ export class Controller {
         this.queue.done(key);
       }
       // A reconcile with nothing to write awaits nothing real: without this, a worker would run
-      // a queue of them as one task and starve the webhook and probes (issue 15: 1.5 s stalls).
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // a queue of them as one task and starve the probes (issue 15: 1.5 s stalls); and workers
+      // take turns with every other controller's, one step per turn of the loop (loop-turns.ts).
+      await nextTurn();
     }
   }
 }

@@ -15,7 +15,7 @@ import { issuedBy } from '../../pki/verify.ts';
 import { secretText } from '../runtime/apply.ts';
 import { isControlledBy } from '../runtime/ownership.ts';
 import type { GatewayPlan, ServicePlan } from '../exposedservice/claims.ts';
-import { planHostnames, serviceKey } from '../exposedservice/claims.ts';
+import { oldestFirst, planHostnames, serviceKey } from '../exposedservice/claims.ts';
 
 /**
  * Serials a gateway's list may hold: ~33 bytes each, so the list stays well inside a ConfigMap's
@@ -106,6 +106,18 @@ function factsOf(certPem: string): CertificateFacts | null {
   });
 }
 
+/**
+ * A credential Secret's certificate for one gateway, decoded once per Secret object (the cache
+ * hands out a new object on every change): decoding it on each admission was a third of it.
+ */
+const decoded = new WeakMap<V1Secret, Map<string, string | undefined>>();
+function credentialCertificate(secret: V1Secret, gateway: string): string | undefined {
+  let perGateway = decoded.get(secret);
+  if (!perGateway) decoded.set(secret, (perGateway = new Map()));
+  if (!perGateway.has(gateway)) perGateway.set(gateway, secretText(secret, `${gateway}.crt`));
+  return perGateway.get(gateway);
+}
+
 function caOf(caPem: string): X509Certificate | null {
   return remember(parsedCAs, caPem, 256, () => {
     try {
@@ -155,24 +167,16 @@ export interface Admission {
  * count. Oldest services first, so a full list drops the newest.
  */
 export function admittedAgents(inputs: AdmissionInputs): Admission {
-  const ordered = [...inputs.services].sort((a, b) =>
-    (a.metadata.creationTimestamp ?? '') < (b.metadata.creationTimestamp ?? '')
-      ? -1
-      : (a.metadata.creationTimestamp ?? '') > (b.metadata.creationTimestamp ?? '')
-        ? 1
-        : serviceKey(a) < serviceKey(b)
-          ? -1
-          : 1,
-  );
+  const ordered = oldestFirst(inputs.services);
   const serials = new Set<string>();
   let omitted = 0;
   for (const service of ordered) {
     const gp = inputs.plans.get(serviceKey(service))?.gateways.find((g) => g.gateway === inputs.gateway);
     if (!gp || !grantsServe(gp)) continue;
     const secret = inputs.credentialOf(service);
-    if (!isControlledBy(secret, { kind: 'ExposedService', name: service.metadata.name, uid: service.metadata.uid }))
-      continue;
-    const certPem = secretText(secret, `${inputs.gateway}.crt`);
+    const owner = { kind: 'ExposedService' as const, name: service.metadata.name, uid: service.metadata.uid };
+    if (!secret || !isControlledBy(secret, owner)) continue;
+    const certPem = credentialCertificate(secret, inputs.gateway);
     if (!certPem || !certificateFits(certPem, inputs.caPem, plannedGrants(service, gp))) continue;
     if (serials.size >= (inputs.maxAgents ?? MAX_ADMITTED_AGENTS)) {
       omitted++;
