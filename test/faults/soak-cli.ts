@@ -5,7 +5,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { repoRoot } from '../helpers/processes.ts';
+import { repoRoot } from '../../scripts/tool-cache.ts';
 import { runSoak } from './soak.ts';
 import { soakCharts } from './soak-chart.ts';
 
@@ -25,7 +25,7 @@ const result = await runSoak({
   restartAgentEveryS: Number(values['restart-seconds']),
   progress: (line) => process.stdout.write(`[soak] ${line}\n`),
 });
-const dir = join(repoRoot, 'bench', 'results');
+const dir = join(repoRoot(), 'bench', 'results');
 mkdirSync(dir, { recursive: true });
 const base = `soak-${values.label}`;
 writeFileSync(join(dir, `${base}.json`), `${JSON.stringify({ date: new Date().toISOString(), ...result }, null, 2)}\n`);

@@ -3,8 +3,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { repoRoot as findRepoRoot } from '../../scripts/tool-cache.ts';
 
-export const repoRoot = join(__dirname, '..', '..');
+/** Found from the working directory, so the file loads both under Jest (CommonJS) and as ESM (npm run soak). */
+export const repoRoot = findRepoRoot();
 
 export interface WebgwProcess {
   proc: ChildProcess;
