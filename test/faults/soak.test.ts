@@ -31,9 +31,11 @@ describe('soak (short form)', () => {
       expect(c.ok).toBeGreaterThan(0);
       expect({ kind, failures: c.seen }).toEqual({ kind, failures: {} });
     }
-    // Within noise over 80 s: a leak of a few KiB per request would show as tens of MiB here.
-    expect(growth((s) => s.gateway.rssMiB)).toBeLessThan(40);
-    expect(growth((s) => s.agent.rssMiB)).toBeLessThan(40);
+    // Within noise over 80 s: a leak of a few KiB per request would show as tens of MiB of heap.
+    // RSS is reported, not bounded: on a loaded CI machine its one-time step of warm-up (the
+    // allocator taking its pools, ~100 MiB in the gateway) can fall after the warm-up window.
+    expect(growth((s) => s.gateway.heapMiB)).toBeLessThan(24);
+    expect(growth((s) => s.agent.heapMiB)).toBeLessThan(24);
     expect(Math.abs(growth((s) => s.gateway.fds))).toBeLessThan(30);
     expect(Math.abs(growth((s) => s.agent.fds))).toBeLessThan(30);
   }, 240_000);
