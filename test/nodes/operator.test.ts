@@ -453,7 +453,12 @@ spec:
               '--previous',
               '--tail=40',
             ]);
-            console.log(`[uptime] ${p.name}: ${p.containers.join('; ')}\n${previous.stdout}${previous.stderr}`);
+            // An unready container that did not restart has no previous logs: its current ones say why.
+            const current = await kubectl(['logs', '-n', TENANT, p.name, '--all-containers', '--tail=40']);
+            console.log(
+              `[uptime] ${p.name}: ${p.containers.join('; ')}\n${previous.stdout}${previous.stderr}\n` +
+                `[uptime] current logs:\n${current.stdout}${current.stderr}`,
+            );
           }
           console.log((await kubectl(['get', 'events', '-n', TENANT, '--sort-by=.lastTimestamp'])).stdout);
         }
