@@ -39,17 +39,20 @@ export function createAgentNetns(index: number, hostAddressCount: number): Agent
   const host = `wgf${index}h`;
   const peer = `wgf${index}a`;
   const net = `198.18.${index}`;
-  // A namespace left by an interrupted run goes first.
-  try {
-    run(['ip', 'netns', 'del', name]);
-  } catch {
-    /* none */
-  }
-  try {
-    run(['ip', 'link', 'del', host]);
-  } catch {
-    /* none */
-  }
+  /** The namespace and the host end of the pair, where they exist (the peer end goes with them). */
+  const remove = (): void => {
+    for (const args of [
+      ['ip', 'netns', 'del', name],
+      ['ip', 'link', 'del', host],
+    ]) {
+      try {
+        run(args);
+      } catch {
+        /* not there */
+      }
+    }
+  };
+  remove(); // what an interrupted run left
   run(['ip', 'netns', 'add', name]);
   run(['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
   run(['ip', 'link', 'set', peer, 'netns', name]);
@@ -67,17 +70,6 @@ export function createAgentNetns(index: number, hostAddressCount: number): Agent
     hostAddresses,
     exec,
     iptables: (args) => void exec(['iptables', '-w', ...args]),
-    remove() {
-      try {
-        run(['ip', 'netns', 'del', name]);
-      } catch {
-        /* gone */
-      }
-      try {
-        run(['ip', 'link', 'del', host]);
-      } catch {
-        /* went with the namespace */
-      }
-    },
+    remove,
   };
 }
